@@ -1,0 +1,1 @@
+"""The Streamraft broker: Kafka wire protocol over Raft-replicated partition logs."""

@@ -1,0 +1,1 @@
+"""asyncio multi-group runtime: drives many Raft groups in one process."""

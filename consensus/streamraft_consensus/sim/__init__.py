@@ -1,0 +1,1 @@
+"""Deterministic simulator that checks Raft safety invariants under faults."""

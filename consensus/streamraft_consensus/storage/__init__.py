@@ -1,0 +1,1 @@
+"""Durable Raft storage: append-only CRC-32C segment files, atomic hard state and snapshot files."""

@@ -1,0 +1,1 @@
+"""gRPC transport: one stream per peer pair carrying the messages of all Raft groups."""

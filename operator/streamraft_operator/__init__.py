@@ -1,0 +1,1 @@
+"""The Streamraft Kubernetes operator (kopf). Talks to brokers only over the network."""
