@@ -1,0 +1,114 @@
+"""Allow-lists of broker and topic configuration keys with their types.
+
+The same table produces the CRD schema (so the API server rejects unknown keys and wrong types) and validates
+at runtime (so a resource that slipped past the schema, e.g. from an older CRD, gets a clear condition).
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["integer", "boolean", "string"]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    name: str
+    kind: Kind
+    description: str
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def schema(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.kind, "description": self.description}
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
+        if self.choices:
+            out["enum"] = list(self.choices)
+        return out
+
+    def check(self, value: object) -> str | None:
+        """Returns why `value` is not acceptable for this key, or None."""
+        if self.kind == "boolean":
+            return None if isinstance(value, bool) else f"{self.name} must be a boolean, got {value!r}"
+        if self.kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                return f"{self.name} must be an integer, got {value!r}"
+            if self.minimum is not None and value < self.minimum:
+                return f"{self.name} must be >= {self.minimum}, got {value}"
+            if self.maximum is not None and value > self.maximum:
+                return f"{self.name} must be <= {self.maximum}, got {value}"
+            return None
+        if not isinstance(value, str):
+            return f"{self.name} must be a string, got {value!r}"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
+        return None
+
+
+_COMPRESSION = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
+_CLEANUP = ("delete", "compact")
+_INT32_MAX = 2**31 - 1
+
+BROKER_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("auto.create.topics.enable", "boolean", "Create topics on first metadata request."),
+    ConfigKey("num.partitions", "integer", "Partitions of auto-created topics.", 1, 10_000),
+    ConfigKey("default.replication.factor", "integer", "Replicas of auto-created topics.", 1, 7),
+    ConfigKey("min.insync.replicas", "integer", "Replicas that must acknowledge acks=all writes.", 1, 7),
+    ConfigKey("log.retention.ms", "integer", "Time to keep log segments; -1 keeps forever.", -1),
+    ConfigKey("log.retention.bytes", "integer", "Bytes to keep per partition; -1 for no limit.", -1),
+    ConfigKey("log.segment.bytes", "integer", "Size of one log segment file.", 1_048_576, _INT32_MAX),
+    ConfigKey("log.cleanup.policy", "string", "What retention does to old segments.", choices=_CLEANUP),
+    ConfigKey("log.flush.interval.messages", "integer", "fsync after this many messages.", 1),
+    ConfigKey("message.max.bytes", "integer", "Largest record batch accepted.", 1024, _INT32_MAX),
+    ConfigKey("compression.type", "string", "Compression of stored batches.", choices=_COMPRESSION),
+    ConfigKey("offsets.retention.minutes", "integer", "How long committed offsets are kept.", 1),
+    ConfigKey("group.initial.rebalance.delay.ms", "integer", "Delay of the first group rebalance.", 0),
+    ConfigKey("raft.election.timeout.ms", "integer", "Raft election timeout.", 100, 60_000),
+    ConfigKey("raft.heartbeat.interval.ms", "integer", "Raft heartbeat interval.", 10, 10_000),
+)
+
+TOPIC_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("retention.ms", "integer", "Time to keep log segments; -1 keeps forever.", -1),
+    ConfigKey("retention.bytes", "integer", "Bytes to keep per partition; -1 for no limit.", -1),
+    ConfigKey("segment.bytes", "integer", "Size of one log segment file.", 1_048_576, _INT32_MAX),
+    ConfigKey("cleanup.policy", "string", "What retention does to old segments.", choices=_CLEANUP),
+    ConfigKey("max.message.bytes", "integer", "Largest record batch accepted.", 1024, _INT32_MAX),
+    ConfigKey("compression.type", "string", "Compression of stored batches.", choices=_COMPRESSION),
+    ConfigKey("min.insync.replicas", "integer", "Replicas that must acknowledge acks=all writes.", 1, 7),
+)
+
+
+def config_schema(keys: tuple[ConfigKey, ...], description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": description,
+        "additionalProperties": False,
+        "properties": {k.name: k.schema() for k in keys},
+    }
+
+
+def validate_config(config: Mapping[str, object], keys: tuple[ConfigKey, ...]) -> list[str]:
+    """Every problem with `config`, each naming the key; empty when valid."""
+    table = {k.name: k for k in keys}
+    problems: list[str] = []
+    for name in sorted(config):
+        key = table.get(name)
+        if key is None:
+            problems.append(f"unknown config key {name!r} (allowed: {', '.join(sorted(table))})")
+            continue
+        why = key.check(config[name])
+        if why is not None:
+            problems.append(why)
+    return problems
+
+
+def as_kafka_strings(config: Mapping[str, object]) -> dict[str, str]:
+    """Kafka's Admin API carries config values as strings; booleans are lower-case there."""
+    out: dict[str, str] = {}
+    for name, value in config.items():
+        out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return out

@@ -1,0 +1,182 @@
+"""StreamCluster: a set of brokers run as one StatefulSet."""
+
+from streamraft_operator.configkeys import BROKER_KEYS, config_schema
+from streamraft_operator.constants import CLUSTER_KIND, CLUSTER_PLURAL, KAFKA_PORT_DEFAULT
+from streamraft_operator.crds.common import (
+    Schema,
+    boolean,
+    cel,
+    conditions_schema,
+    crd,
+    free_form,
+    integer,
+    obj,
+    printer,
+    string,
+    string_map,
+)
+
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$"
+
+
+def _resources() -> Schema:
+    pair = obj(
+        "CPU and memory.",
+        {
+            "cpu": string("CPU quantity, e.g. 500m.", pattern=_QUANTITY),
+            "memory": string("Memory quantity, e.g. 1Gi.", pattern=_QUANTITY),
+        },
+        additionalProperties=False,
+    )
+    return obj("Broker container resources.", {"requests": pair, "limits": pair}, additionalProperties=False)
+
+
+def _spec() -> Schema:
+    return obj(
+        "Desired state of the broker cluster.",
+        {
+            "replicas": integer("Number of brokers.", minimum=1, maximum=99, default=3),
+            "image": string("Container image holding the `streamraft` command.", minLength=1),
+            "resources": _resources(),
+            "storage": obj(
+                "Persistent volume of each broker.",
+                {
+                    "size": string("Volume size, e.g. 10Gi.", pattern=_QUANTITY, default="10Gi"),
+                    "storageClass": string("StorageClass name; empty uses the cluster default."),
+                    "deleteClaim": boolean("Delete the PVCs when the StreamCluster is deleted.", False),
+                },
+                additionalProperties=False,
+                default={},
+            ),
+            "listeners": obj(
+                "Network listeners.",
+                {
+                    "kafka": obj(
+                        "The plaintext Kafka listener.",
+                        {
+                            "port": integer(
+                                "Kafka port.", minimum=1024, maximum=65535, default=KAFKA_PORT_DEFAULT
+                            ),
+                            "advertise": string(
+                                "Address brokers advertise: the pod IP, or the pod's DNS name under the "
+                                "headless Service.",
+                                enum=["PodIP", "PodDNS"],
+                                default="PodIP",
+                            ),
+                        },
+                        additionalProperties=False,
+                        default={},
+                        **{
+                            "x-kubernetes-validations": [
+                                cel(
+                                    "self.port != 9093 && self.port != 9644",
+                                    "listeners.kafka.port must not be 9093 (Raft) or 9644 (metrics)",
+                                )
+                            ]
+                        },
+                    ),
+                },
+                additionalProperties=False,
+                default={},
+            ),
+            "config": config_schema(BROKER_KEYS, "Broker configuration; only the listed keys are accepted."),
+            "rack": obj(
+                "Spread brokers across failure domains.",
+                {"topologyKey": string("Node label of the failure domain (e.g. a zone label).")},
+                additionalProperties=False,
+            ),
+            "metrics": obj(
+                "Prometheus metrics.",
+                {
+                    "enabled": boolean("Expose /metrics on port 9644.", True),
+                    "serviceMonitor": boolean("Create a ServiceMonitor when its CRD exists.", False),
+                },
+                additionalProperties=False,
+                default={},
+            ),
+            "template": obj(
+                "Extra settings of the broker pods.",
+                {
+                    "pod": obj(
+                        "Pod template additions.",
+                        {
+                            "labels": string_map("Extra pod labels."),
+                            "annotations": string_map("Extra pod annotations."),
+                            "affinity": free_form("Pod affinity (Kubernetes Affinity)."),
+                            "tolerations": {
+                                "type": "array",
+                                "description": "Pod tolerations.",
+                                "items": free_form("One Toleration."),
+                            },
+                            "securityContext": free_form("Pod securityContext over non-root defaults."),
+                        },
+                        additionalProperties=False,
+                    )
+                },
+                additionalProperties=False,
+            ),
+            "pdb": obj(
+                "PodDisruptionBudget.",
+                {"maxUnavailable": integer("Brokers that may be down at once.", minimum=0, default=1)},
+                additionalProperties=False,
+                default={},
+            ),
+        },
+        required=["replicas"],
+        additionalProperties=False,
+        **{
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.pdb) || !has(self.pdb.maxUnavailable) || "
+                    "self.pdb.maxUnavailable < self.replicas",
+                    "pdb.maxUnavailable must be smaller than replicas",
+                ),
+            ]
+        },
+    )
+
+
+def _status() -> Schema:
+    broker = obj(
+        "One broker as last observed.",
+        {
+            "id": integer("Broker (node) id: the pod ordinal."),
+            "pod": string("Pod name."),
+            "ready": boolean("Pod is Ready."),
+            "partitionsLed": integer("Partitions this broker leads."),
+            "raftLag": integer("Largest Raft log lag of this broker over its partitions, in entries."),
+        },
+        required=["id", "pod", "ready"],
+    )
+    return obj(
+        "Observed state.",
+        {
+            "observedGeneration": integer("Generation last reconciled."),
+            "replicas": integer("Brokers that exist."),
+            "readyReplicas": integer("Brokers that are Ready."),
+            "selector": string("Label selector of the broker pods (for the scale subresource)."),
+            "bootstrap": string("Kafka bootstrap address (client Service)."),
+            "configHash": string("Hash of the rendered broker configuration."),
+            "conditions": conditions_schema(),
+            "brokers": {"type": "array", "description": "Per-broker state.", "items": broker},
+        },
+    )
+
+
+def stream_cluster_crd() -> dict[str, object]:
+    return crd(
+        kind=CLUSTER_KIND,
+        plural=CLUSTER_PLURAL,
+        short="sc",
+        description="A Streamraft broker cluster.",
+        spec=_spec(),
+        status=_status(),
+        columns=[
+            printer("Ready", '.status.conditions[?(@.type=="Ready")].status'),
+            printer("Replicas", ".spec.replicas", "integer"),
+            printer("ReadyReplicas", ".status.readyReplicas", "integer"),
+            printer("Bootstrap", ".status.bootstrap", priority=1),
+            printer("Age", ".metadata.creationTimestamp", "date"),
+        ],
+        scale=True,
+    )

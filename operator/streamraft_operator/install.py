@@ -1,0 +1,191 @@
+"""The operator's own install objects (RBAC, Deployment) and the example resources.
+
+Rendered into manifests/ by `streamraft_operator.gen`; the Helm chart reads the same RBAC rules from the
+generated charts/streamraft/files/rbac-rules.yaml, so chart and manifests grant exactly the same rights.
+"""
+
+from typing import Any
+
+from streamraft_operator.constants import (
+    API_VERSION,
+    CLUSTER_KIND,
+    CLUSTER_PLURAL,
+    DEFAULT_IMAGE,
+    GROUP,
+    TOPIC_KIND,
+    TOPIC_PLURAL,
+)
+
+Obj = dict[str, Any]
+NAME = "streamraft-operator"
+NAMESPACE = "streamraft-system"
+METRICS_PORT = 8080
+HEALTH_PORT = 8081
+
+_RW = ["get", "list", "watch", "create", "patch", "update", "delete"]
+
+
+def rbac_rules() -> list[Obj]:
+    """Least privilege: only the kinds the operator reads or owns, only the verbs it uses."""
+    return [
+        {
+            "apiGroups": [GROUP],
+            "resources": [CLUSTER_PLURAL, TOPIC_PLURAL],
+            "verbs": ["get", "list", "watch", "patch", "update"],
+        },
+        {
+            "apiGroups": [GROUP],
+            "resources": [f"{CLUSTER_PLURAL}/status", f"{TOPIC_PLURAL}/status"],
+            "verbs": ["get", "patch", "update"],
+        },
+        # Owner references with blockOwnerDeletion need update on the owner's finalizers.
+        {
+            "apiGroups": [GROUP],
+            "resources": [f"{CLUSTER_PLURAL}/finalizers", f"{TOPIC_PLURAL}/finalizers"],
+            "verbs": ["update"],
+        },
+        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": _RW},
+        {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": _RW},
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _RW},
+        {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": _RW},
+        # Pods are only read and deleted (one at a time, for rolling restarts); PVCs deleted on scale-down.
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "delete"]},
+        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        # kopf scans namespaces and CRDs; the operator checks whether the ServiceMonitor CRD exists.
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ]
+
+
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
+
+
+def namespace() -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+
+
+def service_account() -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": _labels()},
+    }
+
+
+def cluster_role() -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": NAME, "labels": _labels()},
+        "rules": rbac_rules(),
+    }
+
+
+def cluster_role_binding() -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": NAME, "labels": _labels()},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+    }
+
+
+def operator_container(image: str) -> Obj:
+    return {
+        "name": "operator",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["streamraft-operator"],
+        "args": ["--all-namespaces", f"--metrics-port={METRICS_PORT}", f"--health-port={HEALTH_PORT}"],
+        "ports": [
+            {"name": "metrics", "containerPort": METRICS_PORT},
+            {"name": "health", "containerPort": HEALTH_PORT},
+        ],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10},
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10},
+        "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def deployment(image: str = DEFAULT_IMAGE) -> Obj:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": _labels()},
+        "spec": {
+            # One instance: the operator runs kopf in standalone mode (no peering), so never two at once.
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": _labels()},
+            "template": {
+                "metadata": {"labels": _labels()},
+                "spec": {
+                    "serviceAccountName": NAME,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [operator_container(image)],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
+
+
+def install_objects(crds: list[dict[str, object]]) -> list[Any]:
+    return [
+        namespace(),
+        *crds,
+        service_account(),
+        cluster_role(),
+        cluster_role_binding(),
+        deployment(),
+    ]
+
+
+def example_cluster(name: str = "demo", replicas: int = 3) -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": CLUSTER_KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "image": DEFAULT_IMAGE,
+            "storage": {"size": "1Gi"},
+            "listeners": {"kafka": {"port": 9092}},
+            "config": {"min.insync.replicas": 2, "log.retention.ms": 604_800_000},
+            "rack": {"topologyKey": "topology.kubernetes.io/zone"},
+            "metrics": {"enabled": True, "serviceMonitor": False},
+            "pdb": {"maxUnavailable": 1},
+        },
+    }
+
+
+def example_topic(name: str = "orders", cluster: str = "demo") -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": TOPIC_KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "clusterRef": cluster,
+            "partitions": 6,
+            "replicas": 3,
+            "config": {"retention.ms": 86_400_000, "cleanup.policy": "delete"},
+        },
+    }

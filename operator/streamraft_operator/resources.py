@@ -1,0 +1,321 @@
+"""Desired Kubernetes objects of a StreamCluster: plain functions of the parsed spec, no I/O.
+
+Each returned object is complete for server-side apply (apiVersion, kind, metadata.name/namespace), so
+applying it twice is a no-op and a restart mid-reconcile can never create duplicates.
+"""
+
+import hashlib
+import json
+from typing import Any
+
+import yaml
+
+from streamraft_operator.constants import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    CONFIG_HASH_ANNOTATION,
+    DATA_DIR,
+    LABEL_CLUSTER,
+    LABEL_COMPONENT,
+    LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    LABEL_NAME,
+    METRICS_PORT,
+    RAFT_PORT,
+)
+from streamraft_operator.spec import ClusterSpec
+
+Obj = dict[str, Any]
+BROKER_UID = 10001
+
+
+def headless_name(c: ClusterSpec) -> str:
+    return f"{c.name}-headless"
+
+
+def bootstrap_name(c: ClusterSpec) -> str:
+    return f"{c.name}-bootstrap"
+
+
+def config_map_name(c: ClusterSpec) -> str:
+    return f"{c.name}-config"
+
+
+def selector_labels(c: ClusterSpec) -> dict[str, str]:
+    return {LABEL_NAME: "streamraft", LABEL_INSTANCE: c.name, LABEL_COMPONENT: "broker"}
+
+
+def labels(c: ClusterSpec) -> dict[str, str]:
+    return {**selector_labels(c), LABEL_MANAGED_BY: "streamraft-operator", LABEL_CLUSTER: c.name}
+
+
+def selector_string(c: ClusterSpec) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(c).items()))
+
+
+def bootstrap_address(c: ClusterSpec) -> str:
+    return f"{bootstrap_name(c)}.{c.namespace}.svc:{c.kafka_port}"
+
+
+def pod_dns(c: ClusterSpec, ordinal: int) -> str:
+    return f"{c.name}-{ordinal}.{headless_name(c)}.{c.namespace}.svc.cluster.local"
+
+
+def _meta(c: ClusterSpec, name: str) -> Obj:
+    return {"name": name, "namespace": c.namespace, "labels": labels(c)}
+
+
+def broker_config(c: ClusterSpec) -> str:
+    """The broker's config file: the user's validated keys, sorted so the text (and its hash) is stable."""
+    return yaml.safe_dump(dict(sorted(c.config.items())), default_flow_style=False) if c.config else "{}\n"
+
+
+def peers(c: ClusterSpec) -> str:
+    """Raft peers as `id@host:port`, one per line. Kept out of the config hash: scaling must not restart."""
+    return "".join(f"{i}@{pod_dns(c, i)}:{RAFT_PORT}\n" for i in range(c.replicas))
+
+
+def config_hash(c: ClusterSpec) -> str:
+    """Changes exactly when a broker restart is needed to pick up configuration."""
+    material = json.dumps({"config": broker_config(c), "port": c.kafka_port, "advertise": c.advertise})
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def config_map(c: ClusterSpec) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(c, config_map_name(c)),
+        "data": {CONFIG_FILE: broker_config(c), "peers": peers(c)},
+    }
+
+
+def _ports(c: ClusterSpec) -> list[Obj]:
+    out: list[Obj] = [
+        {"name": "kafka", "port": c.kafka_port, "targetPort": "kafka", "protocol": "TCP"},
+        {"name": "raft", "port": RAFT_PORT, "targetPort": "raft", "protocol": "TCP"},
+    ]
+    if c.metrics_enabled:
+        out.append({"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"})
+    return out
+
+
+def headless_service(c: ClusterSpec) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(c, headless_name(c)),
+        "spec": {
+            "clusterIP": "None",
+            # Raft peers must find each other before they are Ready (readiness needs a leader).
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels(c),
+            "ports": _ports(c),
+        },
+    }
+
+
+def bootstrap_service(c: ClusterSpec) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(c, bootstrap_name(c)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(c),
+            "ports": [{"name": "kafka", "port": c.kafka_port, "targetPort": "kafka", "protocol": "TCP"}],
+        },
+    }
+
+
+def _start_script(c: ClusterSpec) -> str:
+    # The node id is the StatefulSet ordinal (suffix of the pod name); a shell derives it so the same pod
+    # template serves every ordinal.
+    advertise_host = "${POD_IP}"
+    if c.advertise == "PodDNS":
+        advertise_host = f"${{POD_NAME}}.{headless_name(c)}.${{POD_NAMESPACE}}.svc.cluster.local"
+    return (
+        'exec streamraft broker --node-id "${POD_NAME##*-}"'
+        f" --data-dir {DATA_DIR}/data"
+        f" --listen 0.0.0.0:{c.kafka_port}"
+        f' --advertise "{advertise_host}:{c.kafka_port}"'
+        f" --metrics-listen 0.0.0.0:{METRICS_PORT}"
+        f" --config {CONFIG_DIR}/{CONFIG_FILE}"
+    )
+
+
+def _security_context(c: ClusterSpec) -> Obj:
+    base: Obj = {
+        "runAsNonRoot": True,
+        "runAsUser": BROKER_UID,
+        "runAsGroup": BROKER_UID,
+        "fsGroup": BROKER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    return {**base, **c.security_context}
+
+
+def _container(c: ClusterSpec) -> Obj:
+    env = [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "STREAMRAFT_PEERS_FILE", "value": f"{CONFIG_DIR}/peers"},
+    ]
+    ports = [
+        {"name": "kafka", "containerPort": c.kafka_port, "protocol": "TCP"},
+        {"name": "raft", "containerPort": RAFT_PORT, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+    ]
+    container: Obj = {
+        "name": "broker",
+        "image": c.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["sh", "-c", _start_script(c)],
+        "env": env,
+        "ports": ports,
+        "readinessProbe": {
+            "tcpSocket": {"port": "kafka"},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/metrics", "port": "metrics"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        },
+        # Log recovery after an unclean stop may take a while; liveness must not kill it meanwhile.
+        "startupProbe": {"tcpSocket": {"port": "kafka"}, "periodSeconds": 5, "failureThreshold": 120},
+        "lifecycle": {
+            "preStop": {
+                "exec": {
+                    "command": [
+                        "python",
+                        "-m",
+                        "streamraft_operator.prestop",
+                        "--metrics-port",
+                        str(METRICS_PORT),
+                        "--timeout",
+                        "60",
+                    ]
+                }
+            }
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    if c.resources:
+        container["resources"] = dict(c.resources)
+    return container
+
+
+def _affinity(c: ClusterSpec) -> Obj | None:
+    if c.affinity is not None:
+        return dict(c.affinity)
+    if c.rack_topology_key is None:
+        return None
+    # One broker per failure domain where possible, never a hard requirement (fewer zones than brokers).
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": c.rack_topology_key,
+                        "labelSelector": {"matchLabels": selector_labels(c)},
+                    },
+                }
+            ]
+        }
+    }
+
+
+def stateful_set(c: ClusterSpec) -> Obj:
+    pod_spec: Obj = {
+        "securityContext": _security_context(c),
+        "terminationGracePeriodSeconds": 120,
+        "containers": [_container(c)],
+        "volumes": [
+            {"name": "config", "configMap": {"name": config_map_name(c)}},
+            {"name": "tmp", "emptyDir": {}},
+        ],
+    }
+    affinity = _affinity(c)
+    if affinity is not None:
+        pod_spec["affinity"] = affinity
+    if c.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in c.tolerations]
+    claim_spec: Obj = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": c.storage_size}},
+    }
+    if c.storage_class:
+        claim_spec["storageClassName"] = c.storage_class
+    annotations = {**c.pod_annotations, CONFIG_HASH_ANNOTATION: config_hash(c)}
+    if c.metrics_enabled:
+        annotations.setdefault("prometheus.io/scrape", "true")
+        annotations.setdefault("prometheus.io/port", str(METRICS_PORT))
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(c, c.name),
+        "spec": {
+            "replicas": c.replicas,
+            "serviceName": headless_name(c),
+            "podManagementPolicy": "Parallel",
+            # The operator restarts pods itself, one at a time and only when every partition keeps a quorum.
+            "updateStrategy": {"type": "OnDelete"},
+            "selector": {"matchLabels": selector_labels(c)},
+            "persistentVolumeClaimRetentionPolicy": {
+                "whenDeleted": "Delete" if c.delete_claim else "Retain",
+                "whenScaled": "Retain",
+            },
+            "template": {
+                "metadata": {"labels": {**c.pod_labels, **labels(c)}, "annotations": annotations},
+                "spec": pod_spec,
+            },
+            "volumeClaimTemplates": [
+                {"metadata": {"name": "data", "labels": selector_labels(c)}, "spec": claim_spec}
+            ],
+        },
+    }
+
+
+def pod_disruption_budget(c: ClusterSpec) -> Obj:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(c, c.name),
+        "spec": {"maxUnavailable": c.pdb_max_unavailable, "selector": {"matchLabels": selector_labels(c)}},
+    }
+
+
+def service_monitor(c: ClusterSpec) -> Obj:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _meta(c, c.name),
+        "spec": {
+            "selector": {"matchLabels": {**selector_labels(c)}},
+            "namespaceSelector": {"matchNames": [c.namespace]},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": "30s"}],
+        },
+    }
+
+
+def desired_objects(c: ClusterSpec, *, service_monitor_crd: bool) -> list[Obj]:
+    """Everything the cluster needs, in apply order (config before the pods that mount it)."""
+    out = [config_map(c), headless_service(c), bootstrap_service(c), stateful_set(c)]
+    out.append(pod_disruption_budget(c))
+    if c.metrics_enabled and c.service_monitor and service_monitor_crd:
+        out.append(service_monitor(c))
+    return out
