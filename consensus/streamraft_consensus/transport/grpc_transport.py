@@ -1,0 +1,495 @@
+"""gRPC transport: one long-lived bidirectional stream per pair of nodes, shared by all Raft groups.
+
+The node with the lower id dials; the other side answers on the same stream, so each pair has exactly one
+stream. Messages queued with ``send`` go out at the next ``flush`` (the runtime flushes once per loop
+iteration): all of a peer's messages share one envelope, heartbeats and heartbeat responses of every group
+are packed into its compact heartbeat section, so idle traffic costs one frame per peer per tick whatever
+the number of groups. An envelope larger than ``max_frame_bytes`` is split into chunks reassembled by the
+receiver (big appends, snapshots).
+
+Frames are handled as raw bytes so that a frame which fails to decode, carries an incompatible version or
+is addressed to another node is logged on one line and dropped, while the stream stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError
+
+from streamraft_consensus.core.types import Message, MessageType
+from streamraft_consensus.transport import raft_pb2 as pb
+from streamraft_consensus.transport.convert import message_from_pb, message_to_pb
+from streamraft_consensus.transport.faults import FaultInjector
+
+log = logging.getLogger("streamraft.consensus.transport")
+
+PROTOCOL_VERSION = 1
+METHOD = "/streamraft.raft.v1.Raft/Stream"
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    max_frame_bytes: int = 4 << 20
+    """Envelopes above this are chunked; gRPC's message limit is set a little above it."""
+    send_queue_frames: int = 8192
+    """Frames waiting for a slow peer beyond this are dropped (Raft retransmits)."""
+    max_reassembly_bytes: int = 1 << 30
+    backoff_initial_s: float = 0.05
+    backoff_max_s: float = 2.0
+    node_ping_interval_s: float = 0.25
+    """With nothing else to send, flush sends an empty envelope this often: node-level liveness."""
+
+    def __post_init__(self) -> None:
+        if self.max_frame_bytes < 1024:
+            raise ValueError(f"max_frame_bytes={self.max_frame_bytes} is below 1024")
+
+
+@dataclass
+class Inbound:
+    """What one received envelope carried."""
+
+    from_node: int
+    messages: list[tuple[int, Message]] = field(default_factory=list)
+    quiesce: list[int] = field(default_factory=list)
+
+
+Receiver = Callable[[Inbound], None]
+
+
+class _Link:
+    def __init__(self, peer: int, address: str | None, queue_frames: int) -> None:
+        self.peer = peer
+        self.address = address
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(queue_frames)
+        self.connected = False
+        self.generation = 0
+        self.last_heard: float | None = None
+        self.last_sent = 0.0
+        self.messages: list[tuple[int, Message]] = []
+        self.heartbeats: list[tuple[int, Message]] = []
+        self.responses: list[tuple[int, Message]] = []
+        self.quiesce: list[int] = []
+        self.dialer: asyncio.Task[None] | None = None
+        self.pump_task: asyncio.Task[None] | None = None
+        self.chunks: list[bytes] = []
+        self.chunk_bytes = 0
+        self.dropped_frames = 0
+
+    def has_pending(self) -> bool:
+        return bool(self.messages or self.heartbeats or self.responses or self.quiesce)
+
+
+class GrpcTransport:
+    def __init__(
+        self,
+        node_id: int,
+        on_receive: Receiver,
+        listen: str = "127.0.0.1:0",
+        config: TransportConfig | None = None,
+        faults: FaultInjector | None = None,
+    ) -> None:
+        if node_id < 1:
+            raise ValueError(f"node id {node_id} must be >= 1")
+        self.node_id = node_id
+        self.config = config or TransportConfig()
+        self.faults = faults or FaultInjector()
+        self._on_receive = on_receive
+        self._listen = listen
+        self._links: dict[int, _Link] = {}
+        self._server: grpc.aio.Server | None = None
+        self._chunk_ids = itertools.count(1)
+        self._stopped = False
+        limit = self.config.max_frame_bytes + (64 << 10)
+        self._grpc_options = [
+            ("grpc.max_send_message_length", limit),
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+        ]
+        self.address = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> str:
+        """Listen; returns the bound host:port."""
+        server = grpc.aio.server(options=self._grpc_options)
+        handler = grpc.method_handlers_generic_handler(
+            "streamraft.raft.v1.Raft",
+            {"Stream": grpc.stream_stream_rpc_method_handler(self._serve)},  # raw bytes both ways
+        )
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port(self._listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {self._listen}")
+        await server.start()
+        self._server = server
+        host = self._listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{port}"
+        log.info("event=transport_listening node=%d address=%s", self.node_id, self.address)
+        return self.address
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks: list[asyncio.Task[None]] = []
+        for link in self._links.values():
+            tasks.extend(t for t in (link.dialer, link.pump_task) if t is not None)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop(grace=0.2)
+
+    def add_peer(self, node_id: int, address: str) -> None:
+        if node_id == self.node_id:
+            return
+        link = self._links.get(node_id)
+        if link is None:
+            link = self._links[node_id] = _Link(node_id, address, self.config.send_queue_frames)
+        link.address = address
+        if self.node_id < node_id and link.dialer is None and not self._stopped:
+            link.dialer = asyncio.get_running_loop().create_task(self._dial_forever(link))
+
+    def remove_peer(self, node_id: int) -> None:
+        link = self._links.pop(node_id, None)
+        if link is not None:
+            for task in (link.dialer, link.pump_task):
+                if task is not None:
+                    task.cancel()
+
+    def peers(self) -> list[int]:
+        return list(self._links)
+
+    def is_connected(self, node_id: int) -> bool:
+        link = self._links.get(node_id)
+        return link is not None and link.connected
+
+    def last_heard(self, node_id: int) -> float | None:
+        """time.monotonic() of the last frame received from ``node_id``."""
+        link = self._links.get(node_id)
+        return None if link is None else link.last_heard
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, group: int, msg: Message) -> None:
+        link = self._links.get(msg.to)
+        if link is None:
+            log.debug("event=send_to_unknown_peer node=%d peer=%d group=%d", self.node_id, msg.to, group)
+            return
+        if msg.type == MessageType.HEARTBEAT:
+            link.heartbeats.append((group, msg))
+        elif msg.type == MessageType.HEARTBEAT_RESP:
+            link.responses.append((group, msg))
+        else:
+            link.messages.append((group, msg))
+
+    def send_quiesce(self, peer: int, group: int) -> None:
+        link = self._links.get(peer)
+        if link is not None:
+            link.quiesce.append(group)
+
+    def flush(self) -> None:
+        """Turn everything queued by ``send`` into frames, at most one envelope per peer unless large."""
+        now = time.monotonic()
+        for link in self._links.values():
+            if not link.has_pending():
+                if link.connected and now - link.last_sent >= self.config.node_ping_interval_s:
+                    self._enqueue(link, self._envelope(link.peer).SerializeToString(), now)
+                continue
+            if not self.faults.allows(self.node_id, link.peer):
+                self._clear(link)
+                continue
+            for frame in self._frames(link):
+                self._enqueue(link, frame, now)
+            self._clear(link)
+
+    @staticmethod
+    def _clear(link: _Link) -> None:
+        link.messages = []
+        link.heartbeats = []
+        link.responses = []
+        link.quiesce = []
+
+    def _envelope(self, peer: int) -> pb.Envelope:
+        return pb.Envelope(version=PROTOCOL_VERSION, from_node=self.node_id, to_node=peer)
+
+    def _frames(self, link: _Link) -> list[bytes]:
+        env = self._envelope(link.peer)
+        section = env.heartbeats
+        for group, m in link.heartbeats:
+            section.heartbeats.add(group=group, term=m.term, commit=m.commit, context=m.context)
+        for group, m in link.responses:
+            section.responses.add(
+                group=group, term=m.term, commit=m.commit, context=m.context, reject=m.reject
+            )
+        section.quiesce.extend(link.quiesce)
+        for group, m in link.messages:
+            gm = env.messages.add(group=group)
+            message_to_pb(m, gm.message)
+        frame = env.SerializeToString()
+        limit = self.config.max_frame_bytes
+        if len(frame) <= limit:
+            return [frame]
+        # Too big for one frame: one envelope per run of messages that fits, chunking any single message
+        # that alone is too large.
+        envs: list[pb.Envelope] = []
+        first = self._envelope(link.peer)
+        first.heartbeats.CopyFrom(section)
+        envs.append(first)
+        size = first.ByteSize()
+        for gm in env.messages:
+            n = gm.ByteSize() + 8
+            if size + n > limit and (envs[-1].messages or envs[-1].HasField("heartbeats")):
+                envs.append(self._envelope(link.peer))
+                size = 0
+            envs[-1].messages.append(gm)
+            size += n
+        frames: list[bytes] = []
+        for e in envs:
+            data = e.SerializeToString()
+            if len(data) <= limit:
+                frames.append(data)
+            else:
+                frames.extend(self._chunk(link.peer, data))
+        return frames
+
+    def _chunk(self, peer: int, data: bytes) -> list[bytes]:
+        step = self.config.max_frame_bytes - 256  # room for the chunk envelope's own fields
+        chunk_id = next(self._chunk_ids)
+        frames = []
+        for seq, start in enumerate(range(0, len(data), step)):
+            env = self._envelope(peer)
+            env.chunk.id = chunk_id
+            env.chunk.seq = seq
+            env.chunk.last = start + step >= len(data)
+            env.chunk.data = data[start : start + step]
+            frames.append(env.SerializeToString())
+        return frames
+
+    def _enqueue(self, link: _Link, frame: bytes, now: float) -> None:
+        if not link.connected:
+            return  # nobody to hear it; Raft retransmits once the stream is back
+        try:
+            link.queue.put_nowait(frame)
+            link.last_sent = now
+        except asyncio.QueueFull:
+            link.dropped_frames += 1
+            if link.dropped_frames % 1000 == 1:
+                log.warning(
+                    "event=send_queue_full node=%d peer=%d dropped_total=%d",
+                    self.node_id,
+                    link.peer,
+                    link.dropped_frames,
+                )
+
+    # ------------------------------------------------------------------ streams
+
+    async def _dial_forever(self, link: _Link) -> None:
+        backoff = self.config.backoff_initial_s
+        while not self._stopped:
+            assert link.address is not None
+            started = time.monotonic()
+            async with grpc.aio.insecure_channel(link.address, options=self._grpc_options) as channel:
+                # Raw bytes both ways: the stubs insist on serializer arguments that grpc does not need.
+                multi = channel.stream_stream(METHOD)  # type: ignore[call-arg]
+                call: grpc.aio.StreamStreamCall[bytes, bytes] = multi()  # type: ignore[call-arg]
+                try:
+                    await call.write(self._envelope(link.peer).SerializeToString())
+                    await self._pump(link, call.read, call.write)
+                except grpc.aio.AioRpcError as err:
+                    log.info(
+                        "event=peer_stream_failed node=%d peer=%d code=%s",
+                        self.node_id,
+                        link.peer,
+                        err.code().name,
+                    )
+                finally:
+                    call.cancel()
+            if time.monotonic() - started > 5.0:
+                backoff = self.config.backoff_initial_s
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self.config.backoff_max_s)
+
+    async def _serve(self, request_iterator: object, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        first = await context.read()
+        if not isinstance(first, bytes):
+            return
+        peer = self._handle_frame(first, None)
+        if peer is None:
+            log.warning(
+                "event=stream_rejected node=%d reason=bad_hello peer_addr=%s", self.node_id, context.peer()
+            )
+            return
+        link = self._links.get(peer)
+        if link is None:
+            log.warning("event=stream_from_unknown_peer node=%d peer=%d", self.node_id, peer)
+            return
+        if link.pump_task is not None:
+            link.pump_task.cancel()  # the peer reconnected: the old stream is dead
+        link.last_heard = time.monotonic()
+
+        async def read() -> object:
+            return await context.read()
+
+        await self._pump(link, read, context.write)
+
+    async def _pump(
+        self,
+        link: _Link,
+        read: Callable[[], Awaitable[object]],
+        write: Callable[[bytes], Awaitable[None]],
+    ) -> None:
+        link.generation += 1
+        generation = link.generation
+        # Drop frames queued for the previous stream: they are stale.
+        while not link.queue.empty():
+            link.queue.get_nowait()
+        link.connected = True
+        log.info("event=peer_connected node=%d peer=%d", self.node_id, link.peer)
+
+        async def writer() -> None:
+            while True:
+                frame = await link.queue.get()
+                await write(frame)
+
+        write_task = asyncio.get_running_loop().create_task(writer())
+        link.pump_task = write_task
+        try:
+            while not write_task.done():
+                raw = await read()
+                if not isinstance(raw, bytes):
+                    break  # EOF
+                self._handle_frame(raw, link)
+        finally:
+            write_task.cancel()
+            await asyncio.gather(write_task, return_exceptions=True)
+            if link.generation == generation:
+                link.connected = False
+                log.info("event=peer_disconnected node=%d peer=%d", self.node_id, link.peer)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _handle_frame(self, raw: bytes, link: _Link | None) -> int | None:
+        """Decode and deliver one frame; returns the sender's node id, or None if it was dropped."""
+        try:
+            env = pb.Envelope.FromString(raw)
+        except DecodeError as err:
+            log.warning(
+                "event=malformed_frame node=%d peer=%s bytes=%d error=%r",
+                self.node_id,
+                link.peer if link else "?",
+                len(raw),
+                str(err),
+            )
+            return None
+        if env.version != PROTOCOL_VERSION:
+            log.warning(
+                "event=incompatible_version node=%d peer=%d version=%d supported=%d",
+                self.node_id,
+                env.from_node,
+                env.version,
+                PROTOCOL_VERSION,
+            )
+            return None
+        if env.to_node != self.node_id or env.from_node < 1:
+            log.warning(
+                "event=misaddressed_frame node=%d from=%d to=%d", self.node_id, env.from_node, env.to_node
+            )
+            return None
+        if link is not None and env.from_node != link.peer:
+            log.warning(
+                "event=sender_mismatch node=%d stream_peer=%d from=%d", self.node_id, link.peer, env.from_node
+            )
+            return None
+        if link is not None:
+            link.last_heard = time.monotonic()
+        if not self.faults.allows(env.from_node, self.node_id):
+            return env.from_node
+        if env.HasField("chunk"):
+            if link is not None:
+                self._reassemble(link, env.chunk)
+            return env.from_node
+        self._deliver(env)
+        return env.from_node
+
+    def _reassemble(self, link: _Link, chunk: pb.Chunk) -> None:
+        if chunk.seq != len(link.chunks):
+            log.warning(
+                "event=chunk_out_of_order node=%d peer=%d seq=%d expected=%d",
+                self.node_id,
+                link.peer,
+                chunk.seq,
+                len(link.chunks),
+            )
+            link.chunks = []
+            link.chunk_bytes = 0
+            if chunk.seq != 0:
+                return
+        link.chunks.append(chunk.data)
+        link.chunk_bytes += len(chunk.data)
+        if link.chunk_bytes > self.config.max_reassembly_bytes:
+            log.warning("event=chunked_message_too_large node=%d peer=%d", self.node_id, link.peer)
+            link.chunks = []
+            link.chunk_bytes = 0
+            return
+        if chunk.last:
+            data = b"".join(link.chunks)
+            link.chunks = []
+            link.chunk_bytes = 0
+            self._handle_frame(data, link)
+
+    def _deliver(self, env: pb.Envelope) -> None:
+        frm = env.from_node
+        me = self.node_id
+        inbound = Inbound(frm)
+        section = env.heartbeats
+        for hb in section.heartbeats:
+            inbound.messages.append(
+                (
+                    hb.group,
+                    Message(
+                        MessageType.HEARTBEAT, me, frm, term=hb.term, commit=hb.commit, context=hb.context
+                    ),
+                )
+            )
+        for hb in section.responses:
+            inbound.messages.append(
+                (
+                    hb.group,
+                    Message(
+                        MessageType.HEARTBEAT_RESP,
+                        me,
+                        frm,
+                        term=hb.term,
+                        commit=hb.commit,
+                        context=hb.context,
+                        reject=hb.reject,
+                    ),
+                )
+            )
+        for gm in env.messages:
+            try:
+                inbound.messages.append((gm.group, message_from_pb(gm.message, me, frm)))
+            except ValueError as err:
+                log.warning(
+                    "event=malformed_message node=%d peer=%d group=%d error=%r",
+                    self.node_id,
+                    frm,
+                    gm.group,
+                    str(err),
+                )
+        inbound.quiesce.extend(section.quiesce)
+        if not inbound.messages and not inbound.quiesce:
+            return
+        try:
+            self._on_receive(inbound)
+        except Exception:
+            log.exception("event=receiver_failed node=%d peer=%d", self.node_id, frm)
