@@ -1,0 +1,695 @@
+"""The Raft state machine (after etcd-io/raft): pure, deterministic, driven by tick() and step().
+
+Membership changes are **one at a time**: a CONF_CHANGE entry carries exactly one change (add a learner,
+add/promote a voter, remove a node), takes effect when it is *applied* (the caller calls
+``apply_conf_change``), and the leader accepts a new one only after the previous one is applied. Any two
+majorities of configurations differing by one voter overlap, so no joint phase is needed; the known hazard
+of single-server changes (a change proposed by a leader that has not yet committed an entry of its own
+term) is closed because a new leader sets ``pending_conf_index`` to its last index, so it cannot propose a
+change before its own term's first entry is committed and applied. We chose this over joint consensus
+because the operator only ever adds or removes one broker at a time, and it keeps the core much smaller.
+
+Message release (etcd's rule): every message produced goes into the next Ready, and the caller sends a
+Ready's messages only after persisting that Ready's hard state, snapshot and entries. So a vote or an
+append acknowledgement is never sent before the state it vouches for is durable. The leader counts its
+own log in the commit quorum immediately; that is safe because everything a commit causes (applying,
+telling followers) also happens only after the Ready holding those entries is persisted.
+
+Reads are linearizable via read-index: the leader records its commit index, confirms leadership with a
+heartbeat round acknowledged by a quorum, then releases the read state. A new leader defers read-index
+requests until it has committed an entry of its own term.
+"""
+
+from __future__ import annotations
+
+import random
+
+from streamraft_consensus.core.config import Config, NotLeader, ProposalDropped
+from streamraft_consensus.core.log import RaftLog
+from streamraft_consensus.core.progress import Progress, ProgressState
+from streamraft_consensus.core.quorum import MajorityConfig, VoteResult
+from streamraft_consensus.core.storage import Compacted, LogStorage
+from streamraft_consensus.core.types import (
+    NONE,
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    ReadState,
+    Role,
+    Snapshot,
+)
+
+CAMPAIGN_TRANSFER = b"transfer"
+"""VOTE context marking a campaign started by TIMEOUT_NOW: it may interrupt a leader's lease."""
+
+_MT = MessageType
+_LOCAL_TERMLESS = frozenset((_MT.PROPOSE, _MT.READ_INDEX))
+_FROM_LEADER = frozenset((_MT.APPEND, _MT.HEARTBEAT, _MT.SNAPSHOT))
+
+_BCAST_NONE = 0
+_BCAST_IF_NEW = 1
+_BCAST_ALWAYS = 2
+
+
+class _ReadRequest:
+    __slots__ = ("acks", "frm", "index")
+
+    def __init__(self, index: int, frm: int, acks: set[int]) -> None:
+        self.index = index
+        self.frm = frm
+        self.acks = acks
+
+
+class Raft:
+    """One node's Raft state. ``RawNode`` is the public wrapper; this class is internal to the core."""
+
+    def __init__(self, cfg: Config, storage: LogStorage, rand: random.Random) -> None:
+        cfg.validate()
+        self.id = cfg.id
+        self.cfg = cfg
+        self.rand = rand
+        self.log = RaftLog(storage)
+        self.term = 0
+        self.vote = NONE
+        self.lead = NONE
+        self.role = Role.FOLLOWER
+        self.prs: dict[int, Progress] = {}
+        self.voters: MajorityConfig = MajorityConfig(())
+        self.votes: dict[int, bool] = {}
+        self.msgs: list[Message] = []
+        self.read_states: list[ReadState] = []
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        self.randomized_election_timeout = cfg.election_tick
+        self.lead_transferee = NONE
+        self.pending_conf_index = 0
+        self.uncommitted_size = 0
+        self.reads: dict[bytes, _ReadRequest] = {}
+        self.read_queue: list[bytes] = []
+        self.pending_read_msgs: list[tuple[int, bytes]] = []
+        self.bcast = _BCAST_NONE
+
+        hs, cs = storage.initial_state()
+        self._load_conf_state(cs)
+        if hs != HardState():
+            if not self.log.committed <= hs.commit <= self.log.last_index():
+                raise ValueError(
+                    f"hard state commit {hs.commit} outside the log "
+                    f"[{self.log.committed}, {self.log.last_index()}]"
+                )
+            self.term = hs.term
+            self.vote = hs.vote
+            self.log.committed = hs.commit
+        if cfg.applied > 0:
+            if cfg.applied > self.log.committed:
+                raise ValueError(f"config.applied {cfg.applied} is past commit index {self.log.committed}")
+            self.log.applied_to(cfg.applied)
+        self.become_follower(self.term, NONE)
+
+    # --- configuration --------------------------------------------------------------------------------
+    def _load_conf_state(self, cs: ConfState) -> None:
+        if cs.voters_outgoing or cs.learners_next:
+            raise ValueError("joint configurations are not supported (one-at-a-time membership changes)")
+        nxt = self.log.last_index() + 1
+        self.prs = {}
+        for v in cs.voters:
+            self.prs[v] = Progress(nxt, self.cfg.max_inflight_msgs)
+        for v in cs.learners:
+            if v in self.prs:
+                raise ValueError(f"node {v} is both voter and learner in {cs}")
+            self.prs[v] = Progress(nxt, self.cfg.max_inflight_msgs, is_learner=True)
+        self._update_voters()
+
+    def _update_voters(self) -> None:
+        self.voters = MajorityConfig([i for i, pr in self.prs.items() if not pr.is_learner])
+
+    def conf_state(self) -> ConfState:
+        return ConfState(
+            voters=tuple(sorted(self.voters.voters)),
+            learners=tuple(sorted(i for i, pr in self.prs.items() if pr.is_learner)),
+        )
+
+    def promotable(self) -> bool:
+        pr = self.prs.get(self.id)
+        return pr is not None and not pr.is_learner
+
+    # --- role transitions -----------------------------------------------------------------------------
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            assert term > self.term, f"term must not decrease ({self.term} -> {term})"
+            self.term = term
+            self.vote = NONE
+        self.lead = NONE
+        self.election_elapsed = 0
+        self.heartbeat_elapsed = 0
+        et = self.cfg.election_tick
+        self.randomized_election_timeout = et + self.rand.randrange(et)
+        self.lead_transferee = NONE
+        self.votes = {}
+        nxt = self.log.last_index() + 1
+        for i, pr in self.prs.items():
+            npr = Progress(nxt, self.cfg.max_inflight_msgs, pr.is_learner)
+            if i == self.id:
+                npr.match = nxt - 1
+                npr.recent_active = True
+            self.prs[i] = npr
+        self.pending_conf_index = 0
+        self.uncommitted_size = 0
+        self.reads = {}
+        self.read_queue = []
+        self.pending_read_msgs = []
+        self.bcast = _BCAST_NONE
+
+    def become_follower(self, term: int, lead: int) -> None:
+        self._reset(term)
+        self.lead = lead
+        self.role = Role.FOLLOWER
+
+    def _become_pre_candidate(self) -> None:
+        assert self.role != Role.LEADER, "leader cannot become pre-candidate"
+        # Pre-vote changes neither term nor vote: a pre-candidate that loses leaves no trace.
+        self.votes = {}
+        self.lead = NONE
+        self.role = Role.PRE_CANDIDATE
+
+    def _become_candidate(self) -> None:
+        assert self.role != Role.LEADER, "leader cannot become candidate"
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.role = Role.CANDIDATE
+
+    def _become_leader(self) -> None:
+        assert self.role == Role.CANDIDATE, f"only a candidate can become leader, not {self.role.name}"
+        self._reset(self.term)
+        self.lead = self.id
+        self.role = Role.LEADER
+        self.prs[self.id].become_replicate()
+        self.pending_conf_index = self.log.last_index()
+        self._append(EntryType.NORMAL, b"")
+        self.bcast = _BCAST_ALWAYS
+
+    # --- ticks ----------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        if self.role == Role.LEADER:
+            self._tick_heartbeat()
+        else:
+            self._tick_election()
+
+    def _tick_election(self) -> None:
+        self.election_elapsed += 1
+        if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
+            self.election_elapsed = 0
+            self.hup(transfer=False)
+
+    def _tick_heartbeat(self) -> None:
+        self.heartbeat_elapsed += 1
+        self.election_elapsed += 1
+        if self.election_elapsed >= self.cfg.election_tick:
+            self.election_elapsed = 0
+            if self.cfg.check_quorum and not self._quorum_active():
+                self.become_follower(self.term, NONE)
+                return
+            if self.lead_transferee != NONE:
+                self.lead_transferee = NONE
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_tick:
+            self.heartbeat_elapsed = 0
+            self._bcast_heartbeat()
+
+    def _quorum_active(self) -> bool:
+        active = {self.id}
+        for i, pr in self.prs.items():
+            if i == self.id:
+                continue
+            if pr.recent_active and not pr.is_learner:
+                active.add(i)
+            pr.recent_active = False
+        return self.voters.has_quorum(active)
+
+    # --- elections ------------------------------------------------------------------------------------
+    def hup(self, transfer: bool) -> None:
+        if self.role == Role.LEADER or not self.promotable() or self._has_unapplied_conf_change():
+            return
+        if self.cfg.pre_vote and not transfer:
+            self._campaign(pre=True, transfer=False)
+        else:
+            self._campaign(pre=False, transfer=transfer)
+
+    def _has_unapplied_conf_change(self) -> bool:
+        log = self.log
+        if log.committed <= log.applied:
+            return False
+        try:
+            ents = log.slice(max(log.applied + 1, log.first_index()), log.committed + 1)
+        except Compacted:
+            return False
+        return any(e.type == EntryType.CONF_CHANGE for e in ents)
+
+    def _campaign(self, pre: bool, transfer: bool) -> None:
+        if pre:
+            self._become_pre_candidate()
+            vtype, term = _MT.PRE_VOTE, self.term + 1
+        else:
+            self._become_candidate()
+            vtype, term = _MT.VOTE, self.term
+        if self._poll(self.id, True) == VoteResult.WON:
+            # A single-voter group wins at once.
+            if pre:
+                self._campaign(pre=False, transfer=transfer)
+            else:
+                self._become_leader()
+            return
+        last = self.log.last_index()
+        last_term = self.log.last_term()
+        ctx = CAMPAIGN_TRANSFER if transfer else b""
+        for v in sorted(self.voters.voters):
+            if v != self.id:
+                self.msgs.append(Message(vtype, v, self.id, term, last_term, last, context=ctx))
+
+    def _poll(self, frm: int, granted: bool) -> VoteResult:
+        self.votes.setdefault(frm, granted)
+        return self.voters.vote_result(self.votes)
+
+    def can_grant_vote(self, m: Message) -> bool:
+        """Whether this node may vote for ``m.frm`` (ignoring log freshness). Tests override it."""
+        return (
+            self.vote == m.frm
+            or (self.vote == NONE and self.lead == NONE)
+            or (m.type == _MT.PRE_VOTE and m.term > self.term)
+        )
+
+    def _handle_vote(self, m: Message) -> None:
+        rtype = _MT.VOTE_RESP if m.type == _MT.VOTE else _MT.PRE_VOTE_RESP
+        if self.can_grant_vote(m) and self.log.is_up_to_date(m.index, m.log_term):
+            self.msgs.append(Message(rtype, m.frm, self.id, m.term))
+            if m.type == _MT.VOTE:
+                self.election_elapsed = 0
+                self.vote = m.frm
+        else:
+            self.msgs.append(Message(rtype, m.frm, self.id, self.term, reject=True))
+
+    # --- step -----------------------------------------------------------------------------------------
+    def step(self, m: Message) -> None:
+        if m.term == 0:
+            pass
+        elif m.term > self.term:
+            if m.type in (_MT.VOTE, _MT.PRE_VOTE):
+                force = m.context == CAMPAIGN_TRANSFER
+                elapsed, cfg = self.election_elapsed, self.cfg
+                in_lease = cfg.check_quorum and self.lead != NONE and elapsed < cfg.election_tick
+                if not force and in_lease:
+                    # We heard from a live leader within the election timeout: ignore the disruption.
+                    return
+            if m.type == _MT.PRE_VOTE or (m.type == _MT.PRE_VOTE_RESP and not m.reject):
+                pass  # pre-vote never changes the term
+            elif m.type in _FROM_LEADER:
+                self.become_follower(m.term, m.frm)
+            else:
+                self.become_follower(m.term, NONE)
+        elif m.term < self.term:
+            if (self.cfg.check_quorum or self.cfg.pre_vote) and m.type in (_MT.HEARTBEAT, _MT.APPEND):
+                # A stale leader: tell it our term so it steps down (it may never see our votes otherwise).
+                self.msgs.append(Message(_MT.APPEND_RESP, m.frm, self.id, self.term))
+            elif m.type == _MT.PRE_VOTE:
+                self.msgs.append(Message(_MT.PRE_VOTE_RESP, m.frm, self.id, self.term, reject=True))
+            return
+
+        if m.type in (_MT.VOTE, _MT.PRE_VOTE):
+            self._handle_vote(m)
+        elif self.role == Role.LEADER:
+            self._step_leader(m)
+        elif self.role == Role.FOLLOWER:
+            self._step_follower(m)
+        else:
+            self._step_candidate(m)
+
+    def _step_follower(self, m: Message) -> None:
+        t = m.type
+        if t in _FROM_LEADER:
+            self.election_elapsed = 0
+            self.lead = m.frm
+            if t == _MT.APPEND:
+                self._handle_append(m)
+            elif t == _MT.HEARTBEAT:
+                self._handle_heartbeat(m)
+            else:
+                self._handle_snapshot(m)
+        elif t == _MT.TIMEOUT_NOW:
+            self.hup(transfer=True)
+        elif t == _MT.READ_INDEX_RESP:
+            self.read_states.append(ReadState(m.index, m.context))
+        # PROPOSE / READ_INDEX from other nodes are for a leader: dropped here to avoid forwarding loops.
+
+    def _step_candidate(self, m: Message) -> None:
+        t = m.type
+        if t in _FROM_LEADER:
+            self.become_follower(m.term, m.frm)
+            self._step_follower(m)
+        elif t == (_MT.PRE_VOTE_RESP if self.role == Role.PRE_CANDIDATE else _MT.VOTE_RESP):
+            res = self._poll(m.frm, not m.reject)
+            if res == VoteResult.WON:
+                if self.role == Role.PRE_CANDIDATE:
+                    self._campaign(pre=False, transfer=False)
+                else:
+                    self._become_leader()
+            elif res == VoteResult.LOST:
+                self.become_follower(self.term, NONE)
+
+    def _step_leader(self, m: Message) -> None:
+        t = m.type
+        if t == _MT.APPEND_RESP:
+            self._handle_append_resp(m)
+        elif t == _MT.HEARTBEAT_RESP:
+            self._handle_heartbeat_resp(m)
+        elif t == _MT.PROPOSE:
+            for e in m.entries:
+                try:
+                    self.propose(e.type, e.data)
+                except (ProposalDropped, NotLeader, ValueError):
+                    return  # a forwarded proposal has nobody to raise to; its sender retries
+        elif t == _MT.READ_INDEX:
+            self.read_index(m.frm, m.context)
+
+    # --- follower handlers ----------------------------------------------------------------------------
+    def _handle_append(self, m: Message) -> None:
+        log = self.log
+        if m.index < log.committed:
+            self.msgs.append(Message(_MT.APPEND_RESP, m.frm, self.id, self.term, index=log.committed))
+            return
+        last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+        if last_new is not None:
+            self.msgs.append(Message(_MT.APPEND_RESP, m.frm, self.id, self.term, index=last_new))
+            return
+        hint, hint_term = log.find_conflict_by_term(m.index, m.log_term)
+        self.msgs.append(
+            Message(
+                _MT.APPEND_RESP,
+                m.frm,
+                self.id,
+                self.term,
+                log_term=hint_term,
+                index=m.index,
+                reject=True,
+                reject_hint=hint,
+            )
+        )
+
+    def _handle_heartbeat(self, m: Message) -> None:
+        self.log.commit_to(m.commit)
+        self.msgs.append(Message(_MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
+
+    def _handle_snapshot(self, m: Message) -> None:
+        assert m.snapshot is not None
+        index = self.log.last_index() if self._restore(m.snapshot) else self.log.committed
+        self.msgs.append(Message(_MT.APPEND_RESP, m.frm, self.id, self.term, index=index))
+
+    def _restore(self, snap: Snapshot) -> bool:
+        meta = snap.meta
+        if meta.index <= self.log.committed:
+            return False
+        cs = meta.conf_state
+        if self.id not in cs.voters and self.id not in cs.learners:
+            return False  # a snapshot from a config that no longer includes us
+        if self.log.match_term(meta.index, meta.term):
+            # We already hold the snapshot's entries: just fast-forward the commit.
+            self.log.commit_to(meta.index)
+            return False
+        self.log.restore(snap)
+        self._load_conf_state(cs)
+        nxt = self.log.last_index() + 1
+        for pr in self.prs.values():
+            pr.next = nxt
+        return True
+
+    # --- leader handlers ------------------------------------------------------------------------------
+    def _handle_append_resp(self, m: Message) -> None:
+        pr = self.prs.get(m.frm)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if m.reject:
+            next_probe = m.reject_hint
+            if m.log_term > 0:
+                next_probe, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
+            if pr.maybe_decr_to(m.index, next_probe):
+                if pr.state == ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(m.frm)
+            return
+        if pr.maybe_update(m.index) or (pr.match == m.index and pr.state == ProgressState.PROBE):
+            if pr.state == ProgressState.PROBE:
+                pr.become_replicate()
+            elif pr.state == ProgressState.SNAPSHOT and pr.match + 1 >= self.log.first_index():
+                pr.become_probe()
+                pr.become_replicate()
+            elif pr.state == ProgressState.REPLICATE:
+                pr.inflights.free_le(m.index)
+            if self.maybe_commit():
+                self.bcast = _BCAST_ALWAYS
+            while self._send_append(m.frm, send_if_empty=False):
+                pass
+            if m.frm == self.lead_transferee and pr.match == self.log.last_index():
+                self.msgs.append(Message(_MT.TIMEOUT_NOW, m.frm, self.id, self.term))
+
+    def _handle_heartbeat_resp(self, m: Message) -> None:
+        pr = self.prs.get(m.frm)
+        if pr is None:
+            return
+        pr.recent_active = True
+        pr.probe_sent = False
+        if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+            pr.inflights.free_first_one()
+        if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
+            self._send_append(m.frm)
+        if m.context:
+            self._ack_read(m.frm, m.context)
+
+    def maybe_commit(self) -> bool:
+        """Advance the commit index to what a quorum of voters holds, if that is from this term."""
+        prs = self.prs
+        mci = self.voters.committed_index(lambda v: prs[v].match)
+        if not self.log.maybe_commit(mci, self.term):
+            return False
+        if self.pending_read_msgs:
+            pending, self.pending_read_msgs = self.pending_read_msgs, []
+            for frm, ctx in pending:
+                self.read_index(frm, ctx)
+        return True
+
+    # --- sending --------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Send the appends deferred by proposals and commits (one message per follower per Ready)."""
+        if self.bcast == _BCAST_NONE:
+            return
+        always = self.bcast == _BCAST_ALWAYS
+        self.bcast = _BCAST_NONE
+        if self.role != Role.LEADER:
+            return
+        for i in self.prs:
+            if i != self.id:
+                self._send_append(i, send_if_empty=always)
+
+    def _send_append(self, to: int, send_if_empty: bool = True) -> bool:
+        pr = self.prs[to]
+        if pr.is_paused():
+            return False
+        log = self.log
+        prev = pr.next - 1
+        prev_term = log.term(prev)
+        ents: list[Entry] | None = None
+        if prev_term is not None:
+            try:
+                ents = log.entries_from(pr.next, self.cfg.max_size_per_msg)
+            except Compacted:
+                ents = None
+        if prev_term is None or ents is None:
+            if not pr.recent_active:
+                return False
+            snap = log.snapshot()
+            assert not snap.is_empty(), "follower is behind a compacted log but there is no snapshot"
+            self.msgs.append(Message(_MT.SNAPSHOT, to, self.id, self.term, snapshot=snap))
+            pr.become_snapshot(snap.meta.index)
+            return True
+        if not ents and not send_if_empty:
+            return False
+        self.msgs.append(
+            Message(_MT.APPEND, to, self.id, self.term, prev_term, prev, tuple(ents), log.committed)
+        )
+        if pr.state == ProgressState.REPLICATE:
+            if ents:
+                last = ents[-1].index
+                pr.optimistic_update(last)
+                pr.inflights.add(last)
+        elif pr.state == ProgressState.PROBE:
+            pr.probe_sent = True
+        return True
+
+    def _bcast_heartbeat(self) -> None:
+        ctx = self.read_queue[-1] if self.read_queue else b""
+        committed = self.log.committed
+        for i, pr in self.prs.items():
+            if i != self.id:
+                commit = min(pr.match, committed)
+                self.msgs.append(Message(_MT.HEARTBEAT, i, self.id, self.term, commit=commit, context=ctx))
+
+    # --- proposals ------------------------------------------------------------------------------------
+    def _append(self, etype: EntryType, data: bytes) -> tuple[int, int]:
+        index = self.log.last_index() + 1
+        self.log.append((Entry(self.term, index, etype, data),))
+        self.prs[self.id].maybe_update(index)
+        self.maybe_commit()
+        if self.bcast == _BCAST_NONE:
+            self.bcast = _BCAST_IF_NEW
+        return self.term, index
+
+    def propose(self, etype: EntryType, data: bytes) -> tuple[int, int]:
+        if self.role != Role.LEADER:
+            raise NotLeader(self.lead)
+        if self.id not in self.prs:
+            raise ProposalDropped("this leader has been removed from the group")
+        if self.lead_transferee != NONE:
+            raise ProposalDropped(f"leadership transfer to {self.lead_transferee} in progress")
+        size = len(data)
+        if self.uncommitted_size > 0 and self.uncommitted_size + size > self.cfg.max_uncommitted_bytes:
+            raise ProposalDropped(f"uncommitted data would exceed {self.cfg.max_uncommitted_bytes} bytes")
+        if etype == EntryType.CONF_CHANGE:
+            self._validate_conf_change(ConfChange.decode(data))
+            if self.pending_conf_index > self.log.applied:
+                raise ProposalDropped(
+                    f"conf change at {self.pending_conf_index} not applied yet (applied {self.log.applied})"
+                )
+        term, index = self._append(etype, data)
+        self.uncommitted_size += size
+        if etype == EntryType.CONF_CHANGE:
+            self.pending_conf_index = index
+        return term, index
+
+    def _validate_conf_change(self, cc: ConfChange) -> None:
+        if len(cc.changes) != 1:
+            raise ValueError(f"one membership change per CONF_CHANGE entry, got {len(cc.changes)}")
+        ((t, nid),) = cc.changes
+        if nid <= NONE:
+            raise ValueError(f"conf change names invalid node id {nid}")
+        pr = self.prs.get(nid)
+        if t == ConfChangeType.ADD_VOTER and pr is not None and not pr.is_learner:
+            raise ValueError(f"node {nid} is already a voter")
+        if t == ConfChangeType.ADD_LEARNER and pr is not None:
+            raise ValueError(f"node {nid} is already a member (demoting a voter is not supported)")
+        if t == ConfChangeType.REMOVE:
+            if pr is None:
+                raise ValueError(f"node {nid} is not a member")
+            if not pr.is_learner and len(self.voters.voters) == 1:
+                raise ValueError(f"cannot remove {nid}, the last voter")
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        """Apply a committed change. Invalid changes are no-ops: every node applies the same log, so every
+        node reaches the same decision."""
+        for t, nid in cc.changes:
+            pr = self.prs.get(nid)
+            if t == ConfChangeType.ADD_VOTER:
+                if pr is not None:
+                    pr.is_learner = False
+                else:
+                    self._add_progress(nid, learner=False)
+            elif t == ConfChangeType.ADD_LEARNER:
+                if pr is None:
+                    self._add_progress(nid, learner=True)
+            elif t == ConfChangeType.REMOVE and pr is not None:
+                if not pr.is_learner and len(self.voters.voters) == 1:
+                    continue
+                del self.prs[nid]
+        self._update_voters()
+        if self.role == Role.LEADER:
+            if not self.promotable():
+                self.become_follower(self.term, NONE)
+            else:
+                if self.lead_transferee != NONE and self.lead_transferee not in self.voters.voters:
+                    self.lead_transferee = NONE
+                if self.maybe_commit():
+                    self.bcast = _BCAST_ALWAYS
+        return self.conf_state()
+
+    def _add_progress(self, nid: int, learner: bool) -> None:
+        pr = Progress(self.log.last_index() + 1, self.cfg.max_inflight_msgs, learner)
+        # A new member counts as active so the leader may send it a snapshot straight away.
+        pr.recent_active = True
+        self.prs[nid] = pr
+
+    # --- read index -----------------------------------------------------------------------------------
+    def read_index(self, frm: int, ctx: bytes) -> None:
+        if self.role != Role.LEADER:
+            if frm != self.id:
+                return
+            if self.lead == NONE:
+                raise NotLeader(NONE)
+            self.msgs.append(Message(_MT.READ_INDEX, self.lead, self.id, 0, context=ctx))
+            return
+        if len(self.voters.voters) == 1 and self.id in self.voters.voters:
+            self._respond_read(frm, self.log.committed, ctx)
+            return
+        if self.log.term(self.log.committed) != self.term:
+            # The commit index of a new leader may be behind the true one until its own entry commits.
+            self.pending_read_msgs.append((frm, ctx))
+            return
+        if ctx in self.reads:
+            return
+        self.reads[ctx] = _ReadRequest(self.log.committed, frm, {self.id})
+        self.read_queue.append(ctx)
+        self._bcast_heartbeat()
+
+    def _ack_read(self, frm: int, ctx: bytes) -> None:
+        req = self.reads.get(ctx)
+        if req is None:
+            return
+        req.acks.add(frm)
+        if not self.voters.has_quorum(req.acks):
+            return
+        # A quorum acknowledged a heartbeat sent after every earlier request too: release them all.
+        i = self.read_queue.index(ctx)
+        done, self.read_queue = self.read_queue[: i + 1], self.read_queue[i + 1 :]
+        for c in done:
+            r = self.reads.pop(c)
+            self._respond_read(r.frm, r.index, c)
+
+    def _respond_read(self, frm: int, index: int, ctx: bytes) -> None:
+        if frm == self.id:
+            self.read_states.append(ReadState(index, ctx))
+        else:
+            self.msgs.append(Message(_MT.READ_INDEX_RESP, frm, self.id, self.term, index=index, context=ctx))
+
+    # --- leadership transfer, reports -----------------------------------------------------------------
+    def transfer_leader(self, target: int) -> None:
+        if self.role != Role.LEADER:
+            raise NotLeader(self.lead)
+        pr = self.prs.get(target)
+        if pr is None or pr.is_learner:
+            raise ValueError(f"transfer target {target} is not a voter")
+        if target == self.id:
+            return
+        if self.lead_transferee == target:
+            return
+        self.election_elapsed = 0  # the transfer must finish within one election timeout
+        self.lead_transferee = target
+        if pr.match == self.log.last_index():
+            self.msgs.append(Message(_MT.TIMEOUT_NOW, target, self.id, self.term))
+        else:
+            self._send_append(target)
+
+    def report_unreachable(self, peer: int) -> None:
+        pr = self.prs.get(peer)
+        if self.role == Role.LEADER and pr is not None and pr.state == ProgressState.REPLICATE:
+            pr.become_probe()
+
+    def report_snapshot(self, peer: int, ok: bool) -> None:
+        pr = self.prs.get(peer)
+        if self.role != Role.LEADER or pr is None or pr.state != ProgressState.SNAPSHOT:
+            return
+        if not ok:
+            pr.pending_snapshot = 0
+        pr.become_probe()
+        # Wait for the next heartbeat response before probing, as etcd does.
+        pr.probe_sent = True
