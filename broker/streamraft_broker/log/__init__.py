@@ -1,0 +1,18 @@
+"""The segmented partition log: append/read of whole record batches, indexes, retention and recovery."""
+
+from .config import FlushMode, FlushPolicy, InvalidConfigError, LogConfig
+from .partition import AppendInfo, LogClosedError, OffsetOutOfRangeError, PartitionLog, wall_clock_ms
+from .segment import FileSlice
+
+__all__ = [
+    "AppendInfo",
+    "FileSlice",
+    "FlushMode",
+    "FlushPolicy",
+    "InvalidConfigError",
+    "LogClosedError",
+    "LogConfig",
+    "OffsetOutOfRangeError",
+    "PartitionLog",
+    "wall_clock_ms",
+]

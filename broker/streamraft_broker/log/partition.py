@@ -1,0 +1,524 @@
+"""PartitionLog: the segmented, append-only log of one partition.
+
+Not thread-safe: the broker calls it from one event loop (or under its own lock).
+
+Produce path: every batch of a request's records field is validated at the header level (size, magic, CRC,
+counts, max.message.bytes), the caller may veto via ``before_write``, then the bytes are copied once into a
+bytearray whose headers get their offsets/epoch (and LogAppendTime) rewritten, and written with one pwrite.
+Records are never decoded. Fetch returns FileSlices of whole batches for sendfile.
+
+Durability: fsync per FlushPolicy. A recovery-point checkpoint (offset, segment, byte position) is written
+on roll, on flush(), on close() and after ``recovery_checkpoint_bytes`` of appends, so a restart CRC-checks
+only the unflushed tail (see recovery.py).
+
+Compaction (cleanup.policy=compact) is not implemented yet; the layout leaves room for it: a cleaner copies
+the retained batches of one or more closed segments into "<base>.log.cleaned" (records of a batch that keep
+some keys are re-encoded into a new batch keeping the original base offset and offset deltas, since every
+batch carries explicit offsets and reads tolerate gaps), writes its indexes, renames it to ".swap", then
+replaces the old segment files and drops the suffix; recovery discards any .cleaned/.swap it finds, which is
+safe because the originals are deleted only after the swap.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamraft_broker.records.batch import (
+    BatchHeader,
+    TimestampType,
+    parse_header,
+    rewrite_for_append,
+    validate_produce_batch,
+)
+from streamraft_broker.records.builder import decode_records
+from streamraft_broker.records.errors import InvalidRecordError, KafkaErrorCode
+
+from .checkpoint import RecoveryPoint, write_log_start, write_recovery_point
+from .config import FlushMode, LogConfig
+from .recovery import recover
+from .segment import FileSlice, Segment
+
+logger = logging.getLogger(__name__)
+
+OFFSET_OUT_OF_RANGE = 1
+# Offsets inside a segment are stored relative to its base as int32-range values, as in Kafka.
+MAX_RELATIVE_OFFSET = (1 << 31) - 1
+
+
+class OffsetOutOfRangeError(ValueError):
+    """Fetch/delete at an offset outside [log_start_offset, log_end_offset] (Kafka OFFSET_OUT_OF_RANGE)."""
+
+    error_code = OFFSET_OUT_OF_RANGE
+
+
+class LogClosedError(RuntimeError):
+    pass
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class AppendInfo:
+    base_offset: int
+    last_offset: int
+    max_timestamp: int
+    log_append_time: int  # -1 with CreateTime
+    log_start_offset: int
+    batch_count: int
+    records_count: int
+    bytes: int
+
+
+class PartitionLog:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        now_ms: Callable[[], int],
+        segments: list[Segment],
+        log_start_offset: int,
+    ) -> None:
+        assert segments, "a log always has an active segment"
+        self.directory = directory
+        self._config = config
+        self._now_ms = now_ms
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self.log_start_offset = log_start_offset
+        self._size = sum(s.size for s in segments)
+        self._bytes_since_checkpoint = 0
+        self._last_flush_ms = now_ms()
+        # Deleted segments whose files may still be referenced by FileSlices handed out for sendfile; their
+        # readers are closed one retention pass later (or at close()).
+        self._graveyard: list[Segment] = []
+        self._closed = False
+        self.recovery_scanned_bytes = 0
+        self.recovery_truncations = 0
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls, directory: Path, config: LogConfig, *, now_ms: Callable[[], int] = wall_clock_ms
+    ) -> PartitionLog:
+        """Open (creating if needed) and recover the partition directory."""
+        directory = Path(directory)
+        recovered = recover(directory, now_ms=now_ms(), index_interval_bytes=config.index_interval_bytes)
+        log = cls(directory, config, now_ms, recovered.segments, recovered.log_start_offset)
+        log.recovery_scanned_bytes = recovered.scanned_bytes
+        log.recovery_truncations = recovered.truncations
+        write_log_start(directory, log.log_start_offset)
+        log._checkpoint()
+        return log
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._checkpoint()
+        self._closed = True
+        for segment in self._segments:
+            segment.close()
+            segment.close_reader()
+        for segment in self._graveyard:
+            segment.close_reader()
+        self._graveyard.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    def update_config(self, config: LogConfig) -> None:
+        """Apply changed topic configs (AlterConfigs); takes effect from the next append/roll/retention."""
+        self._config = config
+        for segment in self._segments:
+            segment.index_interval_bytes = config.index_interval_bytes
+
+    # ---- state ---------------------------------------------------------------------------------------
+    @property
+    def _active(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def log_end_offset(self) -> int:
+        """The next offset to be assigned."""
+        next_offset = self._active.next_offset
+        assert next_offset is not None
+        return next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def segment_base_offsets(self) -> list[int]:
+        return list(self._bases)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosedError(f"partition log {self.directory} is closed")
+
+    # ---- append --------------------------------------------------------------------------------------
+    def append(
+        self,
+        records: bytes | bytearray | memoryview,
+        *,
+        leader_epoch: int = 0,
+        before_write: Callable[[list[BatchHeader]], None] | None = None,
+    ) -> AppendInfo:
+        """Validate and append a produce request's records (one or more v2 batches), assigning offsets."""
+        self._check_open()
+        view = records if isinstance(records, memoryview) else memoryview(records)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        total = len(view)
+        if total == 0:
+            raise InvalidRecordError(
+                KafkaErrorCode.CORRUPT_MESSAGE, "the records field holds no record batch"
+            )
+        positions: list[int] = []
+        headers: list[BatchHeader] = []
+        offsets_needed = 0
+        pos = 0
+        max_bytes = self._config.max_message_bytes
+        while pos < total:
+            header = validate_produce_batch(view, pos, max_batch_bytes=max_bytes)
+            positions.append(pos)
+            headers.append(header)
+            offsets_needed += header.last_offset_delta + 1
+            pos += header.size
+        if before_write is not None:
+            before_write(headers)
+        now = self._now_ms()
+        self._maybe_roll(total, offsets_needed, now)
+        buf = bytearray(view)
+        out = memoryview(buf)
+        append_time = now if self._config.log_append_time else None
+        base_offset = next_offset = self.log_end_offset
+        final: list[tuple[int, BatchHeader]] = []
+        max_timestamp = -1
+        records_count = 0
+        for pos, header in zip(positions, headers, strict=True):
+            rewrite_for_append(
+                out[pos : pos + header.size],
+                next_offset,
+                leader_epoch=leader_epoch,
+                log_append_time=append_time,
+            )
+            written = parse_header(out, pos)
+            final.append((pos, written))
+            next_offset = written.next_offset
+            max_timestamp = max(max_timestamp, written.max_timestamp)
+            records_count += written.records_count
+        self._active.append(out, final)
+        out.release()
+        self._size += total
+        self._bytes_since_checkpoint += total
+        self._after_append(now)
+        return AppendInfo(
+            base_offset=base_offset,
+            last_offset=next_offset - 1,
+            max_timestamp=max_timestamp,
+            log_append_time=-1 if append_time is None else append_time,
+            log_start_offset=self.log_start_offset,
+            batch_count=len(final),
+            records_count=records_count,
+            bytes=total,
+        )
+
+    def _after_append(self, now: int) -> None:
+        if self._bytes_since_checkpoint >= self._config.recovery_checkpoint_bytes:
+            self._checkpoint()
+            return
+        flush = self._config.flush
+        if flush.mode is FlushMode.EVERY_BATCH or (
+            flush.mode is FlushMode.INTERVAL and now - self._last_flush_ms >= flush.interval_ms
+        ):
+            self._active.flush_log()
+            self._last_flush_ms = now
+
+    def _maybe_roll(self, incoming_bytes: int, incoming_offsets: int, now: int) -> None:
+        active = self._active
+        if active.size == 0:
+            return
+        if (
+            active.size + incoming_bytes > self._config.segment_bytes
+            or now - active.created_ms >= self._config.segment_ms
+            or self.log_end_offset + incoming_offsets - active.base_offset > MAX_RELATIVE_OFFSET
+        ):
+            self.roll(now)
+
+    def roll(self, now: int | None = None) -> None:
+        """Close the active segment (fsynced, final time-index entry); start a new one at the end offset."""
+        self._check_open()
+        if self._active.size == 0:
+            return
+        self._active.roll_close()
+        segment = Segment(
+            self.directory,
+            self.log_end_offset,
+            created_ms=self._now_ms() if now is None else now,
+            index_interval_bytes=self._config.index_interval_bytes,
+        )
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        self._write_recovery_point()
+
+    # ---- durability ----------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """fsync the active segment and its indexes and advance the recovery-point checkpoint."""
+        self._check_open()
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._active.flush()
+        self._last_flush_ms = self._now_ms()
+        self._write_recovery_point()
+
+    def _write_recovery_point(self) -> None:
+        active = self._active
+        write_recovery_point(
+            self.directory, RecoveryPoint(self.log_end_offset, active.base_offset, active.size)
+        )
+        self._bytes_since_checkpoint = 0
+
+    # ---- read ----------------------------------------------------------------------------------------
+    def _segment_index(self, offset: int) -> int:
+        return max(bisect.bisect_right(self._bases, offset) - 1, 0)
+
+    def read(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_message: bool = True
+    ) -> list[FileSlice]:
+        """Whole batches starting with the one containing ``offset``, up to ``max_bytes`` (the first batch
+        even if larger when ``min_one_message``), only batches entirely below ``max_offset`` (the high
+        watermark) if given. Raises OffsetOutOfRangeError outside [log_start_offset, log_end_offset]."""
+        self._check_open()
+        end = self.log_end_offset
+        if offset < self.log_start_offset or offset > end:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside the log range [{self.log_start_offset}, {end}]"
+            )
+        limit = end if max_offset is None else min(max_offset, end)
+        slices: list[FileSlice] = []
+        remaining = max_bytes
+        i = self._segment_index(offset)
+        while offset < limit and i < len(self._segments):
+            segment = self._segments[i]
+            found = segment.find_batch(offset)
+            if found is None:
+                i += 1
+                continue
+            start, first = found
+            if first.next_offset > limit:
+                break
+            taken = 0
+            if first.size > remaining:
+                if slices or not min_one_message:
+                    break
+                taken = first.size
+                offset = first.next_offset
+            else:
+                taken, offset = self._extend(segment, start, first, remaining, limit)
+            slices.append(segment.slice(start, taken))
+            remaining -= taken
+            if start + taken < segment.size or remaining <= 0:
+                break
+            i += 1
+        return slices
+
+    def _extend(
+        self, segment: Segment, start: int, first: BatchHeader, budget: int, limit: int
+    ) -> tuple[int, int]:
+        """Bytes of whole batches from ``start`` fitting in ``budget`` and below ``limit``; returns (bytes,
+        next offset). Uses the offset index to skip most of the header walk."""
+        pos = start + first.size
+        next_offset = first.next_offset
+        entry = segment.offset_index.lookup_position(start + budget)
+        if entry is not None and entry[1] > pos and entry[0] <= limit:
+            pos, next_offset = entry[1], entry[0]
+        for at, header in segment.iter_headers(pos):
+            if at + header.size - start > budget or header.next_offset > limit:
+                break
+            pos = at + header.size
+            next_offset = header.next_offset
+        return pos - start, next_offset
+
+    def read_bytes(
+        self, offset: int, max_bytes: int, *, max_offset: int | None = None, min_one_message: bool = True
+    ) -> bytes:
+        """read() copied into memory (for TLS, tests and internal consumers)."""
+        return b"".join(
+            s.read()
+            for s in self.read(offset, max_bytes, max_offset=max_offset, min_one_message=min_one_message)
+        )
+
+    def iter_batch_headers(self, from_offset: int) -> Iterator[BatchHeader]:
+        """Headers of every batch whose last offset is >= ``from_offset``, in order."""
+        self._check_open()
+        from_offset = max(from_offset, self.log_start_offset)
+        for i in range(self._segment_index(from_offset), len(self._segments)):
+            segment = self._segments[i]
+            found = segment.find_batch(from_offset)
+            if found is None:
+                continue
+            for _pos, header in segment.iter_headers(found[0]):
+                yield header
+
+    def offset_for_timestamp(self, ts: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at or after log start with timestamp >= ``ts``, found via
+        the first batch whose max timestamp is >= ``ts``; None if there is none (ListOffsets)."""
+        self._check_open()
+        start = self.log_start_offset
+        for segment in self._segments[self._segment_index(start) :]:
+            if segment.max_timestamp < ts:
+                continue
+            from_offset = max(segment.time_index.lookup(ts) or segment.base_offset, start)
+            found = segment.find_batch(from_offset)
+            if found is None:
+                continue
+            for pos, header in segment.iter_headers(found[0]):
+                if header.max_timestamp >= ts and header.next_offset > start:
+                    return self._first_record_at(segment, pos, header, ts)
+        return None
+
+    def _first_record_at(self, segment: Segment, pos: int, header: BatchHeader, ts: int) -> tuple[int, int]:
+        start = self.log_start_offset
+        if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
+            return max(header.base_offset, start), header.max_timestamp
+        try:
+            records = decode_records(segment.slice(pos, header.size).read())
+        except InvalidRecordError as exc:
+            logger.warning(
+                "event=timestamp_lookup_undecodable file=%s position=%d error=%s", segment.path, pos, exc
+            )
+            return max(header.base_offset, start), header.max_timestamp
+        for record in records:
+            offset = header.base_offset + record.offset_delta
+            timestamp = header.base_timestamp + record.timestamp_delta
+            if offset >= start and timestamp >= ts:
+                return offset, timestamp
+        return max(header.base_offset, start), header.max_timestamp
+
+    # ---- truncation and retention --------------------------------------------------------------------
+    def truncate_to(self, offset: int) -> None:
+        """Remove every batch that holds an offset >= ``offset`` (a batch containing ``offset`` goes whole,
+        so the new end offset is that batch's base). Below the log start, the log restarts empty at
+        ``offset``. For Raft conflict truncation."""
+        self._check_open()
+        if offset >= self.log_end_offset:
+            return
+        if offset < self.log_start_offset or offset <= self._bases[0]:
+            self._truncate_fully(offset if offset < self.log_start_offset else self._bases[0])
+            return
+        i = self._segment_index(offset)
+        segment = self._segments[i]
+        # Lower the checkpoint first: a crash mid-truncation then rescans from this segment's start.
+        write_recovery_point(self.directory, RecoveryPoint(segment.base_offset, segment.base_offset, 0))
+        for doomed in self._segments[i + 1 :]:
+            self._retire(doomed)
+        del self._segments[i + 1 :]
+        del self._bases[i + 1 :]
+        found = segment.find_batch(offset)
+        if found is not None:
+            self._size -= segment.size - found[0]
+            segment.truncate(found[0])
+        if segment.size == 0 and i > 0 and segment.base_offset == self._segments[i - 1].next_offset:
+            self._retire(segment)
+            self._segments.pop()
+            self._bases.pop()
+        self._checkpoint()
+
+    def _truncate_fully(self, new_start: int) -> None:
+        write_recovery_point(self.directory, RecoveryPoint(self._bases[0], self._bases[0], 0))
+        for segment in self._segments:
+            self._retire(segment)
+        self._segments = [
+            Segment(
+                self.directory,
+                new_start,
+                created_ms=self._now_ms(),
+                index_interval_bytes=self._config.index_interval_bytes,
+            )
+        ]
+        self._bases = [new_start]
+        self._size = 0
+        self.log_start_offset = new_start
+        write_log_start(self.directory, new_start)
+        self._checkpoint()
+
+    def _retire(self, segment: Segment) -> None:
+        self._size -= segment.size
+        segment.delete_files()
+        self._graveyard.append(segment)
+
+    def apply_retention(self) -> int:
+        """Delete whole closed segments past retention.ms (by their max timestamp) or beyond retention.bytes
+        (oldest first); never the active segment. Returns how many were deleted."""
+        self._check_open()
+        for segment in self._graveyard:
+            segment.close_reader()
+        self._graveyard.clear()
+        now = self._now_ms()
+        count = 0
+        size = self._size
+        retention_ms = self._config.retention_ms
+        retention_bytes = self._config.retention_bytes
+        while count < len(self._segments) - 1:
+            segment = self._segments[count]
+            expired = retention_ms is not None and now - self._segment_time(segment) > retention_ms
+            oversize = retention_bytes is not None and size - segment.size >= retention_bytes
+            if not (expired or oversize):
+                break
+            size -= segment.size
+            count += 1
+        if count:
+            self._delete_oldest(count, self._segments[count].base_offset)
+        return count
+
+    @staticmethod
+    def _segment_time(segment: Segment) -> int:
+        if segment.max_timestamp >= 0:
+            return segment.max_timestamp
+        return os.stat(segment.path).st_mtime_ns // 1_000_000
+
+    def _delete_oldest(self, count: int, new_start: int) -> None:
+        # Persist the new start first: a crash before the unlinks leaves files recovery deletes anyway.
+        new_start = max(new_start, self.log_start_offset)
+        if new_start != self.log_start_offset:
+            self.log_start_offset = new_start
+            write_log_start(self.directory, new_start)
+        for segment in self._segments[:count]:
+            logger.info("event=segment_deleted file=%s log_start_offset=%d", segment.path, new_start)
+            self._retire(segment)
+        del self._segments[:count]
+        del self._bases[:count]
+
+    def delete_records_before(self, offset: int) -> None:
+        """Move the log start to ``offset`` (DeleteRecords) and delete the segments wholly before it."""
+        self._check_open()
+        end = self.log_end_offset
+        if offset < 0 or offset > end:
+            raise OffsetOutOfRangeError(f"cannot delete records before {offset}: log end offset is {end}")
+        if offset <= self.log_start_offset:
+            return
+        self.log_start_offset = offset
+        write_log_start(self.directory, offset)
+        count = 0
+        while count < len(self._segments) - 1 and self._bases[count + 1] <= offset:
+            count += 1
+        if count:
+            self._delete_oldest(count, offset)
