@@ -1,0 +1,32 @@
+"""Rebuild a partition's producer state on open: newest valid snapshot, then the batch headers the log holds
+after it (no record is decoded)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import cast
+
+from streamraft_broker.producer.snapshot import load_latest
+from streamraft_broker.producer.state import ProducerStateManager
+from streamraft_broker.producer.types import HeaderLike, HeaderSource
+
+
+def recover(
+    directory: Path, log: HeaderSource, *, strict_unknown_producer: bool = False
+) -> ProducerStateManager:
+    state = ProducerStateManager(strict_unknown_producer=strict_unknown_producer)
+    start = log.log_start_offset
+    loaded = load_latest(directory, log.log_end_offset)
+    if loaded is not None and loaded[0] >= start:
+        offset, entries = loaded
+        state.restore(entries, offset)
+        start = offset
+    else:
+        state.map_end_offset = start
+    headers = cast("Iterable[HeaderLike]", log.iter_batch_headers(start))
+    for header in headers:
+        if header.base_offset + header.last_offset_delta < start:
+            continue  # the batch straddling `start` was already counted in the snapshot
+        state.replay(header)
+    return state
