@@ -78,6 +78,11 @@ def next_restart(
     leads the fewest partitions (highest ordinal first on ties), if every partition keeps its quorum."""
     if not outdated:
         return RestartDecision(None, None)
+    # An outdated pod that is not Ready serves nothing: restarting it costs no availability, and it may be
+    # failing precisely because of the configuration the restart fixes.
+    broken = sorted((p for p in outdated if not ready.get(p, False)), key=_ordinal, reverse=True)
+    if broken:
+        return RestartDecision(broken[0], None)
     waiting = sorted(p for p, ok in ready.items() if not ok)
     if waiting:
         return RestartDecision(None, f"waiting for {', '.join(waiting)} to be ready before the next restart")

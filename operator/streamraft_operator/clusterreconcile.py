@@ -1,0 +1,193 @@
+"""One StreamCluster reconcile: apply the desired objects, observe brokers, take at most one disruptive step
+(restart one pod, or remove one broker), and write status only if it changed.
+
+Idempotent and restartable: objects are server-side applied by name, and every decision is recomputed
+from what the API server and the brokers say now, so an operator restart mid-way repeats nothing twice.
+"""
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streamraft_operator import brokers, resources
+from streamraft_operator.constants import (
+    API_VERSION,
+    CLUSTER_KIND,
+    EVENT_ROLLING_RESTART,
+    EVENT_SCALE_DOWN,
+    METRICS_PORT,
+    PAUSED_ANNOTATION,
+)
+from streamraft_operator.kube import Kube, now_rfc3339, path_for, with_owner
+from streamraft_operator.metrics import RESTARTS
+from streamraft_operator.rollout import PartitionState, next_restart, partitions_led, scale_down_blocker
+from streamraft_operator.spec import ClusterSpec, SpecError, parse_cluster
+from streamraft_operator.status import (
+    BrokerObservation,
+    ClusterObservation,
+    Condition,
+    cluster_conditions,
+    render_conditions,
+    status_patch,
+)
+
+Emit = Callable[[str, str], None]  # (reason, message) -> an Event on the StreamCluster
+
+
+def is_paused(body: Mapping[str, Any]) -> bool:
+    value = (body.get("metadata", {}).get("annotations") or {}).get(PAUSED_ANNOTATION, "")
+    return str(value).lower() in ("true", "1", "yes")
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    for cond in pod.get("status", {}).get("conditions") or ():
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
+def ordinal(pod_name: str) -> int:
+    return int(pod_name.rsplit("-", 1)[1])
+
+
+def write_status(kube: Kube, body: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge-patch only the changed top-level status fields; nothing at all when unchanged."""
+    diff = status_patch(body.get("status") or {}, desired)
+    if diff:
+        meta = body["metadata"]
+        path = path_for(body["apiVersion"], body["kind"], meta["namespace"], meta["name"]) + "/status"
+        kube.request("PATCH", path, body={"status": diff}, content_type="application/merge-patch+json")
+    return diff
+
+
+def conditions_status(body: Mapping[str, Any], conds: list[Condition]) -> dict[str, Any]:
+    gen = int(body["metadata"].get("generation", 0))
+    previous = (body.get("status") or {}).get("conditions")
+    return {"observedGeneration": gen, "conditions": render_conditions(conds, previous, gen, now_rfc3339())}
+
+
+def _observe_partitions(addresses: list[str]) -> tuple[list[PartitionState] | None, str | None]:
+    if not addresses:
+        return None, None
+    try:
+        return brokers.partition_states(addresses), None
+    except brokers.BrokersUnreachable as exc:
+        return None, str(exc)
+
+
+def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
+    """Returns the status fields written (empty when nothing changed)."""
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    if is_paused(body):
+        conds = [Condition("Progressing", False, "Paused", f"{PAUSED_ANNOTATION} is set; not reconciling")]
+        return write_status(kube, body, conditions_status(body, conds))
+    try:
+        c = parse_cluster(name, namespace, body.get("spec") or {})
+    except SpecError as exc:
+        obs = ClusterObservation(0, (), invalid=str(exc))
+        return write_status(kube, body, conditions_status(body, cluster_conditions(obs)))
+
+    current = kube.get("apps/v1", "StatefulSet", namespace, name)
+    current_replicas = int(current["spec"]["replicas"]) if current else c.replicas
+    pods = {
+        p["metadata"]["name"]: p
+        for p in kube.list("v1", "Pod", namespace, resources.selector_string(c))
+        if not p["metadata"].get("deletionTimestamp")
+    }
+    addresses = [
+        f"{p['status']['podIP']}:{c.kafka_port}" for p in pods.values() if p.get("status", {}).get("podIP")
+    ]
+    partitions, unreachable = _observe_partitions(addresses)
+    if unreachable is not None and not any(pod_ready(p) for p in pods.values()):
+        unreachable = None  # nothing is up yet: that is "not ready", not "unreachable"
+
+    # Scale-down removes one broker at a time, and only once it holds no partition replica.
+    target = c.replicas
+    blocked: str | None = None
+    blocked_reason = "RestartBlocked"
+    if c.replicas < current_replicas:
+        highest = current_replicas - 1
+        why = scale_down_blocker(highest, partitions)
+        if why is None:
+            target = current_replicas - 1
+            emit(EVENT_SCALE_DOWN, f"removing broker {highest} ({name}-{highest}): it holds no replicas")
+        else:
+            target, blocked, blocked_reason = current_replicas, why, "ScaleDownBlocked"
+    applied = dataclasses.replace(c, replicas=target)
+
+    sm_crd = c.service_monitor and kube.crd_exists("servicemonitors.monitoring.coreos.com")
+    sts: Mapping[str, Any] = {}
+    for obj in resources.desired_objects(applied, service_monitor_crd=sm_crd):
+        out = kube.apply(with_owner(obj, body))
+        if obj["kind"] == "StatefulSet":
+            sts = out
+
+    # Rolling restart (updateStrategy OnDelete): at most one pod per reconcile, only if quorum holds.
+    revision = (sts.get("status") or {}).get("updateRevision")
+    live = {n: p for n, p in pods.items() if ordinal(n) < target}
+    outdated = sorted(
+        n
+        for n, p in live.items()
+        if revision and p["metadata"].get("labels", {}).get("controller-revision-hash") != revision
+    )
+    ready = {n: pod_ready(p) for n, p in live.items()}
+    if blocked is None and outdated:
+        # One broker has no quorum to keep; a restart is downtime either way.
+        decision = (
+            next_restart(outdated, ready, partitions) if target > 1 else next_restart(outdated, ready, [])
+        )
+        if decision.pod is not None:
+            kube.delete("v1", "Pod", namespace, decision.pod)
+            RESTARTS.inc()
+            emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod} to apply revision {revision}")
+        elif decision.blocked is not None:
+            blocked = decision.blocked
+
+    led = partitions_led(partitions or [])
+    observed: list[BrokerObservation] = []
+    for pod_name in sorted(pods, key=ordinal):
+        pod = pods[pod_name]
+        ip = pod.get("status", {}).get("podIP")
+        lag = brokers.raft_lag(ip, METRICS_PORT) if ip and c.metrics_enabled and pod_ready(pod) else None
+        bid = ordinal(pod_name)
+        observed.append(
+            BrokerObservation(bid, pod_name, pod_ready(pod), led.get(bid, 0) if partitions else None, lag)
+        )
+    obs = ClusterObservation(
+        desired_replicas=c.replicas,
+        brokers=tuple(observed),
+        outdated_pods=tuple(outdated),
+        blocked=blocked,
+        blocked_reason=blocked_reason,
+        unreachable=unreachable,
+    )
+    desired = {
+        **conditions_status(body, cluster_conditions(obs)),
+        "replicas": len(pods),
+        "readyReplicas": sum(1 for b in observed if b.ready),
+        "selector": resources.selector_string(c),
+        "bootstrap": resources.bootstrap_address(c),
+        "configHash": resources.config_hash(c),
+        "brokers": [b.as_status() for b in observed],
+    }
+    return write_status(kube, body, desired)
+
+
+async def reconcile_cluster(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
+    return await asyncio.to_thread(reconcile_cluster_sync, kube, body, emit)
+
+
+def fetch_cluster(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    return kube.get(API_VERSION, CLUSTER_KIND, namespace, name)
+
+
+def cluster_addresses(kube: Kube, cluster: Mapping[str, Any]) -> list[str]:
+    """Pod-IP addresses of the Ready brokers (else any with an IP): no ClusterIP, so no kube-proxy needed."""
+    meta = cluster["metadata"]
+    c: ClusterSpec = parse_cluster(meta["name"], meta["namespace"], cluster.get("spec") or {})
+    pods = kube.list("v1", "Pod", meta["namespace"], resources.selector_string(c))
+    ready = [p for p in pods if pod_ready(p) and p.get("status", {}).get("podIP")]
+    chosen = ready or [p for p in pods if p.get("status", {}).get("podIP")]
+    return [f"{p['status']['podIP']}:{c.kafka_port}" for p in chosen]

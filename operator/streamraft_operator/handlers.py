@@ -1,0 +1,111 @@
+"""kopf handlers: short, idempotent, each delegating to one reconcile function.
+
+Change handlers and periodic timers call the same reconcile, serialised per object by a lock, so a timer
+firing during an update handler never interleaves with it. Failures become conditions (spec problems) or
+kopf retries with a delay (API/broker unreachable); nothing crash-loops the operator.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from streamraft_operator import metrics
+from streamraft_operator.brokers import BrokersUnreachable
+from streamraft_operator.clusterreconcile import reconcile_cluster
+from streamraft_operator.constants import CLUSTER_PLURAL, GROUP, TOPIC_PLURAL, VERSION
+from streamraft_operator.kube import Kube, KubeError, load_api_client
+from streamraft_operator.topicreconcile import delete_topic, reconcile_topic
+
+CLUSTER_RESYNC_S = 10.0
+TOPIC_RESYNC_S = 30.0
+RETRY_DELAY_S = 10.0
+
+Log = logging.Logger | logging.LoggerAdapter[Any]
+
+_locks: dict[str, asyncio.Lock] = {}
+_kube: Kube | None = None
+
+
+def kube() -> Kube:
+    global _kube
+    if _kube is None:
+        _kube = Kube(load_api_client())
+    return _kube
+
+
+def _lock(uid: str) -> asyncio.Lock:
+    return _locks.setdefault(uid, asyncio.Lock())
+
+
+Reconcile = Callable[[Kube, dict[str, Any], Callable[[str, str], None]], Awaitable[dict[str, Any]]]
+
+
+async def _run(kind: str, reconcile: Reconcile, body: kopf.Body, logger: Log) -> None:
+    events: list[tuple[str, str]] = []
+    async with _lock(body.metadata.uid or ""):
+        try:
+            with metrics.timed(kind):
+                written = await reconcile(kube(), dict(body), lambda r, m: events.append((r, m)))
+        except KubeError as exc:
+            metrics.ERRORS.labels(kind, "KubeError").inc()
+            raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY_S) from exc
+        finally:
+            for reason, message in events:
+                kopf.event(body, type="Normal", reason=reason, message=message)
+    if written:
+        logger.info(f"status updated: {', '.join(sorted(written))}")
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Progress and diff-base live in annotations: our status schema is closed (no status.kopf field).
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+
+
+@kopf.on.create(GROUP, VERSION, CLUSTER_PLURAL)
+@kopf.on.update(GROUP, VERSION, CLUSTER_PLURAL)
+@kopf.on.resume(GROUP, VERSION, CLUSTER_PLURAL)
+async def cluster_changed(body: kopf.Body, logger: Log, **_: Any) -> None:
+    await _run("StreamCluster", reconcile_cluster, body, logger)
+
+
+@kopf.timer(GROUP, VERSION, CLUSTER_PLURAL, interval=CLUSTER_RESYNC_S, initial_delay=CLUSTER_RESYNC_S)
+async def cluster_resync(body: kopf.Body, logger: Log, **_: Any) -> None:
+    await _run("StreamCluster", reconcile_cluster, body, logger)
+
+
+@kopf.on.create(GROUP, VERSION, TOPIC_PLURAL)
+@kopf.on.update(GROUP, VERSION, TOPIC_PLURAL)
+@kopf.on.resume(GROUP, VERSION, TOPIC_PLURAL)
+async def topic_changed(body: kopf.Body, logger: Log, **_: Any) -> None:
+    await _run("StreamTopic", reconcile_topic, body, logger)
+
+
+@kopf.timer(GROUP, VERSION, TOPIC_PLURAL, interval=TOPIC_RESYNC_S, initial_delay=TOPIC_RESYNC_S)
+async def topic_resync(body: kopf.Body, logger: Log, **_: Any) -> None:
+    """Periodic resync: reverts drift made behind the operator's back (e.g. kafka-configs)."""
+    await _run("StreamTopic", reconcile_topic, body, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, TOPIC_PLURAL, retries=30, backoff=RETRY_DELAY_S)
+async def topic_deleted(body: kopf.Body, logger: Log, retry: int, **_: Any) -> None:
+    async with _lock(body.metadata.uid or ""):
+        try:
+            with metrics.timed("StreamTopic"):
+                done = await delete_topic(kube(), dict(body))
+        except (BrokersUnreachable, KubeError) as exc:
+            metrics.ERRORS.labels("StreamTopic", type(exc).__name__).inc()
+            raise kopf.TemporaryError(
+                f"cannot delete the Kafka topic yet: {exc}", delay=RETRY_DELAY_S
+            ) from exc
+    _locks.pop(body.metadata.uid or "", None)
+    logger.info(done)
