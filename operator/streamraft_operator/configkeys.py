@@ -19,6 +19,7 @@ class ConfigKey:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] = ()
+    setting: str = ""  # the broker config-file setting this key maps to (broker keys only)
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "description": self.description}
@@ -53,22 +54,40 @@ _COMPRESSION = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 _CLEANUP = ("delete", "compact")
 _INT32_MAX = 2**31 - 1
 
+# Only keys the broker honours today (each maps to a setting of the broker's config file); a key that
+# would be silently ignored is refused instead.
 BROKER_KEYS: tuple[ConfigKey, ...] = (
-    ConfigKey("auto.create.topics.enable", "boolean", "Create topics on first metadata request."),
-    ConfigKey("num.partitions", "integer", "Partitions of auto-created topics.", 1, 10_000),
-    ConfigKey("default.replication.factor", "integer", "Replicas of auto-created topics.", 1, 7),
-    ConfigKey("min.insync.replicas", "integer", "Replicas that must acknowledge acks=all writes.", 1, 7),
-    ConfigKey("log.retention.ms", "integer", "Time to keep log segments; -1 keeps forever.", -1),
-    ConfigKey("log.retention.bytes", "integer", "Bytes to keep per partition; -1 for no limit.", -1),
-    ConfigKey("log.segment.bytes", "integer", "Size of one log segment file.", 1_048_576, _INT32_MAX),
-    ConfigKey("log.cleanup.policy", "string", "What retention does to old segments.", choices=_CLEANUP),
-    ConfigKey("log.flush.interval.messages", "integer", "fsync after this many messages.", 1),
-    ConfigKey("message.max.bytes", "integer", "Largest record batch accepted.", 1024, _INT32_MAX),
-    ConfigKey("compression.type", "string", "Compression of stored batches.", choices=_COMPRESSION),
-    ConfigKey("offsets.retention.minutes", "integer", "How long committed offsets are kept.", 1),
-    ConfigKey("group.initial.rebalance.delay.ms", "integer", "Delay of the first group rebalance.", 0),
-    ConfigKey("raft.election.timeout.ms", "integer", "Raft election timeout.", 100, 60_000),
-    ConfigKey("raft.heartbeat.interval.ms", "integer", "Raft heartbeat interval.", 10, 10_000),
+    ConfigKey(
+        "auto.create.topics.enable",
+        "boolean",
+        "Create topics on first metadata request.",
+        setting="auto_create_topics",
+    ),
+    ConfigKey(
+        "num.partitions",
+        "integer",
+        "Partitions of auto-created topics.",
+        1,
+        10_000,
+        setting="default_partitions",
+    ),
+    ConfigKey(
+        "socket.request.max.bytes",
+        "integer",
+        "Largest request a client may send.",
+        1024,
+        _INT32_MAX,
+        setting="max_request_size",
+    ),
+    ConfigKey("zero.copy.enable", "boolean", "Serve fetches with sendfile.", setting="zero_copy"),
+    ConfigKey(
+        "log.level",
+        "string",
+        "Broker log level.",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        setting="log_level",
+    ),
+    ConfigKey("log.format", "string", "Broker log format.", choices=("text", "json"), setting="log_format"),
 )
 
 TOPIC_KEYS: tuple[ConfigKey, ...] = (
@@ -112,3 +131,14 @@ def as_kafka_strings(config: Mapping[str, object]) -> dict[str, str]:
     for name, value in config.items():
         out[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return out
+
+
+def broker_settings(config: Mapping[str, object]) -> dict[str, object]:
+    """Validated Kafka-style keys -> the broker's own config-file settings."""
+    table = {k.name: k for k in BROKER_KEYS}
+    out: dict[str, object] = {}
+    for name, value in config.items():
+        key = table[name]
+        assert key.setting, name
+        out[key.setting] = value
+    return dict(sorted(out.items()))

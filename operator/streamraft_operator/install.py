@@ -169,7 +169,7 @@ def example_cluster(name: str = "demo", replicas: int = 3) -> Obj:
             "image": DEFAULT_IMAGE,
             "storage": {"size": "1Gi"},
             "listeners": {"kafka": {"port": 9092}},
-            "config": {"min.insync.replicas": 2, "log.retention.ms": 604_800_000},
+            "config": {"auto.create.topics.enable": False, "num.partitions": 3, "log.format": "json"},
             "rack": {"topologyKey": "topology.kubernetes.io/zone"},
             "metrics": {"enabled": True, "serviceMonitor": False},
             "pdb": {"maxUnavailable": 1},

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from streamraft_operator.configkeys import broker_settings
 from streamraft_operator.constants import (
     CONFIG_DIR,
     CONFIG_FILE,
@@ -66,8 +67,9 @@ def _meta(c: ClusterSpec, name: str) -> Obj:
 
 
 def broker_config(c: ClusterSpec) -> str:
-    """The broker's config file: the user's validated keys, sorted so the text (and its hash) is stable."""
-    return yaml.safe_dump(dict(sorted(c.config.items())), default_flow_style=False) if c.config else "{}\n"
+    """The broker's config file (its own setting names), sorted so the text and its hash are stable."""
+    settings = broker_settings(c.config)
+    return yaml.safe_dump(settings, default_flow_style=False) if settings else "{}\n"
 
 
 def peers(c: ClusterSpec) -> str:

@@ -39,7 +39,7 @@ def test_cluster_config_is_an_allow_list_with_types() -> None:
     config = spec["properties"]["config"]
     assert config["additionalProperties"] is False
     assert config["properties"]["auto.create.topics.enable"]["type"] == "boolean"
-    assert config["properties"]["log.segment.bytes"]["minimum"] == 1_048_576
+    assert config["properties"]["socket.request.max.bytes"]["minimum"] == 1024
     assert spec["additionalProperties"] is False
 
 

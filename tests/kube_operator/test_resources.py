@@ -2,8 +2,9 @@
 
 from typing import Any
 
+import yaml
 from streamraft_operator.constants import CONFIG_HASH_ANNOTATION
-from streamraft_operator.resources import config_hash, desired_objects, peers, stateful_set
+from streamraft_operator.resources import config_hash, config_map, desired_objects, peers, stateful_set
 from streamraft_operator.spec import parse_cluster
 
 
@@ -83,3 +84,11 @@ def test_rack_spreads_pods_and_user_template_is_applied() -> None:
     assert term["podAffinityTerm"]["topologyKey"] == "topology.kubernetes.io/zone"
     assert pod["metadata"]["labels"]["team"] == "a"
     assert pod["spec"]["tolerations"] == [{"key": "dedicated", "operator": "Exists"}]
+
+
+def test_broker_config_file_uses_the_brokers_setting_names() -> None:
+    text = config_map(_cluster(config={"num.partitions": 3, "auto.create.topics.enable": True}))["data"][
+        "broker.yaml"
+    ]
+    assert yaml.safe_load(text) == {"auto_create_topics": True, "default_partitions": 3}
+    assert yaml.safe_load(config_map(_cluster())["data"]["broker.yaml"]) == {}

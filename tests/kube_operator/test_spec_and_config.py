@@ -11,12 +11,12 @@ def test_valid_broker_config_passes() -> None:
 
 def test_unknown_and_mistyped_keys_are_named() -> None:
     problems = validate_config(
-        {"log.segment.bytes": 10, "bogus.key": 1, "auto.create.topics.enable": "yes"}, BROKER_KEYS
+        {"socket.request.max.bytes": 10, "bogus.key": 1, "auto.create.topics.enable": "yes"}, BROKER_KEYS
     )
     assert len(problems) == 3
     assert problems[0].startswith("auto.create.topics.enable must be a boolean")
     assert problems[1].startswith("unknown config key 'bogus.key'")
-    assert problems[2] == "log.segment.bytes must be >= 1048576, got 10"
+    assert problems[2] == "socket.request.max.bytes must be >= 1024, got 10"
 
 
 def test_topic_config_enum_and_kafka_strings() -> None:
