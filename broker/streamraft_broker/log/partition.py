@@ -34,6 +34,7 @@ from streamraft_broker.records.batch import (
     TimestampType,
     parse_header,
     rewrite_for_append,
+    validate_batch,
     validate_produce_batch,
 )
 from streamraft_broker.records.builder import decode_records
@@ -237,6 +238,48 @@ class PartitionLog:
             log_start_offset=self.log_start_offset,
             batch_count=len(final),
             records_count=records_count,
+            bytes=total,
+        )
+
+    def append_replicated(self, records: bytes | bytearray | memoryview) -> AppendInfo:
+        """Append batches that already carry their offsets and leader epochs (a Raft follower copying the
+        leader's log, or batches the broker built itself), stored byte for byte after a full validation
+        (CRC included). Offsets must start at or after log_end_offset and increase."""
+        self._check_open()
+        view = records if isinstance(records, memoryview) else memoryview(records)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        total = len(view)
+        if total == 0:
+            raise InvalidRecordError(KafkaErrorCode.CORRUPT_MESSAGE, "no record batch to append")
+        batches: list[tuple[int, BatchHeader]] = []
+        expected = self.log_end_offset
+        pos = 0
+        while pos < total:
+            header = validate_batch(view, pos)
+            if header.base_offset < expected:
+                raise InvalidRecordError(
+                    KafkaErrorCode.INVALID_RECORD,
+                    f"batch at position {pos} has base offset {header.base_offset}, "
+                    f"below the next offset {expected}",
+                )
+            batches.append((pos, header))
+            expected = header.next_offset
+            pos += header.size
+        now = self._now_ms()
+        self._maybe_roll(total, expected - self.log_end_offset, now)
+        self._active.append(view, batches)
+        self._size += total
+        self._bytes_since_checkpoint += total
+        self._after_append(now)
+        return AppendInfo(
+            base_offset=batches[0][1].base_offset,
+            last_offset=expected - 1,
+            max_timestamp=max(h.max_timestamp for _, h in batches),
+            log_append_time=-1,
+            log_start_offset=self.log_start_offset,
+            batch_count=len(batches),
+            records_count=sum(h.records_count for _, h in batches),
             bytes=total,
         )
 

@@ -80,8 +80,9 @@ class Segment:
         self.base_offset = base_offset
         stem = segment_name(base_offset)
         self.path = directory / (stem + LOG_SUFFIX)
+        # One descriptor serves appends (pwrite) and reads (pread/sendfile with explicit offsets).
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        self.reader = io.FileIO(self.path, "r")
+        self.reader = io.FileIO(self._fd, "r+", closefd=True)
         self.size = os.fstat(self._fd).st_size
         self.offset_index = OffsetIndex(directory / (stem + INDEX_SUFFIX), base_offset)
         self.time_index = TimeIndex(directory / (stem + TIME_INDEX_SUFFIX), base_offset)
@@ -150,7 +151,10 @@ class Segment:
     def find_batch(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset is >= ``offset`` (None if none)."""
         _, start = self.offset_index.lookup(offset)
-        header = self.read_header(start) if start else None
+        try:
+            header = self.read_header(start) if start else None
+        except TornBatchError:
+            header = None
         if start and (header is None or header.base_offset > offset):
             # The index pointed at something that is not a batch below the target: rebuild it once.
             logger.warning(
@@ -313,11 +317,11 @@ class Segment:
         if self.closed:
             return
         self.closed = True
-        os.close(self._fd)
         self.offset_index.close()
         self.time_index.close()
 
     def close_reader(self) -> None:
+        """Release the descriptor; separate from close() so handed-out FileSlices outlive deletion."""
         self.reader.close()
 
     def delete_files(self) -> None:
