@@ -392,6 +392,9 @@ class SegmentLog:
             raise Unavailable(f"snapshot index {index} is past last index {self.last_index()}")
         meta = SnapshotMeta(index, self.term(index), conf_state)
         self._write_snapshot(meta, data)
+        if self._commit_dirty:
+            # On restart the snapshot index becomes the applied index, which must not exceed the commit.
+            self._write_state()
         return Snapshot(meta, data)
 
     def compact(self, index: int) -> None:

@@ -94,15 +94,19 @@ class GrpcTransport:
         node_id: int,
         on_receive: Receiver,
         listen: str = "127.0.0.1:0",
+        *,
         config: TransportConfig | None = None,
         faults: FaultInjector | None = None,
+        on_peer_change: Callable[[int, bool], None] | None = None,
     ) -> None:
+        """``on_peer_change(peer, connected)`` is called when a peer's stream comes up or goes down."""
         if node_id < 1:
             raise ValueError(f"node id {node_id} must be >= 1")
         self.node_id = node_id
         self.config = config or TransportConfig()
         self.faults = faults or FaultInjector()
         self._on_receive = on_receive
+        self._on_peer_change = on_peer_change
         self._listen = listen
         self._links: dict[int, _Link] = {}
         self._server: grpc.aio.Server | None = None
@@ -354,6 +358,7 @@ class GrpcTransport:
             link.queue.get_nowait()
         link.connected = True
         log.info("event=peer_connected node=%d peer=%d", self.node_id, link.peer)
+        self._notify(link.peer, True)
 
         async def writer() -> None:
             while True:
@@ -374,6 +379,14 @@ class GrpcTransport:
             if link.generation == generation:
                 link.connected = False
                 log.info("event=peer_disconnected node=%d peer=%d", self.node_id, link.peer)
+                self._notify(link.peer, False)
+
+    def _notify(self, peer: int, connected: bool) -> None:
+        if self._on_peer_change is not None:
+            try:
+                self._on_peer_change(peer, connected)
+            except Exception:
+                log.exception("event=peer_change_callback_failed node=%d peer=%d", self.node_id, peer)
 
     # ------------------------------------------------------------------ receiving
 

@@ -1,0 +1,53 @@
+"""Per-group state held by the runtime around one RawNode."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from streamraft_consensus.core.node import RawNode
+from streamraft_consensus.core.types import ConfChange, ConfState, Message
+from streamraft_consensus.storage.protocol import RaftStorage
+
+
+@dataclass
+class Proposal:
+    data: bytes | ConfChange
+    future: asyncio.Future[int]
+
+
+@dataclass
+class PendingRead:
+    future: asyncio.Future[int]
+    index: int = -1
+    """Set once the leader confirmed it; the read is served when ``applied >= index``."""
+
+
+@dataclass
+class Group:
+    id: int
+    raw: RawNode
+    storage: RaftStorage
+    conf_state: ConfState
+    applied: int
+    inbox: list[Message] = field(default_factory=list)
+    proposals: list[Proposal] = field(default_factory=list)
+    control: list[tuple[str, int, asyncio.Future[int]]] = field(default_factory=list)
+    """Queued transfer-leadership requests: (kind, target, future)."""
+    reads: list[tuple[bytes, PendingRead]] = field(default_factory=list)
+    """Read-index requests not yet handed to the core."""
+    waiting: dict[int, tuple[int, asyncio.Future[int]]] = field(default_factory=dict)
+    """index -> (term, future) of proposals appended to the log, resolved when applied."""
+    confirmed_reads: dict[bytes, PendingRead] = field(default_factory=dict)
+    leader: int = 0
+    term: int = 0
+    is_leader: bool = False
+    quiesced: bool = False
+    needs_wake: bool = False
+    """Woken from quiescence: the core's election/heartbeat clocks must restart from zero."""
+    idle_ticks: int = 0
+    stopped: bool = False
+
+    def peers(self, me: int) -> set[int]:
+        cs = self.conf_state
+        return (set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing) | set(cs.learners_next)) - {me}

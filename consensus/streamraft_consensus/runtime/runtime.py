@@ -1,0 +1,665 @@
+"""asyncio runtime hosting many Raft groups in one process.
+
+One loop drives every group: each iteration it steps queued inbound messages and proposals into the
+groups' RawNodes, ticks (on the tick schedule), collects every group's Ready, writes all their entries and
+hard states, makes them durable with one pass of fsyncs on a worker thread (group commit: a Ready of many
+entries costs one fsync per touched file), sends every message (one envelope per peer), applies committed
+entries to the state machine, resolves waiting callers and advances.
+
+RawNodes are only ever touched by this loop; public methods enqueue work and wake it, so a RawNode is never
+used while its storage is being synced.
+
+Idle cost: a leader whose group has nothing to do (``can_quiesce``) for ``quiesce_after_ticks`` stops
+ticking it and tells the followers (coalesced into the heartbeat section) to stop too. Any message,
+proposal or read wakes a group. Node-level liveness (the transport's stream state and pings) replaces the
+per-group heartbeats of quiesced groups: when a peer node goes down, the groups it led are woken and their
+election clocks fast-forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+
+from streamraft_consensus.core.node import Config, NotLeader, ProposalDropped, RawNode, Status
+from streamraft_consensus.core.types import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    Ready,
+    Role,
+)
+from streamraft_consensus.runtime.api import LeaderChange, NullStateMachine, StateMachine
+from streamraft_consensus.runtime.config import RuntimeConfig
+from streamraft_consensus.runtime.errors import (
+    NotLeaderError,
+    ProposalRejectedError,
+    StoppedError,
+    TermChangedError,
+    UnknownGroupError,
+)
+from streamraft_consensus.runtime.group import Group, PendingRead, Proposal
+from streamraft_consensus.storage.protocol import RaftStorage
+from streamraft_consensus.storage.segment_log import SegmentLog
+from streamraft_consensus.transport.faults import FaultInjector
+from streamraft_consensus.transport.grpc_transport import GrpcTransport, Inbound, TransportConfig
+
+log = logging.getLogger("streamraft.consensus.runtime")
+
+_Action = Callable[[], None]
+
+
+def _sync_all(storages: Sequence[RaftStorage]) -> None:
+    for storage in storages:
+        storage.sync()
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: RuntimeConfig,
+        state_machine: StateMachine | None = None,
+        *,
+        listen: str = "127.0.0.1:0",
+        transport_config: TransportConfig | None = None,
+        faults: FaultInjector | None = None,
+        on_leader_change: Callable[[LeaderChange], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self._sm: StateMachine = state_machine or NullStateMachine()
+        self.transport = GrpcTransport(
+            config.node_id,
+            self._on_inbound,
+            listen,
+            config=transport_config,
+            faults=faults,
+            on_peer_change=self._on_peer_change,
+        )
+        self._peers_changed = False
+        self._groups: dict[int, Group] = {}
+        self._dirty: set[int] = set()
+        self._actions: list[_Action] = []
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._watchers: list[asyncio.Queue[LeaderChange]] = []
+        self._on_leader_change = on_leader_change
+        self._peer_alive: dict[int, bool] = {}
+        self._read_ids = itertools.count(1)
+        self._rand = random.Random()
+        self._unknown_logged: dict[int, int] = {}
+        self.iterations = 0
+        self.fsync_passes = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> str:
+        """Start listening and driving groups; returns the transport's host:port."""
+        address = await self.transport.start()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-runtime-{self.node_id}")
+        log.info("event=runtime_started node=%d address=%s", self.node_id, address)
+        return address
+
+    def add_node(self, node_id: int, address: str) -> None:
+        """Tell the runtime where another node listens (needed before groups can reach it)."""
+        self.transport.add_peer(node_id, address)
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for g in list(self._groups.values()):
+            self._fail_all(g, StoppedError(f"node {self.node_id} stopped"))
+            g.storage.close()
+        self._groups.clear()
+        await self.transport.stop()
+        log.info("event=runtime_stopped node=%d", self.node_id)
+
+    # ------------------------------------------------------------------ groups
+
+    async def create_group(
+        self,
+        group: int,
+        voters: Sequence[int],
+        learners: Sequence[int] = (),
+        storage: RaftStorage | None = None,
+    ) -> None:
+        """Host ``group`` here. ``voters``/``learners`` bootstrap a brand-new group; an existing one
+        resumes from what its storage holds."""
+        if self._stopped:
+            raise StoppedError("runtime stopped")
+        if group in self._groups:
+            raise ValueError(f"group {group} already exists on node {self.node_id}")
+        if group < 1:
+            raise ValueError(f"group id must be >= 1, got {group}")
+        if storage is None:
+            if self.config.data_dir is None:
+                raise ValueError("no storage given and RuntimeConfig.data_dir is not set")
+            storage = SegmentLog(self.config.data_dir / f"group-{group}")
+        hs, cs = storage.initial_state()
+        if not cs.voters and hs == HardState() and storage.last_index() == 0:
+            if self.node_id not in voters and self.node_id not in learners:
+                raise ValueError(f"node {self.node_id} is not among voters {voters} / learners {learners}")
+            cs = ConfState(voters=tuple(sorted(set(voters))), learners=tuple(sorted(set(learners))))
+            storage.set_conf_state(cs)
+            await asyncio.to_thread(storage.sync)
+        snap = storage.snapshot()
+        applied = snap.meta.index
+        if not snap.is_empty():
+            self._sm.restore(group, snap)
+            cs = snap.meta.conf_state if snap.meta.index > 0 and not cs.voters else cs
+        c = self.config
+        raw = RawNode(
+            Config(
+                id=self.node_id,
+                election_tick=c.election_tick,
+                heartbeat_tick=c.heartbeat_tick,
+                max_size_per_msg=c.max_size_per_msg,
+                max_inflight_msgs=c.max_inflight_msgs,
+                pre_vote=c.pre_vote,
+                check_quorum=c.check_quorum,
+                applied=applied,
+            ),
+            storage,
+            random.Random(self._rand.getrandbits(64)),
+        )
+        g = Group(group, raw, storage, cs, applied, term=hs.term)
+        self._groups[group] = g
+        self._mark(g)
+        log.info(
+            "event=group_created node=%d group=%d voters=%s learners=%s applied=%d",
+            self.node_id,
+            group,
+            list(cs.voters),
+            list(cs.learners),
+            applied,
+        )
+
+    async def remove_group(self, group: int, delete_data: bool = False) -> None:
+        g = self._group(group)
+        del self._groups[group]
+        g.stopped = True
+        self._fail_all(g, StoppedError(f"group {group} removed"))
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def close() -> None:
+            # Runs between loop iterations, never while the group's storage is being synced.
+            g.storage.close()
+            if delete_data and isinstance(g.storage, SegmentLog):
+                shutil.rmtree(g.storage.dir, ignore_errors=True)
+            done.set_result(0)
+
+        self._action(close)
+        await done
+        log.info("event=group_removed node=%d group=%d", self.node_id, group)
+
+    def groups(self) -> list[int]:
+        return list(self._groups)
+
+    def leader(self, group: int) -> int:
+        return self._group(group).leader
+
+    def term(self, group: int) -> int:
+        return self._group(group).term
+
+    def is_leader(self, group: int) -> bool:
+        return self._group(group).is_leader
+
+    def conf_state(self, group: int) -> ConfState:
+        return self._group(group).conf_state
+
+    def applied(self, group: int) -> int:
+        return self._group(group).applied
+
+    def is_quiesced(self, group: int) -> bool:
+        return self._group(group).quiesced
+
+    def status(self, group: int) -> Status:
+        return self._group(group).raw.status()
+
+    # ------------------------------------------------------------------ requests
+
+    async def propose(self, group: int, data: bytes) -> int:
+        """Resolves with the entry's index once it is committed and applied here."""
+        return await self._propose(group, data)
+
+    async def add_learner(self, group: int, node: int) -> int:
+        return await self._propose(group, ConfChange(((ConfChangeType.ADD_LEARNER, node),)))
+
+    async def promote(self, group: int, node: int) -> int:
+        return await self._propose(group, ConfChange(((ConfChangeType.ADD_VOTER, node),)))
+
+    async def remove_member(self, group: int, node: int) -> int:
+        return await self._propose(group, ConfChange(((ConfChangeType.REMOVE, node),)))
+
+    async def _propose(self, group: int, data: bytes | ConfChange) -> int:
+        g = self._group(group)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        g.proposals.append(Proposal(data, future))
+        self._mark(g)
+        return await future
+
+    async def read_index(self, group: int) -> int:
+        """Linearizable read barrier: resolves with an index; state applied up to it is up to date."""
+        g = self._group(group)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        g.reads.append((next(self._read_ids).to_bytes(8, "big"), PendingRead(future)))
+        self._mark(g)
+        return await future
+
+    async def transfer_leadership(self, group: int, target: int) -> None:
+        """Ask the leader to hand over to ``target``; watch leadership changes for the outcome."""
+        g = self._group(group)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        g.control.append(("transfer", target, future))
+        self._mark(g)
+        await future
+
+    async def campaign(self, group: int) -> None:
+        g = self._group(group)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        g.control.append(("campaign", 0, future))
+        self._mark(g)
+        await future
+
+    async def snapshot(self, group: int, index: int, data: bytes) -> None:
+        """Persist ``data`` as the state at ``index`` (<= applied) and drop the log up to it."""
+        g = self._group(group)
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def take() -> None:
+            if index > g.applied:
+                done.set_exception(ValueError(f"snapshot index {index} is past applied {g.applied}"))
+                return
+            try:
+                g.storage.create_snapshot(index, g.conf_state, data)
+                g.storage.compact(index)
+            except Exception as err:
+                done.set_exception(err)
+                return
+            done.set_result(index)
+
+        self._action(take)
+        await done
+
+    async def leadership_changes(self) -> AsyncIterator[LeaderChange]:
+        """Every leader/term change of every group on this node, from now on."""
+        queue: asyncio.Queue[LeaderChange] = asyncio.Queue()
+        self._watchers.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._watchers.remove(queue)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _group(self, group: int) -> Group:
+        if self._stopped:
+            raise StoppedError("runtime stopped")
+        g = self._groups.get(group)
+        if g is None:
+            raise UnknownGroupError(group)
+        return g
+
+    def _action(self, action: _Action) -> None:
+        self._actions.append(action)
+        self._kick.set()
+
+    def _mark(self, g: Group, wake: bool = True) -> None:
+        self._dirty.add(g.id)
+        if wake and g.quiesced:
+            g.quiesced = False
+            g.needs_wake = True
+            g.idle_ticks = 0
+            log.debug("event=group_woken node=%d group=%d", self.node_id, g.id)
+        self._kick.set()
+
+    def _on_peer_change(self, peer: int, connected: bool) -> None:
+        # Check liveness now rather than at the next tick: a killed leader's stream breaks at once.
+        self._peers_changed = True
+        self._kick.set()
+
+    def _on_inbound(self, inbound: Inbound) -> None:
+        for gid, msg in inbound.messages:
+            g = self._groups.get(gid)
+            if g is None:
+                self._log_unknown_group(gid, inbound.from_node, msg)
+                continue
+            g.inbox.append(msg)
+            # Late heartbeat responses must not undo a leader's decision to go quiet.
+            self._mark(g, wake=msg.type != MessageType.HEARTBEAT_RESP)
+        for gid in inbound.quiesce:
+            g = self._groups.get(gid)
+            if g is not None and not g.is_leader and g.leader == inbound.from_node:
+                g.quiesced = True
+                g.idle_ticks = 0
+
+    def _log_unknown_group(self, gid: int, frm: int, msg: Message) -> None:
+        seen = self._unknown_logged.get(gid, 0)
+        self._unknown_logged[gid] = seen + 1
+        if seen % 1000 == 0:  # one line per 1000 drops: a misconfigured peer must not flood the log
+            log.warning(
+                "event=message_for_unknown_group node=%d group=%d from=%d type=%s dropped_total=%d",
+                self.node_id,
+                gid,
+                frm,
+                msg.type.name,
+                seen + 1,
+            )
+        if len(self._unknown_logged) > 10_000:
+            self._unknown_logged.clear()
+
+    def _fail_all(self, g: Group, err: Exception) -> None:
+        futures = [p.future for p in g.proposals]
+        futures += [f for _, (_, f) in g.waiting.items()]
+        futures += [pr.future for _, pr in g.reads]
+        futures += [pr.future for pr in g.confirmed_reads.values()]
+        futures += [f for _, _, f in g.control]
+        g.proposals.clear()
+        g.waiting.clear()
+        g.reads.clear()
+        g.confirmed_reads.clear()
+        g.control.clear()
+        for f in futures:
+            if not f.done():
+                f.set_exception(err)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.tick_interval_s
+        next_tick = loop.time() + interval
+        while True:
+            now = loop.time()
+            if now < next_tick and not self._kick.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(next_tick - now):
+                        await self._kick.wait()
+            self._kick.clear()
+            self.iterations += 1
+            try:
+                actions, self._actions = self._actions, []
+                for action in actions:
+                    action()
+                now = loop.time()
+                if self._peers_changed:
+                    self._peers_changed = False
+                    self._check_peers()
+                if now >= next_tick:
+                    self._check_peers()
+                    self._tick_all()
+                    next_tick += interval
+                    if next_tick < now:  # fell behind: skip ticks rather than burst (bursts cause elections)
+                        next_tick = now + interval
+                self._drain_inputs()
+                await self._handle_readies()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A bug in one iteration must not stop every group on the node; it is logged loudly.
+                log.exception("event=runtime_iteration_failed node=%d", self.node_id)
+
+    def _check_peers(self) -> None:
+        now = time.monotonic()
+        for peer in self.transport.peers():
+            heard = self.transport.last_heard(peer)
+            alive = (
+                self.transport.is_connected(peer)
+                and heard is not None
+                and now - heard < self.config.peer_dead_after_s
+            )
+            was = self._peer_alive.get(peer, False)
+            if alive == was:
+                continue
+            self._peer_alive[peer] = alive
+            if alive:
+                log.info("event=peer_up node=%d peer=%d", self.node_id, peer)
+                continue
+            led = [g for g in self._groups.values() if g.leader == peer]
+            log.info("event=peer_down node=%d peer=%d groups_led=%d", self.node_id, peer, len(led))
+            for g in led:
+                self._mark(g)
+                g.needs_wake = False
+                # Bring the election clock to the edge of the timeout: the peer is gone, waiting out the
+                # full timeout only delays failover. The randomised part of the timeout still applies.
+                for _ in range(self.config.election_tick - 1):
+                    g.raw.tick()
+
+    def _tick_all(self) -> None:
+        quiesce = self.config.quiesce
+        for g in self._groups.values():
+            if g.quiesced:
+                continue
+            if quiesce and g.is_leader and not g.proposals and g.raw.can_quiesce():
+                g.idle_ticks += 1
+                if g.idle_ticks >= self.config.quiesce_after_ticks:
+                    g.quiesced = True
+                    for peer in g.peers(self.node_id):
+                        self.transport.send_quiesce(peer, g.id)
+                    log.debug("event=group_quiesced node=%d group=%d", self.node_id, g.id)
+                    continue
+            else:
+                g.idle_ticks = 0
+            g.raw.tick()
+            self._dirty.add(g.id)
+
+    def _drain_inputs(self) -> None:
+        for gid in list(self._dirty):
+            g = self._groups.get(gid)
+            if g is None:
+                self._dirty.discard(gid)
+                continue
+            raw = g.raw
+            if g.needs_wake:
+                g.needs_wake = False
+                raw.wake()
+            if g.inbox:
+                inbox, g.inbox = g.inbox, []
+                for msg in inbox:
+                    try:
+                        raw.step(msg)
+                    except Exception as err:
+                        log.warning(
+                            "event=step_failed node=%d group=%d from=%d type=%s error=%r",
+                            self.node_id,
+                            gid,
+                            msg.frm,
+                            msg.type.name,
+                            str(err),
+                        )
+            if g.proposals:
+                proposals, g.proposals = g.proposals, []
+                for p in proposals:
+                    if p.future.done():
+                        continue  # the caller gave up before it reached the log
+                    try:
+                        if isinstance(p.data, ConfChange):
+                            term, index = raw.propose_conf_change(p.data)
+                        else:
+                            term, index = raw.propose(p.data)
+                    except NotLeader as err:
+                        p.future.set_exception(NotLeaderError(gid, err.leader_hint))
+                        continue
+                    except ProposalDropped as err:
+                        p.future.set_exception(ProposalRejectedError(f"group {gid}: {err}"))
+                        continue
+                    g.waiting[index] = (term, p.future)
+            if g.reads:
+                reads, g.reads = g.reads, []
+                for ctx, pr in reads:
+                    if pr.future.done():
+                        continue
+                    try:
+                        raw.read_index(ctx)
+                    except NotLeader as err:
+                        pr.future.set_exception(NotLeaderError(gid, err.leader_hint))
+                        continue
+                    g.confirmed_reads[ctx] = pr
+            if g.control:
+                control, g.control = g.control, []
+                for kind, target, future in control:
+                    try:
+                        if kind == "transfer":
+                            raw.transfer_leader(target)
+                        else:
+                            raw.campaign()
+                    except NotLeader as err:
+                        future.set_exception(NotLeaderError(gid, err.leader_hint))
+                        continue
+                    if not future.done():
+                        future.set_result(0)
+
+    async def _handle_readies(self) -> None:
+        readies: list[tuple[Group, Ready]] = []
+        for gid in self._dirty:
+            g = self._groups.get(gid)
+            if g is not None and g.raw.has_ready():
+                readies.append((g, g.raw.ready()))
+        self._dirty.clear()
+        if not readies:
+            self.transport.flush()  # quiesce notices and node-level pings
+            return
+        to_sync: list[RaftStorage] = []
+        for g, rd in readies:
+            storage = g.storage
+            if rd.snapshot is not None and not rd.snapshot.is_empty():
+                storage.apply_snapshot(rd.snapshot)
+            if rd.entries:
+                storage.append(rd.entries)
+            if rd.hard_state is not None:
+                storage.set_hard_state(rd.hard_state)
+            if storage.needs_sync():
+                to_sync.append(storage)
+        if to_sync:
+            self.fsync_passes += 1
+            await asyncio.get_running_loop().run_in_executor(None, _sync_all, to_sync)
+        unreachable: set[tuple[int, int]] = set()
+        for g, rd in readies:
+            if g.stopped:
+                continue
+            for msg in rd.messages:
+                if not self.transport.is_connected(msg.to):
+                    if (g.id, msg.to) not in unreachable:
+                        unreachable.add((g.id, msg.to))
+                        g.raw.report_unreachable(msg.to)
+                    continue
+                self.transport.send(g.id, msg)
+                if msg.type == MessageType.SNAPSHOT:
+                    g.raw.report_snapshot(msg.to, True)
+        self.transport.flush()
+        for g, rd in readies:
+            if g.stopped:
+                continue
+            if rd.snapshot is not None and not rd.snapshot.is_empty():
+                self._sm.restore(g.id, rd.snapshot)
+                g.applied = rd.snapshot.meta.index
+                g.conf_state = rd.snapshot.meta.conf_state
+            if rd.committed_entries:
+                self._apply(g, rd.committed_entries)
+            if rd.soft_state is not None or rd.hard_state is not None:
+                self._update_leadership(g, rd)
+            for rs in rd.read_states:
+                pr = g.confirmed_reads.get(rs.context)
+                if pr is not None:
+                    pr.index = rs.index
+            if g.confirmed_reads:
+                self._serve_reads(g)
+            g.raw.advance(rd)
+            if g.raw.has_ready():
+                self._dirty.add(g.id)
+                self._kick.set()
+
+    def _apply(self, g: Group, entries: Sequence[Entry]) -> None:
+        batch: list[Entry] = []
+        for e in entries:
+            if e.type == EntryType.CONF_CHANGE and e.data:
+                if batch:
+                    self._sm.apply(g.id, batch)
+                    batch = []
+                cs = g.raw.apply_conf_change(ConfChange.decode(e.data))
+                g.conf_state = cs
+                g.storage.set_conf_state(cs)
+                log.info(
+                    "event=conf_change_applied node=%d group=%d index=%d voters=%s learners=%s",
+                    self.node_id,
+                    g.id,
+                    e.index,
+                    list(cs.voters),
+                    list(cs.learners),
+                )
+            elif e.data:
+                batch.append(e)
+            g.applied = e.index
+            waiting = g.waiting.pop(e.index, None)
+            if waiting is not None:
+                term, future = waiting
+                if future.done():
+                    continue
+                if term == e.term:
+                    future.set_result(e.index)
+                else:
+                    future.set_exception(TermChangedError(g.id, e.index, term))
+        if batch:
+            self._sm.apply(g.id, batch)
+
+    def _serve_reads(self, g: Group) -> None:
+        for ctx, pr in list(g.confirmed_reads.items()):
+            if pr.future.done():
+                del g.confirmed_reads[ctx]
+            elif 0 <= pr.index <= g.applied:
+                pr.future.set_result(pr.index)
+                del g.confirmed_reads[ctx]
+
+    def _update_leadership(self, g: Group, rd: Ready) -> None:
+        leader, is_leader, term = g.leader, g.is_leader, g.term
+        if rd.soft_state is not None:
+            leader = rd.soft_state.leader
+            is_leader = rd.soft_state.role == Role.LEADER
+        if rd.hard_state is not None:
+            term = rd.hard_state.term
+        if (leader, is_leader, term) == (g.leader, g.is_leader, g.term):
+            return
+        lost = g.is_leader and not is_leader
+        g.leader, g.is_leader, g.term = leader, is_leader, term
+        if lost:
+            # Outcome unknown for in-flight proposals: the new leader may or may not keep them.
+            for index, (t, future) in g.waiting.items():
+                if not future.done():
+                    future.set_exception(TermChangedError(g.id, index, t))
+            g.waiting.clear()
+            for pr in g.confirmed_reads.values():
+                if not pr.future.done():
+                    pr.future.set_exception(NotLeaderError(g.id, leader))
+            g.confirmed_reads.clear()
+        if leader != 0 or lost:
+            change = LeaderChange(g.id, leader, term, is_leader)
+            log.info(
+                "event=leader_changed node=%d group=%d leader=%d term=%d", self.node_id, g.id, leader, term
+            )
+            if self._on_leader_change is not None:
+                self._on_leader_change(change)
+            for q in self._watchers:
+                q.put_nowait(change)
+
+
+def default_data_dir(base: Path, node_id: int) -> Path:
+    return base / f"node-{node_id}"
