@@ -1,0 +1,147 @@
+"""`__consumer_offsets` on a real compacted PartitionLog: Kafka key/value encodings, offsets and group
+metadata reloaded after reopening, tombstones honoured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kio.schema.errors import ErrorCode
+from streamraft_broker.groups import GroupState, JoinRequest, OffsetCommitEntry
+from streamraft_broker.groups.codec import (
+    CodecError,
+    GroupKey,
+    OffsetKey,
+    StoredGroup,
+    StoredMember,
+    decode_group_value,
+    decode_key,
+    decode_offset_value,
+    encode_group_key,
+    encode_group_value,
+    encode_offset_key,
+    encode_offset_value,
+)
+from streamraft_broker.groups.model import CommittedOffset
+from streamraft_broker.groups.service import GroupService, offsets_log_dir
+from streamraft_broker.records import decode_records
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def test_offset_key_and_value_match_kafka_layout() -> None:
+    key = encode_offset_key(OffsetKey("g", "t", 3))
+    # int16 version 1, string "g", string "t", int32 3
+    assert key == b"\x00\x01" + b"\x00\x01g" + b"\x00\x01t" + b"\x00\x00\x00\x03"
+    value = encode_offset_value(CommittedOffset(42, 5, "meta", 1234))
+    assert value[:2] == b"\x00\x03" and len(value) == 2 + 8 + 4 + 2 + 4 + 8
+    assert decode_key(key) == OffsetKey("g", "t", 3)
+    assert decode_offset_value(value) == CommittedOffset(42, 5, "meta", 1234)
+    # v1 values (with an expire timestamp) from older brokers still decode.
+    v1 = b"\x00\x01" + (7).to_bytes(8, "big") + b"\x00\x00" + (99).to_bytes(8, "big") + (0).to_bytes(8, "big")
+    assert decode_offset_value(v1) == CommittedOffset(7, -1, "", 99)
+    with pytest.raises(CodecError, match="truncated"):
+        decode_offset_value(value[:-1])
+    with pytest.raises(CodecError, match="key version 9"):
+        decode_key(b"\x00\x09")
+
+
+def test_group_value_round_trip() -> None:
+    stored = StoredGroup(
+        "consumer",
+        7,
+        "range",
+        "m-1",
+        55,
+        (StoredMember("m-1", None, "c", "/127.0.0.1", 300_000, 45_000, b"sub", b"assign"),),
+    )
+    assert decode_key(encode_group_key(GroupKey("g"))) == GroupKey("g")
+    assert decode_group_value(encode_group_value(stored)) == stored
+
+
+async def stable_member(coord_service: GroupService, group: str) -> tuple[str, int]:
+    coord = coord_service.coordinator
+    req = JoinRequest(group, "", "consumer", (("range", b"sub"),), 10_000, 30_000, group_instance_id="i-1")
+    joined = await coord.join(req)
+    assert joined.error_code == ErrorCode.none
+    synced = await coord.sync(group, joined.generation_id, joined.member_id, {joined.member_id: b"p0"})
+    assert synced.error_code == ErrorCode.none
+    return joined.member_id, joined.generation_id
+
+
+async def test_offsets_and_group_metadata_survive_reopen(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = GroupService.open(tmp_path, clock=clock)
+    member, generation = await stable_member(service, "g")
+    coord = service.coordinator
+    await coord.commit_offsets("g", generation, member, [OffsetCommitEntry("t", 0, 10, "first")])
+    await coord.commit_offsets("g", generation, member, [OffsetCommitEntry("t", 0, 25, "second")])
+    await coord.commit_offsets("g", generation, member, [OffsetCommitEntry("t", 1, 3)])
+    await coord.commit_offsets("manual", -1, "", [OffsetCommitEntry("t", 0, 99)])
+    service.close()
+
+    reopened = GroupService.open(tmp_path, clock=clock)
+    coord = reopened.coordinator
+    fetched = await coord.fetch_offsets("g")
+    assert [(p.topic, p.partition, p.offset, p.metadata) for p in fetched.partitions] == [
+        ("t", 0, 25, "second"),
+        ("t", 1, 3, ""),
+    ]
+    assert (await coord.fetch_offsets("manual", [("t", 0)])).partitions[0].offset == 99
+    group = coord.group("g")
+    assert group is not None and group.state is GroupState.STABLE
+    assert group.generation_id == generation and group.protocol_name == "range"
+    # The member carries on with its generation after the coordinator restarts.
+    assert await coord.heartbeat("g", generation, member) == ErrorCode.none
+    assert (await coord.sync("g", generation, member, {})).assignment == b"p0"
+    # ...and a restarted static member still takes over its slot (as the leader, it gets a rebalance so it
+    # can compute assignments again).
+    again = await coord.join(
+        JoinRequest("g", "", "consumer", (("range", b"sub"),), 10_000, 30_000, group_instance_id="i-1")
+    )
+    assert again.error_code == ErrorCode.none and again.generation_id == generation + 1
+    assert again.member_id != member and again.leader_id == again.member_id
+    assert await coord.heartbeat("g", generation, member, "i-1") == ErrorCode.fenced_instance_id
+    reopened.close()
+
+
+async def test_deleted_group_stays_deleted_after_reopen(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = GroupService.open(tmp_path, clock=clock)
+    coord = service.coordinator
+    await coord.commit_offsets("gone", -1, "", [OffsetCommitEntry("t", 0, 5), OffsetCommitEntry("u", 2, 6)])
+    await coord.commit_offsets("kept", -1, "", [OffsetCommitEntry("t", 0, 8)])
+    assert dict(await coord.delete_groups(["gone"])) == {"gone": ErrorCode.none}
+    service.close()
+
+    reopened = GroupService.open(tmp_path, clock=clock)
+    coord = reopened.coordinator
+    assert (await coord.fetch_offsets("gone")).partitions == ()
+    assert coord.group("gone") is None
+    assert (await coord.fetch_offsets("kept")).partitions[0].offset == 8
+    # The tombstones are in the log as null-valued records, for compaction to act on.
+    data = reopened.offsets_log.read_bytes(0, 1 << 20)
+    assert data
+    reopened.close()
+    values = []
+    pos = 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos + 8 : pos + 12], "big") + 12
+        values += [r.value for r in decode_records(data[pos : pos + size])]
+        pos += size
+    assert values.count(None) == 3  # two offsets and the group
+
+
+async def test_store_is_under_the_data_dir(tmp_path: Path) -> None:
+    service = GroupService.open(tmp_path, clock=FakeClock())
+    await service.coordinator.commit_offsets("g", -1, "", [OffsetCommitEntry("t", 0, 1)])
+    assert service.offsets_log.directory == offsets_log_dir(tmp_path)
+    assert service.offsets_log.log_end_offset == 1
+    assert service.offsets_log.config.cleanup_policy == "compact"
+    service.close()
