@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamraft_operator import brokers, resources
+from streamraft_operator import brokers, metrics, resources
 from streamraft_operator.constants import (
     API_VERSION,
     CLUSTER_KIND,
@@ -20,8 +20,14 @@ from streamraft_operator.constants import (
     PAUSED_ANNOTATION,
 )
 from streamraft_operator.kube import Kube, now_rfc3339, path_for, with_owner
-from streamraft_operator.metrics import RESTARTS
-from streamraft_operator.rollout import PartitionState, next_restart, partitions_led, scale_down_blocker
+from streamraft_operator.rollout import (
+    PartitionState,
+    leaderless,
+    next_restart,
+    partitions_led,
+    scale_down_blocker,
+    under_replicated,
+)
 from streamraft_operator.spec import ClusterSpec, SpecError, parse_cluster
 from streamraft_operator.status import (
     BrokerObservation,
@@ -140,7 +146,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         )
         if decision.pod is not None:
             kube.delete("v1", "Pod", namespace, decision.pod)
-            RESTARTS.inc()
+            metrics.RESTARTS.inc()
             emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod} to apply revision {revision}")
         elif decision.blocked is not None:
             blocked = decision.blocked
@@ -155,6 +161,13 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         observed.append(
             BrokerObservation(bid, pod_name, pod_ready(pod), led.get(bid, 0) if partitions else None, lag)
         )
+    labels = (namespace, name)
+    metrics.BROKERS_DESIRED.labels(*labels).set(c.replicas)
+    metrics.BROKERS_READY.labels(*labels).set(sum(1 for b in observed if b.ready))
+    metrics.UNREACHABLE.labels(*labels).set(1 if unreachable else 0)
+    if partitions is not None:
+        metrics.UNDER_REPLICATED.labels(*labels).set(len(under_replicated(partitions)))
+        metrics.LEADERLESS.labels(*labels).set(len(leaderless(partitions)))
     obs = ClusterObservation(
         desired_replicas=c.replicas,
         brokers=tuple(observed),

@@ -4,7 +4,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RECONCILES = Counter("streamraft_operator_reconciles_total", "Reconciles run.", ["kind", "result"])
 ERRORS = Counter("streamraft_operator_errors_total", "Reconciles that failed.", ["kind", "reason"])
@@ -33,3 +33,18 @@ def timed(kind: str) -> Iterator[None]:
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:
     start_http_server(port, addr=addr)
+
+
+# Cluster health as the operator last saw it over the network; the chart's PrometheusRule alerts on these.
+_CLUSTER = ["namespace", "cluster"]
+BROKERS_DESIRED = Gauge("streamraft_operator_cluster_brokers_desired", "Brokers in the spec.", _CLUSTER)
+BROKERS_READY = Gauge("streamraft_operator_cluster_brokers_ready", "Broker pods Ready.", _CLUSTER)
+UNDER_REPLICATED = Gauge(
+    "streamraft_operator_cluster_under_replicated_partitions", "Partitions with ISR < replicas.", _CLUSTER
+)
+LEADERLESS = Gauge(
+    "streamraft_operator_cluster_leaderless_partitions", "Partitions without a leader.", _CLUSTER
+)
+UNREACHABLE = Gauge(
+    "streamraft_operator_cluster_unreachable", "1 when no broker answered the metadata request.", _CLUSTER
+)
