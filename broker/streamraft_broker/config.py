@@ -1,0 +1,158 @@
+"""Broker configuration: defaults < config file (YAML or TOML) < STREAMRAFT_* env < command-line flags.
+
+Every value is validated and a bad one raises ConfigError naming the setting and where it came from.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamraft_broker.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, MIN_FRAME_SIZE
+
+DEFAULT_PORT = 9092
+DEFAULT_METRICS_PORT = 9644
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    node_id: int = 0
+    data_dir: Path = Path("./streamraft-data")
+    listen_host: str = "127.0.0.1"
+    listen_port: int = DEFAULT_PORT
+    advertise_host: str | None = None
+    advertise_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = DEFAULT_METRICS_PORT
+    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    auto_create_topics: bool = False
+    default_partitions: int = 1
+    log_format: str = "text"
+    log_level: str = "INFO"
+    in_memory: bool = False
+    zero_copy: bool = True
+    ready_file: Path | None = None
+
+
+def parse_host_port(value: str, what: str) -> tuple[str, int]:
+    host, sep, port_s = value.rpartition(":")
+    if not sep or not port_s.isdigit():
+        raise ConfigError(f"{what}: {value!r} must look like HOST:PORT (e.g. 127.0.0.1:9092)")
+    port = int(port_s)
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} is outside 0..65535")
+    return host.strip("[]") or "0.0.0.0", port
+
+
+def _int(low: int, high: int) -> Callable[[str, str], int]:
+    def conv(value: str, what: str) -> int:
+        try:
+            n = int(str(value))
+        except ValueError:
+            raise ConfigError(f"{what}: {value!r} is not an integer") from None
+        if not low <= n <= high:
+            raise ConfigError(f"{what}: {n} is outside {low}..{high}")
+        return n
+
+    return conv
+
+
+def _bool(value: str, what: str) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{what}: {value!r} is not a boolean (true/false)")
+
+
+def _choice(*allowed: str) -> Callable[[str, str], str]:
+    def conv(value: str, what: str) -> str:
+        if str(value) not in allowed:
+            raise ConfigError(f"{what}: {value!r} is not one of {', '.join(allowed)}")
+        return str(value)
+
+    return conv
+
+
+_OFF = ("off", "none", "")
+
+# setting name (flag/env/file key) -> converter
+SETTINGS: dict[str, Callable[[str, str], Any]] = {
+    "node_id": _int(0, 2**31 - 1),
+    "data_dir": lambda v, _w: Path(str(v)),
+    "listen": lambda v, w: parse_host_port(str(v), w),
+    "advertise": lambda v, w: parse_host_port(str(v), w),
+    "metrics_listen": lambda v, w: (
+        None if str(v).lower() in ("off", "none", "") else parse_host_port(str(v), w)
+    ),
+    "max_request_size": _int(MIN_FRAME_SIZE, 2**31 - 1),
+    "auto_create_topics": _bool,
+    "default_partitions": _int(1, 10_000),
+    "log_format": _choice("text", "json"),
+    "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+    "in_memory": _bool,
+    "zero_copy": _bool,
+    "ready_file": lambda v, _w: Path(str(v)),
+}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from None
+    try:
+        data: Any = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(
+            f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {exc}"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def load_config(
+    flags: Mapping[str, Any], env: Mapping[str, str], config_file: Path | None = None
+) -> BrokerConfig:
+    layered: dict[str, tuple[Any, str]] = {}
+    if config_file is not None:
+        for key, value in read_config_file(config_file).items():
+            if key not in SETTINGS:
+                raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
+            layered[key] = (value, f"{key} in {config_file}")
+    for key in SETTINGS:
+        env_name = "STREAMRAFT_" + key.upper()
+        if env_name in env:
+            layered[key] = (env[env_name], f"environment variable {env_name}")
+    for key, value in flags.items():
+        if value is not None:
+            assert key in SETTINGS, f"flag {key} has no setting"
+            layered[key] = (value, f"--{key.replace('_', '-')}")
+    values: dict[str, Any] = {}
+    for key, (raw, where) in layered.items():
+        converted = SETTINGS[key](raw, where)
+        if key == "listen":
+            values["listen_host"], values["listen_port"] = converted
+        elif key == "advertise":
+            values["advertise_host"], values["advertise_port"] = converted
+        elif key == "metrics_listen":
+            if converted is None:
+                values["metrics_port"] = None
+            else:
+                values["metrics_host"], values["metrics_port"] = converted
+        else:
+            values[key] = converted
+    return BrokerConfig(**values)

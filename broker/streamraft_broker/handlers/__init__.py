@@ -1,0 +1,40 @@
+"""Request handlers, one module per API family, and the dispatch table."""
+
+from __future__ import annotations
+
+from streamraft_broker.handlers.api_versions import handle_api_versions
+from streamraft_broker.handlers.cluster import (
+    handle_describe_cluster,
+    handle_find_coordinator,
+    handle_offset_for_leader_epoch,
+)
+from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
+from streamraft_broker.handlers.context import Handler
+from streamraft_broker.handlers.fetch import handle_fetch
+from streamraft_broker.handlers.list_offsets import handle_list_offsets
+from streamraft_broker.handlers.metadata import handle_metadata
+from streamraft_broker.handlers.produce import handle_produce
+from streamraft_broker.handlers.producer_id import handle_init_producer_id
+from streamraft_broker.handlers.topics_admin import (
+    handle_create_partitions,
+    handle_create_topics,
+    handle_delete_topics,
+)
+from streamraft_broker.protocol.versions import ApiKey
+
+HANDLERS: dict[ApiKey, Handler] = {
+    ApiKey.API_VERSIONS: handle_api_versions,
+    ApiKey.METADATA: handle_metadata,
+    ApiKey.PRODUCE: handle_produce,
+    ApiKey.FETCH: handle_fetch,
+    ApiKey.LIST_OFFSETS: handle_list_offsets,
+    ApiKey.CREATE_TOPICS: handle_create_topics,
+    ApiKey.DELETE_TOPICS: handle_delete_topics,
+    ApiKey.CREATE_PARTITIONS: handle_create_partitions,
+    ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
+    ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
+    ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,
+    ApiKey.FIND_COORDINATOR: handle_find_coordinator,
+    ApiKey.OFFSET_FOR_LEADER_EPOCH: handle_offset_for_leader_epoch,
+    ApiKey.INIT_PRODUCER_ID: handle_init_producer_id,
+}

@@ -1,0 +1,93 @@
+"""DescribeCluster, FindCoordinator (this node coordinates everything), OffsetForLeaderEpoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.protocol.codec import build, nested, response_type
+from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.protocol.versions import ApiKey
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+INVALID_REQUEST = 42
+COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
+
+
+async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    broker_cls = nested(ApiKey.DESCRIBE_CLUSTER, version, "DescribeClusterBroker")
+    return build(
+        response_type(ApiKey.DESCRIBE_CLUSTER, version),
+        throttle_time=0,
+        error_code=err(0),
+        error_message=None,
+        endpoint_type=1,
+        cluster_id=ctx.cluster_id,
+        controller_id=ctx.node_id,
+        brokers=(build(broker_cls, broker_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),),
+        cluster_authorized_operations=-2147483648,
+    )
+
+
+async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.FIND_COORDINATOR, version)
+    key_type = int(getattr(request, "key_type", COORDINATOR_GROUP))
+    code, message = (
+        (0, None) if key_type == COORDINATOR_GROUP else (INVALID_REQUEST, "transactions are not supported")
+    )
+    if version >= 4:
+        coord_cls = nested(ApiKey.FIND_COORDINATOR, version, "Coordinator")
+        coords = tuple(
+            build(
+                coord_cls,
+                key=k,
+                node_id=ctx.node_id if code == 0 else -1,
+                host=ctx.host if code == 0 else "",
+                port=ctx.port if code == 0 else -1,
+                error_code=err(code),
+                error_message=message,
+            )
+            for k in request.coordinator_keys
+        )
+        return build(cls, throttle_time=0, coordinators=coords)
+    return build(
+        cls,
+        throttle_time=0,
+        error_code=err(code),
+        error_message=message,
+        node_id=ctx.node_id if code == 0 else -1,
+        host=ctx.host if code == 0 else "",
+        port=ctx.port if code == 0 else -1,
+    )
+
+
+async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    part_cls = nested(ApiKey.OFFSET_FOR_LEADER_EPOCH, version, "EpochEndOffset")
+    topic_cls = nested(ApiKey.OFFSET_FOR_LEADER_EPOCH, version, "OffsetForLeaderTopicResult")
+    topics = []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            partition = ctx.registry.partition(t.topic, int(p.partition))
+            if partition is None:
+                parts.append(
+                    build(part_cls, error_code=err(UNKNOWN_TOPIC_OR_PARTITION), partition=p.partition)
+                )
+                continue
+            # One leader epoch so far (single node): every epoch ends at the log end.
+            parts.append(
+                build(
+                    part_cls,
+                    error_code=err(0),
+                    partition=p.partition,
+                    leader_epoch=partition.leader_epoch,
+                    end_offset=partition.log_end_offset,
+                )
+            )
+        topics.append(build(topic_cls, topic=t.topic, partitions=tuple(parts)))
+    return build(
+        response_type(ApiKey.OFFSET_FOR_LEADER_EPOCH, version), throttle_time=0, topics=tuple(topics)
+    )

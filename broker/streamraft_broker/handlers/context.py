@@ -1,0 +1,45 @@
+"""What every handler gets: this node's identity, the topic registry, metrics and optional subsystems."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from streamraft_broker.metrics import BrokerMetrics
+from streamraft_broker.protocol.fetch_response import Chunk
+from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.topics.registry import TopicRegistry
+
+
+@dataclass
+class RawResponse:
+    """A pre-framed response (size prefix included) that may contain file slices for sendfile."""
+
+    parts: list[Chunk]
+
+
+@dataclass
+class BrokerContext:
+    node_id: int
+    host: str
+    port: int
+    cluster_id: str
+    registry: TopicRegistry
+    metrics: BrokerMetrics
+    auto_create_topics: bool = False
+    default_partitions: int = 1
+    # Consumer-group coordinator and idempotent-producer state, wired in when those modules are present.
+    groups: Any = None
+    producers: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+HandlerResult = Any  # a kio response entity, a RawResponse, or None for "send nothing" (acks=0)
+Handler = Callable[[BrokerContext, RequestHeader, Any], Awaitable[HandlerResult]]
+
+
+def err(code: int) -> ErrorCode:
+    return ErrorCode(code)

@@ -1,0 +1,84 @@
+"""Fetch: whole batches up to the high watermark, long-polling on min_bytes/max_wait, zero-copy capable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from streamraft_broker.handlers.context import BrokerContext, RawResponse
+from streamraft_broker.protocol.fetch_response import (
+    FetchPartitionResult,
+    FetchTopicResult,
+    encode_fetch_response,
+)
+from streamraft_broker.protocol.header import RequestHeader
+
+OFFSET_OUT_OF_RANGE = 1
+UNKNOWN_TOPIC_OR_PARTITION = 3
+MAX_WAIT_CAP_S = 30.0  # a client asking for longer is still answered; it simply polls again
+
+
+def _max_wait_s(request: Any) -> float:
+    wait = request.max_wait
+    seconds = wait.total_seconds() if hasattr(wait, "total_seconds") else int(wait) / 1000
+    return float(min(max(seconds, 0.0), MAX_WAIT_CAP_S))
+
+
+def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[FetchTopicResult], int]:
+    topics: list[FetchTopicResult] = []
+    total = 0
+    for ft in request.topics:
+        results: list[FetchPartitionResult] = []
+        for fp in ft.partitions:
+            partition = ctx.registry.partition(ft.topic, int(fp.partition))
+            if partition is None:
+                results.append(FetchPartitionResult(int(fp.partition), error_code=UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            hwm = partition.high_watermark
+            start = partition.log_start_offset
+            res = FetchPartitionResult(
+                int(fp.partition), high_watermark=hwm, last_stable_offset=hwm, log_start_offset=start
+            )
+            offset = int(fp.fetch_offset)
+            if offset < start or offset > hwm:
+                res.error_code = OFFSET_OUT_OF_RANGE
+            elif offset < hwm and total < max_bytes:
+                budget = min(int(fp.partition_max_bytes), max_bytes - total)
+                # Only the first non-empty partition may exceed the budget, so a big batch never stalls.
+                chunks = partition.read(offset, budget, min_one_message=(total == 0))
+                res.records = chunks
+                total += res.records_size
+            results.append(res)
+        topics.append(FetchTopicResult(ft.topic, results))
+    return topics, total
+
+
+async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    max_bytes = int(getattr(request, "max_bytes", 0x7FFFFFFF))
+    min_bytes = int(request.min_bytes)
+    deadline = time.monotonic() + _max_wait_s(request)
+    while True:
+        # Grab the wake-up events before reading, so an append in between is never missed.
+        events = {
+            id(p): p.data_event()
+            for ft in request.topics
+            for fp in ft.partitions
+            if (p := ctx.registry.partition(ft.topic, int(fp.partition))) is not None
+        }
+        topics, total = _collect(ctx, request, max_bytes)
+        remaining = deadline - time.monotonic()
+        if total >= min_bytes or remaining <= 0 or not events:
+            break
+        waiters = [asyncio.ensure_future(e.wait()) for e in events.values()]
+        try:
+            await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+    for t in topics:
+        for res in t.partitions:
+            if res.records:
+                ctx.metrics.record_fetch(t.name, res.records_size)
+    parts = encode_fetch_response(header.api_version, header.correlation_id, topics, session_id=0)
+    return RawResponse(parts)

@@ -1,0 +1,303 @@
+"""Consumer-group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
+DescribeGroups, DeleteGroups): translate kio requests into GroupCoordinator calls and its dataclasses back
+into kio responses for the request's version. `ctx.groups` is a groups.service.GroupService; without one
+every group API answers COORDINATOR_NOT_AVAILABLE."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from streamraft_broker.groups import GroupCoordinator, JoinRequest, MemberIdentity, OffsetCommitEntry
+from streamraft_broker.handlers.context import BrokerContext
+from streamraft_broker.protocol.codec import build, nested, response_type
+from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.protocol.versions import ApiKey
+
+DELETE_GROUPS = 42
+_MS = datetime.timedelta(milliseconds=1)
+
+
+def _ms(value: Any) -> int:
+    if isinstance(value, datetime.timedelta):
+        return int(value / _MS)
+    return int(value)
+
+
+def _coordinator(ctx: BrokerContext) -> GroupCoordinator | None:
+    service = ctx.groups
+    if service is None:
+        return None
+    coordinator: GroupCoordinator = service.ensure_started()
+    return coordinator
+
+
+async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.JOIN_GROUP, version)
+    coord = _coordinator(ctx)
+    if coord is None:
+        return build(
+            cls,
+            throttle_time=0,
+            error_code=ErrorCode.coordinator_not_available,
+            generation_id=-1,
+            protocol_type=None,
+            protocol_name=None,
+            leader="",
+            member_id=request.member_id,
+            members=(),
+        )
+    session_ms = _ms(request.session_timeout)
+    result = await coord.join(
+        JoinRequest(
+            group_id=str(request.group_id),
+            member_id=request.member_id,
+            protocol_type=request.protocol_type,
+            protocols=tuple((p.name, bytes(p.metadata)) for p in request.protocols),
+            session_timeout_ms=session_ms,
+            # v0 has no rebalance timeout; Kafka uses the session timeout for it.
+            rebalance_timeout_ms=_ms(getattr(request, "rebalance_timeout", session_ms)),
+            group_instance_id=getattr(request, "group_instance_id", None),
+            client_id=header.client_id or "",
+            client_host="",
+            require_known_member_id=version >= 4,
+        )
+    )
+    member_cls = nested(ApiKey.JOIN_GROUP, version, "JoinGroupResponseMember")
+    members = tuple(
+        build(member_cls, member_id=m.member_id, group_instance_id=m.group_instance_id, metadata=m.metadata)
+        for m in result.members
+    )
+    return build(
+        cls,
+        throttle_time=0,
+        error_code=result.error_code,
+        generation_id=result.generation_id,
+        protocol_type=result.protocol_type,
+        # Before v7 the field is not nullable.
+        protocol_name=result.protocol_name if version >= 7 else (result.protocol_name or ""),
+        leader=result.leader_id,
+        member_id=result.member_id,
+        members=members,
+    )
+
+
+async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.SYNC_GROUP, version)
+    coord = _coordinator(ctx)
+    if coord is None:
+        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, assignment=b"")
+    result = await coord.sync(
+        str(request.group_id),
+        int(request.generation_id),
+        request.member_id,
+        {a.member_id: bytes(a.assignment) for a in request.assignments},
+        group_instance_id=getattr(request, "group_instance_id", None),
+        protocol_type=getattr(request, "protocol_type", None),
+        protocol_name=getattr(request, "protocol_name", None),
+    )
+    return build(
+        cls,
+        throttle_time=0,
+        error_code=result.error_code,
+        protocol_type=result.protocol_type,
+        protocol_name=result.protocol_name,
+        assignment=result.assignment,
+    )
+
+
+async def handle_heartbeat(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    cls = response_type(ApiKey.HEARTBEAT, header.api_version)
+    coord = _coordinator(ctx)
+    if coord is None:
+        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available)
+    code = await coord.heartbeat(
+        str(request.group_id),
+        int(request.generation_id),
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+    )
+    return build(cls, throttle_time=0, error_code=code)
+
+
+async def handle_leave_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.LEAVE_GROUP, version)
+    coord = _coordinator(ctx)
+    if coord is None:
+        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, members=())
+    if version >= 3:
+        idents = [MemberIdentity(m.member_id, m.group_instance_id) for m in request.members]
+    else:
+        idents = [MemberIdentity(request.member_id)]
+    result = await coord.leave(str(request.group_id), idents)
+    if version < 3:
+        # One member, one error: v0-v2 report it at the top level.
+        code = result.members[0][1] if result.members else result.error_code
+        return build(cls, throttle_time=0, error_code=code)
+    member_cls = nested(ApiKey.LEAVE_GROUP, version, "MemberResponse")
+    members = tuple(
+        build(member_cls, member_id=i.member_id, group_instance_id=i.group_instance_id, error_code=code)
+        for i, code in result.members
+    )
+    return build(cls, throttle_time=0, error_code=result.error_code, members=members)
+
+
+async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.OFFSET_COMMIT, version)
+    part_cls = nested(ApiKey.OFFSET_COMMIT, version, "OffsetCommitResponsePartition")
+    topic_cls = nested(ApiKey.OFFSET_COMMIT, version, "OffsetCommitResponseTopic")
+    entries = [
+        OffsetCommitEntry(
+            topic=str(t.name),
+            partition=int(p.partition_index),
+            offset=int(p.committed_offset),
+            metadata=p.committed_metadata,
+            leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
+        )
+        for t in request.topics
+        for p in t.partitions
+    ]
+    coord = _coordinator(ctx)
+    if coord is None:
+        codes = {(e.topic, e.partition): ErrorCode.coordinator_not_available for e in entries}
+    else:
+        generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
+        results = await coord.commit_offsets(
+            str(request.group_id),
+            int(generation),
+            request.member_id,
+            entries,
+            group_instance_id=getattr(request, "group_instance_id", None),
+        )
+        codes = {(r.topic, r.partition): r.error_code for r in results}
+    topics = tuple(
+        build(
+            topic_cls,
+            name=t.name,
+            partitions=tuple(
+                build(
+                    part_cls,
+                    partition_index=p.partition_index,
+                    error_code=codes[(str(t.name), p.partition_index)],
+                )
+                for p in t.partitions
+            ),
+        )
+        for t in request.topics
+    )
+    return build(cls, throttle_time=0, topics=topics)
+
+
+async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.OFFSET_FETCH, version)
+    part_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponsePartition")
+    topic_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponseTopic")
+    wanted = (
+        None
+        if request.topics is None
+        else [(str(t.name), int(p)) for t in request.topics for p in t.partition_indexes]
+    )
+    coord = _coordinator(ctx)
+    if coord is None:
+        return build(cls, throttle_time=0, topics=(), error_code=ErrorCode.coordinator_not_available)
+    result = await coord.fetch_offsets(str(request.group_id), wanted)
+    by_topic: dict[str, list[Any]] = {}
+    for p in result.partitions:
+        by_topic.setdefault(p.topic, []).append(
+            build(
+                part_cls,
+                partition_index=p.partition,
+                committed_offset=p.offset,
+                committed_leader_epoch=p.leader_epoch,
+                metadata=p.metadata,
+                error_code=p.error_code,
+            )
+        )
+    topics = tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
+    return build(cls, throttle_time=0, topics=topics, error_code=result.error_code)
+
+
+async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.LIST_GROUPS, version)
+    coord = _coordinator(ctx)
+    if coord is None:
+        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, groups=())
+    states = getattr(request, "states_filter", None) or None
+    listed_cls = nested(ApiKey.LIST_GROUPS, version, "ListedGroup")
+    groups = tuple(
+        build(listed_cls, group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
+        for g in await coord.list_groups(states)
+    )
+    return build(cls, throttle_time=0, error_code=ErrorCode.none, groups=groups)
+
+
+async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(ApiKey.DESCRIBE_GROUPS, version)
+    group_cls = nested(ApiKey.DESCRIBE_GROUPS, version, "DescribedGroup")
+    member_cls = nested(ApiKey.DESCRIBE_GROUPS, version, "DescribedGroupMember")
+    coord = _coordinator(ctx)
+    ids = [str(g) for g in request.groups]
+    if coord is None:
+        described = tuple(
+            build(
+                group_cls,
+                error_code=ErrorCode.coordinator_not_available,
+                group_id=g,
+                group_state="",
+                protocol_type="",
+                protocol_data="",
+                members=(),
+                authorized_operations=-2147483648,
+            )
+            for g in ids
+        )
+        return build(cls, throttle_time=0, groups=described)
+    described = tuple(
+        build(
+            group_cls,
+            error_code=d.error_code,
+            group_id=d.group_id,
+            group_state=d.state,
+            protocol_type=d.protocol_type,
+            protocol_data=d.protocol_data,
+            members=tuple(
+                build(
+                    member_cls,
+                    member_id=m.member_id,
+                    group_instance_id=m.group_instance_id,
+                    client_id=m.client_id,
+                    client_host=m.client_host,
+                    member_metadata=m.metadata,
+                    member_assignment=m.assignment,
+                )
+                for m in d.members
+            ),
+            # Kafka's "not requested" marker (INT32_MIN): no ACLs here.
+            authorized_operations=-2147483648,
+        )
+        for d in await coord.describe_groups(ids)
+    )
+    return build(cls, throttle_time=0, groups=described)
+
+
+async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    cls = response_type(DELETE_GROUPS, version)
+    result_cls = nested(DELETE_GROUPS, version, "DeletableGroupResult")
+    ids = [str(g) for g in request.groups_names]
+    coord = _coordinator(ctx)
+    if coord is None:
+        outcome = [(g, ErrorCode.coordinator_not_available) for g in ids]
+    else:
+        outcome = await coord.delete_groups(ids)
+    results = tuple(build(result_cls, group_id=g, error_code=code) for g, code in outcome)
+    return build(cls, throttle_time=0, results=results)

@@ -1,0 +1,62 @@
+"""How the broker plugs in the consumer-group coordinator and idempotent-producer state: `install(ctx,
+data_dir)` (call it from server.broker.wire_optional_subsystems) and `GROUP_HANDLERS` (merge into the
+dispatch table). Shutdown must call `ctx.producers.close()` (writes producer-state snapshots) and
+`ctx.groups.close()` before the topic registry closes.
+
+DeleteGroups (api key 42) has a handler, `handlers.groups.handle_delete_groups`, not listed here because the
+protocol layer's ApiKey/SUPPORTED tables do not carry that API yet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from streamraft_broker.groups.service import GroupService
+from streamraft_broker.handlers.context import BrokerContext, Handler
+from streamraft_broker.handlers.groups import (
+    handle_describe_groups,
+    handle_heartbeat,
+    handle_join_group,
+    handle_leave_group,
+    handle_list_groups,
+    handle_offset_commit,
+    handle_offset_fetch,
+    handle_sync_group,
+)
+from streamraft_broker.producer.service import ProducerService
+from streamraft_broker.protocol.versions import ApiKey
+
+GROUP_HANDLERS: dict[ApiKey, Handler] = {
+    ApiKey.JOIN_GROUP: handle_join_group,
+    ApiKey.SYNC_GROUP: handle_sync_group,
+    ApiKey.HEARTBEAT: handle_heartbeat,
+    ApiKey.LEAVE_GROUP: handle_leave_group,
+    ApiKey.OFFSET_COMMIT: handle_offset_commit,
+    ApiKey.OFFSET_FETCH: handle_offset_fetch,
+    ApiKey.LIST_GROUPS: handle_list_groups,
+    ApiKey.DESCRIBE_GROUPS: handle_describe_groups,
+}
+
+
+def install(ctx: BrokerContext, data_dir: Path) -> None:
+    registry = ctx.registry
+
+    def partition_exists(topic: str, index: int) -> bool:
+        return registry.partition(topic, index) is not None
+
+    def persistent_log(topic: str, index: int) -> Any | None:
+        # In-memory partitions ignore before_write hooks, so they get no producer state.
+        partition = registry.partition(topic, index)
+        if partition is None or partition.is_memory:
+            return None
+        return partition.log
+
+    ctx.groups = GroupService.open(data_dir, partition_exists=partition_exists)
+    producers = ProducerService(data_dir, persistent_log)
+    ctx.producers = producers
+
+    def on_topic_change(name: str, topic: object | None) -> None:
+        if topic is None:
+            producers.forget(name)
+
+    registry.on_change(on_topic_change)

@@ -1,0 +1,64 @@
+"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or first offset at/after a timestamp."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.protocol.codec import build, nested, response_type
+from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.topics.partition import Partition
+
+UNKNOWN_TOPIC_OR_PARTITION = 3
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+
+
+def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
+    """(offset, timestamp) for one ListOffsets query; offset = log end when nothing matches."""
+    if timestamp == LATEST:
+        return partition.high_watermark, -1
+    if timestamp == EARLIEST:
+        return partition.log_start_offset, -1
+    if timestamp == MAX_TIMESTAMP:
+        found = partition.max_timestamp()
+        return found if found is not None else (-1, -1)
+    found = partition.offset_for_timestamp(timestamp)
+    if found is None:
+        return partition.high_watermark, -1
+    return found
+
+
+async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    part_cls = nested(ApiKey.LIST_OFFSETS, version, "ListOffsetsPartitionResponse")
+    topic_cls = nested(ApiKey.LIST_OFFSETS, version, "ListOffsetsTopicResponse")
+    topics = []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            partition = ctx.registry.partition(t.name, int(p.partition_index))
+            if partition is None:
+                parts.append(
+                    build(
+                        part_cls,
+                        partition_index=p.partition_index,
+                        error_code=err(UNKNOWN_TOPIC_OR_PARTITION),
+                    )
+                )
+                continue
+            offset, ts = lookup(partition, int(p.timestamp))
+            parts.append(
+                build(
+                    part_cls,
+                    partition_index=p.partition_index,
+                    error_code=err(0),
+                    timestamp=ts,
+                    offset=offset,
+                    leader_epoch=partition.leader_epoch,
+                )
+            )
+        topics.append(build(topic_cls, name=t.name, partitions=tuple(parts)))
+    return build(response_type(ApiKey.LIST_OFFSETS, version), throttle_time=0, topics=tuple(topics))

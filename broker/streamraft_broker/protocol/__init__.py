@@ -1,0 +1,1 @@
+"""Sans-I/O Kafka wire protocol: framing, request headers, version table, response encoding."""

@@ -1,0 +1,104 @@
+"""Hand-encoded Fetch response (v4 to v12) whose record sections may be file slices sent by sendfile.
+
+kio would need the record bytes in memory; here the framing is written as bytes and each partition's
+records are left as opaque chunks, so the size prefix can count file bytes that are never read into Python.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streamraft_broker.protocol.header import response_header, write_uvarint
+
+
+class SizedChunk(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+Chunk = bytes | SizedChunk
+
+
+@dataclass(slots=True)
+class FetchPartitionResult:
+    partition: int
+    error_code: int = 0
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: list[Chunk] = field(default_factory=list)
+
+    @property
+    def records_size(self) -> int:
+        return sum(len(c) if isinstance(c, bytes) else c.size for c in self.records)
+
+
+@dataclass(slots=True)
+class FetchTopicResult:
+    name: str
+    partitions: list[FetchPartitionResult]
+
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+
+
+def _string(value: str, flexible: bool) -> bytes:
+    raw = value.encode("utf-8")
+    return (write_uvarint(len(raw) + 1) if flexible else _I16.pack(len(raw))) + raw
+
+
+def _array_len(n: int, flexible: bool) -> bytes:
+    return write_uvarint(n + 1) if flexible else _I32.pack(n)
+
+
+def encode_fetch_response(
+    version: int,
+    correlation_id: int,
+    topics: Sequence[FetchTopicResult],
+    *,
+    throttle_ms: int = 0,
+    error_code: int = 0,
+    session_id: int = 0,
+) -> list[Chunk]:
+    """Return the whole frame (size prefix first) as a list of byte strings and record chunks."""
+    assert 4 <= version <= 12, f"fetch response v{version} is not implemented"
+    flexible = version >= 12
+    parts: list[Chunk] = []
+    head = bytearray(response_header(correlation_id, flexible=flexible))
+    head += _I32.pack(throttle_ms)
+    if version >= 7:
+        head += _I16.pack(error_code) + _I32.pack(session_id)
+    head += _array_len(len(topics), flexible)
+    cur = head
+    for topic in topics:
+        cur += _string(topic.name, flexible)
+        cur += _array_len(len(topic.partitions), flexible)
+        for p in topic.partitions:
+            cur += _I32.pack(p.partition) + _I16.pack(p.error_code) + _I64.pack(p.high_watermark)
+            cur += _I64.pack(p.last_stable_offset)
+            if version >= 5:
+                cur += _I64.pack(p.log_start_offset)
+            cur += _array_len(0, flexible)  # aborted transactions: none, transactions are not supported
+            if version >= 11:
+                cur += _I32.pack(-1)  # preferred read replica
+            size = p.records_size
+            cur += write_uvarint(size + 1) if flexible else _I32.pack(size)
+            if p.records:
+                parts.append(bytes(cur))
+                parts.extend(p.records)
+                cur = bytearray()
+            if flexible:
+                cur += b"\x00"  # partition tagged fields
+        if flexible:
+            cur += b"\x00"  # topic tagged fields
+    if flexible:
+        cur += b"\x00"  # response tagged fields
+    parts.append(bytes(cur))
+    total = sum(len(c) if isinstance(c, bytes) else c.size for c in parts)
+    parts.insert(0, _I32.pack(total))
+    return parts

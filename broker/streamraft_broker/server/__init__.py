@@ -1,0 +1,1 @@
+"""asyncio Kafka server: connections, request dispatch, zero-copy fetch writes, broker lifecycle."""

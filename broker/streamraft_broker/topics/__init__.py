@@ -1,0 +1,1 @@
+"""Topic and partition registry on one node: persisted topic metadata, configs and partition logs."""

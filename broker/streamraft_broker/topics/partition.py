@@ -1,0 +1,105 @@
+"""One partition on this node: the small interface handlers use, so Raft can later sit behind it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from streamraft_broker.topics.memlog import MemoryLog
+
+
+class AppendResult(Protocol):
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def log_append_time(self) -> int: ...
+    @property
+    def log_start_offset(self) -> int: ...
+
+
+class Partition:
+    """Single-node partition: the high watermark is the log end offset (everything appended is committed)."""
+
+    def __init__(self, topic: str, index: int, log: Any) -> None:
+        self.topic = topic
+        self.index = index
+        self.log = log
+        self.leader_epoch = 0
+        self._data_arrived = asyncio.Event()
+
+    @property
+    def is_memory(self) -> bool:
+        return isinstance(self.log, MemoryLog)
+
+    @property
+    def log_start_offset(self) -> int:
+        return int(self.log.log_start_offset)
+
+    @property
+    def log_end_offset(self) -> int:
+        return int(self.log.log_end_offset)
+
+    @property
+    def high_watermark(self) -> int:
+        return self.log_end_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self.log.size_bytes)
+
+    def append(
+        self, records: bytes | memoryview, *, before_write: Callable[[list[Any]], None] | None = None
+    ) -> AppendResult:
+        if self.is_memory:
+            info: AppendResult = self.log.append(records)
+        else:
+            info = self.log.append(records, leader_epoch=self.leader_epoch, before_write=before_write)
+        # Wake every long-polling fetch; each re-checks its own offset.
+        self._data_arrived.set()
+        self._data_arrived = asyncio.Event()
+        return info
+
+    def read(self, offset: int, max_bytes: int, *, min_one_message: bool) -> list[Any]:
+        """Whole batches from offset up to the high watermark: bytes or file slices."""
+        if self.is_memory:
+            data = self.log.read_bytes(
+                offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+            )
+            return [data] if data else []
+        slices: list[Any] = self.log.read(
+            offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+        )
+        return slices
+
+    def read_bytes(self, offset: int, max_bytes: int, *, min_one_message: bool = True) -> bytes:
+        data: bytes = self.log.read_bytes(
+            offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+        )
+        return data
+
+    def offset_for_timestamp(self, ts: int) -> tuple[int, int] | None:
+        found: tuple[int, int] | None = self.log.offset_for_timestamp(ts)
+        return found
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the batch with the largest max timestamp."""
+        if self.is_memory:
+            found: tuple[int, int] | None = self.log.max_timestamp()
+            return found
+        best: tuple[int, int] | None = None
+        for header in self.log.iter_batch_headers(self.log_start_offset):
+            if header.is_control:
+                continue
+            if best is None or header.max_timestamp > best[1]:
+                best = (header.base_offset, header.max_timestamp)
+        return best
+
+    def data_event(self) -> asyncio.Event:
+        return self._data_arrived
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def close(self) -> None:
+        self.log.close()

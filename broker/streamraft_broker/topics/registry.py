@@ -1,0 +1,248 @@
+"""Topic registry: names, ids, partition counts and configs, persisted atomically as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamraft_broker.topics.configs import validate_topic_configs
+from streamraft_broker.topics.memlog import MemoryLog
+from streamraft_broker.topics.partition import Partition
+
+log = logging.getLogger(__name__)
+
+MAX_TOPIC_NAME = 249
+MAX_PARTITIONS = 10_000
+_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+class TopicError(Exception):
+    """Carries the Kafka error code to answer with and a message naming what was wrong."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+# Kafka error codes used here.
+UNKNOWN_TOPIC_OR_PARTITION = 3
+TOPIC_ALREADY_EXISTS = 36
+INVALID_PARTITIONS = 37
+INVALID_REPLICATION_FACTOR = 38
+INVALID_CONFIG = 40
+INVALID_TOPIC_EXCEPTION = 17
+
+
+def validate_topic_name(name: str) -> None:
+    if not name or name in (".", ".."):
+        raise TopicError(INVALID_TOPIC_EXCEPTION, f"topic name {name!r} is not allowed")
+    if len(name) > MAX_TOPIC_NAME:
+        raise TopicError(INVALID_TOPIC_EXCEPTION, f"topic name is longer than {MAX_TOPIC_NAME} characters")
+    if not _LEGAL.match(name):
+        raise TopicError(
+            INVALID_TOPIC_EXCEPTION,
+            f"topic name {name!r} may only hold ASCII letters, digits, . _ -",
+        )
+
+
+@dataclass
+class Topic:
+    name: str
+    topic_id: uuid.UUID
+    configs: dict[str, str]
+    partitions: list[Partition] = field(default_factory=list)
+    internal: bool = False
+
+
+LogOpener = Callable[[Path, dict[str, str]], Any]
+
+
+def _real_log_opener() -> LogOpener | None:
+    """The segmented file log, if that module is present in this build."""
+    try:
+        from streamraft_broker.log import LogConfig, PartitionLog  # noqa: PLC0415
+    except ImportError:
+        return None
+
+    def open_log(directory: Path, configs: dict[str, str]) -> Any:
+        return PartitionLog.open(directory, LogConfig.from_topic_configs(configs))
+
+    return open_log
+
+
+class TopicRegistry:
+    def __init__(self, data_dir: Path, *, in_memory: bool = False) -> None:
+        self.data_dir = data_dir
+        self._meta_path = data_dir / "topics.json"
+        self._opener = None if in_memory else _real_log_opener()
+        if self._opener is None:
+            log.warning("partition logs are in memory: nothing survives a restart")
+        self.topics: dict[str, Topic] = {}
+        self._listeners: list[Callable[[str, Topic | None], None]] = []
+
+    def on_change(self, listener: Callable[[str, Topic | None], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def load(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self._meta_path.exists():
+            return
+        try:
+            raw = json.loads(self._meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"cannot read topic metadata {self._meta_path}: {exc}") from exc
+        for name, entry in raw["topics"].items():
+            topic = Topic(
+                name, uuid.UUID(entry["id"]), dict(entry["configs"]), internal=entry.get("internal", False)
+            )
+            for i in range(int(entry["partitions"])):
+                topic.partitions.append(self._open_partition(topic, i))
+            self.topics[name] = topic
+        log.info("loaded topics", extra={"topics": len(self.topics)})
+
+    def _save(self) -> None:
+        data = {
+            "topics": {
+                t.name: {
+                    "id": str(t.topic_id),
+                    "partitions": len(t.partitions),
+                    "configs": t.configs,
+                    "internal": t.internal,
+                }
+                for t in self.topics.values()
+            }
+        }
+        tmp = self._meta_path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self._meta_path)
+        dir_fd = os.open(self.data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _partition_dir(self, topic: Topic, index: int) -> Path:
+        return self.data_dir / "logs" / f"{topic.name}-{index}"
+
+    def _open_partition(self, topic: Topic, index: int) -> Partition:
+        if self._opener is None:
+            mem = MemoryLog(log_append_time=topic.configs.get("message.timestamp.type") == "LogAppendTime")
+            return Partition(topic.name, index, mem)
+        directory = self._partition_dir(topic, index)
+        directory.mkdir(parents=True, exist_ok=True)
+        return Partition(topic.name, index, self._opener(directory, topic.configs))
+
+    # -- operations ---------------------------------------------------------------------------------------
+    def get(self, name: str) -> Topic | None:
+        return self.topics.get(name)
+
+    def partition(self, name: str, index: int) -> Partition | None:
+        topic = self.topics.get(name)
+        if topic is None or not 0 <= index < len(topic.partitions):
+            return None
+        return topic.partitions[index]
+
+    def check_create(
+        self, name: str, num_partitions: int, replication: int, configs: dict[str, str | None]
+    ) -> dict[str, str]:
+        validate_topic_name(name)
+        if name in self.topics:
+            raise TopicError(TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        if not 1 <= num_partitions <= MAX_PARTITIONS:
+            raise TopicError(
+                INVALID_PARTITIONS, f"partition count {num_partitions} not in 1..{MAX_PARTITIONS}"
+            )
+        if replication != 1:
+            raise TopicError(
+                INVALID_REPLICATION_FACTOR,
+                f"replication factor {replication} is impossible on one broker",
+            )
+        try:
+            return validate_topic_configs(configs)
+        except ValueError as exc:
+            raise TopicError(INVALID_CONFIG, str(exc)) from None
+
+    def create(
+        self,
+        name: str,
+        num_partitions: int,
+        replication: int,
+        configs: dict[str, str | None],
+        *,
+        internal: bool = False,
+    ) -> Topic:
+        clean = self.check_create(name, num_partitions, replication, configs)
+        topic = Topic(name, uuid.uuid4(), clean, internal=internal)
+        for i in range(num_partitions):
+            topic.partitions.append(self._open_partition(topic, i))
+        self.topics[name] = topic
+        self._save()
+        for listener in self._listeners:
+            listener(name, topic)
+        log.info("created topic", extra={"topic": name, "partitions": num_partitions})
+        return topic
+
+    def delete(self, name: str) -> None:
+        topic = self.topics.pop(name, None)
+        if topic is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        self._save()
+        for p in topic.partitions:
+            p.close()
+            shutil.rmtree(self._partition_dir(topic, p.index), ignore_errors=True)
+        for listener in self._listeners:
+            listener(name, None)
+        log.info("deleted topic", extra={"topic": name})
+
+    def add_partitions(self, name: str, total: int) -> None:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        if total <= len(topic.partitions):
+            raise TopicError(
+                INVALID_PARTITIONS,
+                f"topic {name!r} has {len(topic.partitions)} partitions; {total} is not more",
+            )
+        if total > MAX_PARTITIONS:
+            raise TopicError(INVALID_PARTITIONS, f"partition count {total} exceeds {MAX_PARTITIONS}")
+        for i in range(len(topic.partitions), total):
+            topic.partitions.append(self._open_partition(topic, i))
+        self._save()
+
+    def check_configs(self, configs: dict[str, str]) -> None:
+        try:
+            validate_topic_configs(dict(configs))
+        except ValueError as exc:
+            raise TopicError(INVALID_CONFIG, str(exc)) from None
+
+    def set_configs(self, name: str, configs: dict[str, str]) -> None:
+        topic = self.topics.get(name)
+        if topic is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        try:
+            topic.configs = validate_topic_configs(dict(configs))
+        except ValueError as exc:
+            raise TopicError(INVALID_CONFIG, str(exc)) from None
+        self._save()
+
+    def flush_all(self) -> None:
+        for topic in self.topics.values():
+            for p in topic.partitions:
+                p.flush()
+
+    def close(self) -> None:
+        for topic in self.topics.values():
+            for p in topic.partitions:
+                p.close()

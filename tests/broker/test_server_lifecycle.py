@@ -1,0 +1,72 @@
+"""A real broker process: readiness, version negotiation, graceful SIGTERM, restart with persisted topics."""
+
+from __future__ import annotations
+
+import datetime
+import struct
+import urllib.request
+from pathlib import Path
+
+from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+
+from tests.support.broker_process import BrokerProcess
+from tests.support.wire import WireClient
+
+
+def _create_topic(client: WireClient, name: str, partitions: int) -> int:
+    req = CreateTopicsRequest(
+        topics=(
+            CreatableTopic(
+                name=name, num_partitions=partitions, replication_factor=1, assignments=(), configs=()
+            ),
+        ),
+        timeout=datetime.timedelta(seconds=5),
+        validate_only=False,
+    )
+    resp = client.request(19, 7, req)
+    return int(resp.topics[0].error_code)
+
+
+def test_unsupported_api_versions_version_gets_error_and_version_list(tmp_path: Path) -> None:
+    with BrokerProcess(tmp_path / "b", metrics=False) as broker, WireClient(broker.host, broker.port) as c:
+        # ApiVersions v99: answered in v0 layout with UNSUPPORTED_VERSION (35) and our ranges.
+        c.send_raw(struct.pack(">ihhih", 10, 18, 99, 5, -1))
+        frame = c.recv_frame()
+        corr, error, count = struct.unpack_from(">ihi", frame)
+        assert (corr, error) == (5, 35)
+        ranges = {k: (lo, hi) for k, lo, hi in struct.iter_unpack(">hhh", frame[10 : 10 + 6 * count])}
+        assert ranges[0] == (3, 9)
+        assert ranges[1] == (4, 12)
+        assert ranges[10][0] == 0
+
+
+def test_sigterm_exits_zero_and_topics_survive_restart(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "b")
+    with broker:
+        with WireClient(broker.host, broker.port) as c:
+            assert _create_topic(c, "kept", 3) == 0
+            assert _create_topic(c, "kept", 3) == 36  # TOPIC_ALREADY_EXISTS
+            assert _create_topic(c, "bad name!", 1) == 17  # INVALID_TOPIC_EXCEPTION
+        body = urllib.request.urlopen(broker.metrics_url, timeout=5).read().decode()
+        assert 'streamraft_log_end_offset{partition="2",topic="kept"} 0.0' in body
+        assert "streamraft_requests_total" in body
+        assert broker.terminate() == 0
+        broker.start()
+        with WireClient(broker.host, broker.port) as c:
+            resp = c.request(
+                3,
+                12,
+                MetadataRequest(
+                    topics=(
+                        MetadataRequestTopic(topic_id=None, name="kept"),
+                        MetadataRequestTopic(topic_id=None, name="nope"),
+                    ),
+                    allow_auto_topic_creation=True,
+                    include_topic_authorized_operations=False,
+                ),
+            )
+        by_name = {t.name: t for t in resp.topics}
+        assert len(by_name["kept"].partitions) == 3
+        assert int(by_name["nope"].error_code) == 3  # auto-create is off by default
+        assert broker.terminate() == 0

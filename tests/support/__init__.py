@@ -1,0 +1,1 @@
+"""Shared test helpers: real broker subprocesses on free ports, a tiny Kafka wire client."""
