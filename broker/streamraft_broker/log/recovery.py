@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamraft_broker.records.batch import BATCH_HEADER_SIZE
+
 from .checkpoint import RecoveryPoint, read_log_start, read_recovery_point
 from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, Segment, TornBatchError
 
@@ -69,6 +71,12 @@ def list_segment_bases(directory: Path) -> list[int]:
 def _trust_whole(segment: Segment) -> None:
     """A fully checkpointed segment: sanity-check its indexes (rebuild on failure) and load its tail state."""
     problem = segment.offset_index.sanity_check(segment.size)
+    if (
+        problem is None
+        and segment.offset_index.entries == 0
+        and segment.size > 2 * (segment.index_interval_bytes + BATCH_HEADER_SIZE)
+    ):
+        problem = "no entries for a segment of that size (index file lost?)"
     if problem is None:
         last = segment.offset_index.last_entry()
         try:
