@@ -4,6 +4,7 @@ The operator never imports broker code (an import-linter contract); everything h
 could see. Blocking calls, bounded by explicit timeouts; handlers run them in a thread.
 """
 
+import logging
 import urllib.request
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ from streamraft_operator.rollout import PartitionState
 # Largest Raft replication lag (entries) of a broker's follower replicas, exported by the broker.
 RAFT_LAG_METRIC = "streamraft_raft_follower_lag_entries"
 METADATA_TIMEOUT_S = 5.0
+_KAFKA_LOG = logging.getLogger("streamraft_operator.kafka")
 SCRAPE_TIMEOUT_S = 3.0
 
 
@@ -30,6 +32,8 @@ def admin_client(bootstrap: Sequence[str]) -> AdminClient:
             "bootstrap.servers": ",".join(bootstrap),
             "socket.timeout.ms": int(METADATA_TIMEOUT_S * 1000),
             "client.id": "streamraft-operator",
+            # librdkafka's own log lines go through Python logging instead of stderr.
+            "logger": _KAFKA_LOG,
         }
     )
 

@@ -65,13 +65,15 @@ def create(
     bootstrap: Sequence[str], topic: str, partitions: int, replicas: int, config: Mapping[str, str]
 ) -> None:
     new = NewTopic(topic, num_partitions=partitions, replication_factor=replicas, config=dict(config))
-    futures = admin_client(bootstrap).create_topics([new], request_timeout=TIMEOUT_S)
+    admin = admin_client(bootstrap)  # must outlive the futures: its handle resolves them
+    futures = admin.create_topics([new], request_timeout=TIMEOUT_S)
     # Created by an earlier, interrupted reconcile: not an error.
     _wait(futures, "create topic", ok_codes=[KafkaError.TOPIC_ALREADY_EXISTS])
 
 
 def grow(bootstrap: Sequence[str], topic: str, total: int) -> None:
-    futures = admin_client(bootstrap).create_partitions(
+    admin = admin_client(bootstrap)
+    futures = admin.create_partitions(
         [NewPartitions(topic, total)], request_timeout=TIMEOUT_S
     )
     _wait(futures, "add partitions to")
@@ -80,10 +82,12 @@ def grow(bootstrap: Sequence[str], topic: str, total: int) -> None:
 def set_config(bootstrap: Sequence[str], topic: str, values: Mapping[str, str]) -> None:
     entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in values.items()]
     res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
-    futures = admin_client(bootstrap).incremental_alter_configs([res], request_timeout=TIMEOUT_S)
+    admin = admin_client(bootstrap)
+    futures = admin.incremental_alter_configs([res], request_timeout=TIMEOUT_S)
     _wait(futures, "alter configs of")
 
 
 def delete(bootstrap: Sequence[str], topic: str) -> None:
-    futures = admin_client(bootstrap).delete_topics([topic], request_timeout=TIMEOUT_S)
+    admin = admin_client(bootstrap)
+    futures = admin.delete_topics([topic], request_timeout=TIMEOUT_S)
     _wait(futures, "delete topic", ok_codes=[KafkaError.UNKNOWN_TOPIC_OR_PART])
