@@ -7,6 +7,7 @@ could see. Blocking calls, bounded by explicit timeouts; handlers run them in a 
 import logging
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
@@ -27,15 +28,14 @@ class BrokersUnreachable(RuntimeError):
 def admin_client(bootstrap: Sequence[str]) -> AdminClient:
     if not bootstrap:
         raise BrokersUnreachable("no broker addresses known (no pod has an IP yet)")
-    return AdminClient(
-        {
-            "bootstrap.servers": ",".join(bootstrap),
-            "socket.timeout.ms": int(METADATA_TIMEOUT_S * 1000),
-            "client.id": "streamraft-operator",
-            # librdkafka's own log lines go through Python logging instead of stderr.
-            "logger": _KAFKA_LOG,
-        }
-    )
+    conf: dict[str, Any] = {
+        "bootstrap.servers": ",".join(bootstrap),
+        "socket.timeout.ms": int(METADATA_TIMEOUT_S * 1000),
+        "client.id": "streamraft-operator",
+        # librdkafka's own log lines go through Python logging instead of stderr.
+        "logger": _KAFKA_LOG,
+    }
+    return AdminClient(conf)
 
 
 def partition_states(bootstrap: Sequence[str]) -> list[PartitionState]:

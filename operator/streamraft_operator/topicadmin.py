@@ -73,9 +73,7 @@ def create(
 
 def grow(bootstrap: Sequence[str], topic: str, total: int) -> None:
     admin = admin_client(bootstrap)
-    futures = admin.create_partitions(
-        [NewPartitions(topic, total)], request_timeout=TIMEOUT_S
-    )
+    futures = admin.create_partitions([NewPartitions(topic, total)], request_timeout=TIMEOUT_S)
     _wait(futures, "add partitions to")
 
 
