@@ -115,8 +115,11 @@ class PartitionLog:
         log = cls(directory, config, now_ms, recovered.segments, recovered.log_start_offset)
         log.recovery_scanned_bytes = recovered.scanned_bytes
         log.recovery_truncations = recovered.truncations
-        write_log_start(directory, log.log_start_offset)
-        log._checkpoint()
+        if recovered.checkpointed_log_start != log.log_start_offset:
+            write_log_start(directory, log.log_start_offset)
+        active = log._active
+        if recovered.checkpointed_point != RecoveryPoint(log.log_end_offset, active.base_offset, active.size):
+            log._checkpoint()
         return log
 
     def close(self) -> None:

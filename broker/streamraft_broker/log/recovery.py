@@ -34,6 +34,9 @@ class RecoveredLog:
     log_start_offset: int
     scanned_bytes: int
     truncations: int
+    # What the checkpoint files said (None: missing), so open() rewrites them only when they changed.
+    checkpointed_log_start: int | None = None
+    checkpointed_point: RecoveryPoint | None = None
 
 
 def _parse_base(name: str, suffix: str) -> int | None:
@@ -87,6 +90,7 @@ def _trust_whole(segment: Segment) -> None:
     if problem is not None:
         logger.warning("event=index_corrupt file=%s problem=%s", segment.offset_index.path, problem)
         segment.rebuild_indexes()
+        segment.flush()
 
 
 def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> RecoveredLog:
@@ -94,12 +98,13 @@ def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> Recov
     bases = list_segment_bases(directory)
     log_start = read_log_start(directory)
     point = read_recovery_point(directory)
+    found_point = point
     if point is None:
         point = RecoveryPoint(bases[0] if bases else 0, bases[0] if bases else 0, 0)
     if not bases:
         start = log_start or 0
         segment = Segment(directory, start, created_ms=now_ms, index_interval_bytes=index_interval_bytes)
-        return RecoveredLog([segment], start, 0, 0)
+        return RecoveredLog([segment], start, 0, 0, log_start, found_point)
     # Segments wholly below the log start were being deleted when the process stopped.
     if log_start is not None:
         while len(bases) > 1 and bases[1] <= log_start:
@@ -125,6 +130,9 @@ def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> Recov
             expect = point.offset if base == point.segment_base and trusted > 0 else base
             n, error = segment.recover(trusted, expect)
             scanned += n
+            if i < len(bases) - 1 and error is None:
+                # The checkpoint written after open declares every segment before the active one durable.
+                segment.flush()
         if error is not None:
             truncations += 1
             logger.warning(
@@ -146,4 +154,4 @@ def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> Recov
         expected_next = segment.next_offset
     first_base = segments[0].base_offset
     start = max(log_start if log_start is not None else first_base, first_base)
-    return RecoveredLog(segments, start, scanned, truncations)
+    return RecoveredLog(segments, start, scanned, truncations, log_start, found_point)
