@@ -68,6 +68,14 @@ def _int(value: object, path: str, problems: list[str], minimum: int, maximum: i
     return value
 
 
+def pdb_budget(requested: int, replicas: int) -> int:
+    """Voluntary disruptions allowed: as requested, but never more than a Raft minority (a lone broker has
+    no quorum to protect, so draining its node is allowed)."""
+    if replicas == 1:
+        return min(requested, 1)
+    return min(requested, max(1, (replicas - 1) // 2))
+
+
 def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> ClusterSpec:
     problems: list[str] = []
     if "replicas" not in spec:
@@ -92,8 +100,6 @@ def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> Cluster
     pod = _section(_section(spec, "template", problems), "pod", problems)
     pdb = _section(spec, "pdb", problems)
     max_unavailable = _int(pdb.get("maxUnavailable", 1), "spec.pdb.maxUnavailable", problems, 0, 99)
-    if max_unavailable >= replicas and "maxUnavailable" in pdb:
-        problems.append("spec.pdb.maxUnavailable must be smaller than spec.replicas")
     if problems:
         raise SpecError("; ".join(problems))
     return ClusterSpec(
@@ -116,7 +122,7 @@ def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> Cluster
         affinity=pod.get("affinity"),
         tolerations=tuple(pod.get("tolerations") or ()),
         security_context=dict(pod.get("securityContext") or {}),
-        pdb_max_unavailable=min(max_unavailable, max(replicas - 1, 0)),
+        pdb_max_unavailable=pdb_budget(max_unavailable, replicas),
     )
 
 

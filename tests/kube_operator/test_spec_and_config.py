@@ -54,3 +54,12 @@ def test_topic_defaults_name_and_rejects_even_replicas() -> None:
         parse_topic("orders", "ns", {"clusterRef": "demo", "replicas": 2})
     with pytest.raises(SpecError, match=r"spec\.clusterRef is required"):
         parse_topic("orders", "ns", {"partitions": 1})
+
+
+def test_pdb_budget_keeps_a_majority() -> None:
+    budgets = {
+        n: parse_cluster("d", "ns", {"replicas": n, "pdb": {"maxUnavailable": 5}}).pdb_max_unavailable
+        for n in (1, 2, 3, 5, 7)
+    }
+    assert budgets == {1: 1, 2: 1, 3: 1, 5: 2, 7: 3}
+    assert parse_cluster("d", "ns", {"replicas": 5, "pdb": {"maxUnavailable": 0}}).pdb_max_unavailable == 0

@@ -117,22 +117,19 @@ def _spec() -> Schema:
             ),
             "pdb": obj(
                 "PodDisruptionBudget.",
-                {"maxUnavailable": integer("Brokers that may be down at once.", minimum=0, default=1)},
+                {
+                    "maxUnavailable": integer(
+                        "Brokers that may be down at once; capped so a Raft majority survives.",
+                        minimum=0,
+                        default=1,
+                    )
+                },
                 additionalProperties=False,
                 default={},
             ),
         },
         required=["replicas"],
         additionalProperties=False,
-        **{
-            "x-kubernetes-validations": [
-                cel(
-                    "!has(self.pdb) || !has(self.pdb.maxUnavailable) || "
-                    "self.pdb.maxUnavailable < self.replicas",
-                    "pdb.maxUnavailable must be smaller than replicas",
-                ),
-            ]
-        },
     )
 
 

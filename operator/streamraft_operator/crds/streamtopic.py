@@ -9,7 +9,7 @@ _TOPIC_NAME = r"^[a-zA-Z0-9._-]{1,249}$"
 
 
 def _spec() -> Schema:
-    cluster_ref = string("Name of the StreamCluster (same namespace). Immutable.", minLength=1)
+    cluster_ref = string("Name of the StreamCluster (same namespace). Immutable.", minLength=1, maxLength=253)
     cluster_ref["x-kubernetes-validations"] = [cel("self == oldSelf", "clusterRef is immutable")]
     partitions = integer("Number of partitions; may only grow.", minimum=1, maximum=10_000, default=1)
     partitions["x-kubernetes-validations"] = [
@@ -20,7 +20,7 @@ def _spec() -> Schema:
         {
             "clusterRef": cluster_ref,
             "topicName": string(
-                "Kafka topic name; defaults to metadata.name. Immutable.", pattern=_TOPIC_NAME
+                "Kafka topic name; defaults to metadata.name. Immutable.", pattern=_TOPIC_NAME, maxLength=249
             ),
             "partitions": partitions,
             "replicas": {
