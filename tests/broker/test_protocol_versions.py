@@ -12,6 +12,7 @@ import pytest
 from kio.serial import entity_reader, entity_writer
 from streamraft_broker.handlers import HANDLERS
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
+from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics
 from streamraft_broker.protocol.codec import (
     decode_request,
@@ -66,9 +67,11 @@ def _ctx(tmp_path: Path) -> BrokerContext:
     registry = TopicRegistry(tmp_path, in_memory=True)
     registry.load()
     registry.create("x", 1, 1, {})
-    return BrokerContext(
+    ctx = BrokerContext(
         node_id=1, host="127.0.0.1", port=9092, cluster_id="c", registry=registry, metrics=BrokerMetrics()
     )
+    install_groups_and_producers(ctx, tmp_path)
+    return ctx
 
 
 OURS = [(k, v) for k, v in ALL_VERSIONS if k in HANDLERS]

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
@@ -40,6 +41,9 @@ def _append(
         before_write = ctx.producers.before_write_hook(topic_name, index)
     try:
         info = partition.append(records, before_write=before_write)
+    except DuplicateBatchError as dup:
+        # A retried idempotent batch already in the log: answer as the first time, write nothing.
+        return 0, dup.base_offset, -1, partition.log_start_offset
     except ValueError as exc:
         code = getattr(exc, "error_code", None)
         if code is None:

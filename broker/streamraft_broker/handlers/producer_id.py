@@ -28,9 +28,13 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
             producer_epoch=-1,
         )
     if ctx.producers is not None:
-        pid, epoch = ctx.producers.init_producer_id(
-            int(getattr(request, "producer_id", -1)), int(getattr(request, "producer_epoch", -1))
-        )
+        try:
+            pid, epoch = ctx.producers.init_producer_id(
+                int(getattr(request, "producer_id", -1)), int(getattr(request, "producer_epoch", -1))
+            )
+        except ValueError as exc:
+            code = int(getattr(exc, "error_code", -1))
+            return build(cls, throttle_time=0, error_code=err(code), producer_id=-1, producer_epoch=-1)
     else:
         pid, epoch = next(_fallback_ids), 0
     return build(cls, throttle_time=0, error_code=err(0), producer_id=pid, producer_epoch=epoch)

@@ -13,6 +13,7 @@ from typing import Any
 
 from streamraft_broker.config import BrokerConfig
 from streamraft_broker.handlers.context import BrokerContext
+from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.topics.registry import TopicRegistry
@@ -133,14 +134,17 @@ class Broker:
             await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
-        groups = self.ctx.groups if self.ctx is not None else None
-        if groups is not None and hasattr(groups, "close"):
-            groups.close()
+        if self.ctx is not None:
+            # Producer snapshots and group state go before the logs they live beside are closed.
+            if self.ctx.producers is not None:
+                self.ctx.producers.close()
+            if self.ctx.groups is not None:
+                self.ctx.groups.close()
         self.registry.flush_all()
         self.registry.close()
         log.info("broker stopped")
 
 
 def wire_optional_subsystems(ctx: BrokerContext, data_dir: Path) -> None:
-    """Hook for the consumer-group coordinator and idempotent-producer state as they land."""
-    return None
+    """The consumer-group coordinator and idempotent-producer state."""
+    install_groups_and_producers(ctx, data_dir)
