@@ -25,6 +25,23 @@ class MemoryStorage:
         self._snapshot = Snapshot(SnapshotMeta(0, 0, conf_state or ConfState()))
         self._ents: list[Entry] = [Entry(0, 0)]
 
+    @classmethod
+    def bootstrap(cls, conf_state: ConfState) -> MemoryStorage:
+        """A founding member of a new group: the membership is a snapshot at index 1, term 1 (like etcd's
+        bootstrap entries), so a node added later receives it as an InstallSnapshot, never from the log."""
+        st = cls()
+        st._snapshot = Snapshot(SnapshotMeta(1, 1, conf_state))
+        st._ents = [Entry(1, 1)]
+        st._hard_state = HardState(term=1, commit=1)
+        return st
+
+    def clone(self) -> MemoryStorage:
+        st = MemoryStorage()
+        st._hard_state = self._hard_state
+        st._snapshot = self._snapshot
+        st._ents = list(self._ents)
+        return st
+
     # --- read side (core.storage.LogStorage) ---------------------------------------------------------
     def initial_state(self) -> tuple[HardState, ConfState]:
         return self._hard_state, self._snapshot.meta.conf_state

@@ -97,14 +97,12 @@ class Raft:
         hs, cs = storage.initial_state()
         self._load_conf_state(cs)
         if hs != HardState():
-            if not self.log.committed <= hs.commit <= self.log.last_index():
-                raise ValueError(
-                    f"hard state commit {hs.commit} outside the log "
-                    f"[{self.log.committed}, {self.log.last_index()}]"
-                )
+            if hs.commit > self.log.last_index():
+                raise ValueError(f"hard state commit {hs.commit} is past the last index {self.log.last_index()}")
             self.term = hs.term
             self.vote = hs.vote
-            self.log.committed = hs.commit
+            # A snapshot is committed by definition, even if the hard state written with it was lost.
+            self.log.committed = max(hs.commit, self.log.committed)
         if cfg.applied > 0:
             if cfg.applied > self.log.committed:
                 raise ValueError(f"config.applied {cfg.applied} is past commit index {self.log.committed}")

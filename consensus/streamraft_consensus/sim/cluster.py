@@ -44,7 +44,7 @@ class Cluster:
         # Message filter: return False to drop (tests use it to drop by type).
         self.filter: Callable[[Message], bool] = lambda m: True
         for i in (*self.conf.voters, *self.conf.learners):
-            self.add(i, MemoryStorage(self.conf))
+            self.add(i, MemoryStorage.bootstrap(self.conf))
 
     def add(self, node_id: int, storage: MemoryStorage) -> RawNode:
         node = RawNode(self.make_config(node_id), storage, random.Random(self.rand.random()))
