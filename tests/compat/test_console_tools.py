@@ -8,7 +8,7 @@ from tests.compat.helpers import create_topic, end_offsets
 from tests.compat.target import Target
 from tests.javakafka.tools import CONSOLE_CONSUMER, CONSOLE_PRODUCER, run_tool
 
-pytestmark = [pytest.mark.java, pytest.mark.java_pending]
+pytestmark = [pytest.mark.java]
 
 COUNT = 200
 

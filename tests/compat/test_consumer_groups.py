@@ -10,7 +10,7 @@ from tests.compat.helpers import create_topic
 from tests.compat.target import Target
 from tests.javakafka.tools import CONSOLE_CONSUMER, CONSUMER_GROUPS, PRODUCER_PERF, run_tool
 
-pytestmark = [pytest.mark.java, pytest.mark.java_pending]
+pytestmark = [pytest.mark.java]
 
 PRODUCED = 300
 CONSUMED = 120

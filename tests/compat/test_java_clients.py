@@ -16,7 +16,7 @@ from tests.compat.helpers import create_topic
 from tests.compat.target import Target
 from tests.javakafka.tools import compiled_test_clients, java_cmd, run_tool
 
-pytestmark = [pytest.mark.java, pytest.mark.java_pending]
+pytestmark = [pytest.mark.java]
 
 PARTITIONS = 6
 RECORDS = 3000

@@ -10,7 +10,7 @@ from tests.compat.helpers import create_topic, end_offsets
 from tests.compat.target import Target
 from tests.javakafka.tools import CONSUMER_PERF, PRODUCER_PERF, run_tool
 
-pytestmark = [pytest.mark.java, pytest.mark.java_pending]
+pytestmark = [pytest.mark.java]
 
 RECORDS = 5000
 

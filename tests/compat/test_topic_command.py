@@ -10,7 +10,7 @@ from tests.compat.helpers import create_topic, describe_partition_count
 from tests.compat.target import Target
 from tests.javakafka.tools import TOPIC_COMMAND, run_tool
 
-pytestmark = [pytest.mark.java, pytest.mark.java_pending]
+pytestmark = [pytest.mark.java]
 
 
 def _list(target: Target) -> set[str]:

@@ -1,0 +1,137 @@
+"""Turn per-run samples into the comparison table, the JSON dump and the PNG plots."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+SYSTEMS = ("Kafka", "Streamraft")
+
+
+@dataclass
+class Figure:
+    """One row of the table: samples per system (one per run), and how to aggregate them."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    agg: str = "median"  # or "max"
+    samples: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SYSTEMS})
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def value(self, system: str) -> float | None:
+        vals = self.samples.get(system) or []
+        if not vals:
+            return None
+        return max(vals) if self.agg == "max" else statistics.median(vals)
+
+
+class Results:
+    def __init__(self) -> None:
+        self.figures: dict[str, Figure] = {}
+        self.runs: list[dict[str, Any]] = []
+        self.latency_curves: dict[str, dict[str, list[float]]] = {}
+        self.meta: dict[str, Any] = {}
+
+    def figure(self, name: str, unit: str, higher_is_better: bool, agg: str = "median") -> Figure:
+        if name not in self.figures:
+            self.figures[name] = Figure(name, unit, higher_is_better, agg)
+        return self.figures[name]
+
+    def add(
+        self, system: str, name: str, unit: str, value: float, *, higher: bool, agg: str = "median"
+    ) -> None:
+        assert system in SYSTEMS, system
+        self.figure(name, unit, higher, agg).samples[system].append(value)
+
+    def mark(self, system: str, name: str, unit: str, note: str, *, agg: str = "median") -> None:
+        self.figure(name, unit, False, agg).notes[system] = note
+
+    def table(self) -> str:
+        rows = [("figure", "Kafka", "Streamraft", "ratio (S/K)")]
+        for f in self.figures.values():
+            cells: list[str] = []
+            for s in SYSTEMS:
+                v = f.value(s)
+                if v is not None:
+                    n = len(f.samples[s])
+                    cells.append(f"{v:.3g}" + (f" (n={n})" if n != 1 else ""))
+                else:
+                    cells.append(f.notes.get(s, "-"))
+            k, st = f.value("Kafka"), f.value("Streamraft")
+            ratio = f"{st / k:.2f}" if k and st is not None else "n/a"
+            label = f"{f.name} [{f.unit}]" + ("" if f.agg == "median" else f" ({f.agg})")
+            rows.append((label, cells[0], cells[1], ratio))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+        lines.insert(1, "-+-".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def dump(self, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "kafka_compare.json"
+        doc = {
+            "meta": self.meta,
+            "runs": self.runs,
+            "figures": {
+                f.name: {
+                    "unit": f.unit,
+                    "aggregate": f.agg,
+                    "samples": f.samples,
+                    "value": {s: f.value(s) for s in SYSTEMS},
+                    "notes": f.notes,
+                }
+                for f in self.figures.values()
+            },
+        }
+        path.write_text(json.dumps(doc, indent=2))
+        return path
+
+    def plot(self, out_dir: Path) -> list[Path]:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        made: list[Path] = []
+        thr = [f for f in self.figures.values() if f.unit == "MB/s"]
+        if thr:
+            fig, ax = plt.subplots(figsize=(11, 5))
+            x = range(len(thr))
+            for i, s in enumerate(SYSTEMS):
+                vals = [f.value(s) or 0.0 for f in thr]
+                ax.bar([j + (i - 0.5) * 0.4 for j in x], vals, width=0.4, label=s)
+            ax.set_xticks(list(x))
+            ax.set_xticklabels([f.name for f in thr], rotation=30, ha="right", fontsize=8)
+            ax.set_ylabel("MB/s (median of runs)")
+            ax.set_title("Throughput: Apache Kafka vs Streamraft")
+            ax.legend()
+            fig.tight_layout()
+            path = out_dir / "throughput.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            made.append(path)
+        if self.latency_curves:
+            fig, ax = plt.subplots(figsize=(9, 5))
+            qs = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999]
+            for label, curve in sorted(self.latency_curves.items()):
+                vals = sorted(curve.get("samples_ms", []))
+                if not vals:
+                    continue
+                ys = [vals[min(len(vals) - 1, round(q * (len(vals) - 1)))] for q in qs]
+                ax.plot([str(q * 100) for q in qs], ys, marker="o", label=label)
+            ax.set_yscale("log")
+            ax.set_xlabel("percentile")
+            ax.set_ylabel("end-to-end latency, ms (log)")
+            ax.set_title("End-to-end latency at fixed rates (acks=all, 1 KiB)")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            path = out_dir / "latency_percentiles.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            made.append(path)
+        return made

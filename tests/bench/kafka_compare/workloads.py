@@ -1,0 +1,281 @@
+"""The workloads, each run identically against either system; every one is bounded in count and time."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import multiprocessing.queues
+import multiprocessing.synchronize
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka.admin import AdminClient
+
+from tests.bench.kafka_compare.systems import Running
+from tests.javakafka.cluster import partition_leader
+from tests.javakafka.tools import CONSUMER_PERF, PRODUCER_PERF, run_tool
+
+_PERF_LINE = re.compile(
+    r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+    r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th"
+)
+
+
+def new_topic(system: Running, prefix: str, partitions: int) -> str:
+    topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    system.create_topic(topic, partitions)
+    return topic
+
+
+@dataclass(frozen=True)
+class Throughput:
+    records_per_s: float
+    mb_per_s: float
+    p99_ms: float | None = None
+
+
+def produce_java(system: Running, topic: str, record_size: int, acks: str, records: int) -> Throughput:
+    """Kafka's own ProducerPerformance: the same program against both systems."""
+    out = run_tool(
+        PRODUCER_PERF,
+        [
+            "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
+            "--throughput", "-1",
+            "--producer-props", f"bootstrap.servers={system.bootstrap}", f"acks={acks}", "linger.ms=5",
+            "batch.size=131072",
+        ],
+        timeout_s=300,
+        fast=False,
+    ).stdout  # fmt: skip
+    m = _PERF_LINE.search(out)
+    if m is None:
+        raise RuntimeError(f"no summary line in ProducerPerformance output:\n{out[-1500:]}")
+    assert int(m.group(1)) == records, f"ProducerPerformance sent {m.group(1)}/{records}"
+    return Throughput(float(m.group(2)), float(m.group(3)), float(m.group(8)))
+
+
+def produce_confluent(
+    system: Running, topic: str, record_size: int, acks: str, records: int, *, timeout_s: float = 120.0
+) -> Throughput:
+    """librdkafka via confluent-kafka: a second, independent client."""
+    errors: list[str] = []
+    delivered = 0
+
+    def on_delivery(err: KafkaError | None, _msg: object) -> None:
+        nonlocal delivered
+        if err is not None:
+            errors.append(str(err))
+        else:
+            delivered += 1
+
+    p = Producer(
+        {
+            "bootstrap.servers": system.bootstrap,
+            "acks": acks,
+            "linger.ms": 5,
+            "batch.size": 131072,
+            "enable.idempotence": False,
+        }
+    )
+    payload = b"x" * record_size
+    start = time.monotonic()
+    deadline = start + timeout_s
+    for _ in range(records):
+        while True:
+            try:
+                p.produce(topic, payload, on_delivery=on_delivery)
+                break
+            except BufferError:
+                p.poll(0.01)
+                assert time.monotonic() < deadline, "confluent producer stuck on a full queue"
+        p.poll(0)
+    remaining = p.flush(max(1.0, deadline - time.monotonic()))
+    elapsed = time.monotonic() - start
+    assert remaining == 0 and not errors, f"{remaining} undelivered, errors: {errors[:3]}"
+    assert delivered == records
+    return Throughput(records / elapsed, records * record_size / elapsed / 2**20)
+
+
+def consume_java(system: Running, topic: str, records: int) -> Throughput:
+    out = run_tool(
+        CONSUMER_PERF,
+        ["--bootstrap-server", system.bootstrap, "--topic", topic, "--messages", str(records),
+         "--timeout", "60000"],
+        timeout_s=300,
+        fast=False,
+    ).stdout  # fmt: skip
+    rows = [ln for ln in out.splitlines() if ln[:1].isdigit()]
+    if not rows:
+        raise RuntimeError(f"no data row in ConsumerPerformance output:\n{out[-1500:]}")
+    cols = [c.strip() for c in rows[-1].split(",")]
+    # Columns: start, end, MB, MB/s, nMsg, nMsg/s, rebalance ms, fetch ms, fetch MB/s, fetch nMsg/s.
+    assert int(cols[4]) >= records, f"ConsumerPerformance read {cols[4]}/{records}"
+    return Throughput(float(cols[9]), float(cols[8]))
+
+
+# ---------- end-to-end latency at a fixed rate ----------
+
+
+def _e2e_consumer(
+    spec: tuple[str, str, int, float],
+    ready: multiprocessing.synchronize.Event,
+    out: multiprocessing.queues.Queue[list[float]],
+) -> None:
+    bootstrap, topic, expect, timeout_s = spec
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"e2e-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "latest",
+            "fetch.wait.max.ms": 5,
+            "enable.auto.commit": False,
+        }
+    )
+    c.subscribe([topic], on_assign=lambda _c, _parts: ready.set())
+    lat: list[float] = []
+    deadline = time.monotonic() + timeout_s
+    while len(lat) < expect and time.monotonic() < deadline:
+        for m in c.consume(num_messages=1000, timeout=0.1):
+            if m.error() is None:
+                value = m.value()
+                assert value is not None
+                sent_ns = int(value[:20])
+                lat.append((time.monotonic_ns() - sent_ns) / 1e6)
+    c.close()
+    out.put(lat)
+
+
+@dataclass(frozen=True)
+class Latency:
+    rate_mb_s: float
+    sent: int
+    received: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+
+
+def _pct(sorted_vals: list[float], q: float) -> float:
+    assert sorted_vals, "no samples"
+    idx = min(len(sorted_vals) - 1, round(q * (len(sorted_vals) - 1)))
+    return sorted_vals[idx]
+
+
+def e2e_latency(
+    system: Running, topic: str, rate_mb_s: float, seconds: float, record_size: int = 1024
+) -> tuple[Latency, list[float]]:
+    """Produce at ``rate_mb_s`` (acks=all) with the send time in the payload; a consumer process
+    timestamps arrival. CLOCK_MONOTONIC is system-wide, so the two processes share a clock."""
+    assert record_size >= 20
+    rate = rate_mb_s * 2**20 / record_size
+    total = int(rate * seconds)
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    q: multiprocessing.queues.Queue[list[float]] = ctx.Queue()
+    proc = ctx.Process(target=_e2e_consumer, args=((system.bootstrap, topic, total, seconds + 60), ready, q))
+    proc.start()
+    try:
+        assert ready.wait(60), "e2e consumer never got its assignment"
+        time.sleep(0.5)  # the assignment callback fires before the 'latest' position is fetched
+        # One request in flight: what queues meanwhile rides in the next batch. Brokers answer a
+        # connection's requests one at a time, so deep pipelining of tiny batches only builds a queue.
+        p = Producer(
+            {"bootstrap.servers": system.bootstrap, "acks": "all", "linger.ms": 1, "max.in.flight": 1}
+        )
+        pad = b"x" * (record_size - 20)
+        start = time.monotonic()
+        for i in range(total):
+            due = start + i / rate
+            now = time.monotonic()
+            if due > now:
+                time.sleep(due - now)
+            while True:
+                try:
+                    p.produce(topic, b"%020d" % time.monotonic_ns() + pad)
+                    break
+                except BufferError:
+                    p.poll(0.005)
+            p.poll(0)
+        p.flush(30)
+        lat = q.get(timeout=seconds + 90)
+    finally:
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.kill()
+    lat.sort()
+    return Latency(rate_mb_s, total, len(lat), _pct(lat, 0.5), _pct(lat, 0.99), _pct(lat, 0.999)), lat
+
+
+# ---------- failover ----------
+
+
+def failover(system: Running, kills: int, budget_s: float) -> list[float]:
+    """SIGKILL the leader of a busy partition; seconds until the next successful produce. Default
+    client timeouts; the killed node is restarted and re-joins before the next kill."""
+    cluster = system.kafka
+    assert cluster is not None and system.can_failover
+    topic = new_topic(system, "failover", 1)
+    stop = threading.Event()
+    acked: list[float] = []
+    lock = threading.Lock()
+
+    def on_delivery(err: KafkaError | None, _msg: object) -> None:
+        if err is None:
+            with lock:
+                acked.append(time.monotonic())
+
+    p = Producer({"bootstrap.servers": system.bootstrap, "acks": "all", "linger.ms": 1})
+
+    def pump() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(BufferError):
+                p.produce(topic, b"y" * 512, on_delivery=on_delivery)
+            p.poll(0.002)
+
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    gaps: list[float] = []
+    end = time.monotonic() + budget_s
+    try:
+        for _ in range(kills):
+            if time.monotonic() > end:
+                break
+            leader = partition_leader(system.bootstrap, topic, 0)
+            assert leader > 0, "busy partition has no leader"
+            with lock:
+                n_before = len(acked)
+            killed_at = time.monotonic()
+            cluster.kill(leader)
+            deadline = killed_at + 120
+            while True:
+                with lock:
+                    after = [a for a in acked[n_before:] if a > killed_at]
+                if after:
+                    gaps.append(after[0] - killed_at)
+                    break
+                assert time.monotonic() < deadline, "no successful produce within 120s of the kill"
+                time.sleep(0.01)
+            cluster.start_node(leader)
+            cluster.wait_ready(expect=3)
+            _wait_full_isr(system, topic)
+    finally:
+        stop.set()
+        t.join(timeout=10)
+        p.flush(30)
+    return gaps
+
+
+def _wait_full_isr(system: Running, topic: str, timeout_s: float = 120.0) -> None:
+    admin = AdminClient({"bootstrap.servers": system.bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        md = admin.list_topics(topic=topic, timeout=10)
+        part = md.topics[topic].partitions[0]
+        if len(part.isrs) == len(part.replicas):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{topic}/0 did not regain a full ISR within {timeout_s}s")
