@@ -105,7 +105,6 @@ def config_schema(keys: tuple[ConfigKey, ...], description: str) -> dict[str, An
     return {
         "type": "object",
         "description": description,
-        "additionalProperties": False,
         "properties": {k.name: k.schema() for k in keys},
     }
 

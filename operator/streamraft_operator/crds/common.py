@@ -36,7 +36,12 @@ def free_form(description: str) -> Schema:
 
 
 def string_map(description: str) -> Schema:
-    return {"type": "object", "description": description, "additionalProperties": {"type": "string"}}
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": 64,
+        "additionalProperties": {"type": "string", "maxLength": 4096},
+    }
 
 
 def conditions_schema() -> Schema:

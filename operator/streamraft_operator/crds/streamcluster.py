@@ -26,9 +26,8 @@ def _resources() -> Schema:
             "cpu": string("CPU quantity, e.g. 500m.", pattern=_QUANTITY),
             "memory": string("Memory quantity, e.g. 1Gi.", pattern=_QUANTITY),
         },
-        additionalProperties=False,
     )
-    return obj("Broker container resources.", {"requests": pair, "limits": pair}, additionalProperties=False)
+    return obj("Broker container resources.", {"requests": pair, "limits": pair})
 
 
 def _spec() -> Schema:
@@ -45,7 +44,6 @@ def _spec() -> Schema:
                     "storageClass": string("StorageClass name; empty uses the cluster default."),
                     "deleteClaim": boolean("Delete the PVCs when the StreamCluster is deleted.", False),
                 },
-                additionalProperties=False,
                 default={},
             ),
             "listeners": obj(
@@ -64,26 +62,23 @@ def _spec() -> Schema:
                                 default="PodIP",
                             ),
                         },
-                        additionalProperties=False,
                         default={},
                         **{
                             "x-kubernetes-validations": [
                                 cel(
-                                    "self.port != 9093 && self.port != 9644",
+                                    "!has(self.port) || (self.port != 9093 && self.port != 9644)",
                                     "listeners.kafka.port must not be 9093 (Raft) or 9644 (metrics)",
                                 )
                             ]
                         },
                     ),
                 },
-                additionalProperties=False,
                 default={},
             ),
             "config": config_schema(BROKER_KEYS, "Broker configuration; only the listed keys are accepted."),
             "rack": obj(
                 "Spread brokers across failure domains.",
                 {"topologyKey": string("Node label of the failure domain (e.g. a zone label).")},
-                additionalProperties=False,
             ),
             "metrics": obj(
                 "Prometheus metrics.",
@@ -91,7 +86,6 @@ def _spec() -> Schema:
                     "enabled": boolean("Expose /metrics on port 9644.", True),
                     "serviceMonitor": boolean("Create a ServiceMonitor when its CRD exists.", False),
                 },
-                additionalProperties=False,
                 default={},
             ),
             "template": obj(
@@ -110,10 +104,8 @@ def _spec() -> Schema:
                             },
                             "securityContext": free_form("Pod securityContext over non-root defaults."),
                         },
-                        additionalProperties=False,
                     )
                 },
-                additionalProperties=False,
             ),
             "pdb": obj(
                 "PodDisruptionBudget.",
@@ -124,12 +116,10 @@ def _spec() -> Schema:
                         default=1,
                     )
                 },
-                additionalProperties=False,
                 default={},
             ),
         },
         required=["replicas"],
-        additionalProperties=False,
     )
 
 

@@ -31,7 +31,6 @@ def _spec() -> Schema:
             "config": config_schema(TOPIC_KEYS, "Topic configuration; only the listed keys are accepted."),
         },
         required=["clusterRef"],
-        additionalProperties=False,
         **{
             "x-kubernetes-validations": [
                 cel(
