@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaConsumer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.structs import OffsetAndMetadata
 from streamraft_broker.config import BrokerConfig
 from streamraft_broker.handlers import HANDLERS
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS, install
@@ -44,6 +47,10 @@ class ThreadedBroker:
         assert self.broker.ctx is not None
         if self.broker.ctx.groups is None:
             install(self.broker.ctx, self.data_dir)
+
+    def coordinator_group(self, group_id: str) -> Any:
+        assert self.broker is not None and self.broker.ctx is not None
+        return self.broker.ctx.groups.coordinator.group(group_id)
 
     @property
     def bootstrap(self) -> str:
@@ -145,6 +152,13 @@ def test_two_consumers_rebalance_commit_and_resume_after_restart(
             lambda: len(a_parts[0]) == 1 and len(b_parts[0]) == 1 and a_parts[0] != b_parts[0],
             "the rebalance to split the partitions",
         )
+        listed = admin.list_consumer_groups().result(30)
+        assert [(g.group_id, g.state.name) for g in listed.valid] == [("billing", "STABLE")]
+        described = admin.describe_consumer_groups(["billing"])["billing"].result(30)
+        owned_by = sorted(
+            sorted(tp.partition for tp in m.assignment.topic_partitions) for m in described.members
+        )
+        assert described.state.name == "STABLE" and owned_by == [[0], [1]]
         seen: dict[int, list[int]] = {0: [], 1: []}
 
         def record(msg: Any) -> None:
@@ -179,3 +193,26 @@ def test_two_consumers_rebalance_commit_and_resume_after_restart(
         )
         assert first == committed, "consumption resumes exactly at the committed offsets"
         c.close()
+
+
+def test_kafka_python_consumer_joins_and_commits(tmp_path: Path, group_handlers: None) -> None:
+    """kafka-python speaks older group API versions than librdkafka (JoinGroup without MEMBER_ID_REQUIRED)."""
+    with ThreadedBroker(tmp_path / "data") as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])[TOPIC].result(30)
+        kc = KafkaConsumer(
+            TOPIC, bootstrap_servers=broker.bootstrap, group_id="legacy", enable_auto_commit=False
+        )
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while not kc.assignment():
+                assert time.monotonic() < deadline, "kafka-python consumer never got an assignment"
+                kc.poll(timeout_ms=200)
+            assert {tp.partition for tp in kc.assignment()} == {0, 1}
+            tp0 = KafkaTopicPartition(TOPIC, 0)
+            kc.commit({tp0: OffsetAndMetadata(3, "checkpoint", -1)})
+            assert kc.committed(tp0) == 3
+        finally:
+            kc.close()
+        group = broker.coordinator_group("legacy")
+        assert group is not None and not group.members, "close() left the group"
