@@ -432,7 +432,8 @@ class PartitionLog:
         for segment in self._segments[self._segment_index(start) :]:
             if segment.max_timestamp < ts:
                 continue
-            from_offset = max(segment.time_index.lookup(ts) or segment.base_offset, start)
+            indexed = segment.time_index.lookup(ts)
+            from_offset = max(segment.base_offset if indexed is None else indexed, start)
             found = segment.find_batch(from_offset)
             if found is None:
                 continue
@@ -482,10 +483,15 @@ class PartitionLog:
         if found is not None:
             self._size -= segment.size - found[0]
             segment.truncate(found[0])
-        if segment.size == 0 and i > 0 and segment.base_offset == self._segments[i - 1].next_offset:
+        if segment.size == 0 and i > 0:
+            # An emptied segment's base may lie above ``offset``; the previous segment becomes active.
             self._retire(segment)
             self._segments.pop()
             self._bases.pop()
+        if self.log_end_offset < self.log_start_offset:
+            # The batch holding the log start went: the readable range is empty and starts at the new end.
+            self.log_start_offset = self.log_end_offset
+            write_log_start(self.directory, self.log_start_offset)
         self._checkpoint()
 
     def _truncate_fully(self, new_start: int) -> None:
