@@ -1,0 +1,106 @@
+"""Idempotent produce through the broker: a real idempotent client (librdkafka) and hand-made retries over
+the wire (InitProducerId + Produce) against the in-process broker with producer state installed."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.errors import ErrorCode
+from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
+from kio.schema.produce.v9.request import PartitionProduceData, ProduceRequest, TopicProduceData
+from kio.schema.types import TopicName
+from kio.static.primitive import i16, i32, i32Timedelta, i64
+from streamraft_broker.records import SimpleRecord, build_batch
+
+from tests.broker.test_groups_clients import ThreadedBroker, group_handlers
+from tests.support.wire import WireClient
+
+__all__ = ["group_handlers"]  # the fixture, re-exported so pytest finds it here
+
+TOPIC = "payments"
+INIT_PRODUCER_ID, PRODUCE = 22, 0
+
+
+def create_topic(bootstrap: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(TOPIC, num_partitions=partitions, replication_factor=1)])[TOPIC].result(30)
+
+
+def produce(client: WireClient, raw: bytes) -> tuple[ErrorCode, int]:
+    request = ProduceRequest(
+        transactional_id=None,
+        acks=i16(-1),
+        timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+        topic_data=(
+            TopicProduceData(
+                name=TopicName(TOPIC), partition_data=(PartitionProduceData(index=i32(0), records=raw),)
+            ),
+        ),
+    )
+    response = client.request(PRODUCE, 9, request)
+    part = response.responses[0].partition_responses[0]
+    return part.error_code, int(part.base_offset)
+
+
+def batch(pid: int, seq: int, count: int = 1) -> bytes:
+    records = [SimpleRecord(None, f"r{seq + i}".encode()) for i in range(count)]
+    return build_batch(
+        records, producer_id=pid, producer_epoch=0, base_sequence=seq, timestamp_ms=1_700_000_000_000
+    )
+
+
+def test_wire_retry_is_not_appended_twice_and_gaps_are_refused(tmp_path: Path, group_handlers: None) -> None:
+    with ThreadedBroker(tmp_path / "data") as broker:
+        create_topic(broker.bootstrap, 1)
+        assert broker.broker is not None
+        host, port = broker.bootstrap.split(":")
+        with WireClient(host, int(port)) as client:
+            init = client.request(
+                INIT_PRODUCER_ID,
+                4,
+                InitProducerIdRequest(
+                    transactional_id=None,
+                    transaction_timeout=i32Timedelta.parse(datetime.timedelta(seconds=60)),
+                    producer_id=i64(-1),
+                    producer_epoch=i16(-1),
+                ),
+            )
+            assert init.error_code == ErrorCode.none
+            pid = int(init.producer_id)
+            assert produce(client, batch(pid, 0, 3)) == (ErrorCode.none, 0)
+            assert produce(client, batch(pid, 3, 2)) == (ErrorCode.none, 3)
+            code, _ = produce(client, batch(pid, 3, 2))  # a retry after a lost response
+            assert code == ErrorCode.none
+            partition = broker.broker.registry.partition(TOPIC, 0)
+            assert partition is not None and partition.log_end_offset == 5, "the retry was not appended"
+            assert produce(client, batch(pid, 9))[0] == ErrorCode.out_of_order_sequence_number
+            assert produce(client, batch(pid, 5)) == (ErrorCode.none, 5)
+            assert partition.log_end_offset == 6
+
+
+def test_idempotent_librdkafka_producer_writes_each_record_once(tmp_path: Path, group_handlers: None) -> None:
+    count = 300
+    with ThreadedBroker(tmp_path / "data") as broker:
+        create_topic(broker.bootstrap, 2)
+        producer = Producer(
+            {"bootstrap.servers": broker.bootstrap, "enable.idempotence": True, "linger.ms": 2}
+        )
+        delivered: list[tuple[int, int]] = []
+
+        def on_delivery(err: object, msg: object) -> None:
+            assert err is None, err
+            delivered.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
+
+        for i in range(count):
+            producer.produce(TOPIC, value=f"{i}".encode(), partition=i % 2, on_delivery=on_delivery)
+        assert producer.flush(30) == 0
+        assert broker.broker is not None
+        ends = [broker.broker.registry.partition(TOPIC, p).log_end_offset for p in (0, 1)]  # type: ignore[union-attr]
+        assert ends == [count // 2, count // 2]
+        for p in (0, 1):
+            assert sorted(off for part, off in delivered if part == p) == list(range(count // 2))
+        state = broker.broker.ctx.producers.state(TOPIC, 0)  # type: ignore[union-attr]
+        assert state is not None and len(state) == 1, "one producer id wrote the partition"
