@@ -402,3 +402,14 @@ async def test_background_task_expires_sessions_on_a_real_clock() -> None:
         assert not group.members and group.state is GroupState.EMPTY
     finally:
         task.cancel()
+
+
+async def test_group_max_size_refuses_new_members_but_not_a_returning_static_one(clock: FakeClock) -> None:
+    coord = GroupCoordinator(clock=clock, config=GroupConfig(group_max_size=1))
+    first = await coord.join(request(instance="only"))
+    assert first.error_code == ErrorCode.none
+    await coord.sync("g", first.generation_id, first.member_id, {first.member_id: b"a"})
+    assert (await coord.join(request())).error_code == ErrorCode.group_max_size_reached
+    assert (await coord.join(request(instance="other"))).error_code == ErrorCode.group_max_size_reached
+    returning = await coord.join(request(instance="only"))
+    assert returning.error_code == ErrorCode.none and returning.member_id != first.member_id

@@ -145,3 +145,29 @@ async def test_store_is_under_the_data_dir(tmp_path: Path) -> None:
     assert service.offsets_log.log_end_offset == 1
     assert service.offsets_log.config.cleanup_policy == "compact"
     service.close()
+
+
+async def test_failed_write_is_not_acknowledged(tmp_path: Path) -> None:
+    service = GroupService.open(tmp_path, clock=FakeClock())
+    coord = service.coordinator
+    await coord.commit_offsets("g", -1, "", [OffsetCommitEntry("t", 0, 4)])
+    service.offsets_log.close()  # the log refuses writes from now on, as during shutdown
+    failed = await coord.commit_offsets("g", -1, "", [OffsetCommitEntry("t", 0, 9)])
+    assert [r.error_code for r in failed] == [ErrorCode.coordinator_not_available]
+    assert (await coord.fetch_offsets("g")).partitions[0].offset == 4, "the failed commit is not visible"
+
+
+async def test_offsets_of_deleted_topic_are_removed_durably(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = GroupService.open(tmp_path, clock=clock)
+    coord = service.coordinator
+    await coord.commit_offsets(
+        "a", -1, "", [OffsetCommitEntry("gone", 0, 1), OffsetCommitEntry("kept", 0, 2)]
+    )
+    await coord.commit_offsets("b", -1, "", [OffsetCommitEntry("gone", 1, 3)])
+    assert coord.delete_topic_offsets("gone") == 2
+    service.close()
+    reopened = GroupService.open(tmp_path, clock=clock)
+    remaining = sorted((g, t, p, o) for g, t, p, o in reopened.coordinator.committed_offsets())
+    assert remaining == [("a", "kept", 0, 2)]
+    reopened.close()

@@ -6,7 +6,7 @@ of model.py (error codes are kio `ErrorCode`s); `OffsetsStore` (store.py) writes
 `__consumer_offsets` through a PartitionLog, with keys and values encoded as Kafka does (codec.py)."""
 
 from streamraft_broker.groups.config import GroupConfig
-from streamraft_broker.groups.coordinator import GroupCoordinator, GroupStore
+from streamraft_broker.groups.coordinator import GroupCoordinator, GroupStore, GroupStoreError
 from streamraft_broker.groups.model import (
     CommittedOffset,
     FetchedOffset,
@@ -37,6 +37,7 @@ __all__ = [
     "GroupListing",
     "GroupState",
     "GroupStore",
+    "GroupStoreError",
     "JoinRequest",
     "JoinResult",
     "JoinedMember",

@@ -62,8 +62,13 @@ log = logging.getLogger(__name__)
 Record = tuple[bytes, bytes | None]
 
 
+class GroupStoreError(Exception):
+    """The store could not persist a write (disk error, log closed); nothing of it may be acknowledged."""
+
+
 class GroupStore(Protocol):
-    """Where the coordinator persists: appends key/value records (None = tombstone) durably."""
+    """Where the coordinator persists: appends key/value records (None = tombstone) durably, raising
+    GroupStoreError when it cannot."""
 
     def write(self, records: Sequence[Record]) -> None: ...
 
@@ -255,7 +260,11 @@ class GroupCoordinator:
                 for m in group.members.values()
             ),
         )
-        self._store.write([(encode_group_key(GroupKey(group.group_id)), encode_group_value(stored))])
+        try:
+            self._store.write([(encode_group_key(GroupKey(group.group_id)), encode_group_value(stored))])
+        except GroupStoreError as exc:
+            # Offsets are what consumers resume from; losing the generation costs a rebalance at most.
+            log.error("group %s: could not persist group metadata: %s", group.group_id, exc)
 
     # ---- rebalance machinery -------------------------------------------------------------------------
     def _prepare_rebalance(self, group: Group, reason: str) -> None:
@@ -451,14 +460,15 @@ class GroupCoordinator:
     def _join_unknown_member(
         self, group: Group, req: JoinRequest, fut: asyncio.Future[JoinResult]
     ) -> JoinResult | None:
-        if len(group.members) + len(group.pending_members) >= self.config.group_max_size:
-            return JoinResult(ErrorCode.group_max_size_reached)
         if req.group_instance_id:
             old_id = group.static_members.get(req.group_instance_id)
             new_id = self._new_member_id(req.group_instance_id)
             if old_id is not None and old_id in group.members:
                 return self._replace_static_member(group, group.members[old_id], new_id, req, fut)
-            self._add_member_and_rebalance(group, new_id, req, fut)
+        if len(group.members) + len(group.pending_members) >= self.config.group_max_size:
+            return JoinResult(ErrorCode.group_max_size_reached)
+        if req.group_instance_id:
+            self._add_member_and_rebalance(group, self._new_member_id(req.group_instance_id), req, fut)
             return None
         new_id = self._new_member_id(req.client_id or "member")
         if req.require_known_member_id:
@@ -678,7 +688,16 @@ class GroupCoordinator:
             results.append(PartitionResult(o.topic, o.partition, ErrorCode.none))
         if records and self._store is not None:
             # Written before the in-memory view changes: a failed write must not show as committed.
-            self._store.write(records)
+            try:
+                self._store.write(records)
+            except GroupStoreError as exc:
+                log.error("group %s: offset commit not persisted: %s", group_id, exc)
+                return [
+                    PartitionResult(r.topic, r.partition, ErrorCode.coordinator_not_available)
+                    if r.error_code == ErrorCode.none
+                    else r
+                    for r in results
+                ]
         group.offsets.update(accepted)
         return results
 
@@ -760,11 +779,33 @@ class GroupCoordinator:
                     (encode_offset_key(OffsetKey(group_id, t, p)), None) for (t, p) in group.offsets
                 ]
                 tombstones.append((encode_group_key(GroupKey(group_id)), None))
-                self._store.write(tombstones)
+                try:
+                    self._store.write(tombstones)
+                except GroupStoreError as exc:
+                    log.error("group %s: deletion not persisted: %s", group_id, exc)
+                    out.append((group_id, ErrorCode.coordinator_not_available))
+                    continue
             self._set_state(group, S.DEAD)
             del self._groups[group_id]
             out.append((group_id, ErrorCode.none))
         return out
+
+    def delete_topic_offsets(self, topic: str) -> int:
+        """Forget every group's committed offsets for a deleted topic (as Kafka does); returns how many."""
+        doomed = [(g, key) for g in self._groups.values() for key in g.offsets if key[0] == topic]
+        if not doomed:
+            return 0
+        if self._store is not None:
+            try:
+                self._store.write(
+                    [(encode_offset_key(OffsetKey(g.group_id, t, p)), None) for g, (t, p) in doomed]
+                )
+            except GroupStoreError as exc:
+                log.error("offsets of deleted topic %s not removed: %s", topic, exc)
+                return 0
+        for g, key in doomed:
+            del g.offsets[key]
+        return len(doomed)
 
     def group(self, group_id: str) -> Group | None:
         """Read-only view for tests, metrics and describe-style tooling."""

@@ -18,6 +18,7 @@ from streamraft_broker.groups.codec import (
     decode_key,
     decode_offset_value,
 )
+from streamraft_broker.groups.coordinator import GroupStoreError
 from streamraft_broker.groups.model import CommittedOffset
 from streamraft_broker.records import (
     InvalidRecordError,
@@ -66,9 +67,12 @@ class OffsetsStore:
         if not records:
             return
         batch = build_batch([SimpleRecord(key, value) for key, value in records], timestamp_ms=self._clock())
-        self._log.append(batch)
-        if self._fsync:
-            self._log.flush()
+        try:
+            self._log.append(batch)
+            if self._fsync:
+                self._log.flush()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: LogClosedError once shutting down
+            raise GroupStoreError(f"{TOPIC}: write of {len(records)} records failed: {exc}") from exc
 
     def load(self) -> LoadedState:
         state = LoadedState()

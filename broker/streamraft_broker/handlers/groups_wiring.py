@@ -55,8 +55,11 @@ def install(ctx: BrokerContext, data_dir: Path) -> None:
     producers = ProducerService(data_dir, persistent_log)
     ctx.producers = producers
 
+    groups: GroupService = ctx.groups
+
     def on_topic_change(name: str, topic: object | None) -> None:
         if topic is None:
             producers.forget(name)
+            groups.coordinator.delete_topic_offsets(name)
 
     registry.on_change(on_topic_change)

@@ -163,6 +163,11 @@ class ProducerService:
         if part.directory is not None and Path(part.directory).is_dir():
             take_snapshot(Path(part.directory), part.state)
 
+    def forget_partition(self, topic: str, index: int) -> None:
+        """Drop one partition's in-memory state, e.g. after its log was truncated; the next use rebuilds it
+        from the snapshots (those past the new log end are discarded) and the log."""
+        self._partitions.pop((topic, index), None)
+
     def forget(self, topic: str) -> None:
         """Drop state of a deleted topic (its directory, snapshots included, is gone)."""
         for key in [k for k in self._partitions if k[0] == topic]:
