@@ -1,27 +1,22 @@
-"""End to end with a real client (confluent-kafka / librdkafka): a two-consumer group rebalances across a
-two-partition topic, commits, and a new consumer resumes from the committed offsets after a broker restart.
+"""End to end with a real client (confluent-kafka / librdkafka), complementing test_clients_confluent.py:
+a group that starts with one consumer rebalances when a second joins and again when one leaves, the Admin
+API lists and describes it, and a new consumer resumes from the committed offsets after a broker restart.
 
-The broker runs in-process on a background thread with the group coordinator installed through
-`handlers.groups_wiring` (the same install the broker process uses once wired)."""
+The broker runs in-process on a background thread (the same Broker the process runs, groups wired by
+`handlers.groups_wiring`), so the test can inspect coordinator state directly."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaConsumer
-from kafka import TopicPartition as KafkaTopicPartition
-from kafka.structs import OffsetAndMetadata
 from streamraft_broker.config import BrokerConfig
-from streamraft_broker.handlers import HANDLERS
-from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS, install
 from streamraft_broker.server.broker import Broker
 
 TOPIC = "orders"
@@ -44,13 +39,7 @@ class ThreadedBroker:
     async def _start(self) -> None:
         self.broker = Broker(BrokerConfig(data_dir=self.data_dir, listen_port=0, metrics_port=None))
         await self.broker.start()
-        assert self.broker.ctx is not None
-        if self.broker.ctx.groups is None:
-            install(self.broker.ctx, self.data_dir)
-
-    def coordinator_group(self, group_id: str) -> Any:
-        assert self.broker is not None and self.broker.ctx is not None
-        return self.broker.ctx.groups.coordinator.group(group_id)
+        assert self.broker.ctx is not None and self.broker.ctx.groups is not None
 
     @property
     def bootstrap(self) -> str:
@@ -58,10 +47,7 @@ class ThreadedBroker:
         return f"127.0.0.1:{self.broker.port}"
 
     async def _stop(self) -> None:
-        assert self.broker is not None and self.broker.ctx is not None
-        producers = self.broker.ctx.producers
-        if producers is not None:
-            producers.close()
+        assert self.broker is not None
         await self.broker.stop()
         # Let cancelled background tasks (the group deadline task) finish before the loop stops.
         pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
@@ -75,14 +61,6 @@ class ThreadedBroker:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(30)
             self.loop.close()
-
-
-@pytest.fixture
-def group_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, handler in GROUP_HANDLERS.items():
-        if key not in HANDLERS:
-            monkeypatch.setitem(HANDLERS, key, handler)
-    yield
 
 
 def consumer(bootstrap: str, group: str, assigned: list[set[int]]) -> Consumer:
@@ -129,7 +107,7 @@ def poll_until(
 
 
 def test_two_consumers_rebalance_commit_and_resume_after_restart(
-    tmp_path: Path, group_handlers: None
+    tmp_path: Path,
 ) -> None:
     data_dir = tmp_path / "data"
     committed: dict[int, int] = {}
@@ -193,26 +171,3 @@ def test_two_consumers_rebalance_commit_and_resume_after_restart(
         )
         assert first == committed, "consumption resumes exactly at the committed offsets"
         c.close()
-
-
-def test_kafka_python_consumer_joins_and_commits(tmp_path: Path, group_handlers: None) -> None:
-    """kafka-python speaks older group API versions than librdkafka (JoinGroup without MEMBER_ID_REQUIRED)."""
-    with ThreadedBroker(tmp_path / "data") as broker:
-        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-        admin.create_topics([NewTopic(TOPIC, num_partitions=2, replication_factor=1)])[TOPIC].result(30)
-        kc = KafkaConsumer(
-            TOPIC, bootstrap_servers=broker.bootstrap, group_id="legacy", enable_auto_commit=False
-        )
-        try:
-            deadline = time.monotonic() + DEADLINE_S
-            while not kc.assignment():
-                assert time.monotonic() < deadline, "kafka-python consumer never got an assignment"
-                kc.poll(timeout_ms=200)
-            assert {tp.partition for tp in kc.assignment()} == {0, 1}
-            tp0 = KafkaTopicPartition(TOPIC, 0)
-            kc.commit({tp0: OffsetAndMetadata(3, "checkpoint", -1)})
-            assert kc.committed(tp0) == 3
-        finally:
-            kc.close()
-        group = broker.coordinator_group("legacy")
-        assert group is not None and not group.members, "close() left the group"
