@@ -59,6 +59,7 @@ from streamraft_consensus.transport.grpc_transport import GrpcTransport, Inbound
 log = logging.getLogger("streamraft.consensus.runtime")
 
 _Action = Callable[[], None]
+_SYNC_THREADS = 4
 
 
 def _sync_all(storages: Sequence[RaftStorage]) -> None:
@@ -439,10 +440,20 @@ class Runtime:
             for g in led:
                 self._mark(g)
                 g.needs_wake = False
-                # Bring the election clock to the edge of the timeout: the peer is gone, waiting out the
-                # full timeout only delays failover. The randomised part of the timeout still applies.
-                for _ in range(self.config.election_tick - 1):
+                # The leader's node is gone: waiting out the whole election timeout only delays failover.
+                # Expire the lease and bring the election clock to the edge of the (still randomised)
+                # timeout, and have the lowest-id live voter campaign two ticks from now, giving the other
+                # followers time to notice the death too (else they would refuse it while in lease).
+                for _ in range(self.config.election_tick):
                     g.raw.tick()
+                live = [
+                    v
+                    for v in g.conf_state.voters
+                    if v != peer and (v == self.node_id or self._peer_alive.get(v, False))
+                ]
+                if live and min(live) == self.node_id:
+                    g.campaign_in = 2
+                    g.dead_leader = peer
 
     def _tick_all(self) -> None:
         quiesce = self.config.quiesce
@@ -460,6 +471,11 @@ class Runtime:
             else:
                 g.idle_ticks = 0
             g.raw.tick()
+            if g.campaign_in:
+                g.campaign_in -= 1
+                if not g.campaign_in and not g.is_leader and g.leader in (0, g.dead_leader):
+                    log.info("event=campaign_after_leader_death node=%d group=%d", self.node_id, g.id)
+                    g.raw.campaign()
             self._dirty.add(g.id)
 
     def _drain_inputs(self) -> None:
@@ -551,7 +567,15 @@ class Runtime:
                 to_sync.append(storage)
         if to_sync:
             self.fsync_passes += 1
-            await asyncio.get_running_loop().run_in_executor(None, _sync_all, to_sync)
+            loop = asyncio.get_running_loop()
+            if len(to_sync) <= 2:
+                await loop.run_in_executor(None, _sync_all, to_sync)
+            else:
+                # Many groups' files (an election storm, a burst over many partitions): overlap the fsyncs.
+                k = min(_SYNC_THREADS, len(to_sync))
+                await asyncio.gather(
+                    *(loop.run_in_executor(None, _sync_all, to_sync[i::k]) for i in range(k))
+                )
         unreachable: set[tuple[int, int]] = set()
         for g, rd in readies:
             if g.stopped:

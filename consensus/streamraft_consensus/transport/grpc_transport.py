@@ -45,8 +45,11 @@ class TransportConfig:
     max_reassembly_bytes: int = 1 << 30
     backoff_initial_s: float = 0.05
     backoff_max_s: float = 2.0
-    node_ping_interval_s: float = 0.25
+    node_ping_interval_s: float = 0.1
     """With nothing else to send, flush sends an empty envelope this often: node-level liveness."""
+    probe_after_s: float = 0.12
+    """A connected peer silent this long gets a TCP connect probe. The side that accepted a stream is not
+    reliably told when the dialing process dies; a refused connect proves it is gone."""
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 1024:
@@ -79,7 +82,8 @@ class _Link:
         self.responses: list[tuple[int, Message]] = []
         self.quiesce: list[int] = []
         self.dialer: asyncio.Task[None] | None = None
-        self.pump_task: asyncio.Task[None] | None = None
+        self.kill: asyncio.Future[None] | None = None
+        self.probing = False
         self.chunks: list[bytes] = []
         self.chunk_bytes = 0
         self.dropped_frames = 0
@@ -112,6 +116,8 @@ class GrpcTransport:
         self._server: grpc.aio.Server | None = None
         self._chunk_ids = itertools.count(1)
         self._stopped = False
+        self._liveness: asyncio.Task[None] | None = None
+        self._probes: set[asyncio.Task[None]] = set()
         limit = self.config.max_frame_bytes + (64 << 10)
         self._grpc_options = [
             ("grpc.max_send_message_length", limit),
@@ -136,6 +142,7 @@ class GrpcTransport:
             raise OSError(f"cannot listen on {self._listen}")
         await server.start()
         self._server = server
+        self._liveness = asyncio.get_running_loop().create_task(self._probe_silent_peers())
         host = self._listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
         log.info("event=transport_listening node=%d address=%s", self.node_id, self.address)
@@ -143,9 +150,12 @@ class GrpcTransport:
 
     async def stop(self) -> None:
         self._stopped = True
-        tasks: list[asyncio.Task[None]] = []
+        tasks: list[asyncio.Task[None]] = [self._liveness] if self._liveness is not None else []
         for link in self._links.values():
-            tasks.extend(t for t in (link.dialer, link.pump_task) if t is not None)
+            if link.dialer is not None:
+                tasks.append(link.dialer)
+            if link.kill is not None and not link.kill.done():
+                link.kill.set_result(None)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -165,9 +175,10 @@ class GrpcTransport:
     def remove_peer(self, node_id: int) -> None:
         link = self._links.pop(node_id, None)
         if link is not None:
-            for task in (link.dialer, link.pump_task):
-                if task is not None:
-                    task.cancel()
+            if link.dialer is not None:
+                link.dialer.cancel()
+            if link.kill is not None and not link.kill.done():
+                link.kill.set_result(None)
 
     def peers(self) -> list[int]:
         return list(self._links)
@@ -336,8 +347,8 @@ class GrpcTransport:
         if link is None:
             log.warning("event=stream_from_unknown_peer node=%d peer=%d", self.node_id, peer)
             return
-        if link.pump_task is not None:
-            link.pump_task.cancel()  # the peer reconnected: the old stream is dead
+        if link.kill is not None and not link.kill.done():
+            link.kill.set_result(None)  # the peer reconnected: the old stream is dead
         link.last_heard = time.monotonic()
 
         async def read() -> object:
@@ -351,8 +362,12 @@ class GrpcTransport:
         read: Callable[[], Awaitable[object]],
         write: Callable[[bytes], Awaitable[None]],
     ) -> None:
+        """Run one stream until it fails, either side ends it, or the peer is found dead."""
+        loop = asyncio.get_running_loop()
         link.generation += 1
         generation = link.generation
+        kill: asyncio.Future[None] = loop.create_future()
+        link.kill = kill
         # Drop frames queued for the previous stream: they are stale.
         while not link.queue.empty():
             link.queue.get_nowait()
@@ -365,21 +380,60 @@ class GrpcTransport:
                 frame = await link.queue.get()
                 await write(frame)
 
-        write_task = asyncio.get_running_loop().create_task(writer())
-        link.pump_task = write_task
-        try:
-            while not write_task.done():
+        async def reader() -> None:
+            while True:
                 raw = await read()
                 if not isinstance(raw, bytes):
-                    break  # EOF
+                    return  # EOF
                 self._handle_frame(raw, link)
+
+        tasks = {loop.create_task(writer()), loop.create_task(reader())}
+        try:
+            done, _ = await asyncio.wait({*tasks, kill}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done & tasks:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc
         finally:
-            write_task.cancel()
-            await asyncio.gather(write_task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            kill.cancel()
             if link.generation == generation:
                 link.connected = False
                 log.info("event=peer_disconnected node=%d peer=%d", self.node_id, link.peer)
                 self._notify(link.peer, False)
+
+    async def _probe_silent_peers(self) -> None:
+        interval = self.config.probe_after_s / 2
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for link in list(self._links.values()):
+                heard = link.last_heard
+                silent = heard is not None and now - heard > self.config.probe_after_s
+                if link.connected and not link.probing and silent and link.address:
+                    link.probing = True
+                    probe = asyncio.get_running_loop().create_task(self._probe(link))
+                    self._probes.add(probe)
+                    probe.add_done_callback(self._probes.discard)
+
+    async def _probe(self, link: _Link) -> None:
+        assert link.address is not None
+        host, port = link.address.rsplit(":", 1)
+        try:
+            async with asyncio.timeout(0.5):
+                _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+        except (ConnectionRefusedError, ConnectionResetError):
+            if link.connected and link.kill is not None and not link.kill.done():
+                log.info(
+                    "event=peer_unreachable node=%d peer=%d reason=connect_refused", self.node_id, link.peer
+                )
+                link.kill.set_result(None)
+        except (OSError, TimeoutError):
+            pass  # busy or partitioned, not provably dead: the silence timeout decides
+        finally:
+            link.probing = False
 
     def _notify(self, peer: int, connected: bool) -> None:
         if self._on_peer_change is not None:
@@ -422,10 +476,10 @@ class GrpcTransport:
                 "event=sender_mismatch node=%d stream_peer=%d from=%d", self.node_id, link.peer, env.from_node
             )
             return None
+        if not self.faults.allows(env.from_node, self.node_id):
+            return env.from_node  # an injected partition also hides node-level liveness
         if link is not None:
             link.last_heard = time.monotonic()
-        if not self.faults.allows(env.from_node, self.node_id):
-            return env.from_node
         if env.HasField("chunk"):
             if link is not None:
                 self._reassemble(link, env.chunk)
