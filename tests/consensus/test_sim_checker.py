@@ -9,7 +9,7 @@ from streamraft_consensus.core.node import Config, RawNode
 from streamraft_consensus.core.raft import Raft
 from streamraft_consensus.core.storage import LogStorage
 from streamraft_consensus.core.types import Message
-from streamraft_consensus.sim.world import Violation, run_seed
+from streamraft_consensus.sim.world import NodeFactory, Violation, run_seed
 
 SEEDS = range(60)
 
@@ -25,7 +25,7 @@ class _CommitsWithoutQuorum(Raft):
         return self.log.maybe_commit(self.log.last_index(), self.term)
 
 
-def _factory(cls: type[Raft]):  # type: ignore[no-untyped-def]
+def _factory(cls: type[Raft]) -> NodeFactory:
     def make(cfg: Config, storage: LogStorage, rand: random.Random) -> RawNode:
         node = RawNode(cfg, storage, rand)
         node.raft = cls(cfg, storage, rand)

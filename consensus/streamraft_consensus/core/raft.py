@@ -98,7 +98,7 @@ class Raft:
         self._load_conf_state(cs)
         if hs != HardState():
             if hs.commit > self.log.last_index():
-                raise ValueError(f"hard state commit {hs.commit} is past the last index {self.log.last_index()}")
+                raise ValueError(f"hard state commit {hs.commit} is past last index {self.log.last_index()}")
             self.term = hs.term
             self.vote = hs.vote
             # A snapshot is committed by definition, even if the hard state written with it was lost.
@@ -187,8 +187,8 @@ class Raft:
         self.lead = self.id
         self.role = Role.LEADER
         self.prs[self.id].become_replicate()
-        self.pending_conf_index = self.log.last_index()
-        self._append(EntryType.NORMAL, b"")
+        # No membership change until this term's first entry is applied (closes the single-server bug).
+        _, self.pending_conf_index = self._append(EntryType.NORMAL, b"")
         self.bcast = _BCAST_ALWAYS
 
     # --- ticks ----------------------------------------------------------------------------------------

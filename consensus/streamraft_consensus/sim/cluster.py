@@ -72,11 +72,23 @@ class Cluster:
                 st.set_hard_state(rd.hard_state)
             self.outbox.extend(rd.messages)
             for e in rd.committed_entries:
-                if e.type == EntryType.CONF_CHANGE:
-                    node.apply_conf_change(ConfChange.decode(e.data))
                 self.applied[node_id].append(e)
+                if e.type == EntryType.CONF_CHANGE:
+                    cs = node.apply_conf_change(ConfChange.decode(e.data))
+                    # Snapshot each membership change, so a node added later gets its config from it.
+                    if e.index > st.snapshot().meta.index:
+                        st.create_snapshot(e.index, cs, b"")
             self.read_states[node_id].extend(rd.read_states)
             node.advance(rd)
+
+    def compact(self, node_id: int) -> int:
+        """Snapshot the applied state of ``node_id`` and drop its log up to there; returns the index."""
+        node = self.nodes[node_id]
+        st = self.storages[node_id]
+        applied = node.status().applied
+        st.create_snapshot(applied, node.status().conf_state, b"")
+        st.compact(applied)
+        return applied
 
     def process_all(self) -> None:
         for i in list(self.nodes):
