@@ -75,7 +75,9 @@ class Kube:
             resource_path=path,
             query_params=query or [],
             header_params=headers,
-            body=json.dumps(body) if body is not None else None,
+            # The REST layer JSON-encodes bodies of JSON content types itself; YAML ones (server-side apply)
+            # must arrive serialised (JSON is valid YAML).
+            body=body if body is None or content_type.endswith("json") else json.dumps(body),
             auth_settings=["BearerToken"],
         )
         resp = self._api.call_api(*serialized, _request_timeout=_TIMEOUT_S)

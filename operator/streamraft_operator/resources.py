@@ -243,6 +243,8 @@ def _affinity(c: ClusterSpec) -> Obj | None:
 
 def stateful_set(c: ClusterSpec) -> Obj:
     pod_spec: Obj = {
+        # Brokers never call the Kubernetes API.
+        "automountServiceAccountToken": False,
         "securityContext": _security_context(c),
         "terminationGracePeriodSeconds": 120,
         "containers": [_container(c)],
