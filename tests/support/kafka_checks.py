@@ -13,9 +13,10 @@ from tests.support.wire import WireClient
 COMPRESSION_CODES = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
-def assert_exactly_once_in_order(
-    produced: Iterable[tuple[int, int, bytes]], consumed: Iterable[tuple[int, int, bytes]]
-) -> None:
+Record = tuple[int, int, bytes]
+
+
+def assert_exactly_once_in_order(produced: Iterable[Record], consumed: Iterable[Record]) -> None:
     """(partition, offset, value) records: each produced one consumed once, offsets rising per partition."""
     produced_list = sorted(produced)
     consumed_list = list(consumed)

@@ -112,6 +112,9 @@ class Broker:
         self._tasks.add(task)
         try:
             await conn.run()
+        except asyncio.CancelledError:
+            # Only stop() cancels these; ending quietly keeps asyncio from logging a spurious error.
+            return
         finally:
             self._connections.discard(conn)
             self._tasks.discard(task)
@@ -128,10 +131,13 @@ class Broker:
         # Polls in-flight requests against a deadline; an Event per request would cost on the hot path.
         while any(c.busy for c in self._connections) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-        for task in list(self._tasks):
-            task.cancel()
+        # Idle connections (or ones stuck past the grace period) are cut; their tasks then end by EOF.
+        for conn in list(self._connections):
+            conn.writer.transport.abort()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S)
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE_S)
+            for task in pending:
+                task.cancel()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         if self.ctx is not None:
