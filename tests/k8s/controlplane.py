@@ -238,7 +238,7 @@ def _start(state: State, nodes: int, agent_args: list[str]) -> None:
         "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
         "--service-account-key-file", str(keys.sa_pub),
         "--service-account-signing-key-file", str(keys.sa_key),
-        "--authorization-mode", "Node,RBAC", "--allow-privileged", "true",
+        "--authorization-mode", "Node,RBAC", "--allow-privileged=true",
         # Without the front-proxy settings the aggregated-API controllers error-loop.
         "--requestheader-client-ca-file", str(keys.front_proxy_ca_crt),
         "--requestheader-allowed-names", "front-proxy-client",

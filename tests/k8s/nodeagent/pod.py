@@ -199,7 +199,11 @@ class PodWorker(threading.Thread):
                     self.message = str(exc)
             if self.volumes is not None:
                 self._drive_containers(pod)
-            self._report(pod)
+            try:
+                self._report(pod)
+            except (ApiError, OSError) as exc:
+                # The apiserver may be briefly unreachable or reject one report; the next tick retries.
+                log.warning("status of %s/%s not reported: %s", self.namespace, self.pod_name, exc)
             self._wake.wait(_TICK_S)
             self._wake.clear()
 
