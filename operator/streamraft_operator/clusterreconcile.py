@@ -139,6 +139,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         if revision and p["metadata"].get("labels", {}).get("controller-revision-hash") != revision
     )
     ready = {n: pod_ready(p) for n, p in live.items()}
+    waiting: str | None = None
     if blocked is None and outdated:
         # One broker has no quorum to keep; a restart is downtime either way.
         decision = (
@@ -148,6 +149,8 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
             kube.delete("v1", "Pod", namespace, decision.pod)
             metrics.RESTARTS.inc()
             emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod} to apply revision {revision}")
+        elif decision.waiting:
+            waiting = decision.blocked
         elif decision.blocked is not None:
             blocked = decision.blocked
 
@@ -174,6 +177,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         outdated_pods=tuple(outdated),
         blocked=blocked,
         blocked_reason=blocked_reason,
+        waiting=waiting,
         unreachable=unreachable,
     )
     desired = {

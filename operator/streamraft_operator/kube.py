@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+import urllib3
 from kubernetes import client, config
 
 from streamraft_operator.constants import FIELD_MANAGER
@@ -80,8 +81,11 @@ class Kube:
             body=body if body is None or content_type.endswith("json") else json.dumps(body),
             auth_settings=["BearerToken"],
         )
-        resp = self._api.call_api(*serialized, _request_timeout=_TIMEOUT_S)
-        data = resp.read()
+        try:
+            resp = self._api.call_api(*serialized, _request_timeout=_TIMEOUT_S)
+            data = resp.read()
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubeError(0, f"{method} {path}: {exc}") from exc
         if resp.status == 404:
             return None
         text = data.decode("utf-8", "replace") if data else ""

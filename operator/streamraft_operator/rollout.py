@@ -66,6 +66,7 @@ def _ordinal(pod: str) -> int:
 class RestartDecision:
     pod: str | None  # the pod to delete now, or None
     blocked: str | None  # why nothing can be restarted now (None when nothing is outdated)
+    waiting: bool = False  # blocked only by the normal pace of a rollout (a pod starting, catching up)
 
 
 def next_restart(
@@ -85,13 +86,15 @@ def next_restart(
         return RestartDecision(broken[0], None)
     waiting = sorted(p for p, ok in ready.items() if not ok)
     if waiting:
-        return RestartDecision(None, f"waiting for {', '.join(waiting)} to be ready before the next restart")
+        return RestartDecision(
+            None, f"waiting for {', '.join(waiting)} to be ready before the next restart", True
+        )
     if partitions is None:
         return RestartDecision(None, "cannot read partition state from the brokers; not restarting blind")
     catching_up = under_replicated(partitions)
     if catching_up:
         shown = ", ".join(catching_up[:5])
-        return RestartDecision(None, f"waiting for catch-up of under-replicated partitions: {shown}")
+        return RestartDecision(None, f"waiting for catch-up of under-replicated partitions: {shown}", True)
     led = led if led is not None else partitions_led(partitions)
     order = sorted(outdated, key=lambda p: (led.get(_ordinal(p), 0), -_ordinal(p)))
     reasons: list[str] = []

@@ -79,6 +79,7 @@ class ClusterObservation:
     outdated_pods: tuple[str, ...] = ()
     blocked: str | None = None  # why the next step (restart / scale-down) cannot happen now
     blocked_reason: str = "RestartBlocked"
+    waiting: str | None = None  # the rollout is pacing itself (a restarted pod starting or catching up)
     unreachable: str | None = None  # why brokers could not be asked over the network
     invalid: str | None = None
 
@@ -116,8 +117,9 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
     if o.blocked is not None:
         progressing = Condition("Progressing", False, o.blocked_reason, o.blocked)
     elif o.outdated_pods:
+        pending = f"restart pending for {', '.join(sorted(o.outdated_pods))}"
         progressing = Condition(
-            "Progressing", True, "RollingRestart", f"restarting {', '.join(sorted(o.outdated_pods))}"
+            "Progressing", True, "RollingRestart", f"{pending}; {o.waiting}" if o.waiting else pending
         )
     elif existing < o.desired_replicas:
         progressing = Condition(

@@ -9,6 +9,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "streamraft"
+# `helm template` assumes an old cluster unless told; the chart requires >= 1.29.
+KUBE_VERSION = "1.36.0"
 
 
 def helm_binary() -> Path | None:
@@ -31,7 +33,7 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def render(*set_args: str, namespace: str = "streamraft-system") -> list[dict[str, Any]]:
-    args = ["template", "rel", str(CHART), "--namespace", namespace]
+    args = ["template", "rel", str(CHART), "--namespace", namespace, "--kube-version", KUBE_VERSION]
     for s in set_args:
         args += ["--set", s]
     out = helm(*args)

@@ -6,7 +6,7 @@ import pytest
 from streamraft_operator.install import rbac_rules
 from streamraft_operator.spec import parse_cluster, parse_topic
 
-from tests.kube_operator.chart import CHART, helm, helm_binary, render
+from tests.kube_operator.chart import CHART, KUBE_VERSION, helm, helm_binary, render
 
 pytestmark = pytest.mark.skipif(helm_binary() is None, reason="helm not built yet: run .ci/prepare-k8s")
 
@@ -70,8 +70,18 @@ def test_everything_enabled_renders_valid_resources() -> None:
 
 
 def test_schema_rejects_bad_values() -> None:
-    out = helm("template", "rel", str(CHART), "--set", "exampleCluster.topic.replicas=2")
+    out = helm(
+        "template",
+        "rel",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "exampleCluster.topic.replicas=2",
+    )
     assert out.returncode != 0
     assert "replicas" in out.stderr
-    out = helm("template", "rel", str(CHART), "--set", "operator.metricPort=1")
+    out = helm(
+        "template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "operator.metricPort=1"
+    )
     assert out.returncode != 0 and "metricPort" in out.stderr

@@ -36,7 +36,9 @@ def test_restart_picks_least_leading_pod_when_healthy() -> None:
 
 def test_restart_waits_for_not_ready_pod_and_for_catch_up() -> None:
     d = next_restart(["demo-0"], {**READY, "demo-1": False}, HEALTHY)
-    assert d.pod is None and d.blocked == "waiting for demo-1 to be ready before the next restart"
+    assert (
+        d.pod is None and d.blocked == "waiting for demo-1 to be ready before the next restart" and d.waiting
+    )
     behind = [*HEALTHY[:2], PartitionState("t", 2, 1, (1, 2, 0), (1, 2))]
     d = next_restart(["demo-0"], READY, behind)
     assert d.pod is None and d.blocked is not None and "t-2" in d.blocked

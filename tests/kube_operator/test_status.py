@@ -62,3 +62,17 @@ def test_transition_time_kept_while_status_unchanged() -> None:
     ready = next(c for c in flipped if c["type"] == "Ready")
     assert ready["lastTransitionTime"] == "2026-01-01T00:09:00Z"
     assert status_patch({"conditions": first}, {"conditions": flipped}) == {"conditions": flipped}
+
+
+def test_rollout_pacing_is_progress_not_degradation() -> None:
+    obs = ClusterObservation(
+        3, _brokers(True, True, True), outdated_pods=("demo-0",), waiting="waiting for demo-2 to be ready"
+    )
+    got = _by_type(obs)
+    assert got["Progressing"] == (
+        True,
+        "RollingRestart",
+        "restart pending for demo-0; waiting for demo-2 to be ready",
+    )
+    assert got["Degraded"][:2] == (False, "AsExpected")
+    assert got["Ready"][:2] == (False, "RollingRestart")
