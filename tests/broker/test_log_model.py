@@ -21,6 +21,13 @@ class Model:
     batches: list[tuple[int, int, bytes]] = field(default_factory=list)  # (base, last, stored bytes)
     log_start: int = 0
     end: int = 0
+    timestamps: dict[int, int] = field(default_factory=dict)  # offset -> record timestamp
+
+    def first_at_or_after(self, ts: int) -> tuple[int, int] | None:
+        for offset in range(self.log_start, self.end):
+            if offset in self.timestamps and self.timestamps[offset] >= ts:
+                return offset, self.timestamps[offset]
+        return None
 
     def visible_from(self, offset: int) -> list[tuple[int, int, bytes]]:
         return [b for b in self.batches if b[1] >= offset]
@@ -60,6 +67,10 @@ def _check(log: PartitionLog, model: Model) -> None:
     assert (log.log_start_offset, log.log_end_offset) == (model.log_start, model.end)
     expected = b"".join(b[2] for b in model.visible_from(model.log_start))
     assert log.read_bytes(model.log_start, 1 << 30) == expected
+    live = {o: t for o, t in model.timestamps.items() if o < model.end}
+    model.timestamps = live
+    for target in [*sorted(set(live.values()))[::3], max(live.values(), default=0) + 1]:
+        assert log.offset_for_timestamp(target) == model.first_at_or_after(target)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -85,6 +96,9 @@ def test_log_matches_model(ops: list[tuple[object, ...]]) -> None:
                     stored = bytearray(raw)
                     rewrite_for_append(stored, model.end, leader_epoch=0, log_append_time=None)
                     count = int.from_bytes(raw[57:61], "big")
+                    base_ts = int.from_bytes(raw[27:35], "big")
+                    for r in range(count):
+                        model.timestamps[model.end + r] = base_ts + r
                     model.batches.append((model.end, model.end + count - 1, bytes(stored)))
                     model.end += count
                 assert info.last_offset == model.end - 1

@@ -189,3 +189,23 @@ def test_leftovers_are_cleaned_and_interrupted_retention_completes(tmp_path: Pat
         assert not (tmp_path / f"{bases[0]:020d}.index").exists()
     finally:
         reopened.close()
+
+
+def test_recovery_scan_handles_batches_straddling_read_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, before = _fill(tmp_path, 40, LogConfig(segment_bytes=1 << 20, index_interval_bytes=100))
+    _abandon(log)
+    os.remove(tmp_path / "recovery-point.checkpoint")
+    batch = len(_batch(0))
+    # Chunks smaller than one batch and chunks that end mid-batch both have to work.
+    for chunk in (batch // 3, batch * 2 + batch // 2):
+        monkeypatch.setattr("streamraft_broker.log.segment.SCAN_CHUNK", chunk)
+        reopened = PartitionLog.open(tmp_path, LogConfig(segment_bytes=1 << 20, index_interval_bytes=100))
+        try:
+            assert reopened.recovery_scanned_bytes == len(before)
+            assert reopened.recovery_truncations == 0
+            assert reopened.read_bytes(0, 1 << 30) == before
+        finally:
+            _abandon(reopened)
+            os.remove(tmp_path / "recovery-point.checkpoint")

@@ -132,3 +132,17 @@ def test_header_offsets_match_the_kafka_layout() -> None:
     assert header.batch_length == len(raw) - 12
     assert (header.producer_id, header.producer_epoch, header.base_sequence) == (77, 5, 9)
     assert BATCH_HEADER_SIZE == 61
+
+
+@pytest.mark.parametrize("codec", [Compression.NONE, Compression.GZIP, Compression.LZ4, Compression.ZSTD])
+def test_aiokafka_builder_batches_validate_and_decode(codec: Compression) -> None:
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder as AioBuilder  # noqa: PLC0415
+
+    builder = AioBuilder(2, int(codec), 0, 99, 1, 0, 1 << 20)
+    for offset, (ts, key, value, headers) in enumerate(SPECS):
+        assert builder.append(offset, ts, key, value, headers) is not None
+    raw = bytes(builder.build())
+    header = validate_batch(raw)
+    assert header.compression is codec
+    assert (header.producer_id, header.producer_epoch, header.records_count) == (99, 1, len(SPECS))
+    assert decode_records(raw) == _our_records()

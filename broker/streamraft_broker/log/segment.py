@@ -122,7 +122,8 @@ class Segment:
         checked. Raises TornBatchError at the first position that does not hold a complete valid batch."""
         pos = start
         while pos < self.size:
-            chunk = pread_exact(self._fd, min(SCAN_CHUNK, self.size - pos), pos)
+            # Never less than a header, so every pass makes progress whatever the chunk setting.
+            chunk = pread_exact(self._fd, min(max(SCAN_CHUNK, BATCH_HEADER_SIZE), self.size - pos), pos)
             view = memoryview(chunk)
             at = 0
             while at < len(view):
