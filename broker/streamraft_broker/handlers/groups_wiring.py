@@ -1,6 +1,6 @@
 """How the broker plugs in the consumer-group coordinator and idempotent-producer state: `install(ctx,
 data_dir)` (call it from server.broker.wire_optional_subsystems) and `GROUP_HANDLERS` (merge into the
-dispatch table). Shutdown must call `ctx.producers.close()` (writes producer-state snapshots) and
+dispatch table). `lag_source(ctx)` feeds BrokerMetrics.watch_group_lag. Shutdown must call `ctx.producers.close()` (writes producer-state snapshots) and
 `ctx.groups.close()` before the topic registry closes.
 
 DeleteGroups (api key 42) has a handler, `handlers.groups.handle_delete_groups`, not listed here because the
@@ -8,6 +8,7 @@ protocol layer's ApiKey/SUPPORTED tables do not carry that API yet."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,19 @@ def install(ctx: BrokerContext, data_dir: Path) -> None:
             groups.coordinator.delete_topic_offsets(name)
 
     registry.on_change(on_topic_change)
+
+
+def lag_source(ctx: BrokerContext) -> Callable[[], Iterator[tuple[str, str, int, int]]]:
+    """(group, topic, partition, lag) for every committed offset of an existing partition, where lag is
+    the high watermark minus the committed offset (never below 0: a client may commit past the end)."""
+
+    def lag() -> Iterator[tuple[str, str, int, int]]:
+        service: GroupService | None = ctx.groups
+        if service is None:
+            return
+        for group, topic, index, committed in service.coordinator.committed_offsets():
+            partition = ctx.registry.partition(topic, index)
+            if partition is not None:
+                yield group, topic, index, max(0, partition.high_watermark - committed)
+
+    return lag

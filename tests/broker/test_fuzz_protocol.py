@@ -1,0 +1,138 @@
+"""Bad input: random bytes, lying length prefixes, oversize frames, unknown keys/versions, truncated frames.
+
+The decoder only ever raises ProtocolError subclasses; a real broker closes (or answers) the offending
+connection with a log line and keeps serving every other connection.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from streamraft_broker.protocol.codec import decode_request, is_flexible_request
+from streamraft_broker.protocol.errors import ProtocolError
+from streamraft_broker.protocol.framing import FrameDecoder
+from streamraft_broker.protocol.header import parse_request_header
+from streamraft_broker.protocol.versions import SUPPORTED
+
+from tests.support.broker_process import BrokerProcess
+from tests.support.fixtures import module_broker
+from tests.support.wire import api_versions_ok
+
+MAX_REQUEST = 64 * 1024
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20), st.integers(min_value=10, max_value=4096))
+def test_decoder_only_raises_protocol_errors(chunks: list[bytes], max_size: int) -> None:
+    dec = FrameDecoder(max_size)
+    try:
+        for chunk in chunks:
+            dec.feed(chunk)
+            while (frame := dec.next_frame()) is not None:
+                assert len(frame) <= max_size
+    except ProtocolError:
+        return
+    # Nothing buffered beyond one frame's worth plus its prefix, whatever was fed.
+    assert dec.buffered <= max_size + 4 + max(map(len, chunks), default=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted((int(k), v) for k, (lo, hi) in SUPPORTED.items() for v in range(lo, hi + 1))),
+    st.binary(max_size=200),
+)
+def test_random_bodies_decode_or_raise_protocol_error(key_version: tuple[int, int], body: bytes) -> None:
+    key, version = key_version
+    flexible = is_flexible_request(key, version)
+    frame = struct.pack(">hhih", key, version, 1, 1) + b"c" + (b"\x00" if flexible else b"") + body
+    try:
+        _header, offset = parse_request_header(frame, flexible=flexible)
+        decode_request(key, version, frame, offset)
+    except ProtocolError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    yield from module_broker(
+        tmp_path_factory, metrics=False, extra_args=["--max-request-size", str(MAX_REQUEST)]
+    )
+
+
+def _send_and_settle(port: int, data: bytes) -> bytes:
+    """Send bytes, then read until the broker closes or goes quiet; returns what it answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
+        s.settimeout(0.3)
+        got = bytearray()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError:
+                break  # waiting for the rest of a truncated frame is correct behaviour
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        return bytes(got)
+
+
+def _garbage() -> st.SearchStrategy[bytes]:
+    header = st.builds(
+        lambda key, ver, corr, rest: struct.pack(">hhi", key, ver, corr) + rest,
+        st.integers(-(2**15), 2**15 - 1),
+        st.integers(-(2**15), 2**15 - 1),
+        st.integers(-(2**31), 2**31 - 1),
+        st.binary(max_size=64),
+    )
+    framed = header.map(lambda p: struct.pack(">i", len(p)) + p)
+    lying = st.builds(
+        lambda n, p: struct.pack(">i", n) + p, st.integers(-(2**31), 2**31 - 1), st.binary(max_size=64)
+    )
+    return st.one_of(st.binary(max_size=200), framed, lying)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=_garbage())
+def test_broker_survives_garbage_and_other_connections_unaffected(broker: BrokerProcess, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as bystander:
+        _send_and_settle(broker.port, data)
+        assert broker.running, broker.log_tail()
+        # A connection opened before the garbage still works, and so does a new one.
+        bystander.sendall(struct.pack(">ihhih", 10, 18, 0, 42, -1))
+        size = struct.unpack(">i", bystander.recv(4))[0]
+        body = b""
+        while len(body) < size:
+            body += bystander.recv(size - len(body))
+        assert struct.unpack_from(">ih", body) == (42, 0)
+    assert api_versions_ok(broker.host, broker.port)
+
+
+@pytest.mark.parametrize(
+    ("data", "log_fragment"),
+    [
+        (struct.pack(">i", MAX_REQUEST + 1), f"exceeds the maximum of {MAX_REQUEST} bytes"),
+        (struct.pack(">i", -5), "below the minimum"),
+        (struct.pack(">ihhih", 10, 999, 0, 1, -1), "unsupported API key 999 version 0"),
+        (struct.pack(">ihhih", 10, 0, 99, 1, -1), "unsupported API key 0 version 99"),
+        (struct.pack(">ihhih", 12, 3, 12, 1, 5) + b"ab", "client_id length 5 runs past the end"),
+    ],
+)
+def test_bad_frames_close_with_a_log_line(broker: BrokerProcess, data: bytes, log_fragment: str) -> None:
+    assert _send_and_settle(broker.port, data) == b""
+    deadline = time.monotonic() + 10
+    while log_fragment not in broker.log_path.read_text():
+        assert time.monotonic() < deadline, f"no log line with {log_fragment!r}:\n{broker.log_tail()}"
+        time.sleep(0.05)  # polling the broker's log file under a deadline
+    assert api_versions_ok(broker.host, broker.port)
