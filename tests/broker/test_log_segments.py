@@ -370,3 +370,18 @@ def test_from_topic_configs_names_the_bad_key(key: str, value: str) -> None:
     with pytest.raises(InvalidConfigError, match=key.replace(".", r"\.")) as exc:
         LogConfig.from_topic_configs({key: value})
     assert exc.value.key == key and exc.value.error_code == 40
+
+
+def test_max_timestamp_uses_segment_maxima(tmp_path: Path) -> None:
+    log = _open(tmp_path, segment_bytes=300)
+    try:
+        assert log.max_timestamp() is None
+        for ts in (500, 900, 100, 700, 300):
+            log.append(_batch(3, ts))
+        assert log.segment_count > 2
+        assert log.max_timestamp() == (5, 902)
+        log.close()
+        log = _open(tmp_path, segment_bytes=300)
+        assert log.max_timestamp() == (5, 902)
+    finally:
+        log.close()

@@ -112,7 +112,8 @@ class LogConfig:
     flush: FlushPolicy = field(default_factory=lambda: FlushPolicy.NONE)
     message_timestamp_type: TimestampTypeName = "CreateTime"
     cleanup_policy: CleanupPolicy = "delete"
-    max_message_bytes: int = MIB
+    # Kafka's default: 1 MiB of records plus the 12-byte offset/length prefix.
+    max_message_bytes: int = MIB + 12
     # Bounds crash recovery: once this much was appended since the last recovery-point checkpoint, the log is
     # fsynced and the checkpoint rewritten, so a restart scans at most this many bytes (plus the last append).
     recovery_checkpoint_bytes: int = 64 * MIB

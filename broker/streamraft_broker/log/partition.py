@@ -442,6 +442,16 @@ class PartitionLog:
                     return self._first_record_at(segment, pos, header, ts)
         return None
 
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record carrying the largest timestamp in the log (ListOffsets
+        MAX_TIMESTAMP); found from the per-segment maxima, so no full scan."""
+        self._check_open()
+        start = self.log_start_offset
+        candidates = [s.max_timestamp for s in self._segments[self._segment_index(start) :]]
+        if not candidates or max(candidates) < 0:
+            return None
+        return self.offset_for_timestamp(max(candidates))
+
     def _first_record_at(self, segment: Segment, pos: int, header: BatchHeader, ts: int) -> tuple[int, int]:
         start = self.log_start_offset
         if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
