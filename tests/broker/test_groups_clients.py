@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from streamraft_broker.config import BrokerConfig
+from streamraft_broker.handlers.groups_wiring import lag_source
 from streamraft_broker.server.broker import Broker
 
 TOPIC = "orders"
@@ -151,6 +152,9 @@ def test_two_consumers_rebalance_commit_and_resume_after_restart(
             c.commit(offsets=owned, asynchronous=False)
             committed.update({tp.partition: tp.offset for tp in owned})
         assert set(committed) == {0, 1} and all(0 < off <= PER_PARTITION for off in committed.values())
+        assert broker.broker is not None and broker.broker.ctx is not None
+        lags = {(t, p): v for g, t, p, v in lag_source(broker.broker.ctx)() if g == "billing"}
+        assert lags == {(TOPIC, p): PER_PARTITION - off for p, off in committed.items()}
 
         # The leaving consumer hands its partition over.
         a.close()

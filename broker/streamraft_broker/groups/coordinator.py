@@ -718,9 +718,11 @@ class GroupCoordinator:
         return OffsetFetchResult(ErrorCode.none, tuple(out))
 
     def committed_offsets(self) -> Iterator[tuple[str, str, int, int]]:
-        """(group, topic, partition, committed offset) for lag metrics: lag = log end offset - committed."""
-        for group in self._groups.values():
-            for (topic, partition), c in group.offsets.items():
+        """(group, topic, partition, committed offset) for lag metrics: lag = log end offset - committed.
+
+        Iterates over copies: the metrics endpoint scrapes from its own thread while the loop commits."""
+        for group in list(self._groups.values()):
+            for (topic, partition), c in list(group.offsets.items()):
                 yield group.group_id, topic, partition, c.offset
 
     # ---- admin ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """How the broker plugs in the consumer-group coordinator and idempotent-producer state: `install(ctx,
-data_dir)` (call it from server.broker.wire_optional_subsystems) and `GROUP_HANDLERS` (merge into the
-dispatch table). `lag_source(ctx)` feeds BrokerMetrics.watch_group_lag. Shutdown must call `ctx.producers.close()` (writes producer-state snapshots) and
-`ctx.groups.close()` before the topic registry closes.
+data_dir)` (called from server.broker.wire_optional_subsystems), `GROUP_HANDLERS` (merged into the dispatch
+table) and `lag_source(ctx)` (for BrokerMetrics.watch_group_lag). Shutdown must call `ctx.producers.close()`
+(writes producer-state snapshots) and `ctx.groups.close()` before the topic registry closes.
 
 DeleteGroups (api key 42) has a handler, `handlers.groups.handle_delete_groups`, not listed here because the
 protocol layer's ApiKey/SUPPORTED tables do not carry that API yet."""
