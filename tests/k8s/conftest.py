@@ -49,7 +49,8 @@ def k8s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         pytest.fail(f"cannot start the local Kubernetes cluster: {problem}")
     directory = Path(tmp_path_factory.mktemp("k8s"))
     t0 = time.monotonic()
-    state = controlplane.up(directory, NODES, tie_to_parent=True)
+    # Host-side DNS lets test code use the names brokers advertise, as pods do.
+    state = controlplane.up(directory, NODES, agent_args=["--host-dns"], tie_to_parent=True)
     try:
         cluster = Cluster(state, Api(str(state.kubeconfig)))
         cluster.apply(STORAGE_CLASS)

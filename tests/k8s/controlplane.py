@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tests.k8s import network, pki
+from tests.k8s import hostsfile, network, pki
 
 K8S_VERSION = os.environ.get("STREAMRAFT_K8S_VERSION", "v1.36.3")
 DEFAULT_DIR = Path(os.environ.get("STREAMRAFT_K8S_DIR", "/tmp/streamraft-k8s"))
@@ -318,6 +318,7 @@ def down(directory: Path, keep_logs: bool = False) -> None:
     _stop({k: v for k, v in state.pids.items() if k not in order})
     _kill_pod_processes(Path(state.directory) / "nodes")
     network.teardown_subnet(state.subnet)
+    hostsfile.remove_block(str(state.subnet_octet))
     if keep_logs:
         for bulky in ("etcd", "nodes/volumes"):
             shutil.rmtree(directory / bulky, ignore_errors=True)
@@ -358,11 +359,12 @@ def main(argv: list[str] | None = None) -> int:
         "--dir", type=Path, default=DEFAULT_DIR, help=f"state directory (default {DEFAULT_DIR})"
     )
     parser.add_argument("--nodes", type=int, default=1, help="process nodes to run (0: control plane only)")
+    parser.add_argument("--host-dns", action="store_true", help="publish cluster DNS names in /etc/hosts too")
     args = parser.parse_args(argv)
     directory: Path = args.dir.resolve()
     if args.command == "up":
         t0 = time.monotonic()
-        state = up(directory, args.nodes)
+        state = up(directory, args.nodes, ["--host-dns"] if args.host_dns else [])
         print(f"control plane up in {time.monotonic() - t0:.1f}s")
         print(f"export KUBECONFIG={state.kubeconfig}")
         print(f"kubectl: {binary('kubectl')}")

@@ -4,6 +4,7 @@ their own network namespaces, Services, DNS names, probes, PVCs and the Stateful
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import textwrap
 import urllib.request
@@ -162,6 +163,8 @@ def test_statefulset_with_headless_service_pvcs_dns_and_probes(k8s: Cluster, k8s
         f"import urllib.request; print(urllib.request.urlopen('http://{fqdn}:8080/whoami').read().decode())"
     )
     assert k8s.run_in_pod(ns, "web-0", [sys.executable, "-c", fetch]).stdout.startswith("web-1 web-1 ")
+    # The same names resolve for test code on the host (a tagged block in its /etc/hosts).
+    assert k8s.wait_for(lambda: socket.gethostbyname(fqdn) == ips["web-1"], 15, f"{fqdn} on the host")
     unknown = k8s.run_in_pod(
         ns, "web-0", [sys.executable, "-c", "import socket; socket.gethostbyname('example.com')"]
     )
@@ -277,3 +280,104 @@ def test_in_cluster_client_reaches_the_apiserver(k8s: Cluster, k8s_namespace: st
         ns, "incluster", "c"
     )
     assert "PODS ['incluster']" in k8s.pod_log(ns, "incluster", "c")
+
+
+GRPC_SCRIPT = textwrap.dedent(
+    """
+    import json, os, pathlib
+    from concurrent import futures
+    import grpc
+    out = pathlib.Path("/out")
+    seen = {
+        "token": os.environ["TOKEN"], "user": os.environ["S_USER"],
+        "pw_file": pathlib.Path("/secret/pw").read_text(),
+        "labels": pathlib.Path("/info/labels").read_text(), "hostname": os.uname().nodename,
+    }
+    (out / "seen.json").write_text(json.dumps(seen))
+    def check(request, context):
+        return b"\\x08\\x01"  # HealthCheckResponse{status: SERVING}
+    handler = grpc.method_handlers_generic_handler(
+        "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)})
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(os.environ["POD_IP"] + ":50051")
+    server.start()
+    server.wait_for_termination()
+    """
+)
+
+
+def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
+    k8s: Cluster, k8s_namespace: str, tmp_path: Path
+) -> None:
+    ns = k8s_namespace
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "creds"},
+        "stringData": {"token": "t0k3n", "USER": "alice", "pw": "s3cret"},
+    }
+    probed = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probed", "labels": {"tier": "grpc"}},
+        "spec": {
+            "containers": [
+                {
+                    "name": "g",
+                    "image": "none",
+                    "command": ["python", "-c", GRPC_SCRIPT],
+                    "env": [
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+                    ],
+                    "envFrom": [{"secretRef": {"name": "creds"}, "prefix": "S_"}],
+                    "readinessProbe": {"grpc": {"port": 50051}, "periodSeconds": 1, "timeoutSeconds": 5},
+                    "volumeMounts": [
+                        {"name": "out", "mountPath": "/out"},
+                        {"name": "secret", "mountPath": "/secret", "readOnly": True},
+                        {"name": "info", "mountPath": "/info"},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "out", "hostPath": {"path": str(tmp_path)}},
+                {"name": "secret", "secret": {"secretName": "creds"}},
+                {"name": "info", "downwardAPI": {
+                    "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+            ],
+        },
+    }  # fmt: skip
+    # Alive as a process, but its liveness probe can never pass: the agent must kill and restart it.
+    unhealthy = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "unhealthy"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {
+                    "name": "u",
+                    "image": "none",
+                    "command": ["sleep", "600"],
+                    "livenessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": 1, "failureThreshold": 2},
+                }
+            ],
+        },
+    }
+    k8s.apply(secret, probed, unhealthy, namespace=ns)
+
+    k8s.wait_for(lambda: k8s.pod_ready(ns, "probed"), 60, "probed Ready through its gRPC health probe")
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    # Binding also copies the node's topology labels onto the pod (PodTopologyLabels admission).
+    assert 'tier="grpc"' in seen.pop("labels").splitlines()
+    assert seen == {"token": "t0k3n", "user": "alice", "pw_file": "s3cret", "hostname": "probed"}
+
+    def killed() -> dict[str, Any] | None:
+        pod = k8s.pod(ns, "unhealthy")
+        statuses = ((pod or {}).get("status") or {}).get("containerStatuses") or []
+        return statuses[0] if statuses and statuses[0]["restartCount"] >= 1 else None
+
+    status = k8s.wait_for(killed, 60, "unhealthy restarted by its liveness probe")
+    assert status["lastState"]["terminated"]["reason"] == "LivenessProbeFailed"
+    assert status["lastState"]["terminated"]["exitCode"] == 128 + 15  # SIGTERM ended `sleep`

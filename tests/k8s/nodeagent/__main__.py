@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=REPO_ROOT, help="containers' default working directory"
     )
     parser.add_argument("--kubelet-version", default="v1.36.3")
+    parser.add_argument(
+        "--host-dns",
+        action="store_true",
+        help="also publish pod/Service DNS names in the host's /etc/hosts (tagged block, removed on exit)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.nodes <= 16:
         parser.error(f"--nodes must be between 1 and 16, got {args.nodes}")
@@ -46,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         apiserver_port=args.apiserver_port,
         workdir=args.workdir.resolve(),
         kubelet_version=args.kubelet_version,
+        host_dns=args.host_dns,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

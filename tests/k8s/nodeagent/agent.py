@@ -15,10 +15,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.k8s import network
+from tests.k8s import hostsfile, network
 from tests.k8s.nodeagent.api import Api, ApiError, Obj, now_micro, now_rfc3339
 from tests.k8s.nodeagent.apiproxy import TcpRelay
-from tests.k8s.nodeagent.dns import hosts_entries, hosts_for_namespace
+from tests.k8s.nodeagent.dns import host_lines, hosts_entries, hosts_for_namespace
 from tests.k8s.nodeagent.pod import PodWorker
 from tests.k8s.nodeagent.provisioner import provision
 
@@ -42,6 +42,7 @@ class Agent:
         apiserver_port: int,
         workdir: Path,
         kubelet_version: str,
+        host_dns: bool = False,
     ) -> None:
         assert node_names, "an agent needs at least one node"
         self.api = api
@@ -60,6 +61,8 @@ class Agent:
         self._refresh = threading.Event()
         self._node_uids: dict[str, str] = {}
         self._relay: TcpRelay | None = None
+        self.host_dns = host_dns
+        self._host_lines: list[str] = []
 
     # --- shared with pod workers
     def allocate_host(self) -> int:
@@ -234,6 +237,11 @@ class Agent:
         entries = hosts_entries(pods, services)
         for worker in self.workers.values():
             worker.set_hosts(hosts_for_namespace(entries, worker.namespace))
+        if self.host_dns:
+            lines = sorted(set(host_lines(entries)))
+            if lines != self._host_lines:
+                hostsfile.update_block(str(self.subnet.octet), lines)
+                self._host_lines = lines
         provision(self.api, self.state_dir / "volumes")
 
     def _shutdown(self) -> None:
@@ -244,4 +252,6 @@ class Agent:
             worker.join(max(0.0, deadline - time.monotonic()))
         if self._relay is not None:
             self._relay.close()
+        if self.host_dns:
+            hostsfile.remove_block(str(self.subnet.octet))
         log.info("agent stopped")

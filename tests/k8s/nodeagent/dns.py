@@ -80,6 +80,11 @@ def hosts_entries(pods: list[Obj], services: list[Obj]) -> list[Entry]:
     return entries
 
 
+def host_lines(entries: list[Entry]) -> list[str]:
+    """Fully qualified names only, for the host's /etc/hosts (no namespace to shorten against)."""
+    return [f"{e.ip}\t{e.relative}.{e.namespace}.{DOMAIN}" for e in entries]
+
+
 def hosts_for_namespace(entries: list[Entry], namespace: str) -> str:
     """The /etc/hosts lines (after the pod's own) for a pod in `namespace`."""
     lines: list[str] = []
