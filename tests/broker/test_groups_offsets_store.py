@@ -1,8 +1,15 @@
 """`__consumer_offsets` on a real compacted PartitionLog: Kafka key/value encodings, offsets and group
-metadata reloaded after reopening, tombstones honoured."""
+metadata reloaded after reopening (also after SIGKILL of the committing process), tombstones honoured.
+
+Run as a module (`python -m tests.broker.test_groups_offsets_store DIR`) it is the committing process."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +178,56 @@ async def test_offsets_of_deleted_topic_are_removed_durably(tmp_path: Path) -> N
     remaining = sorted((g, t, p, o) for g, t, p, o in reopened.coordinator.committed_offsets())
     assert remaining == [("a", "kept", 0, 2)]
     reopened.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTER_MAX = 100_000
+
+
+async def committer(data_dir: Path) -> None:
+    """Commit ever-increasing offsets for two partitions, printing each one once it is acknowledged."""
+    service = GroupService.open(data_dir)
+    coord = service.coordinator
+    for n in range(1, COMMITTER_MAX):
+        result = await coord.commit_offsets("g", -1, "", [OffsetCommitEntry("t", n % 2, n, f"m{n}")])
+        assert result[0].error_code == ErrorCode.none
+        print(n, flush=True)
+
+
+def test_acknowledged_commits_survive_sigkill(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.broker.test_groups_offsets_store", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acked: list[int] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            acked.append(int(line))
+            if len(acked) >= 200:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert len(acked) >= 200, "the committer died before acknowledging enough commits"
+
+    async def reload() -> dict[int, tuple[int, str]]:
+        service = GroupService.open(tmp_path, clock=FakeClock())
+        result = await service.coordinator.fetch_offsets("g")
+        service.close()
+        return {p.partition: (p.offset, p.metadata) for p in result.partitions}
+
+    fetched = asyncio.run(reload())
+    for partition in (0, 1):
+        newest_acked = max(n for n in acked if n % 2 == partition)
+        offset, metadata = fetched[partition]
+        # Every acknowledged commit is there (later ones, made before the kill landed, may be too), and
+        # offset and metadata come from the same commit.
+        assert offset >= newest_acked and offset % 2 == partition and metadata == f"m{offset}"
+
+
+if __name__ == "__main__":
+    asyncio.run(committer(Path(sys.argv[1])))
