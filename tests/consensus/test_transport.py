@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import filecmp
 import logging
+import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -215,6 +217,53 @@ async def test_fault_injection_is_direction_aware() -> None:
     finally:
         await a.t.stop()
         await b.t.stop()
+
+
+PEER_PROCESS = r"""
+import asyncio, sys
+from streamraft_consensus.transport import GrpcTransport
+
+async def main() -> None:
+    t = GrpcTransport(1, lambda inbound: None, listen="127.0.0.1:" + sys.argv[2])
+    await t.start()
+    t.add_peer(2, sys.argv[1])
+    for _ in range(6000):  # bounded: ten minutes at most
+        t.flush()
+        await asyncio.sleep(0.1)
+
+asyncio.run(main())
+"""
+
+
+async def test_accepting_side_notices_a_killed_peer_process() -> None:
+    """Node 1 dials node 2; when node 1's process is SIGKILLed, node 2 (which only accepted the stream)
+    must see it go down promptly: the runtime's failover depends on it."""
+    port = free_port()
+    b = Node(2)
+    await b.t.start()
+    b.t.add_peer(1, f"127.0.0.1:{port}")
+    try:
+        for _ in range(2):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", PEER_PROCESS, b.t.address, str(port)
+            )
+            try:
+                await wait_until(lambda: b.t.is_connected(1), limit_s=30)
+            finally:
+                proc.kill()
+                await proc.wait()
+            killed = time.monotonic()
+            await wait_until(lambda: not b.t.is_connected(1), limit_s=5)
+            assert time.monotonic() - killed < 2.0
+    finally:
+        await b.t.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def test_generated_code_matches_proto(tmp_path: Path) -> None:

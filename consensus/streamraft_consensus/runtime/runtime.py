@@ -441,10 +441,11 @@ class Runtime:
                 self._mark(g)
                 g.needs_wake = False
                 # The leader's node is gone: waiting out the whole election timeout only delays failover.
-                # Expire the lease and bring the election clock to the edge of the (still randomised)
-                # timeout, and have the lowest-id live voter campaign two ticks from now, giving the other
-                # followers time to notice the death too (else they would refuse it while in lease).
-                for _ in range(self.config.election_tick):
+                # Bring the election clock to two ticks short of the lease's end, so no timer fires while
+                # other followers may still be in lease (they would ignore the vote); the randomised part
+                # of the timeout then spreads the candidates. Also have the lowest-id live voter campaign
+                # as soon as the lease is over, which usually wins at once.
+                for _ in range(max(0, self.config.election_tick - 2)):
                     g.raw.tick()
                 live = [
                     v

@@ -44,7 +44,8 @@ class TransportConfig:
     """Frames waiting for a slow peer beyond this are dropped (Raft retransmits)."""
     max_reassembly_bytes: int = 1 << 30
     backoff_initial_s: float = 0.05
-    backoff_max_s: float = 2.0
+    backoff_max_s: float = 0.5
+    """Kept short: only the lower-id node dials, so a restarted higher-id peer waits for this retry."""
     node_ping_interval_s: float = 0.1
     """With nothing else to send, flush sends an empty envelope this often: node-level liveness."""
     probe_after_s: float = 0.12

@@ -261,9 +261,10 @@ async def bench_failover(base: Path, rounds: int) -> list[float]:
             await cluster.restart(leader)
 
             async def rejoined(node: int = leader) -> bool:
+                # Healthy again: the restarted node follows a leader and is connected to every peer.
                 with contextlib.suppress(OSError, TimeoutError, ConnectionError):
                     reply = await cluster.procs[node].call({"op": "leader", "group": 1}, 2)
-                    return int(reply["leader"]) != 0
+                    return reply.get("leader", 0) != 0 and reply.get("connected") == len(cluster.ids) - 1
                 return False
 
             await wait_for("the restarted node to rejoin", rejoined, 60)

@@ -79,7 +79,8 @@ async def main() -> None:
                 "pid": os.getpid(),
             }
         if op == "leader":
-            return {"leader": rt.leader(int(req["group"]))}
+            connected = sum(rt.transport.is_connected(p) for p in rt.transport.peers())
+            return {"leader": rt.leader(int(req["group"])), "connected": connected}
         if op == "propose":
             try:
                 index = await rt.propose(int(req["group"]), os.urandom(int(req["size"])))
