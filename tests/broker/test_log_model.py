@@ -22,6 +22,15 @@ class Model:
     log_start: int = 0
     end: int = 0
     timestamps: dict[int, int] = field(default_factory=dict)  # offset -> record timestamp
+    epochs: dict[int, int] = field(default_factory=dict)  # batch base offset -> leader epoch
+
+    def epoch_entries(self) -> list[tuple[int, int]]:
+        entries: list[tuple[int, int]] = []
+        for base, _, _ in self.batches:
+            epoch = self.epochs[base]
+            if not entries or epoch > entries[-1][0]:
+                entries.append((epoch, base))
+        return entries
 
     def first_at_or_after(self, ts: int) -> tuple[int, int] | None:
         for offset in range(self.log_start, self.end):
@@ -40,7 +49,9 @@ def _raw(records: int, size: int, ts: int) -> bytes:
 
 
 _append = st.tuples(
-    st.just("append"), st.lists(st.tuples(st.integers(1, 4), st.integers(0, 300)), min_size=1, max_size=3)
+    st.just("append"),
+    st.lists(st.tuples(st.integers(1, 4), st.integers(0, 300)), min_size=1, max_size=3),
+    st.integers(0, 6),  # leader epoch; sometimes lower than before, which the epoch cache ignores
 )
 _read = st.tuples(st.just("read"), st.integers(0, 10**6), st.integers(0, 1500))
 _read_exact = st.tuples(st.just("read_exact"), st.integers(0, 10**6), st.integers(1, 6), st.integers(-1, 1))
@@ -67,6 +78,7 @@ def _check(log: PartitionLog, model: Model) -> None:
     assert (log.log_start_offset, log.log_end_offset) == (model.log_start, model.end)
     expected = b"".join(b[2] for b in model.visible_from(model.log_start))
     assert log.read_bytes(model.log_start, 1 << 30) == expected
+    assert log.epoch_entries() == model.epoch_entries()
     live = {o: t for o, t in model.timestamps.items() if o < model.end}
     model.timestamps = live
     for target in [*sorted(set(live.values()))[::3], max(live.values(), default=0) + 1]:
@@ -90,11 +102,13 @@ def test_log_matches_model(ops: list[tuple[object, ...]]) -> None:
                 for records, size in specs:
                     ts += 1
                     raws.append(_raw(records, size, ts))
-                info = log.append(b"".join(raws))
+                epoch = _int(op[2])
+                info = log.append(b"".join(raws), leader_epoch=epoch)
                 assert info.base_offset == model.end
                 for raw in raws:
                     stored = bytearray(raw)
-                    rewrite_for_append(stored, model.end, leader_epoch=0, log_append_time=None)
+                    rewrite_for_append(stored, model.end, leader_epoch=epoch, log_append_time=None)
+                    model.epochs[model.end] = epoch
                     count = int.from_bytes(raw[57:61], "big")
                     base_ts = int.from_bytes(raw[27:35], "big")
                     for r in range(count):

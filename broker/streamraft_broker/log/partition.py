@@ -42,6 +42,7 @@ from streamraft_broker.records.errors import InvalidRecordError, KafkaErrorCode
 
 from .checkpoint import RecoveryPoint, write_log_start, write_recovery_point
 from .config import FlushMode, LogConfig
+from .epochs import LeaderEpochCache
 from .recovery import recover
 from .segment import FileSlice, Segment
 
@@ -101,6 +102,7 @@ class PartitionLog:
         # readers are closed one retention pass later (or at close()).
         self._graveyard: list[Segment] = []
         self._closed = False
+        self._epochs = LeaderEpochCache(directory, [])
         self.recovery_scanned_bytes = 0
         self.recovery_truncations = 0
 
@@ -115,12 +117,29 @@ class PartitionLog:
         log = cls(directory, config, now_ms, recovered.segments, recovered.log_start_offset)
         log.recovery_scanned_bytes = recovered.scanned_bytes
         log.recovery_truncations = recovered.truncations
+        log._load_epochs(recovered.tail_offset)
         if recovered.checkpointed_log_start != log.log_start_offset:
             write_log_start(directory, log.log_start_offset)
         active = log._active
         if recovered.checkpointed_point != RecoveryPoint(log.log_end_offset, active.base_offset, active.size):
             log._checkpoint()
         return log
+
+    def _load_epochs(self, tail_offset: int) -> None:
+        """Load the leader-epoch cache, then add epochs from batches recovery found past the checkpoint."""
+        cache = LeaderEpochCache.load(self.directory)
+        if cache is None:
+            cache = LeaderEpochCache(self.directory, [])
+            if self.log_end_offset > self.log_start_offset:
+                logger.warning("event=epoch_cache_rebuild directory=%s", self.directory)
+            tail_offset = self.log_start_offset
+        self._epochs = cache
+        cache.truncate_from_end(self.log_end_offset)
+        changed = False
+        for header in self.iter_batch_headers(tail_offset):
+            changed |= cache.assign(header.partition_leader_epoch, header.base_offset, persist=False)
+        if changed or not cache.path.exists():
+            cache.persist()
 
     def close(self) -> None:
         if self._closed:
@@ -230,6 +249,7 @@ class PartitionLog:
             records_count += written.records_count
         self._active.append(out, final)
         out.release()
+        self._epochs.assign(leader_epoch, base_offset)
         self._size += total
         self._bytes_since_checkpoint += total
         self._after_append(now)
@@ -272,6 +292,8 @@ class PartitionLog:
         now = self._now_ms()
         self._maybe_roll(total, expected - self.log_end_offset, now)
         self._active.append(view, batches)
+        for _, header in batches:
+            self._epochs.assign(header.partition_leader_epoch, header.base_offset)
         self._size += total
         self._bytes_since_checkpoint += total
         self._after_append(now)
@@ -452,6 +474,35 @@ class PartitionLog:
             return None
         return self.offset_for_timestamp(max(candidates))
 
+    # ---- leader epochs (Raft terms) -------------------------------------------------------------------
+    @property
+    def latest_epoch(self) -> int | None:
+        return self._epochs.latest_epoch
+
+    def epoch_entries(self) -> list[tuple[int, int]]:
+        """(epoch, start offset) for every epoch in the log, oldest first."""
+        return self._epochs.entries()
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (largest epoch <= ``epoch``, its end offset); (-1, -1) when unknown."""
+        self._check_open()
+        return self._epochs.end_offset_for(epoch, self.log_end_offset)
+
+    def batch_header_at(self, offset: int) -> BatchHeader | None:
+        """Header of the batch holding ``offset`` (None outside [log start, log end))."""
+        self._check_open()
+        if not self.log_start_offset <= offset < self.log_end_offset:
+            return None
+        for header in self.iter_batch_headers(offset):
+            return header if header.base_offset <= offset else None
+        return None
+
+    def last_batch_header(self) -> BatchHeader | None:
+        """Header of the last batch in the log (for the term of the last Raft entry)."""
+        self._check_open()
+        end = self.log_end_offset
+        return self.batch_header_at(end - 1) if end > self.log_start_offset else None
+
     def _first_record_at(self, segment: Segment, pos: int, header: BatchHeader, ts: int) -> tuple[int, int]:
         start = self.log_start_offset
         if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
@@ -498,6 +549,7 @@ class PartitionLog:
             self._retire(segment)
             self._segments.pop()
             self._bases.pop()
+        self._epochs.truncate_from_end(self.log_end_offset)
         if self.log_end_offset < self.log_start_offset:
             # The batch holding the log start went: the readable range is empty and starts at the new end.
             self.log_start_offset = self.log_end_offset
@@ -518,6 +570,7 @@ class PartitionLog:
         ]
         self._bases = [new_start]
         self._size = 0
+        self._epochs.clear()
         self.log_start_offset = new_start
         write_log_start(self.directory, new_start)
         self._checkpoint()

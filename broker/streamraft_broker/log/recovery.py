@@ -37,6 +37,8 @@ class RecoveredLog:
     # What the checkpoint files said (None: missing), so open() rewrites them only when they changed.
     checkpointed_log_start: int | None = None
     checkpointed_point: RecoveryPoint | None = None
+    # Offset from which batches were scanned rather than trusted (epochs there must be re-read).
+    tail_offset: int = 0
 
 
 def _parse_base(name: str, suffix: str) -> int | None:
@@ -104,7 +106,7 @@ def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> Recov
     if not bases:
         start = log_start or 0
         segment = Segment(directory, start, created_ms=now_ms, index_interval_bytes=index_interval_bytes)
-        return RecoveredLog([segment], start, 0, 0, log_start, found_point)
+        return RecoveredLog([segment], start, 0, 0, log_start, found_point, start)
     # Segments wholly below the log start were being deleted when the process stopped.
     if log_start is not None:
         while len(bases) > 1 and bases[1] <= log_start:
@@ -154,4 +156,5 @@ def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> Recov
         expected_next = segment.next_offset
     first_base = segments[0].base_offset
     start = max(log_start if log_start is not None else first_base, first_base)
-    return RecoveredLog(segments, start, scanned, truncations, log_start, found_point)
+    tail = point.offset if found_point is not None else first_base
+    return RecoveredLog(segments, start, scanned, truncations, log_start, found_point, tail)
