@@ -150,6 +150,13 @@ def test_statefulset_with_headless_service_pvcs_dns_and_probes(k8s: Cluster, k8s
 
     k8s.wait_for(endpoint_ips, 30, "EndpointSlice with both pod IPs")
 
+    def legacy_endpoint_ips() -> set[str] | None:
+        ep = k8s.get("endpoints", "web", "-n", ns)
+        found = {a["ip"] for s in ep.get("subsets") or [] for a in s.get("addresses") or []}
+        return found if found == set(ips.values()) else None
+
+    k8s.wait_for(legacy_endpoint_ips, 30, "Endpoints with both pod IPs")
+
     # DNS names resolve inside the pod (its own /etc/hosts), and pod-to-pod traffic flows.
     def resolve_in(pod: str, name: str) -> str:
         code = f"import socket; print(socket.gethostbyname({name!r}))"
@@ -293,6 +300,9 @@ GRPC_SCRIPT = textwrap.dedent(
         "pw_file": pathlib.Path("/secret/pw").read_text(),
         "labels": pathlib.Path("/info/labels").read_text(), "hostname": os.uname().nodename,
     }
+    pathlib.Path("/scratch/note").write_text("kept in an emptyDir")
+    seen["scratch"] = pathlib.Path("/scratch/note").read_text()
+    seen["cwd"] = os.getcwd()
     (out / "seen.json").write_text(json.dumps(seen))
     def check(request, context):
         return b"\\x08\\x01"  # HealthCheckResponse{status: SERVING}
@@ -327,6 +337,7 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
                     "name": "g",
                     "image": "none",
                     "command": ["python", "-c", GRPC_SCRIPT],
+                    "workingDir": "/out",
                     "env": [
                         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
@@ -337,12 +348,14 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
                         {"name": "out", "mountPath": "/out"},
                         {"name": "secret", "mountPath": "/secret", "readOnly": True},
                         {"name": "info", "mountPath": "/info"},
+                        {"name": "scratch", "mountPath": "/scratch"},
                     ],
                 }
             ],
             "volumes": [
                 {"name": "out", "hostPath": {"path": str(tmp_path)}},
                 {"name": "secret", "secret": {"secretName": "creds"}},
+                {"name": "scratch", "emptyDir": {}},
                 {"name": "info", "downwardAPI": {
                     "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
             ],
@@ -371,7 +384,14 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
     seen = json.loads((tmp_path / "seen.json").read_text())
     # Binding also copies the node's topology labels onto the pod (PodTopologyLabels admission).
     assert 'tier="grpc"' in seen.pop("labels").splitlines()
-    assert seen == {"token": "t0k3n", "user": "alice", "pw_file": "s3cret", "hostname": "probed"}
+    assert seen == {
+        "token": "t0k3n",
+        "user": "alice",
+        "pw_file": "s3cret",
+        "hostname": "probed",
+        "scratch": "kept in an emptyDir",
+        "cwd": "/out",
+    }
 
     def killed() -> dict[str, Any] | None:
         pod = k8s.pod(ns, "unhealthy")
