@@ -8,6 +8,7 @@ protocol layer's ApiKey/SUPPORTED tables do not carry that API yet."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,16 +53,22 @@ def install(ctx: BrokerContext, data_dir: Path) -> None:
             return None
         return partition.log
 
-    ctx.groups = GroupService.open(data_dir, partition_exists=partition_exists)
+    service = GroupService.open(data_dir, partition_exists=partition_exists)
+    ctx.groups = service
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # no loop yet: the first group request starts the deadline task
+    else:
+        # Groups restored from __consumer_offsets must expire silent members even if no client returns.
+        service.ensure_started()
     producers = ProducerService(data_dir, persistent_log)
     ctx.producers = producers
-
-    groups: GroupService = ctx.groups
 
     def on_topic_change(name: str, topic: object | None) -> None:
         if topic is None:
             producers.forget(name)
-            groups.coordinator.delete_topic_offsets(name)
+            service.coordinator.delete_topic_offsets(name)
 
     registry.on_change(on_topic_change)
 
