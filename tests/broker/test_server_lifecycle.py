@@ -70,3 +70,39 @@ def test_sigterm_exits_zero_and_topics_survive_restart(tmp_path: Path) -> None:
         assert len(by_name["kept"].partitions) == 3
         assert int(by_name["nope"].error_code) == 3  # auto-create is off by default
         assert broker.terminate() == 0
+
+
+def _scrape(url: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in urllib.request.urlopen(url, timeout=5).read().decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def test_metrics_count_traffic_errors_and_group_lag(tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: PLC0415
+
+    with BrokerProcess(tmp_path / "b") as broker:
+        with WireClient(broker.host, broker.port) as c:
+            assert _create_topic(c, "m", 1) == 0
+            assert _create_topic(c, "m", 1) == 36
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+        for i in range(10):
+            producer.produce("m", value=b"x" * 100, key=str(i).encode())
+        assert producer.flush(30) == 0
+        consumer = Consumer(
+            {"bootstrap.servers": broker.bootstrap, "group.id": "lagging", "enable.auto.commit": False}
+        )
+        consumer.commit(offsets=[TopicPartition("m", 0, 4)], asynchronous=False)
+        consumer.close()
+        m = _scrape(broker.metrics_url)
+        assert m['streamraft_messages_in_total{topic="m"}'] == 10
+        assert m['streamraft_bytes_in_total{topic="m"}'] > 1000
+        assert m['streamraft_log_end_offset{partition="0",topic="m"}'] == 10
+        assert m['streamraft_log_size_bytes{partition="0",topic="m"}'] > 1000
+        assert m['streamraft_consumer_group_lag{group="lagging",partition="0",topic="m"}'] == 6
+        assert m['streamraft_errors_total{code="36"}'] == 1
+        assert m['streamraft_request_latency_seconds_count{api="PRODUCE"}'] >= 1
+        assert m["streamraft_connections_accepted_total"] >= 2

@@ -55,7 +55,8 @@ class FrameDecoder:
         end = 4 + self._expected
         if len(self._buf) < end:
             return None
-        frame = bytes(self._buf[4:end])
+        with memoryview(self._buf) as view:
+            frame = bytes(view[4:end])  # one copy; slicing the bytearray first would make two
         del self._buf[:end]
         self._expected = None
         return frame

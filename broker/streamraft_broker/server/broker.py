@@ -51,6 +51,14 @@ class Broker:
             for p in topic.partitions:
                 yield topic.name, p.index, p.size_bytes, p.log_start_offset, p.log_end_offset
 
+    def _group_lag(self) -> Iterator[tuple[str, str, int, int]]:
+        """Scraped from the metrics thread: reads snapshots (list copies) of coordinator state only."""
+        assert self.ctx is not None and self.ctx.groups is not None
+        for group, topic, index, committed in self.ctx.groups.coordinator.committed_offsets():
+            partition = self.registry.partition(topic, index)
+            if partition is not None:
+                yield group, topic, index, max(partition.high_watermark - committed, 0)
+
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
@@ -75,6 +83,8 @@ class Broker:
             default_partitions=cfg.default_partitions,
         )
         wire_optional_subsystems(self.ctx, cfg.data_dir)
+        if self.ctx.groups is not None:
+            self.metrics.watch_group_lag(self._group_lag)
         if cfg.metrics_port is not None:
             self._metrics_server, self.metrics_port = start_metrics_server(
                 self.metrics, cfg.metrics_host, cfg.metrics_port
