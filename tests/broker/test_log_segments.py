@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -385,3 +386,26 @@ def test_max_timestamp_uses_segment_maxima(tmp_path: Path) -> None:
         assert log.max_timestamp() == (5, 902)
     finally:
         log.close()
+
+
+def test_closed_segments_hold_one_descriptor_each(tmp_path: Path) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    baseline = open_fds()
+    log = _open(tmp_path, segment_bytes=300, index_interval_bytes=40)
+    try:
+        for i in range(40):
+            log.append(_batch(1, i))
+        segments = log.segment_count
+        assert segments >= 10
+        assert open_fds() - baseline == segments + 2  # every .log, plus the active segment's two indexes
+        for offset in range(0, 40, 3):  # lookups in old segments load their indexes without keeping fds
+            assert parse_header(log.read_bytes(offset, 1)).base_offset == offset
+        assert open_fds() - baseline == segments + 2
+        log.close()
+        log = _open(tmp_path, segment_bytes=300, index_interval_bytes=40)
+        assert open_fds() - baseline == segments + 2
+    finally:
+        log.close()
+    assert open_fds() == baseline

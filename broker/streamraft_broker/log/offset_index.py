@@ -14,6 +14,7 @@ from array import array
 from pathlib import Path
 
 from .fileio import pread_exact, pwrite_all
+from .index_file import IndexFile
 
 ENTRY = struct.Struct(">II")
 ENTRY_SIZE = ENTRY.size
@@ -31,12 +32,10 @@ def _decode(raw: bytes, fields: int) -> list[array[int]]:
     return [values[i::fields] for i in range(fields)]
 
 
-class OffsetIndex:
+class OffsetIndex(IndexFile):
     def __init__(self, path: Path, base_offset: int) -> None:
-        self.path = path
+        super().__init__(path)
         self.base_offset = base_offset
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._file_size = os.fstat(self._fd).st_size
         self._relative: array[int] | None = None
         self._positions: array[int] | None = None
 
@@ -56,6 +55,7 @@ class OffsetIndex:
         if self._relative is not None and self._positions is not None:
             return self.base_offset + self._relative[-1], self._positions[-1]
         rel, pos = ENTRY.unpack(pread_exact(self._fd, ENTRY_SIZE, (count - 1) * ENTRY_SIZE))
+        self._after_read()
         return self.base_offset + rel, pos
 
     def sanity_check(self, log_size: int) -> str | None:
@@ -67,6 +67,7 @@ class OffsetIndex:
             return None
         start = max(count - 2, 0) * ENTRY_SIZE
         raw = pread_exact(self._fd, self._file_size - start, start)
+        self._after_read()
         entries = list(ENTRY.iter_unpack(raw))
         if entries[-1][1] >= log_size:
             return f"last entry position {entries[-1][1]} is beyond the log size {log_size}"
@@ -78,6 +79,7 @@ class OffsetIndex:
         if self._relative is not None:
             return
         raw = pread_exact(self._fd, self._file_size, 0)
+        self._after_read()
         if len(raw) % ENTRY_SIZE:
             raise CorruptIndexError(f"{self.path}: size {len(raw)} is not a multiple of {ENTRY_SIZE}")
         self._relative, self._positions = _decode(raw, 2)
@@ -146,11 +148,3 @@ class OffsetIndex:
         self._positions = array("I")
         self._file_size = 0
         os.ftruncate(self._fd, 0)
-
-    def flush(self) -> None:
-        os.fsync(self._fd)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1

@@ -549,6 +549,7 @@ class PartitionLog:
             self._retire(segment)
             self._segments.pop()
             self._bases.pop()
+        self._active.activate_indexes()
         self._epochs.truncate_from_end(self.log_end_offset)
         if self.log_end_offset < self.log_start_offset:
             # The batch holding the log start went: the readable range is empty and starts at the new end.

@@ -154,6 +154,8 @@ def recover(directory: Path, *, now_ms: int, index_interval_bytes: int) -> Recov
                     (directory / f"{later:020d}{suffix}").unlink(missing_ok=True)
             break
         expected_next = segment.next_offset
+    for segment in segments[:-1]:
+        segment.release_indexes()
     first_base = segments[0].base_offset
     start = max(log_start if log_start is not None else first_base, first_base)
     tail = point.offset if found_point is not None else first_base

@@ -202,6 +202,15 @@ class Segment:
         if self.max_timestamp >= 0:
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
         self.flush()
+        self.release_indexes()
+
+    def release_indexes(self) -> None:
+        self.offset_index.release()
+        self.time_index.release()
+
+    def activate_indexes(self) -> None:
+        self.offset_index.activate()
+        self.time_index.activate()
 
     def truncate(self, position: int) -> None:
         """Cut the log at ``position`` (a batch boundary) and drop index entries past it."""

@@ -10,17 +10,16 @@ import struct
 from pathlib import Path
 
 from .fileio import pread_exact, pwrite_all
+from .index_file import IndexFile
 
 ENTRY = struct.Struct(">qI")
 ENTRY_SIZE = ENTRY.size
 
 
-class TimeIndex:
+class TimeIndex(IndexFile):
     def __init__(self, path: Path, base_offset: int) -> None:
-        self.path = path
+        super().__init__(path)
         self.base_offset = base_offset
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        self._file_size = os.fstat(self._fd).st_size
         self._timestamps: list[int] | None = None
         self._relative: list[int] | None = None
 
@@ -38,6 +37,7 @@ class TimeIndex:
         if count == 0:
             return None
         ts, rel = ENTRY.unpack(pread_exact(self._fd, ENTRY_SIZE, (count - 1) * ENTRY_SIZE))
+        self._after_read()
         return ts, self.base_offset + rel
 
     def sanity_check(self, next_offset: int | None) -> str | None:
@@ -52,6 +52,7 @@ class TimeIndex:
         if self._timestamps is not None:
             return
         raw = pread_exact(self._fd, self._file_size - self._file_size % ENTRY_SIZE, 0)
+        self._after_read()
         timestamps: list[int] = []
         relative: list[int] = []
         for ts, rel in ENTRY.iter_unpack(raw):
@@ -104,11 +105,3 @@ class TimeIndex:
         self._timestamps, self._relative = [], []
         self._file_size = 0
         os.ftruncate(self._fd, 0)
-
-    def flush(self) -> None:
-        os.fsync(self._fd)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
