@@ -409,3 +409,36 @@ def test_closed_segments_hold_one_descriptor_each(tmp_path: Path) -> None:
     finally:
         log.close()
     assert open_fds() == baseline
+
+
+def test_slices_of_a_deleted_segment_stay_readable_until_the_next_pass(tmp_path: Path) -> None:
+    clock = Clock(10_000)
+    log = _open(tmp_path, clock, segment_bytes=300, retention_ms=100)
+    try:
+        for i in range(10):
+            log.append(_batch(1, 9_000 + i))
+        (first,) = log.read(0, 1)
+        expected = first.read()
+        assert log.apply_retention() >= 1
+        assert not first.path.exists()
+        assert first.read() == expected  # the descriptor outlives the unlink for an in-flight sendfile
+        log.apply_retention()
+        with pytest.raises(ValueError, match="closed file"):
+            first.read()
+    finally:
+        log.close()
+
+
+def test_update_config_changes_rolling_and_retention(tmp_path: Path) -> None:
+    log = _open(tmp_path)
+    try:
+        for i in range(5):
+            log.append(_batch(1, i))
+        assert log.segment_count == 1
+        log.update_config(LogConfig.from_topic_configs({"segment.bytes": "200"}, base=log.config))
+        for i in range(5):
+            log.append(_batch(1, i))
+        assert log.segment_count > 2
+        assert log.config.segment_bytes == 200
+    finally:
+        log.close()
