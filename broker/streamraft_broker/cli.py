@@ -35,6 +35,7 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--in-memory", help="true/false: keep partition logs in memory (tests only)")
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
+    p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
     p.add_argument("--ready-file", help="write {port, metrics_port, pid} as JSON here once listening")
 
 
@@ -52,6 +53,7 @@ _BROKER_KEYS = [
     "in_memory",
     "zero_copy",
     "ready_file",
+    "retention_check_ms",
 ]
 
 

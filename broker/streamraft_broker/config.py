@@ -41,6 +41,7 @@ class BrokerConfig:
     in_memory: bool = False
     zero_copy: bool = True
     ready_file: Path | None = None
+    retention_check_ms: int = 300_000  # Kafka's log.retention.check.interval.ms
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -103,6 +104,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "in_memory": _bool,
     "zero_copy": _bool,
     "ready_file": lambda v, _w: Path(str(v)),
+    "retention_check_ms": _int(100, 2**31 - 1),
 }
 
 

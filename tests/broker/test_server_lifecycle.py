@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import struct
+import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
@@ -106,3 +108,54 @@ def test_metrics_count_traffic_errors_and_group_lag(tmp_path: Path) -> None:
         assert m['streamraft_errors_total{code="36"}'] == 1
         assert m['streamraft_request_latency_seconds_count{api="PRODUCE"}'] >= 1
         assert m["streamraft_connections_accepted_total"] >= 2
+
+
+def test_altered_retention_applies_to_open_partitions(tmp_path: Path) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: PLC0415
+    from confluent_kafka.admin import (  # noqa: PLC0415
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        NewTopic,
+    )
+
+    with BrokerProcess(tmp_path / "b", metrics=False, extra_args=["--retention-check-ms", "200"]) as broker:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        topic = NewTopic("ret", 1, 1, config={"segment.bytes": "4096"})
+        admin.create_topics([topic])["ret"].result(timeout=30)
+        producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "batch.size": 1000})
+        for i in range(100):
+            producer.produce("ret", value=b"y" * 500, key=str(i).encode())
+            producer.poll(0)
+        assert producer.flush(30) == 0
+        consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "ret"})
+        tp = TopicPartition("ret", 0)
+        assert consumer.get_watermark_offsets(tp, timeout=10) == (0, 100)
+        bad = ConfigResource(
+            "topic",
+            "ret",
+            incremental_configs=[
+                ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        with pytest.raises(Exception, match=r"retention\.ms"):
+            admin.incremental_alter_configs([bad])[bad].result(timeout=10)
+        res = ConfigResource(
+            "topic",
+            "ret",
+            incremental_configs=[
+                ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        admin.incremental_alter_configs([res])[res].result(timeout=10)
+        described = admin.describe_configs([ConfigResource("topic", "ret")])
+        (entries,) = [f.result(timeout=10) for f in described.values()]
+        assert entries["retention.ms"].value == "1"
+        deadline = time.monotonic() + 30
+        while consumer.get_watermark_offsets(tp, timeout=10)[0] == 0:
+            assert time.monotonic() < deadline, "retention never deleted a segment"
+            time.sleep(0.1)  # polling the log start offset under a deadline
+        low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        assert 0 < low <= high == 100
+        consumer.close()

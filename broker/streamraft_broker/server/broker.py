@@ -45,6 +45,7 @@ class Broker:
         self.port = 0
         self.metrics_port = 0
         self.ctx: BrokerContext | None = None
+        self._retention_task: asyncio.Task[None] | None = None
 
     def _partition_stats(self) -> Iterator[tuple[str, int, int, int, int]]:
         for topic in list(self.registry.topics.values()):
@@ -85,6 +86,7 @@ class Broker:
         wire_optional_subsystems(self.ctx, cfg.data_dir)
         if self.ctx.groups is not None:
             self.metrics.watch_group_lag(self._group_lag)
+        self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
         if cfg.metrics_port is not None:
             self._metrics_server, self.metrics_port = start_metrics_server(
                 self.metrics, cfg.metrics_host, cfg.metrics_port
@@ -104,6 +106,18 @@ class Broker:
                 json.dumps({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()})
             )
             os.replace(tmp, cfg.ready_file)
+
+    async def _retention_loop(self) -> None:
+        interval = self.config.retention_check_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = self.registry.apply_retention()
+            except Exception:
+                log.exception("retention pass failed")
+                continue
+            if deleted:
+                log.info("retention deleted segments", extra={"segments": deleted})
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self.ctx is not None
@@ -134,6 +148,8 @@ class Broker:
         """Stop accepting, let in-flight requests finish (bounded), flush logs, close."""
         if self._server is not None:
             self._server.close()
+        if self._retention_task is not None:
+            self._retention_task.cancel()
         for conn in list(self._connections):
             conn.closing = True
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S

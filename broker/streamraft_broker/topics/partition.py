@@ -84,16 +84,8 @@ class Partition:
 
     def max_timestamp(self) -> tuple[int, int] | None:
         """(offset, timestamp) of the batch with the largest max timestamp."""
-        if self.is_memory:
-            found: tuple[int, int] | None = self.log.max_timestamp()
-            return found
-        best: tuple[int, int] | None = None
-        for header in self.log.iter_batch_headers(self.log_start_offset):
-            if header.is_control:
-                continue
-            if best is None or header.max_timestamp > best[1]:
-                best = (header.base_offset, header.max_timestamp)
-        return best
+        found: tuple[int, int] | None = self.log.max_timestamp()
+        return found
 
     def data_event(self) -> asyncio.Event:
         return self._data_arrived

@@ -11,8 +11,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from streamraft_broker.log import LogConfig, PartitionLog
 from streamraft_broker.topics.configs import validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
 from streamraft_broker.topics.partition import Partition
@@ -62,28 +62,26 @@ class Topic:
     internal: bool = False
 
 
-LogOpener = Callable[[Path, dict[str, str]], Any]
+def _open_log(directory: Path, configs: dict[str, str]) -> PartitionLog:
+    return PartitionLog.open(directory, LogConfig.from_topic_configs(configs))
 
 
-def _real_log_opener() -> LogOpener | None:
-    """The segmented file log, if that module is present in this build."""
+def _validated(configs: dict[str, str | None]) -> dict[str, str]:
+    """Our config table first (names every known key), then the log's own parse of the values it uses."""
     try:
-        from streamraft_broker.log import LogConfig, PartitionLog  # noqa: PLC0415
-    except ImportError:
-        return None
-
-    def open_log(directory: Path, configs: dict[str, str]) -> Any:
-        return PartitionLog.open(directory, LogConfig.from_topic_configs(configs))
-
-    return open_log
+        clean = validate_topic_configs(configs)
+        LogConfig.from_topic_configs(clean)
+    except ValueError as exc:
+        raise TopicError(INVALID_CONFIG, str(exc)) from None
+    return clean
 
 
 class TopicRegistry:
     def __init__(self, data_dir: Path, *, in_memory: bool = False) -> None:
         self.data_dir = data_dir
         self._meta_path = data_dir / "topics.json"
-        self._opener = None if in_memory else _real_log_opener()
-        if self._opener is None:
+        self._in_memory = in_memory
+        if in_memory:
             log.warning("partition logs are in memory: nothing survives a restart")
         self.topics: dict[str, Topic] = {}
         self._listeners: list[Callable[[str, Topic | None], None]] = []
@@ -137,12 +135,12 @@ class TopicRegistry:
         return self.data_dir / "logs" / f"{topic.name}-{index}"
 
     def _open_partition(self, topic: Topic, index: int) -> Partition:
-        if self._opener is None:
+        if self._in_memory:
             mem = MemoryLog(log_append_time=topic.configs.get("message.timestamp.type") == "LogAppendTime")
             return Partition(topic.name, index, mem)
         directory = self._partition_dir(topic, index)
         directory.mkdir(parents=True, exist_ok=True)
-        return Partition(topic.name, index, self._opener(directory, topic.configs))
+        return Partition(topic.name, index, _open_log(directory, topic.configs))
 
     # -- operations ---------------------------------------------------------------------------------------
     def get(self, name: str) -> Topic | None:
@@ -169,10 +167,7 @@ class TopicRegistry:
                 INVALID_REPLICATION_FACTOR,
                 f"replication factor {replication} is impossible on one broker",
             )
-        try:
-            return validate_topic_configs(configs)
-        except ValueError as exc:
-            raise TopicError(INVALID_CONFIG, str(exc)) from None
+        return _validated(configs)
 
     def create(
         self,
@@ -222,20 +217,27 @@ class TopicRegistry:
         self._save()
 
     def check_configs(self, configs: dict[str, str]) -> None:
-        try:
-            validate_topic_configs(dict(configs))
-        except ValueError as exc:
-            raise TopicError(INVALID_CONFIG, str(exc)) from None
+        _validated(dict(configs))
 
     def set_configs(self, name: str, configs: dict[str, str]) -> None:
         topic = self.topics.get(name)
         if topic is None:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        try:
-            topic.configs = validate_topic_configs(dict(configs))
-        except ValueError as exc:
-            raise TopicError(INVALID_CONFIG, str(exc)) from None
+        topic.configs = _validated(dict(configs))
         self._save()
+        log_config = LogConfig.from_topic_configs(topic.configs)
+        for p in topic.partitions:
+            if not p.is_memory:
+                p.log.update_config(log_config)
+
+    def apply_retention(self) -> int:
+        """Delete segments past retention on every partition; returns how many went."""
+        deleted = 0
+        for topic in list(self.topics.values()):
+            for p in topic.partitions:
+                if not p.is_memory:
+                    deleted += int(p.log.apply_retention())
+        return deleted
 
     def flush_all(self) -> None:
         for topic in self.topics.values():
