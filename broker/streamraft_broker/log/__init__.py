@@ -1,7 +1,14 @@
 """The segmented partition log: append/read of whole record batches, indexes, retention and recovery."""
 
 from .config import FlushMode, FlushPolicy, InvalidConfigError, LogConfig
-from .partition import AppendInfo, LogClosedError, OffsetOutOfRangeError, PartitionLog, wall_clock_ms
+from .partition import (
+    AppendInfo,
+    LogClosedError,
+    LogStorageError,
+    OffsetOutOfRangeError,
+    PartitionLog,
+    wall_clock_ms,
+)
 from .segment import FileSlice
 
 __all__ = [
@@ -12,6 +19,7 @@ __all__ = [
     "InvalidConfigError",
     "LogClosedError",
     "LogConfig",
+    "LogStorageError",
     "OffsetOutOfRangeError",
     "PartitionLog",
     "wall_clock_ms",

@@ -63,6 +63,16 @@ class LogClosedError(RuntimeError):
     pass
 
 
+KAFKA_STORAGE_ERROR = 56
+
+
+class LogStorageError(OSError):
+    """Writing or syncing the log failed (disk full, I/O error); Kafka answers KAFKA_STORAGE_ERROR. Nothing
+    of the failed append is readable, and the log stays usable once the disk recovers."""
+
+    error_code = KAFKA_STORAGE_ERROR
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -247,8 +257,12 @@ class PartitionLog:
             next_offset = written.next_offset
             max_timestamp = max(max_timestamp, written.max_timestamp)
             records_count += written.records_count
-        self._active.append(out, final)
-        out.release()
+        try:
+            self._active.append(out, final)
+        except OSError as exc:
+            raise LogStorageError(exc.errno, f"append to {self._active.path} failed: {exc.strerror}") from exc
+        finally:
+            out.release()
         self._epochs.assign(leader_epoch, base_offset)
         self._size += total
         self._bytes_since_checkpoint += total
@@ -291,7 +305,10 @@ class PartitionLog:
             pos += header.size
         now = self._now_ms()
         self._maybe_roll(total, expected - self.log_end_offset, now)
-        self._active.append(view, batches)
+        try:
+            self._active.append(view, batches)
+        except OSError as exc:
+            raise LogStorageError(exc.errno, f"append to {self._active.path} failed: {exc.strerror}") from exc
         for _, header in batches:
             self._epochs.assign(header.partition_leader_epoch, header.base_offset)
         self._size += total
@@ -309,15 +326,24 @@ class PartitionLog:
         )
 
     def _after_append(self, now: int) -> None:
-        if self._bytes_since_checkpoint >= self._config.recovery_checkpoint_bytes:
-            self._checkpoint()
-            return
         flush = self._config.flush
         if flush.mode is FlushMode.EVERY_BATCH or (
             flush.mode is FlushMode.INTERVAL and now - self._last_flush_ms >= flush.interval_ms
         ):
-            self._active.flush_log()
+            try:
+                self._active.flush_log()
+            except OSError as exc:
+                # The batch is written but not durable: the caller must not acknowledge it as such.
+                raise LogStorageError(
+                    exc.errno, f"fsync of {self._active.path} failed: {exc.strerror}"
+                ) from exc
             self._last_flush_ms = now
+        if self._bytes_since_checkpoint >= self._config.recovery_checkpoint_bytes:
+            try:
+                self._checkpoint()
+            except OSError as exc:
+                # Only bounds recovery time; retried after the next append.
+                logger.warning("event=checkpoint_failed directory=%s error=%s", self.directory, exc)
 
     def _maybe_roll(self, incoming_bytes: int, incoming_offsets: int, now: int) -> None:
         active = self._active

@@ -176,12 +176,21 @@ class Segment:
         """Write ``data`` (whole batches; ``batches`` gives their positions inside ``data`` and their final
         headers) at the end of the segment and index it."""
         base_pos = self.size
-        pwrite_all(self._fd, data, base_pos)
+        try:
+            pwrite_all(self._fd, data, base_pos)
+        except OSError:
+            # e.g. ENOSPC part-way: cut the partial bytes so the file still ends on a batch boundary.
+            try:
+                os.ftruncate(self._fd, base_pos)
+            except OSError:
+                logger.exception("event=partial_write_not_truncated file=%s position=%d", self.path, base_pos)
+            raise
         self.size += len(data)
         self._index_batches(base_pos, batches)
 
     def _index_batches(self, base_pos: int, batches: list[tuple[int, BatchHeader]]) -> None:
         entries: list[tuple[int, int]] = []
+        time_entries: list[tuple[int, int]] = []
         for rel_pos, header in batches:
             if header.max_timestamp > self.max_timestamp:
                 self.max_timestamp = header.max_timestamp
@@ -190,11 +199,18 @@ class Segment:
                 entries.append((header.base_offset, base_pos + rel_pos))
                 # Same cadence as the offset index: the time entry carries the max so far, which includes
                 # this batch, so scans for a timestamp can start at this entry's batch.
-                self.time_index.maybe_append(self.max_timestamp, header.base_offset)
+                time_entries.append((self.max_timestamp, header.base_offset))
                 self.bytes_since_index = 0
             self.bytes_since_index += header.size
             self.next_offset = header.next_offset
-        self.offset_index.append(entries)
+        # The batches are in the log by now; index entries are only a cache of them, so a failed index write
+        # leaves a sparser index (lookups walk further) rather than failing the append.
+        try:
+            self.offset_index.append(entries)
+            for timestamp, offset in time_entries:
+                self.time_index.maybe_append(timestamp, offset)
+        except OSError as exc:
+            logger.warning("event=index_write_failed segment=%s error=%s", self.path, exc)
 
     def roll_close(self) -> None:
         """On roll: make the time index's last entry the segment's max so its max timestamp survives
