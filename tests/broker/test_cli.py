@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,8 @@ from streamraft_broker.cli import main
 from streamraft_broker.config import ConfigError, load_config
 
 from tests.support.broker_process import BrokerProcess
+from tests.support.ports import free_port
+from tests.support.wire import api_versions_ok
 
 
 @pytest.mark.parametrize(
@@ -113,3 +117,39 @@ def test_topics_produce_consume_round_trip(tmp_path: Path) -> None:
         assert sorted(consumed.stdout.split()) == ["a", "b", "c"]
         assert _cli("topics", "delete", "cli-t", *bs).returncode == 0
         assert "cli-t" not in _cli("topics", "list", *bs).stdout.split()
+
+
+def test_local_up_prints_addresses_and_stops_on_sigterm(tmp_path: Path) -> None:
+    base = free_port()
+    cli = [sys.executable, "-m", "streamraft_broker.cli"]
+    proc = subprocess.Popen(
+        [*cli, "local", "up", "--base-port", str(base), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert lines[0].strip() == f"bootstrap servers: 127.0.0.1:{base}"
+        assert lines[1].strip() == f"metrics: http://127.0.0.1:{base + 1}/metrics"
+        assert api_versions_ok("127.0.0.1", base)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_json_logs_one_event_per_line(tmp_path: Path) -> None:
+    broker = BrokerProcess(tmp_path / "b", metrics=False, extra_args=["--log-format", "json"])
+    with broker:
+        assert api_versions_ok(broker.host, broker.port)
+    events = [json.loads(line) for line in broker.log_path.read_text().splitlines() if line.strip()]
+    names = [e["event"] for e in events]
+    assert "broker ready" in names
+    assert "broker stopped" in names
+    ready = events[names.index("broker ready")]
+    assert ready["port"] == broker.port
+    assert {"ts", "level", "logger"} <= ready.keys()
