@@ -303,6 +303,7 @@ GRPC_SCRIPT = textwrap.dedent(
     pathlib.Path("/scratch/note").write_text("kept in an emptyDir")
     seen["scratch"] = pathlib.Path("/scratch/note").read_text()
     seen["cwd"] = os.getcwd()
+    seen["tmp"] = os.listdir("/tmp")
     (out / "seen.json").write_text(json.dumps(seen))
     def check(request, context):
         return b"\\x08\\x01"  # HealthCheckResponse{status: SERVING}
@@ -345,6 +346,8 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
                     "envFrom": [{"secretRef": {"name": "creds"}, "prefix": "S_"}],
                     "readinessProbe": {"grpc": {"port": 50051}, "periodSeconds": 1, "timeoutSeconds": 5},
                     "volumeMounts": [
+                        # Listed first, it hides the host's /tmp, where the other volumes' sources live.
+                        {"name": "tmp", "mountPath": "/tmp"},
                         {"name": "out", "mountPath": "/out"},
                         {"name": "secret", "mountPath": "/secret", "readOnly": True},
                         {"name": "info", "mountPath": "/info"},
@@ -356,6 +359,7 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
                 {"name": "out", "hostPath": {"path": str(tmp_path)}},
                 {"name": "secret", "secret": {"secretName": "creds"}},
                 {"name": "scratch", "emptyDir": {}},
+                {"name": "tmp", "emptyDir": {}},
                 {"name": "info", "downwardAPI": {
                     "items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
             ],
@@ -391,6 +395,7 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
         "hostname": "probed",
         "scratch": "kept in an emptyDir",
         "cwd": "/out",
+        "tmp": [],
     }
 
     def killed() -> dict[str, Any] | None:

@@ -28,17 +28,17 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _bind(libc: ctypes.CDLL, source: str, target: str, read_only: bool) -> None:
-    src = Path(source)
+def _bind(libc: ctypes.CDLL, source_fd: int, is_dir: bool, target: str, read_only: bool) -> None:
     dst = Path(target)
     # The mount point must exist; it is created on the host filesystem (the bind itself stays private).
-    if src.is_dir():
+    if is_dir:
         dst.mkdir(parents=True, exist_ok=True)
     else:
         dst.parent.mkdir(parents=True, exist_ok=True)
         if not dst.exists():
             dst.touch()
-    _check(libc.mount(source.encode(), target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {target}")
+    source = f"/proc/self/fd/{source_fd}".encode()
+    _check(libc.mount(source, target.encode(), None, _MS_BIND | _MS_REC, None), f"bind {target}")
     if read_only:
         flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
         _check(libc.mount(None, target.encode(), None, flags, None), f"read-only {target}")
@@ -50,8 +50,13 @@ def main() -> None:
     _check(libc.unshare(_CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
     hostname = spec["hostname"].encode()
     _check(libc.sethostname(hostname, len(hostname)), "sethostname")
-    for mount in spec["mounts"]:
-        _bind(libc, mount["source"], mount["target"], bool(mount.get("readOnly")))
+    mounts: list[dict[str, object]] = spec["mounts"]
+    # Open every source before mounting anything: a volume mounted at /tmp (say) would otherwise hide
+    # sources that live under /tmp. Parents are mounted before their children, as runtimes do.
+    opened = [(os.open(str(m["source"]), os.O_PATH), os.path.isdir(str(m["source"])), m) for m in mounts]
+    for fd, is_dir, mount in sorted(opened, key=lambda o: len(Path(str(o[2]["target"])).parts)):
+        _bind(libc, fd, is_dir, str(mount["target"]), bool(mount.get("readOnly")))
+        os.close(fd)
     os.chdir(spec["cwd"])
     argv: list[str] = spec["argv"]
     env: dict[str, str] = spec["env"]
