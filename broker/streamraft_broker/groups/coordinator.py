@@ -67,10 +67,12 @@ class GroupStoreError(Exception):
 
 
 class GroupStore(Protocol):
-    """Where the coordinator persists: appends key/value records (None = tombstone) durably, raising
-    GroupStoreError when it cannot."""
+    """Where the coordinator persists key/value records (None = tombstone), in the order it hands them
+    over: `write` returns once they are durable (raising GroupStoreError when they cannot be),
+    `write_nowait` queues them behind earlier writes."""
 
-    def write(self, records: Sequence[Record]) -> None: ...
+    async def write(self, records: Sequence[Record]) -> None: ...
+    def write_nowait(self, records: Sequence[Record]) -> None: ...
 
 
 class LoadedGroups(Protocol):
@@ -260,11 +262,9 @@ class GroupCoordinator:
                 for m in group.members.values()
             ),
         )
-        try:
-            self._store.write([(encode_group_key(GroupKey(group.group_id)), encode_group_value(stored))])
-        except GroupStoreError as exc:
-            # Offsets are what consumers resume from; losing the generation costs a rebalance at most.
-            log.error("group %s: could not persist group metadata: %s", group.group_id, exc)
+        # Not awaited: callers are state transitions that must not yield. Offsets are what consumers resume
+        # from; losing a generation to a crash costs a rebalance at most.
+        self._store.write_nowait([(encode_group_key(GroupKey(group.group_id)), encode_group_value(stored))])
 
     # ---- rebalance machinery -------------------------------------------------------------------------
     def _prepare_rebalance(self, group: Group, reason: str) -> None:
@@ -689,7 +689,7 @@ class GroupCoordinator:
         if records and self._store is not None:
             # Written before the in-memory view changes: a failed write must not show as committed.
             try:
-                self._store.write(records)
+                await self._store.write(records)
             except GroupStoreError as exc:
                 log.error("group %s: offset commit not persisted: %s", group_id, exc)
                 return [
@@ -782,7 +782,7 @@ class GroupCoordinator:
                 ]
                 tombstones.append((encode_group_key(GroupKey(group_id)), None))
                 try:
-                    self._store.write(tombstones)
+                    await self._store.write(tombstones)
                 except GroupStoreError as exc:
                     log.error("group %s: deletion not persisted: %s", group_id, exc)
                     out.append((group_id, ErrorCode.coordinator_not_available))
@@ -798,13 +798,9 @@ class GroupCoordinator:
         if not doomed:
             return 0
         if self._store is not None:
-            try:
-                self._store.write(
-                    [(encode_offset_key(OffsetKey(g.group_id, t, p)), None) for g, (t, p) in doomed]
-                )
-            except GroupStoreError as exc:
-                log.error("offsets of deleted topic %s not removed: %s", topic, exc)
-                return 0
+            self._store.write_nowait(
+                [(encode_offset_key(OffsetKey(g.group_id, t, p)), None) for g, (t, p) in doomed]
+            )
         for g, key in doomed:
             del g.offsets[key]
         return len(doomed)

@@ -24,8 +24,9 @@ def offsets_log_dir(data_dir: Path) -> Path:
 
 
 class GroupService:
-    def __init__(self, coordinator: GroupCoordinator, offsets_log: PartitionLog) -> None:
+    def __init__(self, coordinator: GroupCoordinator, store: OffsetsStore, offsets_log: PartitionLog) -> None:
         self.coordinator = coordinator
+        self.store = store
         self.offsets_log = offsets_log
         self._task: asyncio.Task[None] | None = None
 
@@ -55,7 +56,7 @@ class GroupService:
             loaded.records_read,
             loaded.records_skipped,
         )
-        return cls(coordinator, offsets_log)
+        return cls(coordinator, store, offsets_log)
 
     def ensure_started(self) -> GroupCoordinator:
         """The coordinator, with its deadline task running on the current loop."""
@@ -69,4 +70,5 @@ class GroupService:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self.store.close()
         self.offsets_log.close()

@@ -4,8 +4,10 @@ last value per key wins, a null value (tombstone) deletes the key."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -56,23 +58,100 @@ class LoadedState:
     records_skipped: int = 0
 
 
+Records = Sequence[tuple[bytes, bytes | None]]
+
+
 class OffsetsStore:
+    """Writes go through one writer thread that owns the log after start-up: requests queued while a
+    write is in progress are appended together and share one fsync (group commit), and the event loop
+    never waits on the disk. Writes are applied in the order they were queued."""
+
     def __init__(self, log: OffsetsLog, *, clock: Callable[[], int], fsync: bool = True) -> None:
         self._log = log
         self._clock = clock
         # A commit acknowledged to a client must survive a crash, whatever flush policy the log has.
         self._fsync = fsync
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offsets-writer")
+        self._queue: list[tuple[Records, asyncio.Future[None] | None]] = []
+        self._drainer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.writes = 0  # disk writes (append + fsync) done, for tests and metrics
+        self.records_written = 0
 
-    def write(self, records: Sequence[tuple[bytes, bytes | None]]) -> None:
+    def _write_now(self, pending: Sequence[Records]) -> None:
+        """Append every queued record in one batch and fsync once; runs on the writer thread."""
+        records = [SimpleRecord(key, value) for recs in pending for key, value in recs]
         if not records:
             return
-        batch = build_batch([SimpleRecord(key, value) for key, value in records], timestamp_ms=self._clock())
         try:
-            self._log.append(batch)
+            self._log.append(build_batch(records, timestamp_ms=self._clock()))
             if self._fsync:
                 self._log.flush()
         except (OSError, RuntimeError) as exc:  # RuntimeError: LogClosedError once shutting down
             raise GroupStoreError(f"{TOPIC}: write of {len(records)} records failed: {exc}") from exc
+        self.writes += 1
+        self.records_written += len(records)
+
+    async def write(self, records: Records) -> None:
+        """Durably persist `records`; raises GroupStoreError if they could not be."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(records, fut)
+        await fut
+
+    def write_nowait(self, records: Records) -> None:
+        """Queue `records` behind earlier writes without waiting (failures are logged)."""
+        self._enqueue(records, None)
+
+    def _enqueue(self, records: Records, fut: asyncio.Future[None] | None) -> None:
+        if self._closed:
+            error = GroupStoreError(f"{TOPIC}: store is closed")
+            if fut is None:
+                log.error("%s", error)
+                return
+            fut.set_exception(error)
+            return
+        self._queue.append((records, fut))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.get_running_loop().create_task(self._drain(), name="offsets-writer")
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            pending, self._queue = self._queue, []
+            error: GroupStoreError | None = None
+            try:
+                await loop.run_in_executor(self._executor, self._write_now, [recs for recs, _ in pending])
+            except GroupStoreError as exc:
+                error = exc
+                log.error("%s", exc)
+            for _, fut in pending:
+                if fut is None or fut.done():
+                    continue
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+
+    def close(self) -> None:
+        """Finish the write in progress and any still queued, then stop the writer thread. Call on the
+        loop's thread; queued writers whose coroutine has not resumed yet are answered with the outcome."""
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        pending, self._queue = self._queue, []
+        if not pending:
+            return
+        error: GroupStoreError | None = None
+        try:
+            self._write_now([recs for recs, _ in pending])  # the writer thread is gone: safe here
+        except GroupStoreError as exc:
+            error = exc
+            log.error("%s", exc)
+        for _, fut in pending:
+            if fut is not None and not fut.done():
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
 
     def load(self) -> LoadedState:
         state = LoadedState()
