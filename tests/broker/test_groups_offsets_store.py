@@ -244,3 +244,24 @@ async def test_concurrent_commits_share_one_disk_write(tmp_path: Path) -> None:
     assert service.store.records_written == 50 and service.store.writes <= 2
     assert sorted(o for _, _, _, o in coord.committed_offsets()) == list(range(50))
     service.close()
+
+
+async def test_restored_members_that_never_return_expire(tmp_path: Path) -> None:
+    clock = FakeClock()
+    service = GroupService.open(tmp_path, clock=clock)
+    member, generation = await stable_member(service, "g")
+    await service.coordinator.commit_offsets("g", generation, member, [OffsetCommitEntry("t", 0, 5)])
+    service.close()
+
+    reopened = GroupService.open(tmp_path, clock=clock)
+    coord = reopened.coordinator
+    clock.now += 10_000  # the member's session timeout, with no heartbeat since the restart
+    coord.tick()
+    group = coord.group("g")
+    assert group is not None and group.state is GroupState.EMPTY and group.generation_id == generation + 1
+    assert (await coord.fetch_offsets("g")).partitions[0].offset == 5, "offsets outlive the members"
+    reopened.close()
+    again = GroupService.open(tmp_path, clock=clock)
+    regrouped = again.coordinator.group("g")
+    assert regrouped is not None and regrouped.state is GroupState.EMPTY and not regrouped.members
+    again.close()
