@@ -86,7 +86,8 @@ def _run_round(directory: Path, start: int, kill_after: int) -> dict[int, int]:
 
 
 def test_every_acknowledged_batch_survives_sigkill(tmp_path: Path) -> None:
-    rng = random.Random(os.getpid() ^ time.time_ns())
+    seed = os.getpid() ^ time.time_ns()
+    rng = random.Random(seed)
     acked: dict[int, int] = {}
     start = 0
     for _ in range(ROUNDS):
@@ -99,7 +100,7 @@ def test_every_acknowledged_batch_survives_sigkill(tmp_path: Path) -> None:
             for i, base_offset in acked.items():
                 expected = _expected(i, base_offset)
                 stored = log.read_bytes(base_offset, 1)
-                assert stored == expected, f"append {i} at offset {base_offset} differs after SIGKILL"
+                assert stored == expected, f"append {i} at offset {base_offset} differs (seed {seed})"
             last = max(acked)
             assert log.log_end_offset >= acked[last] + parse_header(batch_for(last)).records_count
         finally:
