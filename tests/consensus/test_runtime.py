@@ -19,6 +19,7 @@ from streamraft_consensus.runtime import (
     StoppedError,
     UnknownGroupError,
 )
+from streamraft_consensus.transport import FaultInjector
 
 
 async def wait_until(cond: Callable[[], bool], limit_s: float = 15.0) -> None:
@@ -44,8 +45,9 @@ class Recorder:
 
 
 class Cluster:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, faults: FaultInjector | None = None) -> None:
         self.base = base
+        self.faults = faults
         self.nodes: dict[int, Runtime] = {}
         self.sms: dict[int, Recorder] = {}
         self.addresses: dict[int, str] = {}
@@ -59,6 +61,7 @@ class Cluster:
             RuntimeConfig(node_id, data_dir=self.base / f"n{node_id}", tick_interval_s=0.02),
             sm,
             listen=listen,
+            faults=self.faults,
             on_leader_change=self.changes.append,
         )
         self.addresses[node_id] = await rt.start()
@@ -124,8 +127,14 @@ async def test_leadership_transfer_and_read_index(cluster: Cluster) -> None:
     leader = await cluster.wait_leader(7)
     target = next(n for n in (1, 2, 3) if n != leader)
     await cluster.nodes[leader].propose(7, b"before")
+    changes = cluster.nodes[target].leadership_changes()
+    next_change = asyncio.ensure_future(anext(changes))
+    await asyncio.sleep(0)  # let the iterator subscribe before the transfer starts
     await cluster.nodes[leader].transfer_leadership(7, target)
     await wait_until(lambda: cluster.leader(7) == target)
+    change = await next_change
+    assert (change.group, change.leader, change.is_self) == (7, target, True)
+    await changes.aclose()
     index = await cluster.nodes[target].propose(7, b"after")
     read = await cluster.nodes[target].read_index(7)
     assert read >= index
@@ -247,3 +256,33 @@ async def test_lagging_learner_catches_up_from_a_snapshot(cluster: Cluster) -> N
     await rt.propose(8, b"after-snapshot")
     await wait_until(lambda: cluster.sms[4].data(8)[-1:] == [b"after-snapshot"])
     assert b"s0" not in cluster.sms[4].data(8)  # the early entries came inside the snapshot
+
+
+async def test_partitioned_leader_is_replaced_and_rejoins(tmp_path: Path) -> None:
+    faults = FaultInjector()
+    c = Cluster(tmp_path, faults)
+    try:
+        for n in (1, 2, 3):
+            await c.start_node(n)
+        await c.create(9)
+        old = await c.wait_leader(9)
+        await c.nodes[old].propose(9, b"before")
+        others = [n for n in (1, 2, 3) if n != old]
+        faults.isolate(old, others)
+
+        def new_leader() -> int:
+            leaders = {n for n in others if c.nodes[n].is_leader(9)}
+            return leaders.pop() if len(leaders) == 1 else 0
+
+        await wait_until(lambda: new_leader() != 0)
+        new = new_leader()
+        await c.nodes[new].propose(9, b"during")
+        # check_quorum: the isolated leader notices it lost its quorum and steps down.
+        await wait_until(lambda: not c.nodes[old].is_leader(9))
+        faults.heal()
+        await wait_until(lambda: c.nodes[old].leader(9) == new)
+        await c.nodes[new].propose(9, b"after")
+        want = [b"before", b"during", b"after"]
+        await wait_until(lambda: all(sm.data(9) == want for sm in c.sms.values()))
+    finally:
+        await c.stop()

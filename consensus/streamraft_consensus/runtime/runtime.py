@@ -25,7 +25,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 
 from streamraft_consensus.core.node import Config, NotLeader, ProposalDropped, RawNode, Status
@@ -300,7 +300,7 @@ class Runtime:
         self._action(take)
         await done
 
-    async def leadership_changes(self) -> AsyncIterator[LeaderChange]:
+    async def leadership_changes(self) -> AsyncGenerator[LeaderChange, None]:
         """Every leader/term change of every group on this node, from now on."""
         queue: asyncio.Queue[LeaderChange] = asyncio.Queue()
         self._watchers.append(queue)
