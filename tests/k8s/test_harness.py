@@ -291,7 +291,7 @@ def test_in_cluster_client_reaches_the_apiserver(k8s: Cluster, k8s_namespace: st
 
 GRPC_SCRIPT = textwrap.dedent(
     """
-    import json, os, pathlib
+    import json, os, pathlib, threading, time
     from concurrent import futures
     import grpc
     out = pathlib.Path("/out")
@@ -305,6 +305,12 @@ GRPC_SCRIPT = textwrap.dedent(
     seen["cwd"] = os.getcwd()
     seen["tmp"] = os.listdir("/tmp")
     (out / "seen.json").write_text(json.dumps(seen))
+    def mirror():  # shows the test what the container sees in its Secret volume, over time
+        while True:
+            (out / "pw.tmp").write_text(pathlib.Path("/secret/pw").read_text())
+            (out / "pw.tmp").rename(out / "pw")
+            time.sleep(0.2)
+    threading.Thread(target=mirror, daemon=True).start()
     def check(request, context):
         return b"\\x08\\x01"  # HealthCheckResponse{status: SERVING}
     handler = grpc.method_handlers_generic_handler(
@@ -397,6 +403,10 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
         "cwd": "/out",
         "tmp": [],
     }
+
+    # Secret (and ConfigMap) volumes follow updates of their object while the container runs.
+    k8s.kubectl("patch", "secret", "creds", "-n", ns, "-p", json.dumps({"stringData": {"pw": "rotated"}}))
+    k8s.wait_for(lambda: (tmp_path / "pw").read_text() == "rotated", 30, "rotated secret visible in the pod")
 
     def killed() -> dict[str, Any] | None:
         pod = k8s.pod(ns, "unhealthy")

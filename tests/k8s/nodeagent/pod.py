@@ -33,6 +33,7 @@ _TICK_S = 0.2
 _BACKOFF_INITIAL_S = 1.0
 _BACKOFF_MAX_S = 20.0
 _BACKOFF_RESET_AFTER_S = 60.0
+_VOLUME_REFRESH_S = 5.0
 
 
 @dataclass
@@ -106,6 +107,7 @@ class PodWorker(threading.Thread):
         self.start_time = now_rfc3339()
         self._reported: str = ""
         self._hosts_text = ""
+        self._volumes_refreshed = 0.0
 
     # --- called from the agent thread
     def update(self, pod: Obj | None) -> None:
@@ -197,6 +199,12 @@ class PodWorker(threading.Thread):
                     self.message = ""
                 except (VolumePending, ApiError) as exc:
                     self.message = str(exc)
+            elif time.monotonic() - self._volumes_refreshed > _VOLUME_REFRESH_S:
+                self._volumes_refreshed = time.monotonic()
+                try:
+                    materialize(self.agent.api, pod, self.dir, self.pod_ip, self.agent.host_ip, refresh=True)
+                except (VolumePending, ApiError, OSError) as exc:
+                    log.info("volumes of %s/%s keep their content: %s", self.namespace, self.pod_name, exc)
             if self.volumes is not None:
                 self._drive_containers(pod)
             try:

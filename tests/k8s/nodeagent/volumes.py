@@ -18,15 +18,23 @@ class VolumePending(RuntimeError):
 
 
 def _write_files(directory: Path, files: dict[str, bytes], mode: int | None) -> None:
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    """Makes `directory` hold exactly `files`, in place: running containers have this very directory
+    bind-mounted, so it must never be replaced, only its contents updated."""
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted: set[Path] = set()
     for rel, content in files.items():
         path = directory / rel
-        assert directory in path.resolve().parents, f"volume item path escapes its volume: {rel!r}"
+        assert directory.resolve() in path.resolve().parents, f"volume item path escapes its volume: {rel!r}"
+        wanted.add(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        if not path.is_file() or path.read_bytes() != content:
+            path.write_bytes(content)
         path.chmod(mode if mode is not None else 0o644)
+    for existing in sorted(directory.rglob("*"), reverse=True):
+        if existing.is_file() and existing not in wanted:
+            existing.unlink()
+        elif existing.is_dir() and not any(existing.iterdir()):
+            existing.rmdir()
 
 
 def _object_files(api: Api, namespace: str, kind: str, source: Obj) -> dict[str, bytes]:
@@ -112,13 +120,21 @@ def claim_directory(api: Api, namespace: str, claim: str) -> Path:
     return directory
 
 
-def materialize(api: Api, pod: Obj, pod_dir: Path, pod_ip: str, host_ip: str) -> dict[str, Path]:
-    """Creates every volume of `pod` on the host; returns volume name -> host path."""
+REFRESHED_KINDS = ("configMap", "secret", "downwardAPI")
+
+
+def materialize(
+    api: Api, pod: Obj, pod_dir: Path, pod_ip: str, host_ip: str, *, refresh: bool = False
+) -> dict[str, Path]:
+    """Creates every volume of `pod` on the host; returns volume name -> host path. With `refresh`,
+    only rewrites configMap, secret and downwardAPI volumes, as the kubelet syncs them periodically."""
     namespace = pod["metadata"]["namespace"]
     paths: dict[str, Path] = {}
     for volume in pod["spec"].get("volumes") or []:
         name: str = volume["name"]
         target = pod_dir / "volumes" / name
+        if refresh and not any(kind in volume for kind in REFRESHED_KINDS):
+            continue
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
             paths[name] = target
