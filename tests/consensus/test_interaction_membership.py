@@ -202,3 +202,42 @@ def test_new_leader_defers_reads_until_it_commits_in_its_term() -> None:
     c.stabilize()
     st = c.nodes[2].status()
     assert [(rs.index, rs.context) for rs in c.read_states[2]] == [(st.hard_state.commit, b"early")]
+
+
+def test_configuration_takes_effect_when_appended_and_reverts_when_truncated() -> None:
+    c = _three_with_data(1)
+    c.add_fresh(4)
+    c.isolate(1)
+    c.nodes[1].propose_conf_change(_cc(ADD_LEARNER, 4))
+    c.stabilize()
+    # The leader uses the new configuration as soon as the entry is in its log, before it commits.
+    assert c.nodes[1].status().conf_state.learners == (4,)
+    assert c.nodes[1].raft.applied_conf.learners == ()
+    for _ in range(40):
+        c.tick(2)
+        c.tick(3)
+        c.stabilize()
+        if c.leader() in (2, 3):
+            break
+    new = c.leader()
+    assert new in (2, 3)
+    c.nodes[new].propose(b"overwrites")
+    c.stabilize()
+    c.heal()
+    c.tick_all(3)
+    # The uncommitted change was truncated away on node 1, and with it the configuration it introduced.
+    assert c.nodes[1].status().soft_state.leader == new
+    assert c.nodes[1].status().conf_state.learners == ()
+    assert c.data(1)[-1] == b"overwrites"
+
+
+def test_follower_adopts_configuration_from_its_log_before_commit() -> None:
+    c = _three_with_data(0)
+    c.add_fresh(4)
+    c.nodes[1].propose_conf_change(_cc(ADD_VOTER, 4))
+    c.deliver(c.take(to=2, mtype=MessageType.APPEND))
+    assert c.nodes[2].status().conf_state.voters == (1, 2, 3, 4)
+    assert c.nodes[2].raft.applied_conf.voters == (1, 2, 3)
+    c.stabilize()
+    c.tick_all(2)
+    assert c.nodes[2].raft.applied_conf.voters == (1, 2, 3, 4)

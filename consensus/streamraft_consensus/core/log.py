@@ -15,7 +15,15 @@ from streamraft_consensus.core.types import Entry, Snapshot
 
 
 class RaftLog:
-    __slots__ = ("applied", "committed", "storage", "unstable", "unstable_offset", "unstable_snapshot")
+    __slots__ = (
+        "applied",
+        "committed",
+        "storage",
+        "truncated_at",
+        "unstable",
+        "unstable_offset",
+        "unstable_snapshot",
+    )
 
     def __init__(self, storage: LogStorage) -> None:
         self.storage = storage
@@ -24,6 +32,8 @@ class RaftLog:
         # Index of unstable[0] (or where it would be).
         self.unstable_offset = last + 1
         self.unstable_snapshot: Snapshot | None = None
+        # Where the last maybe_append() truncated a conflicting suffix (0: it did not).
+        self.truncated_at = 0
         first = storage.first_index()
         self.committed = first - 1
         self.applied = first - 1
@@ -93,6 +103,7 @@ class RaftLog:
             return None
         last_new = index + len(ents)
         ci = self.find_conflict(ents)
+        self.truncated_at = ci if ci and ci <= self.last_index() else 0
         if ci:
             assert ci > self.committed, f"entry {ci} conflicts with committed entry (commit {self.committed})"
             self.append(ents[ci - index - 1 :])

@@ -7,6 +7,12 @@ if ``rd.must_sync``), then send ``rd.messages``, then apply ``rd.committed_entri
 a time: ``has_ready()`` is False and ``ready()`` raises until it is advanced. Messages produced while a
 Ready is outstanding wait for the next Ready, so they are never sent before the state they depend on.
 
+Early sending (Raft thesis 10.2.1): a runtime may send a Ready's APPEND, HEARTBEAT, SNAPSHOT and
+TIMEOUT_NOW messages (the leader's) before persisting that Ready; every other message (votes, append and
+heartbeat responses, read-index traffic) must wait until the Ready is durable. This is safe because the
+leader's commit index only reaches anyone through a later Ready, and a later Ready exists only after
+``advance()`` of this one, i.e. after this one was persisted.
+
 Quiescence: a runtime may stop ticking an idle group whose leader reports ``can_quiesce()`` (and its
 followers); ``wake()`` restarts the timers from zero so nobody campaigns or steps down on resuming.
 """
@@ -139,6 +145,12 @@ class RawNode:
         log = r.log
         ss = SoftState(r.lead, r.role)
         hs = self._hard_state()
+        prev = self._prev_hs
+        assert hs.term >= prev.term, f"term went backwards: {prev.term} -> {hs.term}"
+        assert hs.commit >= prev.commit, f"commit went backwards: {prev.commit} -> {hs.commit}"
+        assert hs.term > prev.term or prev.vote in (NONE, hs.vote), (
+            f"vote changed within term {hs.term}: {prev.vote} -> {hs.vote}"
+        )
         rd = Ready(
             soft_state=ss if ss != self._prev_ss else None,
             hard_state=hs if hs != self._prev_hs else None,

@@ -1,13 +1,18 @@
 """The Raft state machine (after etcd-io/raft): pure, deterministic, driven by tick() and step().
 
-Membership changes are **one at a time**: a CONF_CHANGE entry carries exactly one change (add a learner,
-add/promote a voter, remove a node), takes effect when it is *applied* (the caller calls
-``apply_conf_change``), and the leader accepts a new one only after the previous one is applied. Any two
-majorities of configurations differing by one voter overlap, so no joint phase is needed; the known hazard
-of single-server changes (a change proposed by a leader that has not yet committed an entry of its own
-term) is closed because a new leader sets ``pending_conf_index`` to its last index, so it cannot propose a
-change before its own term's first entry is committed and applied. We chose this over joint consensus
-because the operator only ever adds or removes one broker at a time, and it keeps the core much smaller.
+Membership changes are **one at a time** (Raft thesis 4.1): a CONF_CHANGE entry carries exactly one
+change (add a learner, add/promote a voter, remove a node). As in the thesis, a node uses the latest
+configuration *in its log*, committed or not, for elections and commitment (and recomputes it if a
+conflicting leader truncates a change away); ``apply_conf_change`` only reports the configuration as of
+the applied entry, for the caller's snapshots, and makes a leader that applied its own removal step down.
+(Using a configuration only once applied, like etcd's v1 changes, needs extra guards against nodes whose
+applied configuration lags their log; the thesis rule needs none.) The leader accepts a new
+change only after the previous one is applied, so configurations in use differ by at most one voter and
+every two majorities overlap; the known hazard of single-server changes (a change proposed by a leader that
+has not yet committed an entry of its own term) is closed because a new leader sets ``pending_conf_index``
+to its first entry, so it cannot propose a change before that entry is committed and applied. We chose
+this over joint consensus because the operator only ever adds or removes one broker at a time, and it
+keeps the core much smaller.
 
 Message release (etcd's rule): every message produced goes into the next Ready, and the caller sends a
 Ready's messages only after persisting that Ready's hard state, snapshot and entries. So a vote or an
@@ -23,6 +28,7 @@ requests until it has committed an entry of its own term.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from streamraft_consensus.core.config import Config, NotLeader, ProposalDropped
 from streamraft_consensus.core.log import RaftLog
@@ -95,7 +101,11 @@ class Raft:
         self.bcast = _BCAST_NONE
 
         hs, cs = storage.initial_state()
-        self._load_conf_state(cs)
+        snap = storage.snapshot()
+        self.base_conf = snap.meta.conf_state if not snap.is_empty() else cs
+        self.base_conf_index = snap.meta.index
+        self.last_conf_index = 0
+        self.applied_conf = self.base_conf
         if hs != HardState():
             if hs.commit > self.log.last_index():
                 raise ValueError(f"hard state commit {hs.commit} is past last index {self.log.last_index()}")
@@ -107,21 +117,72 @@ class Raft:
             if cfg.applied > self.log.committed:
                 raise ValueError(f"config.applied {cfg.applied} is past commit index {self.log.committed}")
             self.log.applied_to(cfg.applied)
+        self._recompute_conf()
         self.become_follower(self.term, NONE)
 
     # --- configuration --------------------------------------------------------------------------------
-    def _load_conf_state(self, cs: ConfState) -> None:
+    def _conf_entries(self, lo: int) -> list[tuple[int, ConfChange]]:
+        log = self.log
+        if lo < log.first_index():
+            raise ValueError(
+                f"log compacted to {log.first_index() - 1}, past the snapshot at {lo - 1}: "
+                "membership changes in between are lost (compact only up to the snapshot index)"
+            )
+        ents = log.slice(lo, log.last_index() + 1)
+        return [(e.index, ConfChange.decode(e.data)) for e in ents if e.type == EntryType.CONF_CHANGE]
+
+    def _recompute_conf(self) -> None:
+        """Rebuild the log configuration (and the applied one) from the snapshot's plus the log's changes."""
+        snap = self.log.snapshot()
+        if snap.meta.index > self.base_conf_index:
+            # The caller compacted the log: its snapshot records the configuration at that point.
+            self.base_conf = snap.meta.conf_state
+            self.base_conf_index = snap.meta.index
+        log_conf = applied_conf = self.base_conf
+        self.last_conf_index = 0
+        for index, cc in self._conf_entries(self.base_conf_index + 1):
+            log_conf = apply_change(log_conf, cc)
+            self.last_conf_index = index
+            if index <= self.log.applied:
+                applied_conf = log_conf
+        self.applied_conf = applied_conf
+        self._set_tracker(log_conf)
+
+    def _set_tracker(self, cs: ConfState) -> None:
         if cs.voters_outgoing or cs.learners_next:
             raise ValueError("joint configurations are not supported (one-at-a-time membership changes)")
         nxt = self.log.last_index() + 1
+        old = self.prs
         self.prs = {}
-        for v in cs.voters:
-            self.prs[v] = Progress(nxt, self.cfg.max_inflight_msgs)
-        for v in cs.learners:
-            if v in self.prs:
-                raise ValueError(f"node {v} is both voter and learner in {cs}")
-            self.prs[v] = Progress(nxt, self.cfg.max_inflight_msgs, is_learner=True)
+        for ids, learner in ((cs.voters, False), (cs.learners, True)):
+            for v in ids:
+                if v in self.prs:
+                    raise ValueError(f"node {v} is both voter and learner in {cs}")
+                pr = old.get(v)
+                if pr is None:
+                    pr = Progress(nxt, self.cfg.max_inflight_msgs, learner)
+                    # A new member counts as active so the leader may send it a snapshot straight away.
+                    pr.recent_active = True
+                    if v == self.id:
+                        pr.match = nxt - 1
+                pr.is_learner = learner
+                self.prs[v] = pr
         self._update_voters()
+        if self.role == Role.LEADER:
+            if self.lead_transferee != NONE and self.lead_transferee not in self.voters.voters:
+                self.lead_transferee = NONE
+            if self.maybe_commit():
+                self.bcast = _BCAST_ALWAYS
+
+    def _log_appended(self, first_new: int, ents: Sequence[Entry]) -> None:
+        """Track configuration entries among newly appended ``ents`` (``first_new``: first new index)."""
+        if first_new <= self.last_conf_index:
+            self._recompute_conf()  # a change was truncated away
+            return
+        for e in ents:
+            if e.type == EntryType.CONF_CHANGE and e.index >= first_new:
+                self._set_tracker(apply_change(self.conf_state(), ConfChange.decode(e.data)))
+                self.last_conf_index = e.index
 
     def _update_voters(self) -> None:
         self.voters = MajorityConfig([i for i, pr in self.prs.items() if not pr.is_learner])
@@ -186,7 +247,9 @@ class Raft:
         self._reset(self.term)
         self.lead = self.id
         self.role = Role.LEADER
-        self.prs[self.id].become_replicate()
+        own = self.prs.get(self.id)
+        if own is not None:
+            own.become_replicate()
         # No membership change until this term's first entry is applied (closes the single-server bug).
         _, self.pending_conf_index = self._append(EntryType.NORMAL, b"")
         self.bcast = _BCAST_ALWAYS
@@ -378,8 +441,11 @@ class Raft:
         if m.index < log.committed:
             self.msgs.append(Message(_MT.APPEND_RESP, m.frm, self.id, self.term, index=log.committed))
             return
+        prev_last = log.last_index()
         last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
+            if log.truncated_at or last_new > prev_last:
+                self._log_appended(log.truncated_at or prev_last + 1, m.entries)
             self.msgs.append(Message(_MT.APPEND_RESP, m.frm, self.id, self.term, index=last_new))
             return
         hint, hint_term = log.find_conflict_by_term(m.index, m.log_term)
@@ -417,10 +483,11 @@ class Raft:
             self.log.commit_to(meta.index)
             return False
         self.log.restore(snap)
-        self._load_conf_state(cs)
-        nxt = self.log.last_index() + 1
-        for pr in self.prs.values():
-            pr.next = nxt
+        self.base_conf = self.applied_conf = cs
+        self.base_conf_index = meta.index
+        self.last_conf_index = 0
+        self.prs = {}
+        self._set_tracker(cs)
         return True
 
     # --- leader handlers ------------------------------------------------------------------------------
@@ -537,8 +604,13 @@ class Raft:
     # --- proposals ------------------------------------------------------------------------------------
     def _append(self, etype: EntryType, data: bytes) -> tuple[int, int]:
         index = self.log.last_index() + 1
-        self.log.append((Entry(self.term, index, etype, data),))
-        self.prs[self.id].maybe_update(index)
+        ent = Entry(self.term, index, etype, data)
+        self.log.append((ent,))
+        if etype == EntryType.CONF_CHANGE:
+            self._log_appended(index, (ent,))
+        own = self.prs.get(self.id)
+        if own is not None:
+            own.maybe_update(index)
         self.maybe_commit()
         if self.bcast == _BCAST_NONE:
             self.bcast = _BCAST_IF_NEW
@@ -584,38 +656,13 @@ class Raft:
                 raise ValueError(f"cannot remove {nid}, the last voter")
 
     def apply_conf_change(self, cc: ConfChange) -> ConfState:
-        """Apply a committed change. Invalid changes are no-ops: every node applies the same log, so every
-        node reaches the same decision."""
-        for t, nid in cc.changes:
-            pr = self.prs.get(nid)
-            if t == ConfChangeType.ADD_VOTER:
-                if pr is not None:
-                    pr.is_learner = False
-                else:
-                    self._add_progress(nid, learner=False)
-            elif t == ConfChangeType.ADD_LEARNER:
-                if pr is None:
-                    self._add_progress(nid, learner=True)
-            elif t == ConfChangeType.REMOVE and pr is not None:
-                if not pr.is_learner and len(self.voters.voters) == 1:
-                    continue
-                del self.prs[nid]
-        self._update_voters()
-        if self.role == Role.LEADER:
-            if not self.promotable():
-                self.become_follower(self.term, NONE)
-            else:
-                if self.lead_transferee != NONE and self.lead_transferee not in self.voters.voters:
-                    self.lead_transferee = NONE
-                if self.maybe_commit():
-                    self.bcast = _BCAST_ALWAYS
-        return self.conf_state()
-
-    def _add_progress(self, nid: int, learner: bool) -> None:
-        pr = Progress(self.log.last_index() + 1, self.cfg.max_inflight_msgs, learner)
-        # A new member counts as active so the leader may send it a snapshot straight away.
-        pr.recent_active = True
-        self.prs[nid] = pr
+        """The caller applied a committed CONF_CHANGE entry: returns the configuration as of that entry
+        (what a snapshot taken there must record). The change itself took effect when it was appended."""
+        self.applied_conf = apply_change(self.applied_conf, cc)
+        if self.role == Role.LEADER and self.id not in self.applied_conf.voters:
+            # Our removal (or demotion) is committed: hand over by stepping down.
+            self.become_follower(self.term, NONE)
+        return self.applied_conf
 
     # --- read index -----------------------------------------------------------------------------------
     def read_index(self, frm: int, ctx: bytes) -> None:
@@ -691,3 +738,25 @@ class Raft:
         pr.become_probe()
         # Wait for the next heartbeat response before probing, as etcd does.
         pr.probe_sent = True
+
+
+def apply_change(cs: ConfState, cc: ConfChange) -> ConfState:
+    """The configuration after ``cc``. Invalid changes are no-ops (the leader validates proposals; every
+    node applies the same log, so every node reaches the same result)."""
+    voters = list(cs.voters)
+    learners = list(cs.learners)
+    for t, nid in cc.changes:
+        if t == ConfChangeType.ADD_VOTER:
+            if nid in learners:
+                learners.remove(nid)
+            if nid not in voters:
+                voters.append(nid)
+        elif t == ConfChangeType.ADD_LEARNER:
+            if nid not in voters and nid not in learners:
+                learners.append(nid)
+        elif t == ConfChangeType.REMOVE:
+            if nid in learners:
+                learners.remove(nid)
+            elif nid in voters and len(voters) > 1:
+                voters.remove(nid)
+    return ConfState(voters=tuple(sorted(voters)), learners=tuple(sorted(learners)))

@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         ("reads", str(totals.reads)),
         ("xfers", str(totals.transfers)),
         ("confs", str(totals.conf_changes)),
+        ("quiesced", str(totals.quiesced)),
         ("heal->commit max ticks", str(heal_max)),
     ]
     print(" ".join(f"{h:>{max(len(h), len(v))}}" for h, v in cols))

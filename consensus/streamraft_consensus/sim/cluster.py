@@ -86,7 +86,7 @@ class Cluster:
         node = self.nodes[node_id]
         st = self.storages[node_id]
         applied = node.status().applied
-        st.create_snapshot(applied, node.status().conf_state, b"")
+        st.create_snapshot(applied, node.raft.applied_conf, b"")
         st.compact(applied)
         return applied
 

@@ -62,6 +62,7 @@ class Stats:
     conf_changes: int = 0
     delivered: int = 0
     heal_to_commit_ticks: int = 0
+    quiesced: int = 0
 
 
 @dataclass
@@ -122,7 +123,7 @@ class World:
             crash_rate=rng.choice((0.0, 0.002, 0.006)),
             persist_crash_rate=rng.choice((0.0, 0.005, 0.02)),
             partition_rate=rng.choice((0.0, 0.01, 0.03)),
-            propose_rate=rng.choice((0.3, 0.7)),
+            propose_rate=rng.choice((0.05, 0.3, 0.7)),
             fault_ticks=fault_ticks,
         )
         self.stats = Stats()
@@ -133,6 +134,7 @@ class World:
         self.cut: set[tuple[int, int]] = set()
         self.partition_until = 0
         self.healed = False
+        self.quiesced = False
         conf = ConfState(voters=tuple(range(1, self.p.n_voters + 1)))
         self.nodes: dict[int, _Node] = {}
         for i in range(1, 6):
@@ -177,6 +179,7 @@ class World:
         else:
             sn.disk.crash(self.rng)
         sn.node = None
+        self._wake()
         sn.down_until = self.tick_no + self.rng.randint(3, 40)
         self.stats.crashes += 1
         self.log(f"node {sn.id} crashed ({why})")
@@ -307,17 +310,24 @@ class World:
             return
         copies = 2 if (self.p.dup and rng.random() < self.p.dup) else 1
         for _ in range(copies):
-            if (m.frm, m.to) in self.cut or (self.p.loss and rng.random() < self.p.loss):
+            if (m.frm, m.to) in self.cut:
+                self._dropped(m, unreachable=True)
+                continue
+            if self.p.loss and rng.random() < self.p.loss:
                 self._dropped(m)
                 continue
             self.seq += 1
             heapq.heappush(self.net, (self.now + rng.randint(1, self.p.max_delay), self.seq, m))
 
-    def _dropped(self, m: Message) -> None:
+    def _dropped(self, m: Message, unreachable: bool = False) -> None:
+        src = self.nodes[m.frm].node
+        if src is None:
+            return
         if m.type == MessageType.SNAPSHOT:
-            src = self.nodes[m.frm].node
-            if src is not None:
-                src.report_snapshot(m.to, False)
+            src.report_snapshot(m.to, False)
+        elif unreachable and m.type == MessageType.APPEND:
+            # What a transport does when it cannot reach the peer at all (not for random loss).
+            src.report_unreachable(m.to)
 
     def _deliver_due(self) -> None:
         net = self.net
@@ -325,7 +335,7 @@ class World:
             _, _, m = heapq.heappop(net)
             dst = self.nodes[m.to]
             if dst.node is None or (m.frm, m.to) in self.cut:
-                self._dropped(m)
+                self._dropped(m, unreachable=True)
                 continue
             try:
                 dst.node.step(m)
@@ -358,6 +368,7 @@ class World:
                 self._restart(sn)
         if self.cut and self.tick_no >= self.partition_until:
             self.cut.clear()
+            self._wake()
             self.log("partition healed")
         if not self.cut and rng.random() < p.partition_rate:
             ids = list(self.nodes)
@@ -373,11 +384,29 @@ class World:
             else:  # asymmetric: some one-way links fail
                 self.cut = {(x, y) for x in ids for y in ids if x != y and rng.random() < 0.3}
             self.partition_until = self.tick_no + rng.randint(5, 60)
+            self._wake()
             self.log(f"partition {sorted(self.cut)} until t{self.partition_until}")
+
+    def _maybe_quiesce(self) -> None:
+        """Model the runtime's idle-group quiescence: stop ticking while the leader says it may."""
+        ld = self._leader()
+        if ld is not None and ld.node is not None and ld.node.can_quiesce() and self.rng.random() < 0.2:
+            self.quiesced = True
+            self.stats.quiesced += 1
+            self.log(f"group quiesced (leader {ld.id})")
+
+    def _wake(self) -> None:
+        if self.quiesced:
+            self.quiesced = False
+            for sn in self.nodes.values():
+                if sn.node is not None:
+                    sn.node.wake()
+            self.log("group woken")
 
     def _restart(self, sn: _Node) -> None:
         self.stats.torn = sum(n.disk.torn_detected for n in self.nodes.values())
         self._start(sn)
+        self._wake()
         self.log(f"node {sn.id} restarted")
 
     def _leader(self) -> _Node | None:
@@ -391,6 +420,7 @@ class World:
 
     def _propose(self, sn: _Node, data: bytes) -> bool:
         assert sn.node is not None
+        self._wake()
         try:
             sn.node.propose(data)
         except (NotLeader, ProposalDropped):
@@ -410,6 +440,7 @@ class World:
             if sn.node is not None:
                 self.prop_seq += 1
                 ctx = b"r%d" % self.prop_seq
+                self._wake()
                 try:
                     sn.node.read_index(ctx)
                     self.reads[ctx] = self.max_acked
@@ -419,8 +450,10 @@ class World:
             return
         assert ld.node is not None
         if rng.random() < 0.02:
+            self._wake()
             self._conf_change(ld)
         if rng.random() < 0.01:
+            self._wake()
             cs = ld.node.raft.conf_state()
             target = rng.choice(cs.voters)
             try:
@@ -460,7 +493,7 @@ class World:
             st = sn.disk.live
             if sn.sm_index - st.first_index() < 10 or sn.sm_index <= st.snapshot().meta.index:
                 continue
-            cs = sn.node.raft.conf_state()
+            cs = sn.node.raft.applied_conf
             snap = Snapshot(
                 SnapshotMeta(sn.sm_index, st.term(sn.sm_index), cs), _snap_data(sn.sm_index, sn.sm_hash)
             )
@@ -528,15 +561,18 @@ class World:
             self._client()
             order = sims[:]
             self.rng.shuffle(order)
-            for sn in order:
-                if sn.node is not None:
-                    sn.node.tick()
-                    self._check_leader(sn)
+            if not self.quiesced:
+                for sn in order:
+                    if sn.node is not None:
+                        sn.node.tick()
+                        self._check_leader(sn)
             for _ in range(ROUNDS_PER_TICK):
                 for sn in order:
                     self._process(sn)
                 self._deliver_due()
                 self.now += 1
+            if not self.quiesced and not self.healed:
+                self._maybe_quiesce()
         self.stats.ticks = self.tick_no
         if not self.live_ok:
             self._liveness()
