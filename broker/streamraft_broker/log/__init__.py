@@ -1,5 +1,6 @@
 """The segmented partition log: append/read of whole record batches, indexes, retention and recovery."""
 
+from .compaction import CompactionStats
 from .config import FlushMode, FlushPolicy, InvalidConfigError, LogConfig
 from .partition import (
     AppendInfo,
@@ -13,6 +14,7 @@ from .segment import FileSlice
 
 __all__ = [
     "AppendInfo",
+    "CompactionStats",
     "FileSlice",
     "FlushMode",
     "FlushPolicy",

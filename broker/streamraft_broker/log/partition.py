@@ -41,6 +41,7 @@ from streamraft_broker.records.builder import decode_records
 from streamraft_broker.records.errors import InvalidRecordError, KafkaErrorCode
 
 from .checkpoint import RecoveryPoint, write_log_start, write_recovery_point
+from .compaction import CompactionStats, latest_offsets, swap_in, write_cleaned
 from .config import FlushMode, LogConfig
 from .epochs import LeaderEpochCache
 from .recovery import recover
@@ -648,6 +649,30 @@ class PartitionLog:
             self._retire(segment)
         del self._segments[:count]
         del self._bases[:count]
+
+    def compact(self) -> CompactionStats:
+        """Compact the closed segments (see compaction.py); the active segment is left alone. For
+        cleanup.policy=compact topics, called periodically by the broker (it does not check the policy)."""
+        self._check_open()
+        closed = self._segments[:-1]
+        if not closed:
+            return CompactionStats()
+        latest = latest_offsets(closed)
+        rewritten = removed = before = after = 0
+        for i, segment in enumerate(closed):
+            result = write_cleaned(segment, latest)
+            if result is None:
+                continue
+            cleaned, count, _ = result
+            fresh = swap_in(segment, cleaned, index_interval_bytes=self._config.index_interval_bytes)
+            self._graveyard.append(segment)
+            self._segments[i] = fresh
+            self._size += fresh.size - segment.size
+            rewritten += 1
+            removed += count
+            before += segment.size
+            after += fresh.size
+        return CompactionStats(rewritten, before, after, removed)
 
     def delete_records_before(self, offset: int) -> None:
         """Move the log start to ``offset`` (DeleteRecords) and delete the segments wholly before it."""

@@ -14,7 +14,7 @@ from .batch import (
     validate_batch,
     validate_produce_batch,
 )
-from .builder import SimpleRecord, build_batch, decode_records
+from .builder import SimpleRecord, build_batch, build_empty_batch, decode_records
 from .errors import InvalidRecordError, KafkaErrorCode
 
 NONE = Compression.NONE
@@ -31,6 +31,7 @@ __all__ = [
     "SimpleRecord",
     "TimestampType",
     "build_batch",
+    "build_empty_batch",
     "compute_crc",
     "decode_records",
     "iter_batches",

@@ -17,6 +17,7 @@ from .batch import (
     CRC_OFFSET,
     MAGIC_V2,
     TRANSACTIONAL_MASK,
+    BatchHeader,
     Compression,
     TimestampType,
     compute_crc,
@@ -76,9 +77,13 @@ def build_batch(
     compression: Compression = Compression.NONE,
     partition_leader_epoch: int = -1,
     timestamp_type: TimestampType = TimestampType.CREATE_TIME,
+    last_offset_delta: int | None = None,
+    max_timestamp: int | None = None,
 ) -> bytes:
     """Encode a complete v2 batch. Offset deltas are 0..n-1 unless the records carry explicit, strictly
-    increasing ones (as a compacted batch would); record timestamps are timestamp_ms + timestamp_delta."""
+    increasing ones (as a compacted batch would); record timestamps are timestamp_ms + timestamp_delta.
+    ``last_offset_delta``/``max_timestamp`` override the computed header values (compaction keeps a
+    batch's original offset range and max timestamp when it drops records)."""
     if not records:
         raise ValueError("a record batch needs at least one record")
     deltas = [r.offset_delta for r in records]
@@ -97,7 +102,13 @@ def build_batch(
         attributes |= TRANSACTIONAL_MASK
     if is_control:
         attributes |= CONTROL_MASK
-    max_ts = timestamp_ms + max(r.timestamp_delta for r in records)
+    max_ts = (
+        timestamp_ms + max(r.timestamp_delta for r in records) if max_timestamp is None else max_timestamp
+    )
+    if last_offset_delta is None:
+        last_offset_delta = deltas[-1]
+    elif last_offset_delta < deltas[-1]:
+        raise ValueError(f"last_offset_delta {last_offset_delta} is below the last record's {deltas[-1]}")
     size = BATCH_HEADER_SIZE + len(payload)
     out = bytearray(size)
     _HEADER.pack_into(
@@ -109,7 +120,7 @@ def build_batch(
         MAGIC_V2,
         0,
         attributes,
-        deltas[-1],
+        last_offset_delta,
         timestamp_ms,
         max_ts,
         producer_id,
@@ -119,6 +130,32 @@ def build_batch(
     )
     out[BATCH_HEADER_SIZE:] = payload
     _CRC.pack_into(out, CRC_OFFSET, compute_crc(out, 0, size))
+    return bytes(out)
+
+
+def build_empty_batch(header: BatchHeader) -> bytes:
+    """A header-only batch (no records) keeping ``header``'s offsets, producer fields and flags, as
+    compaction leaves behind when it removes every record of an idempotent producer's batch."""
+    attributes = header.attributes & ~COMPRESSION_MASK
+    out = bytearray(BATCH_HEADER_SIZE)
+    _HEADER.pack_into(
+        out,
+        0,
+        header.base_offset,
+        BATCH_HEADER_SIZE - 12,
+        header.partition_leader_epoch,
+        MAGIC_V2,
+        0,
+        attributes,
+        header.last_offset_delta,
+        header.base_timestamp,
+        header.max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        0,
+    )
+    _CRC.pack_into(out, CRC_OFFSET, compute_crc(out, 0, BATCH_HEADER_SIZE))
     return bytes(out)
 
 
