@@ -11,12 +11,8 @@ Durability: fsync per FlushPolicy. A recovery-point checkpoint (offset, segment,
 on roll, on flush(), on close() and after ``recovery_checkpoint_bytes`` of appends, so a restart CRC-checks
 only the unflushed tail (see recovery.py).
 
-Compaction (cleanup.policy=compact) is not implemented yet; the layout leaves room for it: a cleaner copies
-the retained batches of one or more closed segments into "<base>.log.cleaned" (records of a batch that keep
-some keys are re-encoded into a new batch keeping the original base offset and offset deltas, since every
-batch carries explicit offsets and reads tolerate gaps), writes its indexes, renames it to ".swap", then
-replaces the old segment files and drops the suffix; recovery discards any .cleaned/.swap it finds, which is
-safe because the originals are deleted only after the swap.
+Compaction (cleanup.policy=compact): compact() rewrites closed segments keeping the newest record per key,
+with offsets preserved (compaction.py describes the .cleaned/.swap protocol and what is not done yet).
 """
 
 from __future__ import annotations
