@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from kio.schema.create_topics.v7 import request as ct
+from kio.schema.fetch.v12 import request as fr
 from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
 from kio.schema.list_offsets.v7 import request as lo
 from kio.schema.produce.v9 import request as pr
@@ -110,3 +112,85 @@ def test_corrupt_and_misdirected_batches_rejected_broker_stays_up(broker: Broker
         assert _end_offset(c, "bad") == 0
         ok = _produce(c, "bad", _batch(-1, -1, -1, 2))
         assert (int(ok.error_code), int(ok.base_offset)) == (0, 0)
+
+
+def _fetch(c: WireClient, topic: str, offset: int, *, min_bytes: int, max_wait_ms: int) -> Any:
+    part = build(
+        fr.FetchPartition,
+        partition=0,
+        current_leader_epoch=-1,
+        fetch_offset=offset,
+        last_fetched_epoch=-1,
+        log_start_offset=-1,
+        partition_max_bytes=1 << 20,
+    )
+    req = build(
+        fr.FetchRequest,
+        replica_id=-1,
+        max_wait=max_wait_ms,
+        min_bytes=min_bytes,
+        max_bytes=1 << 20,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=(build(fr.FetchTopic, topic=topic, partitions=(part,)),),
+        forgotten_topics_data=(),
+        rack_id="",
+    )
+    return c.request(1, 12, req).responses[0].partitions[0]
+
+
+def test_long_poll_fetch_is_woken_by_an_append(broker: BrokerProcess) -> None:
+    with WireClient(broker.host, broker.port, timeout=60) as c, WireClient(broker.host, broker.port) as p:
+        topic = build(
+            ct.CreatableTopic, name="poll", num_partitions=1, replication_factor=1, assignments=(), configs=()
+        )
+        c.request(19, 7, build(ct.CreateTopicsRequest, topics=(topic,), timeout=5000, validate_only=False))
+        empty = _fetch(c, "poll", 0, min_bytes=0, max_wait_ms=0)
+        assert int(empty.high_watermark) == 0
+        assert not empty.records  # empty record set, as Kafka sends it
+        result: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: result.append(_fetch(c, "poll", 0, min_bytes=1, max_wait_ms=30000))
+        )
+        started = time.monotonic()
+        waiter.start()
+        assert int(_produce(p, "poll", _batch(-1, -1, -1, 4)).error_code) == 0
+        waiter.join(timeout=60)
+        # Answered by the append, not by the 30 s max_wait running out.
+        assert time.monotonic() - started < 20
+        (got,) = result
+        assert int(got.high_watermark) == 4
+        assert got.records is not None and len(got.records) > 61
+        out_of_range = _fetch(c, "poll", 99, min_bytes=0, max_wait_ms=0)
+        assert int(out_of_range.error_code) == 1  # OFFSET_OUT_OF_RANGE
+
+
+def test_list_offsets_max_timestamp(broker: BrokerProcess) -> None:
+    with WireClient(broker.host, broker.port) as c:
+        topic = build(
+            ct.CreatableTopic, name="ts", num_partitions=1, replication_factor=1, assignments=(), configs=()
+        )
+        c.request(19, 7, build(ct.CreateTopicsRequest, topics=(topic,), timeout=5000, validate_only=False))
+        for ts in (1000, 5000, 3000):
+            batch = build_batch([SimpleRecord(key=None, value=b"v")], timestamp_ms=ts)
+            assert int(_produce(c, "ts", batch).error_code) == 0
+
+        def query(timestamp: int) -> tuple[int, int]:
+            part = build(
+                lo.ListOffsetsPartition, partition_index=0, current_leader_epoch=-1, timestamp=timestamp
+            )
+            req = build(
+                lo.ListOffsetsRequest,
+                replica_id=-1,
+                isolation_level=0,
+                topics=(build(lo.ListOffsetsTopic, name="ts", partitions=(part,)),),
+            )
+            r = c.request(2, 7, req).topics[0].partitions[0]
+            return int(r.offset), int(r.timestamp)
+
+        assert query(-3) == (1, 5000)  # MAX_TIMESTAMP
+        assert query(-2)[0] == 0  # EARLIEST
+        assert query(-1)[0] == 3  # LATEST
+        assert query(2000) == (1, 5000)  # first batch whose max timestamp >= 2000
+        assert query(9000)[0] == 3  # nothing that late: the log end offset
