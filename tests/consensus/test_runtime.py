@@ -128,12 +128,21 @@ async def test_leadership_transfer_and_read_index(cluster: Cluster) -> None:
     target = next(n for n in (1, 2, 3) if n != leader)
     await cluster.nodes[leader].propose(7, b"before")
     changes = cluster.nodes[target].leadership_changes()
-    next_change = asyncio.ensure_future(anext(changes))
+    seen: list[LeaderChange] = []
+
+    async def watch() -> None:
+        async for change in changes:
+            seen.append(change)
+            if change.group == 7 and change.leader == target:
+                return
+
+    watcher = asyncio.ensure_future(watch())
     await asyncio.sleep(0)  # let the iterator subscribe before the transfer starts
     await cluster.nodes[leader].transfer_leadership(7, target)
     await wait_until(lambda: cluster.leader(7) == target)
-    change = await next_change
-    assert (change.group, change.leader, change.is_self) == (7, target, True)
+    async with asyncio.timeout(15):
+        await watcher
+    assert seen[-1] == LeaderChange(7, target, cluster.nodes[target].term(7), True)
     await changes.aclose()
     index = await cluster.nodes[target].propose(7, b"after")
     read = await cluster.nodes[target].read_index(7)

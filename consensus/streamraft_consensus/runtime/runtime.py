@@ -252,6 +252,9 @@ class Runtime:
 
     async def _propose(self, group: int, data: bytes | ConfChange) -> int:
         g = self._group(group)
+        if g.quiesced and not g.is_leader and g.leader:
+            # Waking a quiet follower only to refuse would restart its election clock for nothing.
+            raise NotLeaderError(group, g.leader)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         g.proposals.append(Proposal(data, future))
         self._mark(g)
