@@ -232,6 +232,8 @@ def _start(state: State, nodes: int, agent_args: list[str]) -> None:
         # The default reconciler would publish 127.0.0.1 as the `kubernetes` Service endpoint, which
         # Endpoints validation rejects, and it loops on the error.
         "--endpoint-reconciler-type", "none",
+        # Reach process nodes' log endpoint by their bridge address; never look node names up in DNS.
+        "--kubelet-preferred-address-types", "InternalIP",
         "--service-cluster-ip-range", SERVICE_CIDR,
         "--tls-cert-file", str(keys.crt("apiserver")), "--tls-private-key-file", str(keys.key("apiserver")),
         "--client-ca-file", str(keys.ca_crt),

@@ -111,3 +111,17 @@ def generate(directory: Path, server_ips: list[str]) -> Pki:
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=directory)
     _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=directory)
     return Pki(directory)
+
+
+def self_signed(directory: Path, name: str, ips: list[str]) -> tuple[Path, Path]:
+    """A self-signed serving certificate for `ips` (the node agent's kubelet endpoint: the apiserver
+    does not verify kubelet certificates unless told to); returns (certificate, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sans = ",".join(f"IP:{ip}" for ip in ips)
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", f"{name}.key", "-out", f"{name}.crt", "-days", _DAYS, "-subj", f"/CN={name}",
+        "-addext", f"subjectAltName={sans}",
+        cwd=directory,
+    )  # fmt: skip
+    return directory / f"{name}.crt", directory / f"{name}.key"

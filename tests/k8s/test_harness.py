@@ -201,7 +201,13 @@ def test_restarts_hooks_and_graceful_deletion(k8s: Cluster, k8s_namespace: str, 
         "kind": "Pod",
         "metadata": {"name": "crasher"},
         "spec": {
-            "containers": [{"name": "c", "image": "none", "command": ["python", "-c", "raise SystemExit(3)"]}]
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "none",
+                    "command": ["python", "-c", "print('about to fail'); raise SystemExit(3)"],
+                }
+            ]
         },
     }
     # On SIGTERM the process records it and exits; the preStop hook runs first and records itself.
@@ -249,6 +255,8 @@ def test_restarts_hooks_and_graceful_deletion(k8s: Cluster, k8s_namespace: str, 
     status = k8s.wait_for(restarted_twice, 60, "crasher restarted twice")
     assert status["lastState"]["terminated"]["exitCode"] == 3
     assert not status["ready"]
+    # `kubectl logs` works through the agent's containerLogs endpoint (the apiserver proxies to it).
+    assert k8s.kubectl("logs", "-n", ns, "crasher", "--previous").stdout == "about to fail\n"
 
     k8s.wait_for(lambda: k8s.pod_ready(ns, "graceful"), 60, "graceful Ready after its startup probe")
     k8s.kubectl("delete", "pod", "-n", ns, "graceful", "--wait=false")

@@ -7,6 +7,7 @@ import pytest
 from tests.k8s.nodeagent.api import Obj
 from tests.k8s.nodeagent.dns import hosts_entries, hosts_for_namespace
 from tests.k8s.nodeagent.envvars import EnvError, expand, field_value
+from tests.k8s.nodeagent.kubeletapi import split_runs
 
 
 def _pod(name: str, ns: str, ip: str, ready: bool, labels: dict[str, str], *, subdomain: str = "") -> Obj:
@@ -74,3 +75,9 @@ def test_cluster_ip_service_only_without_port_translation() -> None:
     assert "plain.ns1.svc.cluster.local" in hosts
     assert "mapped" not in hosts
     assert "10.96." not in hosts  # a ClusterIP never appears: nothing would route it
+
+
+def test_log_runs_split_on_start_markers() -> None:
+    data = b"--- start t0 restart=0\nfirst\n--- start t1 restart=1\nsecond\nmore\n"
+    assert split_runs(data) == [b"first\n", b"second\nmore\n"]
+    assert split_runs(b"") == [b""]

@@ -13,12 +13,14 @@ import logging
 import platform
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.k8s import hostsfile, network
+from tests.k8s import hostsfile, network, pki
 from tests.k8s.nodeagent.api import Api, ApiError, Obj, now_micro, now_rfc3339
 from tests.k8s.nodeagent.apiproxy import TcpRelay
 from tests.k8s.nodeagent.dns import host_lines, hosts_entries, hosts_for_namespace
+from tests.k8s.nodeagent.kubeletapi import KubeletApi
 from tests.k8s.nodeagent.pod import PodWorker
 from tests.k8s.nodeagent.provisioner import provision
 
@@ -61,6 +63,7 @@ class Agent:
         self._refresh = threading.Event()
         self._node_uids: dict[str, str] = {}
         self._relay: TcpRelay | None = None
+        self._kubelet_api: KubeletApi | None = None
         self.host_dns = host_dns
         self._host_lines: list[str] = []
 
@@ -118,7 +121,9 @@ class Agent:
                 "systemUUID": "",
                 "bootID": "",
             },
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+            "daemonEndpoints": {
+                "kubeletEndpoint": {"Port": self._kubelet_api.port if self._kubelet_api else 0}
+            },
         }
 
     def _register(self, name: str, index: int) -> None:
@@ -145,10 +150,7 @@ class Agent:
         assert created is not None
         self._node_uids[name] = created["metadata"]["uid"]
         status = self._node_status()
-        status["addresses"] = [
-            {"type": "InternalIP", "address": self.host_ip},
-            {"type": "Hostname", "address": name},
-        ]
+        status["addresses"] = [{"type": "InternalIP", "address": self.host_ip}]
         self.api.patch(f"/api/v1/nodes/{name}/status", {"status": status})
         lease: Obj = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -188,6 +190,8 @@ class Agent:
         network.create_bridge(self.subnet)
         self._relay = TcpRelay(self.subnet.gateway, ("127.0.0.1", self.apiserver_port))
         self.apiproxy_port = self._relay.port
+        cert, key = pki.self_signed(self.state_dir / "pki", "kubelet", [self.host_ip])
+        self._kubelet_api = KubeletApi(self.host_ip, cert, key, self._container_log)
         for index, name in enumerate(self.node_names):
             self._register(name, index)
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
@@ -244,6 +248,23 @@ class Agent:
                 self._host_lines = lines
         provision(self.api, self.state_dir / "volumes")
 
+    def _container_log(
+        self, namespace: str, pod: str, container: str
+    ) -> tuple[Path, Callable[[], bool]] | None:
+        """Where a container's output is, for `kubectl logs`: the live pod's, else the newest on disk."""
+        for worker in self.workers.values():
+            if worker.namespace == namespace and worker.pod_name == pod and not worker.finished.is_set():
+                names = [c.name for c in worker.containers]
+                if container not in names:
+                    return None
+                target = worker.containers[names.index(container)]
+                return worker.dir / "logs" / f"{container}.log", lambda target=target: target.running
+        files = sorted(
+            (self.state_dir / "pods").glob(f"{namespace}_{pod}_*/logs/{container}.log"),
+            key=lambda p: p.stat().st_mtime,
+        )
+        return (files[-1], lambda: False) if files else None
+
     def _shutdown(self) -> None:
         for worker in self.workers.values():
             worker.request_stop()
@@ -252,6 +273,8 @@ class Agent:
             worker.join(max(0.0, deadline - time.monotonic()))
         if self._relay is not None:
             self._relay.close()
+        if self._kubelet_api is not None:
+            self._kubelet_api.close()
         if self.host_dns:
             hostsfile.remove_block(str(self.subnet.octet))
         log.info("agent stopped")
