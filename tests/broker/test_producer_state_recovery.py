@@ -34,12 +34,15 @@ def batch(pid: int, seq: int, count: int, epoch: int = 0) -> bytes:
 class Node:
     """One partition log plus the producer service, as the broker wires them."""
 
-    def __init__(self, data_dir: Path, *, snapshot_every: int = 10_000) -> None:
+    def __init__(
+        self, data_dir: Path, *, snapshot_every: int = 10_000, snapshot_every_offsets: int = 10**6
+    ) -> None:
         self.log = PartitionLog.open(data_dir / "logs" / f"{TOPIC}-0", LogConfig(segment_bytes=64 * 1024))
         self.producers = ProducerService(
             data_dir,
             lambda topic, index: self.log if (topic, index) == (TOPIC, 0) else None,
             snapshot_every=snapshot_every,
+            snapshot_every_offsets=snapshot_every_offsets,
         )
 
     def produce(self, raw: bytes) -> int:
@@ -102,6 +105,26 @@ def test_state_survives_clean_restart_via_snapshot(tmp_path: Path) -> None:
     assert again.produce(batch(pid, 20, 1)) == 20
     pid2, _ = again.producers.init_producer_id()
     assert pid2 > pid, "producer ids are not reused after a restart"
+    again.close()
+
+
+def test_plain_appends_also_advance_snapshots(tmp_path: Path) -> None:
+    node = Node(tmp_path, snapshot_every_offsets=10)
+    pid, _ = node.producers.init_producer_id()
+    node.produce(batch(pid, 0, 1))
+    plain = build_batch([SimpleRecord(None, b"x")], timestamp_ms=1_700_000_000_000)
+    for _ in range(30):
+        node.produce(plain)
+    newest = max(off for off, _ in list_snapshots(node.log.directory))
+    assert newest >= 21, "snapshots follow the log end even without idempotent appends"
+    state = node.producers.state(TOPIC, 0)
+    assert state is not None and state.map_end_offset == node.log.log_end_offset == 31
+    entry = state.entry(pid)
+    assert entry is not None and entry.last_sequence == 0
+    node.log.close()  # no clean producer shutdown: recovery must start from the periodic snapshot
+    again = Node(tmp_path)
+    assert again.produce(batch(pid, 0, 1)) == 0, "still recognised as a duplicate"
+    assert again.produce(batch(pid, 1, 1)) == 31
     again.close()
 
 

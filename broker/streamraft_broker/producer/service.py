@@ -10,7 +10,12 @@ assigns offsets from its log end, which the hook reads) — so a write that fail
 a retry look like a duplicate.
 
 Per-partition state is rebuilt on first use from the newest snapshot in the partition's directory plus the
-batch headers after it, and snapshotted every `snapshot_every` appends and on close."""
+batch headers after it. A snapshot is taken every `snapshot_every` idempotent appends, whenever the log has
+grown `snapshot_every_offsets` past the last snapshot (so recovery after a crash stays short even on
+partitions without idempotent producers), and on close.
+
+Assumes every append to a partition's log passes through the hook (the produce path): the state is then
+current up to the log end whenever no append is pending."""
 
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from streamraft_broker.producer.types import NO_PRODUCER_EPOCH, NO_PRODUCER_ID, 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 10_000
+SNAPSHOT_EVERY_OFFSETS = 1_000_000
 
 
 class ProducerStateError(ValueError):
@@ -71,6 +77,7 @@ class _PartitionProducers:
         self.state = state
         self.pending: _Pending | None = None
         self.appends_since_snapshot = 0
+        self.last_snapshot_offset = state.map_end_offset
 
     def settle(self) -> None:
         pending, self.pending = self.pending, None
@@ -84,6 +91,12 @@ class _PartitionProducers:
                 "producer state: append at offset %d did not happen; not recorded", pending.base_offset
             )
 
+    def catch_up(self) -> None:
+        """Settle, then mark the state current to the log end (appends without producer ids change
+        nothing), so snapshots and recovery skip them."""
+        self.settle()
+        self.state.map_end_offset = max(self.state.map_end_offset, int(self.log.log_end_offset))
+
 
 class ProducerService:
     def __init__(
@@ -92,13 +105,15 @@ class ProducerService:
         partition_log: Callable[[str, int], Any | None],
         *,
         snapshot_every: int = SNAPSHOT_EVERY,
+        snapshot_every_offsets: int = SNAPSHOT_EVERY_OFFSETS,
     ) -> None:
         """`partition_log(topic, index)` returns the partition's PartitionLog (None if unknown)."""
-        assert snapshot_every > 0
+        assert snapshot_every > 0 and snapshot_every_offsets > 0
         self.ids = ProducerIdAllocator(data_dir / "producer-ids.json")
         self._partition_log = partition_log
         self._partitions: dict[tuple[str, int], _PartitionProducers] = {}
         self._snapshot_every = snapshot_every
+        self._snapshot_every_offsets = snapshot_every_offsets
 
     def init_producer_id(
         self,
@@ -132,7 +147,7 @@ class ProducerService:
         part = self._partition(topic, index)
         if part is None:
             return None
-        part.settle()
+        part.catch_up()
         return part.state
 
     def before_write_hook(self, topic: str, index: int) -> Callable[[list[Any]], None] | None:
@@ -141,8 +156,11 @@ class ProducerService:
             return None
 
         def hook(headers: list[Any]) -> None:
-            part.settle()
-            if part.appends_since_snapshot >= self._snapshot_every:
+            part.catch_up()
+            if (
+                part.appends_since_snapshot >= self._snapshot_every
+                or part.state.map_end_offset - part.last_snapshot_offset >= self._snapshot_every_offsets
+            ):
                 self._snapshot(part)
             verdict = part.state.check(headers)
             if isinstance(verdict, Rejected):
@@ -158,8 +176,9 @@ class ProducerService:
         return hook
 
     def _snapshot(self, part: _PartitionProducers) -> None:
-        part.settle()
+        part.catch_up()
         part.appends_since_snapshot = 0
+        part.last_snapshot_offset = part.state.map_end_offset
         if part.directory is not None and Path(part.directory).is_dir():
             take_snapshot(Path(part.directory), part.state)
 
