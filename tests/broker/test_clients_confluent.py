@@ -125,6 +125,11 @@ def test_group_of_two_exactly_once_then_resume_at_committed_offset(broker: Broke
     configs = admin.describe_configs([res])[res].result(timeout=10)
     assert configs["cleanup.policy"].value == "delete"
     assert len(admin.list_topics(timeout=10).topics["orders"].partitions) == 4
+    groups = admin.list_consumer_groups().result(timeout=10)
+    assert "g-orders" in {g.group_id for g in groups.valid}
+    admin.delete_consumer_groups(["g-orders"])["g-orders"].result(timeout=10)
+    groups = admin.list_consumer_groups().result(timeout=10)
+    assert "g-orders" not in {g.group_id for g in groups.valid}
     admin.delete_topics(["orders"])["orders"].result(timeout=10)
     assert "orders" not in admin.list_topics(timeout=10).topics
 

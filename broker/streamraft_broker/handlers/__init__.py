@@ -11,6 +11,7 @@ from streamraft_broker.handlers.cluster import (
 from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
 from streamraft_broker.handlers.context import Handler
 from streamraft_broker.handlers.fetch import handle_fetch
+from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
 from streamraft_broker.handlers.list_offsets import handle_list_offsets
 from streamraft_broker.handlers.metadata import handle_metadata
@@ -39,4 +40,5 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.OFFSET_FOR_LEADER_EPOCH: handle_offset_for_leader_epoch,
     ApiKey.INIT_PRODUCER_ID: handle_init_producer_id,
     **GROUP_HANDLERS,
+    ApiKey.DELETE_GROUPS: handle_delete_groups,
 }
