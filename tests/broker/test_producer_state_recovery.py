@@ -128,6 +128,25 @@ def test_plain_appends_also_advance_snapshots(tmp_path: Path) -> None:
     again.close()
 
 
+def test_producer_outlives_retention_of_its_batches(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    pid, _ = node.producers.init_producer_id()
+    for seq in range(5):
+        node.produce(batch(pid, seq, 1))
+    node.close()  # snapshot at offset 5
+    log = PartitionLog.open(tmp_path / "logs" / f"{TOPIC}-0", LogConfig(segment_bytes=64 * 1024))
+    log.append(build_batch([SimpleRecord(None, b"plain")], timestamp_ms=1_700_000_000_000))
+    log.delete_records_before(6)
+    log.close()
+    again = Node(tmp_path)
+    assert again.log.log_start_offset == 6
+    assert again.produce(batch(pid, 4, 1)) == 4, "a retry is still recognised after its data is gone"
+    with pytest.raises(ProducerStateError):
+        again.produce(batch(pid, 9, 1))
+    assert again.produce(batch(pid, 5, 1)) == 6
+    again.close()
+
+
 def writer(data_dir: Path) -> None:
     """Append idempotent batches round-robin for PRODUCERS producers until killed, reporting each append."""
     node = Node(data_dir, snapshot_every=7)

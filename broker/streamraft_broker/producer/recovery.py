@@ -1,5 +1,5 @@
-"""Rebuild a partition's producer state on open: newest valid snapshot, then the batch headers the log holds
-after it (no record is decoded)."""
+"""Rebuild a partition's producer state on open: newest valid snapshot (at or below the log end), then the
+batch headers the log holds after it (no record is decoded)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ def recover(
     state = ProducerStateManager(strict_unknown_producer=strict_unknown_producer)
     start = log.log_start_offset
     loaded = load_latest(directory, log.log_end_offset)
-    if loaded is not None and loaded[0] >= start:
+    if loaded is not None:
+        # A snapshot older than the log start still counts: as in Kafka since KIP-360, producers outlive
+        # the retention of their batches, so a retry after retention is still recognised.
         offset, entries = loaded
-        state.restore(entries, offset)
-        start = offset
+        start = max(start, offset)
+        state.restore(entries, start)
     else:
         state.map_end_offset = start
     headers = cast("Iterable[HeaderLike]", log.iter_batch_headers(start))
