@@ -24,8 +24,8 @@ from tests.javakafka.fetch import classpath
 from tests.javakafka.ports import free_ports, port_open
 from tests.javakafka.tools import KAFKA_MAIN, STORAGE_TOOL, run_tool
 
-# Streamraft's default segment size; both systems roll segments at the same byte count.
-DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+# Streamraft's default segment.bytes (its LogConfig, like Kafka's): both roll at the same byte count.
+DEFAULT_SEGMENT_BYTES = 1024 * 1024 * 1024
 READY_TIMEOUT_S = 180.0
 
 

@@ -97,14 +97,14 @@ def _one_run(sys_: Running, plan: Plan, res: Results, run_idx: int) -> dict[str,
     return rec
 
 
-def _start(name: str, fsync: bool) -> Running:
-    return start_kafka(fsync) if name == "Kafka" else start_streamraft()
+def _start(name: str, fsync: bool, kafka_nodes: int) -> Running:
+    return start_kafka(fsync, kafka_nodes) if name == "Kafka" else start_streamraft(fsync)
 
 
-def _failover(name: str, plan: Plan, fsync: bool, res: Results) -> None:
+def _failover(name: str, plan: Plan, fsync: bool, kafka_nodes: int, res: Results) -> None:
     label, unit = "failover: SIGKILL leader -> next acked produce", "s"
     try:
-        sys_ = _start(name, fsync)
+        sys_ = _start(name, fsync, kafka_nodes)
     except Unavailable as exc:
         for suffix in ("median", "max"):
             res.mark(name, f"{label} {suffix}", unit, f"n/a: {exc}", agg=suffix)
@@ -112,7 +112,7 @@ def _failover(name: str, plan: Plan, fsync: bool, res: Results) -> None:
     try:
         if not sys_.can_failover:
             for suffix in ("median", "max"):
-                res.mark(name, f"{label} {suffix}", unit, "n/a: single node", agg=suffix)
+                res.mark(name, f"{label} {suffix}", unit, f"n/a: {sys_.brokers} node(s)", agg=suffix)
             return
         log(f"{name}: failover, {plan.kills} leader kills")
         gaps = w.failover(sys_, plan.kills, plan.failover_budget_s)
@@ -124,12 +124,33 @@ def _failover(name: str, plan: Plan, fsync: bool, res: Results) -> None:
         sys_.close()
 
 
+def _caveats(kafka_nodes: int, fsync: bool, meta: dict[str, Any]) -> str:
+    rf = min(3, kafka_nodes)
+    lines = [
+        f"Kafka {KAFKA_VERSION}: {kafka_nodes} KRaft node(s), topics RF={rf}"
+        + (", min.insync.replicas=2" if rf == 3 else "")
+        + "; Streamraft: 1 node, RF=1 (replication has not landed)"
+        + (" -- produce and latency figures are NOT like for like" if kafka_nodes != 1 else ""),
+        f"fsync per batch: {'yes, both' if fsync else 'no (OS page cache, both defaults)'}; "
+        f"{meta['cpus']} cores shared with other work, load average at start "
+        f"{meta['loadavg_at_start'][0]:.1f}: absolute numbers are noisy, compare within a run",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller counts and fewer kills")
     ap.add_argument("--runs", type=int, default=None, help="runs per system (>= 3)")
     ap.add_argument("--kills", type=int, default=None, help="leader kills in the failover test")
-    ap.add_argument("--fsync", action="store_true", help="Kafka fsyncs every batch (flush.messages=1)")
+    ap.add_argument("--fsync", action="store_true", help="both fsync every batch (topic flush.messages=1)")
+    ap.add_argument(
+        "--kafka-nodes",
+        type=int,
+        choices=(1, 3),
+        default=3,
+        help="1: like for like with 1-node Streamraft",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-results") / "kafka_compare")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -148,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         "kafka_version": KAFKA_VERSION,
         "plan": plan.__dict__,
         "fsync": args.fsync,
+        "kafka_nodes": args.kafka_nodes,
         "cpus": os.cpu_count(),
         "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "loadavg_at_start": os.getloadavg(),
@@ -160,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             log(f"run {run_idx + 1}/{plan.runs}: starting {name}")
             try:
-                sys_ = _start(name, args.fsync)
+                sys_ = _start(name, args.fsync, args.kafka_nodes)
             except Unavailable as exc:
                 unavailable[name] = str(exc)
                 log(f"{name} unavailable: {exc}")
@@ -173,11 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         for f in list(res.figures.values()):
             f.notes.setdefault(name, f"n/a: {why}")
     for name in ("Kafka", "Streamraft"):
-        _failover(name, plan, args.fsync, res)
+        _failover(name, plan, args.fsync, args.kafka_nodes, res)
     res.meta["loadavg_at_end"] = os.getloadavg()
     path = res.dump(args.out)
     pngs = res.plot(args.out)
     print(res.table())
+    print(_caveats(args.kafka_nodes, args.fsync, res.meta))
     log(f"wrote {path} and {', '.join(str(p) for p in pngs)}")
     return 0
 

@@ -30,6 +30,7 @@ class Running:
     start_to_ready_s: float
     pids: list[int]
     can_failover: bool
+    fsync: bool = False
     kafka: KafkaCluster | None = None
     _ctx: AbstractContextManager[Any] | None = field(default=None, repr=False)
 
@@ -53,10 +54,12 @@ class Running:
 
     def create_topic(self, topic: str, partitions: int, timeout_s: float = 60.0) -> None:
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        futs = admin.create_topics(
-            [NewTopic(topic, num_partitions=partitions, replication_factor=self.replication_factor)],
-            operation_timeout=30,
+        # --fsync: an fsync per batch on both systems, through the same topic config.
+        config = {"flush.messages": "1"} if self.fsync else {}
+        new = NewTopic(
+            topic, num_partitions=partitions, replication_factor=self.replication_factor, config=config
         )
+        futs = admin.create_topics([new], operation_timeout=30)
         for fut in futs.values():
             fut.result(timeout=timeout_s)
         deadline = time.monotonic() + timeout_s
@@ -73,8 +76,8 @@ class Running:
             self._ctx.__exit__(None, None, None)
 
 
-def start_kafka(fsync: bool) -> Running:
-    cluster = KafkaCluster(3, fsync=fsync)
+def start_kafka(fsync: bool, nodes: int = 3) -> Running:
+    cluster = KafkaCluster(nodes, fsync=fsync)
     t0 = time.monotonic()
     cluster.format_storage()
     t_fmt = time.monotonic() - t0
@@ -90,15 +93,16 @@ def start_kafka(fsync: bool) -> Running:
     return Running(
         name="Kafka",
         bootstrap=cluster.bootstrap_servers,
-        brokers=3,
+        brokers=nodes,
         start_to_ready_s=max(ready, time.monotonic() - t1),
         pids=[n.pid for n in cluster.nodes],
-        can_failover=True,
+        can_failover=nodes >= 3,
+        fsync=fsync,
         kafka=cluster,
     )
 
 
-def start_streamraft() -> Running:
+def start_streamraft(fsync: bool) -> Running:
     t0 = time.monotonic()
     ctx = running_broker()
     broker: BrokerProcess = ctx.__enter__()
@@ -112,5 +116,6 @@ def start_streamraft() -> Running:
         pids=[broker.pid],
         # Single node until replication lands: there is no follower to fail over to.
         can_failover=False,
+        fsync=fsync,
         _ctx=ctx,
     )
