@@ -35,7 +35,12 @@ class Node:
     """One partition log plus the producer service, as the broker wires them."""
 
     def __init__(
-        self, data_dir: Path, *, snapshot_every: int = 10_000, snapshot_every_offsets: int = 10**6
+        self,
+        data_dir: Path,
+        *,
+        snapshot_every: int = 10_000,
+        snapshot_every_offsets: int = 10**6,
+        now_ms: int = 1_700_000_000_000,
     ) -> None:
         self.log = PartitionLog.open(data_dir / "logs" / f"{TOPIC}-0", LogConfig(segment_bytes=64 * 1024))
         self.producers = ProducerService(
@@ -43,6 +48,7 @@ class Node:
             lambda topic, index: self.log if (topic, index) == (TOPIC, 0) else None,
             snapshot_every=snapshot_every,
             snapshot_every_offsets=snapshot_every_offsets,
+            clock=lambda: now_ms,
         )
 
     def produce(self, raw: bytes) -> int:
@@ -144,6 +150,24 @@ def test_producer_outlives_retention_of_its_batches(tmp_path: Path) -> None:
     with pytest.raises(ProducerStateError):
         again.produce(batch(pid, 9, 1))
     assert again.produce(batch(pid, 5, 1)) == 6
+    again.close()
+
+
+def test_idle_producers_expire_at_snapshot(tmp_path: Path) -> None:
+    node = Node(tmp_path)
+    pid, _ = node.producers.init_producer_id()
+    node.produce(batch(pid, 0, 1))  # batch timestamp 1_700_000_000_000
+    node.close()
+    kept = Node(tmp_path, now_ms=1_700_000_000_000 + 86_400_000)
+    state = kept.producers.state(TOPIC, 0)
+    assert state is not None and state.entry(pid) is not None
+    kept.close()
+    later = Node(tmp_path, now_ms=1_700_000_000_000 + 86_400_001)
+    assert later.producers.state(TOPIC, 0) is not None  # the partition is in use again
+    later.close()  # the snapshot taken here drops the producer idle for longer than a day
+    again = Node(tmp_path)
+    state = again.producers.state(TOPIC, 0)
+    assert state is not None and state.entry(pid) is None
     again.close()
 
 

@@ -20,6 +20,7 @@ current up to the log end whenever no append is pending."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_EVERY = 10_000
 SNAPSHOT_EVERY_OFFSETS = 1_000_000
+# Kafka's producer.id.expiration.ms: producers idle this long (by their batches' timestamps) are forgotten
+# when a snapshot is taken.
+PRODUCER_ID_EXPIRATION_MS = 86_400_000
 
 
 class ProducerStateError(ValueError):
@@ -106,6 +110,8 @@ class ProducerService:
         *,
         snapshot_every: int = SNAPSHOT_EVERY,
         snapshot_every_offsets: int = SNAPSHOT_EVERY_OFFSETS,
+        producer_id_expiration_ms: int = PRODUCER_ID_EXPIRATION_MS,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         """`partition_log(topic, index)` returns the partition's PartitionLog (None if unknown)."""
         assert snapshot_every > 0 and snapshot_every_offsets > 0
@@ -114,6 +120,8 @@ class ProducerService:
         self._partitions: dict[tuple[str, int], _PartitionProducers] = {}
         self._snapshot_every = snapshot_every
         self._snapshot_every_offsets = snapshot_every_offsets
+        self._expiration_ms = producer_id_expiration_ms
+        self._clock = clock
 
     def init_producer_id(
         self,
@@ -179,6 +187,9 @@ class ProducerService:
         part.catch_up()
         part.appends_since_snapshot = 0
         part.last_snapshot_offset = part.state.map_end_offset
+        expired = part.state.remove_expired(self._clock(), self._expiration_ms)
+        if expired:
+            log.info("producer state %s: expired %d idle producer ids", part.directory, len(expired))
         if part.directory is not None and Path(part.directory).is_dir():
             take_snapshot(Path(part.directory), part.state)
 
