@@ -484,7 +484,9 @@ class PartitionLog:
                 continue
             for pos, header in segment.iter_headers(found[0]):
                 if header.max_timestamp >= ts and header.next_offset > start:
-                    return self._first_record_at(segment, pos, header, ts)
+                    hit = self._first_record_at(segment, pos, header, ts)
+                    if hit is not None:
+                        return hit
         return None
 
     def max_timestamp(self) -> tuple[int, int] | None:
@@ -526,7 +528,11 @@ class PartitionLog:
         end = self.log_end_offset
         return self.batch_header_at(end - 1) if end > self.log_start_offset else None
 
-    def _first_record_at(self, segment: Segment, pos: int, header: BatchHeader, ts: int) -> tuple[int, int]:
+    def _first_record_at(
+        self, segment: Segment, pos: int, header: BatchHeader, ts: int
+    ) -> tuple[int, int] | None:
+        """The first record at or after log start with timestamp >= ``ts`` in this batch; None when there is
+        none (compaction can drop the record that set the batch's max timestamp)."""
         start = self.log_start_offset
         if header.timestamp_type is TimestampType.LOG_APPEND_TIME:
             return max(header.base_offset, start), header.max_timestamp
@@ -542,7 +548,7 @@ class PartitionLog:
             timestamp = header.base_timestamp + record.timestamp_delta
             if offset >= start and timestamp >= ts:
                 return offset, timestamp
-        return max(header.base_offset, start), header.max_timestamp
+        return None
 
     # ---- truncation and retention --------------------------------------------------------------------
     def truncate_to(self, offset: int) -> None:
