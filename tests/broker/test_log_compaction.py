@@ -86,3 +86,15 @@ def test_fully_superseded_batches_vanish_unless_an_idempotent_producer_wrote_the
         assert log.read_bytes(0, 1) == log.read_bytes(1, 1)
     finally:
         log.close()
+
+
+def test_retention_does_not_apply_to_compacted_logs(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path, LogConfig(segment_bytes=200, retention_ms=1, cleanup_policy="compact"))
+    try:
+        for i in range(10):
+            log.append(build_batch([SimpleRecord(b"k%d" % i, b"v")], timestamp_ms=1))
+        assert log.segment_count > 2
+        assert log.apply_retention() == 0
+        assert log.log_start_offset == 0
+    finally:
+        log.close()
