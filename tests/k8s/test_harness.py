@@ -19,17 +19,17 @@ from tests.k8s.cluster import Cluster
 WEB_SCRIPT = textwrap.dedent(
     """
     import os, socket, pathlib
-    data = pathlib.Path("/data")
+    data = pathlib.Path("/opt/srk-test/data")
     boots = data / "boots"
     count = int(boots.read_text()) + 1 if boots.exists() else 1
     boots.write_text(str(count))
-    greeting = pathlib.Path("/etc/web/greeting").read_text()
+    greeting = pathlib.Path("/opt/srk-test/web/greeting").read_text()
     (data / "whoami").write_text(" ".join([
         socket.gethostname(), os.environ["POD_NAME"], os.environ["POD_IP"], os.environ["NODE"],
         os.environ["COLOR"], greeting, os.environ["WHERE"],
     ]))
     os.execvp("python", ["python", "-m", "http.server", "8080", "--bind", os.environ["POD_IP"],
-                         "--directory", "/data"])
+                         "--directory", "/opt/srk-test/data"])
     """
 )
 
@@ -52,8 +52,8 @@ def _web(namespace: str, replicas: int) -> list[dict[str, Any]]:
         "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1},
         "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 2, "initialDelaySeconds": 3},
         "volumeMounts": [
-            {"name": "data", "mountPath": "/data"},
-            {"name": "config", "mountPath": "/etc/web", "readOnly": True},
+            {"name": "data", "mountPath": "/opt/srk-test/data"},
+            {"name": "config", "mountPath": "/opt/srk-test/web", "readOnly": True},
         ],
     }
     return [
@@ -214,7 +214,7 @@ def test_restarts_hooks_and_graceful_deletion(k8s: Cluster, k8s_namespace: str, 
     graceful_script = textwrap.dedent(
         """
         import signal, sys, time, pathlib
-        out = pathlib.Path("/out")
+        out = pathlib.Path("/opt/srk-test/out")
         def on_term(signum, frame):
             (out / "events").open("a").write("sigterm\\n")
             sys.exit(0)
@@ -236,10 +236,15 @@ def test_restarts_hooks_and_graceful_deletion(k8s: Cluster, k8s_namespace: str, 
                     "image": "none",
                     "command": ["python", "-u", "-c", graceful_script],
                     "lifecycle": {
-                        "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /out/events"]}}
+                        "preStop": {
+                            "exec": {"command": ["sh", "-c", "echo prestop >> /opt/srk-test/out/events"]}
+                        }
                     },
-                    "startupProbe": {"exec": {"command": ["test", "-s", "/out/events"]}, "periodSeconds": 1},
-                    "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+                    "startupProbe": {
+                        "exec": {"command": ["test", "-s", "/opt/srk-test/out/events"]},
+                        "periodSeconds": 1,
+                    },
+                    "volumeMounts": [{"name": "out", "mountPath": "/opt/srk-test/out"}],
                 }
             ],
             "volumes": [{"name": "out", "hostPath": {"path": str(tmp_path), "type": "Directory"}}],
@@ -302,20 +307,20 @@ GRPC_SCRIPT = textwrap.dedent(
     import json, os, pathlib, threading, time
     from concurrent import futures
     import grpc
-    out = pathlib.Path("/out")
+    out = pathlib.Path("/opt/srk-test/out")
     seen = {
         "token": os.environ["TOKEN"], "user": os.environ["S_USER"],
-        "pw_file": pathlib.Path("/secret/pw").read_text(),
-        "labels": pathlib.Path("/info/labels").read_text(), "hostname": os.uname().nodename,
+        "pw_file": pathlib.Path("/opt/srk-test/secret/pw").read_text(),
+        "labels": pathlib.Path("/opt/srk-test/info/labels").read_text(), "hostname": os.uname().nodename,
     }
-    pathlib.Path("/scratch/note").write_text("kept in an emptyDir")
-    seen["scratch"] = pathlib.Path("/scratch/note").read_text()
+    pathlib.Path("/opt/srk-test/scratch/note").write_text("kept in an emptyDir")
+    seen["scratch"] = pathlib.Path("/opt/srk-test/scratch/note").read_text()
     seen["cwd"] = os.getcwd()
     seen["tmp"] = os.listdir("/tmp")
     (out / "seen.json").write_text(json.dumps(seen))
     def mirror():  # shows the test what the container sees in its Secret volume, over time
         while True:
-            (out / "pw.tmp").write_text(pathlib.Path("/secret/pw").read_text())
+            (out / "pw.tmp").write_text(pathlib.Path("/opt/srk-test/secret/pw").read_text())
             (out / "pw.tmp").rename(out / "pw")
             time.sleep(0.2)
     threading.Thread(target=mirror, daemon=True).start()
@@ -352,7 +357,7 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
                     "name": "g",
                     "image": "none",
                     "command": ["python", "-c", GRPC_SCRIPT],
-                    "workingDir": "/out",
+                    "workingDir": "/opt/srk-test/out",
                     "env": [
                         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                         {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
@@ -362,10 +367,10 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
                     "volumeMounts": [
                         # Listed first, it hides the host's /tmp, where the other volumes' sources live.
                         {"name": "tmp", "mountPath": "/tmp"},
-                        {"name": "out", "mountPath": "/out"},
-                        {"name": "secret", "mountPath": "/secret", "readOnly": True},
-                        {"name": "info", "mountPath": "/info"},
-                        {"name": "scratch", "mountPath": "/scratch"},
+                        {"name": "out", "mountPath": "/opt/srk-test/out"},
+                        {"name": "secret", "mountPath": "/opt/srk-test/secret", "readOnly": True},
+                        {"name": "info", "mountPath": "/opt/srk-test/info"},
+                        {"name": "scratch", "mountPath": "/opt/srk-test/scratch"},
                     ],
                 }
             ],
@@ -408,7 +413,7 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
         "pw_file": "s3cret",
         "hostname": "probed",
         "scratch": "kept in an emptyDir",
-        "cwd": "/out",
+        "cwd": "/opt/srk-test/out",
         "tmp": [],
     }
 
