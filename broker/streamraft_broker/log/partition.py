@@ -28,8 +28,7 @@ from pathlib import Path
 from streamraft_broker.records.batch import (
     BatchHeader,
     TimestampType,
-    parse_header,
-    rewrite_for_append,
+    assign_for_append,
     validate_batch,
     validate_produce_batch,
 )
@@ -243,13 +242,9 @@ class PartitionLog:
         max_timestamp = -1
         records_count = 0
         for pos, header in zip(positions, headers, strict=True):
-            rewrite_for_append(
-                out[pos : pos + header.size],
-                next_offset,
-                leader_epoch=leader_epoch,
-                log_append_time=append_time,
+            written = assign_for_append(
+                out, pos, header, next_offset, leader_epoch=leader_epoch, log_append_time=append_time
             )
-            written = parse_header(out, pos)
             final.append((pos, written))
             next_offset = written.next_offset
             max_timestamp = max(max_timestamp, written.max_timestamp)

@@ -203,7 +203,10 @@ def validate_batch(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHe
     This is the check for any stored batch (including compacted ones, whose record count may be lower than
     lastOffsetDelta + 1). Produce requests get the stricter validate_produce_batch.
     """
-    size = _check_prefix(buf, pos)
+    return _validate_after_prefix(buf, pos, _check_prefix(buf, pos))
+
+
+def _validate_after_prefix(buf: bytes | bytearray | memoryview, pos: int, size: int) -> BatchHeader:
     header = BatchHeader(*_HEADER.unpack_from(buf, pos))
     crc = compute_crc(buf, pos, size)
     if crc != header.crc:
@@ -253,7 +256,7 @@ def validate_produce_batch(
             f"record batch at position {pos} is {size} bytes, "
             f"larger than max.message.bytes {max_batch_bytes}",
         )
-    header = validate_batch(buf, pos)
+    header = _validate_after_prefix(buf, pos, size)
     if header.records_count == 0:
         raise InvalidRecordError(KafkaErrorCode.INVALID_RECORD, f"record batch at position {pos} is empty")
     if header.records_count != header.last_offset_delta + 1:
@@ -263,6 +266,53 @@ def validate_produce_batch(
             f"{header.last_offset_delta}; a producer's batch must have dense offsets",
         )
     return header
+
+
+_PREFIX = struct.Struct(">qii")
+
+
+def assign_for_append(
+    buf: bytearray | memoryview,
+    pos: int,
+    header: BatchHeader,
+    base_offset: int,
+    *,
+    leader_epoch: int,
+    log_append_time: int | None,
+) -> BatchHeader:
+    """rewrite_for_append for a batch already validated as ``header`` at ``pos`` in ``buf``; returns the
+    rewritten header without parsing it again (the produce hot path)."""
+    _PREFIX.pack_into(buf, pos, base_offset, header.batch_length, leader_epoch)
+    attributes, max_timestamp, crc = header.attributes, header.max_timestamp, header.crc
+    changed = False
+    if log_append_time is None:
+        if attributes & TIMESTAMP_TYPE_MASK:
+            attributes &= ~TIMESTAMP_TYPE_MASK
+            changed = True
+    elif not attributes & TIMESTAMP_TYPE_MASK or max_timestamp != log_append_time:
+        attributes |= TIMESTAMP_TYPE_MASK
+        max_timestamp = log_append_time
+        changed = True
+    if changed:
+        _ATTRIBUTES.pack_into(buf, pos + ATTRIBUTES_OFFSET, attributes)
+        _TIMESTAMP.pack_into(buf, pos + MAX_TIMESTAMP_OFFSET, max_timestamp)
+        crc = compute_crc(buf, pos, header.size)
+        _CRC.pack_into(buf, pos + CRC_OFFSET, crc)
+    return BatchHeader(
+        base_offset,
+        header.batch_length,
+        leader_epoch,
+        header.magic,
+        crc,
+        attributes,
+        header.last_offset_delta,
+        header.base_timestamp,
+        max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        header.records_count,
+    )
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:
