@@ -265,3 +265,21 @@ async def test_restored_members_that_never_return_expire(tmp_path: Path) -> None
     regrouped = again.coordinator.group("g")
     assert regrouped is not None and regrouped.state is GroupState.EMPTY and not regrouped.members
     again.close()
+
+
+async def test_offsets_log_is_compacted_as_segments_roll(tmp_path: Path) -> None:
+    clock = FakeClock()
+    small = {"segment.bytes": "1024"}
+    service = GroupService.open(tmp_path, clock=clock, topic_configs=small)
+    coord = service.coordinator
+    for n in range(120):
+        await coord.commit_offsets("g", -1, "", [OffsetCommitEntry("t", n % 2, n)])
+    assert service.store.compactions > 0
+    written = service.store.records_written
+    # Each commit is a ~110-byte batch; compaction keeps about one per key per closed segment.
+    assert service.offsets_log.size_bytes < written * 110 // 4
+    service.close()
+    reopened = GroupService.open(tmp_path, clock=clock, topic_configs=small)
+    fetched = await reopened.coordinator.fetch_offsets("g")
+    assert [(p.partition, p.offset) for p in fetched.partitions] == [(0, 118), (1, 119)]
+    reopened.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from streamraft_broker.groups.config import GroupConfig
@@ -38,10 +38,13 @@ class GroupService:
         clock: Callable[[], int] = wall_clock_ms,
         config: GroupConfig | None = None,
         partition_exists: Callable[[str, int], bool] | None = None,
+        topic_configs: Mapping[str, str] | None = None,
     ) -> GroupService:
+        """`topic_configs` overrides the offsets log's configs (e.g. a small segment.bytes in tests)."""
         directory = offsets_log_dir(data_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        offsets_log = PartitionLog.open(directory, LogConfig.from_topic_configs(TOPIC_CONFIGS), now_ms=clock)
+        log_config = LogConfig.from_topic_configs({**TOPIC_CONFIGS, **(topic_configs or {})})
+        offsets_log = PartitionLog.open(directory, log_config, now_ms=clock)
         store = OffsetsStore(offsets_log, clock=clock)
         coordinator = GroupCoordinator(
             clock=clock, config=config, store=store, partition_exists=partition_exists

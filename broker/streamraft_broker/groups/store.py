@@ -45,9 +45,12 @@ class OffsetsLog(Protocol):
     def log_start_offset(self) -> int: ...
     @property
     def log_end_offset(self) -> int: ...
+    @property
+    def segment_count(self) -> int: ...
     def append(self, records: bytes) -> object: ...
     def read_bytes(self, offset: int, max_bytes: int) -> bytes: ...
     def flush(self) -> None: ...
+    def compact(self) -> object: ...
 
 
 @dataclass(slots=True)
@@ -77,6 +80,8 @@ class OffsetsStore:
         self._closed = False
         self.writes = 0  # disk writes (append + fsync) done, for tests and metrics
         self.records_written = 0
+        self.compactions = 0
+        self._segments_at_compaction = 1
 
     def _write_now(self, pending: Sequence[Records]) -> None:
         """Append every queued record in one batch and fsync once; runs on the writer thread."""
@@ -91,6 +96,22 @@ class OffsetsStore:
             raise GroupStoreError(f"{TOPIC}: write of {len(records)} records failed: {exc}") from exc
         self.writes += 1
         self.records_written += len(records)
+        self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        """Compact once per segment roll: the broker's cleaner only walks registry topics, and this log
+        is not one. Runs on the writer thread, which owns the log."""
+        segments = self._log.segment_count
+        if segments <= 1 or segments == self._segments_at_compaction:
+            return
+        self._segments_at_compaction = segments
+        try:
+            stats = self._log.compact()
+        except (OSError, ValueError) as exc:
+            log.error("%s: compaction failed (will retry after the next roll): %s", TOPIC, exc)
+            return
+        self.compactions += 1
+        log.info("%s: compacted: %s", TOPIC, stats)
 
     async def write(self, records: Records) -> None:
         """Durably persist `records`; raises GroupStoreError if they could not be."""
