@@ -6,7 +6,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.record.default_records import DefaultRecordBatch
-from streamraft_broker.records import Compression, SimpleRecord, build_batch, decode_records, validate_batch
+from streamraft_broker.records import (
+    Compression,
+    SimpleRecord,
+    TimestampType,
+    build_batch,
+    decode_records,
+    parse_header,
+    rewrite_for_append,
+    validate_batch,
+)
+from streamraft_broker.records.batch import assign_for_append
 from streamraft_broker.records.varint import read_varint, read_varlong, write_varint, write_varlong
 
 _maybe_bytes = st.one_of(st.none(), st.binary(max_size=64))
@@ -62,3 +72,25 @@ def test_varlong_round_trip(value: int) -> None:
     write_varlong(value, out)
     assert len(out) <= 10
     assert read_varlong(bytes(out), 0) == (value, len(out))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.integers(1, 5),
+    client_lat=st.booleans(),
+    base_offset=st.integers(0, 2**62),
+    epoch=st.integers(-1, 2**31 - 1),
+    append_time=st.one_of(st.none(), st.integers(0, 2**45)),
+)
+def test_assign_for_append_matches_rewrite_for_append(
+    count: int, client_lat: bool, base_offset: int, epoch: int, append_time: int | None
+) -> None:
+    ts_type = TimestampType.LOG_APPEND_TIME if client_lat else TimestampType.CREATE_TIME
+    raw = build_batch([SimpleRecord(b"k", b"v" * 9)] * count, timestamp_ms=1000, timestamp_type=ts_type)
+    slow, fast = bytearray(raw), bytearray(raw)
+    rewrite_for_append(slow, base_offset, leader_epoch=epoch, log_append_time=append_time)
+    header = assign_for_append(
+        fast, 0, parse_header(raw), base_offset, leader_epoch=epoch, log_append_time=append_time
+    )
+    assert fast == slow
+    assert header == validate_batch(fast)
