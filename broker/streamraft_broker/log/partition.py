@@ -150,14 +150,17 @@ class PartitionLog:
     def close(self) -> None:
         if self._closed:
             return
-        self._checkpoint()
         self._closed = True
-        for segment in self._segments:
-            segment.close()
-            segment.close_reader()
-        for segment in self._graveyard:
-            segment.close_reader()
-        self._graveyard.clear()
+        try:
+            self._checkpoint()
+        finally:
+            # Descriptors are released even when the final fsync fails (the next open recovers the tail).
+            for segment in self._segments:
+                segment.close()
+                segment.close_reader()
+            for segment in self._graveyard:
+                segment.close_reader()
+            self._graveyard.clear()
 
     @property
     def closed(self) -> bool:
