@@ -143,7 +143,7 @@ def _wait(
         if predicate():
             return
         pid = state.pids.get(log_name)
-        if pid is not None and not _alive(pid):
+        if pid is not None and not alive(pid):
             break
         time.sleep(0.2)
     log = Path(state.directory) / "logs" / f"{log_name}.log"
@@ -151,7 +151,7 @@ def _wait(
     raise RuntimeError(f"{what} did not become ready within {timeout:.0f}s; last log lines:\n{tail}")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -185,7 +185,7 @@ def up(
     """Starts the control plane (and `nodes` process nodes if > 0); returns its state. With
     `tie_to_parent`, every component dies with the calling process (for test sessions)."""
     existing = State.load(directory)
-    if existing is not None and any(_alive(p) for p in existing.pids.values()):
+    if existing is not None and any(alive(p) for p in existing.pids.values()):
         raise RuntimeError(f"a control plane already runs from {directory}; run `down` first")
     if directory.exists():
         shutil.rmtree(directory)
@@ -298,7 +298,7 @@ def _stop(pids: dict[str, int]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE_S
-    while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+    while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
         time.sleep(0.1)
     for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
@@ -347,7 +347,7 @@ def status(directory: Path) -> dict[str, object]:
         "apiserver": f"https://127.0.0.1:{state.apiserver_port}",
         "pod_subnet": f"10.244.{state.subnet_octet}.0/24",
         "processes": {
-            name: ("up" if _alive(pid) else "DEAD") + f" pid={pid}" for name, pid in state.pids.items()
+            name: ("up" if alive(pid) else "DEAD") + f" pid={pid}" for name, pid in state.pids.items()
         },
     }
 
