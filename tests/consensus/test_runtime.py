@@ -276,6 +276,8 @@ async def test_partitioned_leader_is_replaced_and_rejoins(tmp_path: Path) -> Non
         await c.create(9)
         old = await c.wait_leader(9)
         await c.nodes[old].propose(9, b"before")
+        # Quiet first: the isolated leader must notice through node-level liveness, not its own ticks.
+        await wait_until(lambda: all(rt.is_quiesced(9) for rt in c.nodes.values()))
         others = [n for n in (1, 2, 3) if n != old]
         faults.isolate(old, others)
 

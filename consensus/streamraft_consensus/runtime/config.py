@@ -25,8 +25,10 @@ class RuntimeConfig:
     pre_vote: bool = True
     check_quorum: bool = True
     quiesce: bool = True
-    quiesce_after_ticks: int = 20
-    """A leader quiesces its group once it has been idle (can_quiesce) for this many ticks."""
+    quiesce_after_ticks: int = 30
+    """A leader quiesces its group once it has been idle (can_quiesce) for this many ticks. Must exceed two
+    election timeouts: a woken leader's first check_quorum round still sees activity from before it went
+    quiet, only the second tells whether it has a quorum now."""
     peer_dead_after_s: float = 1.0
     max_apply_batch: int = 4096
 
@@ -35,5 +37,9 @@ class RuntimeConfig:
             raise ValueError(f"node_id must be >= 1, got {self.node_id}")
         if not 0.001 <= self.tick_interval_s <= 10:
             raise ValueError(f"tick_interval_s={self.tick_interval_s} is outside [0.001, 10]")
-        if self.quiesce_after_ticks < 1:
-            raise ValueError(f"quiesce_after_ticks must be >= 1, got {self.quiesce_after_ticks}")
+        if self.quiesce_after_ticks <= 2 * self.election_tick:
+            # A leader woken by a peer's death must run a check_quorum round before going quiet again.
+            raise ValueError(
+                f"quiesce_after_ticks ({self.quiesce_after_ticks}) must exceed "
+                f"2 * election_tick ({2 * self.election_tick})"
+            )

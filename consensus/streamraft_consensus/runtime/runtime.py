@@ -440,6 +440,11 @@ class Runtime:
                 continue
             led = [g for g in self._groups.values() if g.leader == peer]
             log.info("event=peer_down node=%d peer=%d groups_led=%d", self.node_id, peer, len(led))
+            for g in self._groups.values():
+                if g.is_leader and g.quiesced and peer in g.peers(self.node_id):
+                    # Tick again so check_quorum can find out whether this leader still has a quorum; it
+                    # quiesces again (quiesce_after_ticks > election_tick) if it does.
+                    self._mark(g)
             for g in led:
                 self._mark(g)
                 g.needs_wake = False
