@@ -6,6 +6,8 @@ connection with a log line and keeps serving every other connection.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import socket
 import struct
 import time
@@ -14,7 +16,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from streamraft_broker.protocol.codec import decode_request, is_flexible_request
+from kio.serial import entity_writer
+from streamraft_broker.protocol.codec import decode_request, is_flexible_request, request_type
 from streamraft_broker.protocol.errors import ProtocolError
 from streamraft_broker.protocol.framing import FrameDecoder
 from streamraft_broker.protocol.header import parse_request_header
@@ -22,9 +25,11 @@ from streamraft_broker.protocol.versions import SUPPORTED
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
+from tests.support.kio_samples import sample
 from tests.support.wire import api_versions_ok
 
 MAX_REQUEST = 64 * 1024
+ALL = sorted((int(k), v) for k, (lo, hi) in SUPPORTED.items() for v in range(lo, hi + 1))
 
 
 @settings(max_examples=300, deadline=None)
@@ -136,3 +141,42 @@ def test_bad_frames_close_with_a_log_line(broker: BrokerProcess, data: bytes, lo
         assert time.monotonic() < deadline, f"no log line with {log_fragment!r}:\n{broker.log_tail()}"
         time.sleep(0.05)  # polling the broker's log file under a deadline
     assert api_versions_ok(broker.host, broker.port)
+
+
+def _valid_body(key: int, version: int) -> bytes:
+    buf = io.BytesIO()
+    cls = request_type(key, version)
+    entity_writer(cls)(buf, sample(cls))
+    return buf.getvalue()
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(ALL),
+    st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from([0x00, 0x7F, 0x80, 0xFF, 0x01])), max_size=4),
+    st.integers(0, 10_000),
+)
+def test_mutated_valid_requests_never_crash_the_decoder(
+    key_version: tuple[int, int], edits: list[tuple[int, int]], cut: int
+) -> None:
+    """Lengths and counts overwritten with huge values must be refused before kio allocates for them.
+
+    (kio aborts the process on a failed allocation, so a regression here kills the test run outright.)
+    """
+    key, version = key_version
+    body = bytearray(_valid_body(key, version))
+    for where, value in edits:
+        if body:
+            body[where % len(body)] = value
+    body = body[: cut % (len(body) + 1)] if cut % 3 == 0 else body
+    flexible = is_flexible_request(key, version)
+    frame = struct.pack(">hhih", key, version, 1, 1) + b"c" + (b"\x00" if flexible else b"")
+    with contextlib.suppress(ProtocolError):
+        decode_request(key, version, frame + bytes(body), len(frame))
+
+
+def test_huge_array_count_is_refused_before_allocation() -> None:
+    # Metadata v1 with a topics array claiming 2**31 - 1 entries and no bytes behind it.
+    frame = struct.pack(">hhih", 3, 1, 1, -1) + struct.pack(">i", 2**31 - 1)
+    with pytest.raises(ProtocolError, match="array count 2147483647 exceeds"):
+        decode_request(3, 1, frame, 10)

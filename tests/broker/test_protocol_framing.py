@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import struct
+import sys
 
 import pytest
-from streamraft_broker.protocol.errors import FrameTooLargeError, FrameTooSmallError, HeaderDecodeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kio.serial import entity_writer
+from streamraft_broker.protocol.codec import build, decode_request, request_type
+from streamraft_broker.protocol.errors import (
+    FrameTooLargeError,
+    FrameTooSmallError,
+    HeaderDecodeError,
+    ProtocolError,
+)
 from streamraft_broker.protocol.framing import FrameDecoder, encode_frame
 from streamraft_broker.protocol.header import parse_request_header, read_uvarint, write_uvarint
+from streamraft_broker.protocol.produce_request import parse_produce_request
 
 
 def _header(key: int = 18, version: int = 0, corr: int = 9, client: bytes | None = b"cli") -> bytes:
@@ -101,3 +114,40 @@ def test_bad_headers_name_the_problem(frame: bytes) -> None:
 def test_uvarint_round_trip(value: int) -> None:
     data = write_uvarint(value)
     assert read_uvarint(data + b"tail", 0) == (value, len(data))
+
+
+PRODUCE_VERSIONS = list(range(3, 10))
+
+
+@pytest.mark.parametrize("version", PRODUCE_VERSIONS)
+def test_hand_parsed_produce_matches_kio(version: int) -> None:
+    cls = request_type(0, version)
+    mod = sys.modules[cls.__module__]
+    parts = tuple(
+        build(mod.PartitionProduceData, index=i, records=None if i == 2 else bytes([i]) * (100 + i))
+        for i in range(3)
+    )
+    topics = (
+        build(mod.TopicProduceData, name="a", partition_data=parts),
+        build(mod.TopicProduceData, name="b", partition_data=()),
+    )
+    req = build(cls, transactional_id="tx" if version > 3 else None, acks=-1, timeout=1234, topic_data=topics)
+    buf = io.BytesIO()
+    entity_writer(cls)(buf, req)
+    frame = b"HDR" + buf.getvalue()
+    view = parse_produce_request(frame, 3, version)
+    kio_req = decode_request(0, version, frame, 3)
+    assert (view.transactional_id, view.acks, view.timeout_ms) == (kio_req.transactional_id, -1, 1234)
+    got = [
+        (t.name, [(p.index, None if p.records is None else bytes(p.records)) for p in t.partition_data])
+        for t in view.topic_data
+    ]
+    want = [(t.name, [(p.index, p.records) for p in t.partition_data]) for t in kio_req.topic_data]
+    assert got == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PRODUCE_VERSIONS), st.binary(max_size=200))
+def test_hand_parsed_produce_rejects_garbage_cleanly(version: int, body: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        parse_produce_request(body, 0, version)

@@ -19,6 +19,7 @@ from kio.serial import entity_reader, entity_writer
 
 from streamraft_broker.protocol.errors import ProtocolError
 from streamraft_broker.protocol.header import response_header
+from streamraft_broker.protocol.skim import check_bounds
 from streamraft_broker.protocol.versions import ApiKey
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
@@ -52,6 +53,7 @@ def response_header_flexible(api_key: int, version: int) -> bool:
 
 def decode_request(api_key: int, version: int, frame: bytes, offset: int) -> Any:
     cls = request_type(api_key, version)
+    check_bounds(cls, frame, offset)
     try:
         entity, _size = entity_reader(cls)(frame, offset)
     except Exception as exc:  # kio raises assorted errors on malformed bodies

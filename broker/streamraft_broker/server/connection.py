@@ -15,6 +15,7 @@ from streamraft_broker.protocol.codec import decode_request, encode_response, is
 from streamraft_broker.protocol.errors import ProtocolError
 from streamraft_broker.protocol.framing import FrameDecoder
 from streamraft_broker.protocol.header import RequestHeader, parse_request_header, peek_fixed
+from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,10 @@ class Connection:
         started = time.perf_counter()
         try:
             header, offset = parse_request_header(frame, flexible=is_flexible_request(api_key, version))
-            request = decode_request(api_key, version, frame, offset)
+            if api_key == ApiKey.PRODUCE:
+                request: Any = parse_produce_request(frame, offset, version)
+            else:
+                request = decode_request(api_key, version, frame, offset)
         except ProtocolError as exc:
             self._protocol_error("bad_request", f"{ApiKey(api_key).name} v{version}: {exc}")
             raise CloseConnection from exc
