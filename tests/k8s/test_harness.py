@@ -230,6 +230,14 @@ def test_restarts_hooks_and_graceful_deletion(k8s: Cluster, k8s_namespace: str, 
         "metadata": {"name": "graceful"},
         "spec": {
             "terminationGracePeriodSeconds": 20,
+            "initContainers": [
+                {
+                    "name": "init",
+                    "image": "none",
+                    "command": ["sh", "-c", "echo init >> /opt/srk-test/out/events"],
+                    "volumeMounts": [{"name": "out", "mountPath": "/opt/srk-test/out"}],
+                }
+            ],
             "containers": [
                 {
                     "name": "g",
@@ -266,7 +274,7 @@ def test_restarts_hooks_and_graceful_deletion(k8s: Cluster, k8s_namespace: str, 
     k8s.wait_for(lambda: k8s.pod_ready(ns, "graceful"), 60, "graceful Ready after its startup probe")
     k8s.kubectl("delete", "pod", "-n", ns, "graceful", "--wait=false")
     k8s.wait_for(lambda: k8s.pod(ns, "graceful") is None, 30, "graceful pod finalized and removed")
-    assert (tmp_path / "events").read_text().split() == ["started", "prestop", "sigterm"]
+    assert (tmp_path / "events").read_text().split() == ["init", "started", "prestop", "sigterm"]
 
 
 def test_in_cluster_client_reaches_the_apiserver(k8s: Cluster, k8s_namespace: str) -> None:
