@@ -8,7 +8,7 @@ import pytest
 from streamraft_consensus.core.node import Config, RawNode
 from streamraft_consensus.core.raft import Raft
 from streamraft_consensus.core.storage import LogStorage
-from streamraft_consensus.core.types import Message
+from streamraft_consensus.core.types import Message, MessageType
 from streamraft_consensus.sim.world import NodeFactory, Violation, run_seed
 
 SEEDS = range(60)
@@ -17,6 +17,19 @@ SEEDS = range(60)
 class _VotesTwice(Raft):
     def can_grant_vote(self, m: Message) -> bool:
         return True
+
+
+class _IgnoresLogFreshness(Raft):
+    def _handle_vote(self, m: Message) -> None:
+        # Grants votes without the "candidate's log is at least as up to date" check.
+        rtype = MessageType.VOTE_RESP if m.type == MessageType.VOTE else MessageType.PRE_VOTE_RESP
+        if self.can_grant_vote(m):
+            self.msgs.append(Message(rtype, m.frm, self.id, m.term))
+            if m.type == MessageType.VOTE:
+                self.election_elapsed = 0
+                self.vote = m.frm
+        else:
+            self.msgs.append(Message(rtype, m.frm, self.id, self.term, reject=True))
 
 
 class _CommitsWithoutQuorum(Raft):
@@ -58,6 +71,11 @@ def test_double_vote_is_caught() -> None:
 
 def test_commit_without_quorum_is_caught() -> None:
     v = _first_violation(_CommitsWithoutQuorum)
+    assert v.invariant != "liveness", v
+
+
+def test_stale_leader_election_is_caught() -> None:
+    v = _first_violation(_IgnoresLogFreshness)
     assert v.invariant != "liveness", v
 
 
