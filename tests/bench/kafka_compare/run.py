@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="1: like for like with 1-node Streamraft",
     )
+    ap.add_argument("--failover-only", action="store_true", help="skip the A/B runs; only the kill loop")
     ap.add_argument("--out", type=Path, default=Path("bench-results") / "kafka_compare")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -161,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.kills is not None:
         if not 1 <= args.kills <= 100:
             ap.error("--kills must be between 1 and 100")
-        plan = Plan(**{**plan.__dict__, "kills": args.kills})
+        # A kill cycle (detect, restart, re-sync) takes tens of seconds on a busy machine.
+        budget = max(plan.failover_budget_s, 60.0 * args.kills)
+        plan = Plan(**{**plan.__dict__, "kills": args.kills, "failover_budget_s": budget})
 
     fetch()
     res = Results()
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     unavailable: dict[str, str] = {}
-    for run_idx in range(plan.runs):
+    for run_idx in range(0 if args.failover_only else plan.runs):
         for name in ("Kafka", "Streamraft"):  # A B A B: drift on a shared machine hits both alike
             if name in unavailable:
                 continue
