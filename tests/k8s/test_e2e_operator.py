@@ -9,6 +9,7 @@ status per broker, Services), and produce/consume plus topic management run agai
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -75,6 +76,21 @@ def _pod_ips(k8s: Cluster, ns: str, service: str) -> list[str]:
     ep = k8s.api.get(f"/api/v1/namespaces/{ns}/endpoints/{service}")
     ips = [a["ip"] for s in (ep or {}).get("subsets") or [] for a in s.get("addresses") or []]
     return sorted(ips)
+
+
+def _consume_all(bootstrap: str, topic: str, group: str, expected: int) -> set[bytes]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    seen: set[bytes] = set()
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is not None and msg.error() is None:
+                seen.add(msg.value())
+    finally:
+        consumer.close()
+    return seen
 
 
 @dataclass(frozen=True)
@@ -164,16 +180,7 @@ def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: 
     for i in range(100):
         producer.produce("orders", key=str(i % 2).encode(), value=f"m{i}".encode())
     assert producer.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "e2e", "auto.offset.reset": "earliest"})
-    consumer.subscribe(["orders"])
-    seen: set[bytes] = set()
-    deadline = time.monotonic() + 60
-    while len(seen) < 100 and time.monotonic() < deadline:
-        msg = consumer.poll(1.0)
-        if msg is not None and msg.error() is None:
-            seen.add(msg.value())
-    consumer.close()
-    assert seen == {f"m{i}".encode() for i in range(100)}
+    assert _consume_all(bootstrap, "orders", "e2e", 100) == {f"m{i}".encode() for i in range(100)}
 
     # Grow partitions through the resource; revert config drift made behind the operator's back.
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -196,6 +203,32 @@ def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: 
 
     k8s.wait_for(lambda: retention() == "3600000", 90, "retention.ms drift reverted by the resync")
 
+    # A config change restarts the broker (a lone broker has no quorum to keep) and its data survives.
+    (old_pod,) = _pods(k8s, ns, "solo")
+    k8s.kubectl(
+        "patch",
+        "streamcluster",
+        "solo",
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        '{"spec":{"config":{"num.partitions":2}}}',
+    )
+
+    def restarted() -> str | None:
+        pods = _pods(k8s, ns, "solo")
+        fresh = [p for p in pods if p["metadata"]["uid"] != old_pod["metadata"]["uid"]]
+        if not fresh or not k8s.pod_ready(ns, "solo-0"):
+            return None
+        return str(fresh[0]["status"].get("podIP") or "") or None
+
+    ip = k8s.wait_for(restarted, 180, "solo-0 restarted with the new config and Ready")
+    assert any("restarted solo-0" in m for m in _events(k8s, ns, "BrokerRestarted"))
+    bootstrap = f"{ip}:9092"
+    assert _consume_all(bootstrap, "orders", "after-restart", 100) == {f"m{i}".encode() for i in range(100)}
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+
     k8s.kubectl("delete", "streamtopic", "orders", "-n", ns, "--wait=true", "--timeout=60s")
     k8s.wait_for(lambda: "orders" not in admin.list_topics(timeout=5).topics, 30, "Kafka topic deleted")
 
@@ -206,3 +239,138 @@ def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: 
         + out.stderr
         + k8s.pod_log(ns, f"{release.name}-streamraft-operator-test", "produce-consume")
     )
+
+
+def _events(k8s: Cluster, ns: str, reason: str) -> list[str]:
+    items = k8s.api.items(f"/api/v1/namespaces/{ns}/events?fieldSelector=reason%3D{reason}")
+    return [str(e.get("message", "")) for e in items]
+
+
+def _pods(k8s: Cluster, ns: str, cluster: str) -> list[dict[str, Any]]:
+    selector = f"app.kubernetes.io/instance%3D{cluster},app.kubernetes.io/component%3Dbroker"
+    return [
+        p
+        for p in k8s.api.items(f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
+        if not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def test_topic_of_missing_cluster_and_paused_topic_get_conditions(k8s: Cluster, release: Release) -> None:
+    ns = release.namespace
+    k8s.apply(_topic("orphan", "no-such-cluster"), namespace=ns)
+
+    def not_found() -> dict[str, Any] | None:
+        cond = _condition(_get(k8s, ns, "streamtopics", "orphan"), "Ready")
+        return cond if cond and cond["reason"] == "ClusterNotFound" else None
+
+    cond = k8s.wait_for(not_found, 60, "ClusterNotFound condition")
+    assert cond["message"] == f"StreamCluster no-such-cluster not found in namespace {ns}"
+    k8s.kubectl("annotate", "streamtopic", "orphan", "-n", ns, "streamraft.io/paused=true")
+
+    def paused() -> dict[str, Any] | None:
+        cond = _condition(_get(k8s, ns, "streamtopics", "orphan"), "Progressing")
+        return cond if cond and cond["reason"] == "Paused" else None
+
+    k8s.wait_for(paused, 60, "Paused condition")
+    k8s.kubectl("delete", "streamtopic", "orphan", "-n", ns, "--wait=true", "--timeout=60s")
+
+
+def test_scale_down_removes_the_highest_broker_when_it_holds_nothing(k8s: Cluster, release: Release) -> None:
+    ns = release.namespace
+    k8s.apply(_cluster("duo", 2), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "duo"), 240, "StreamCluster duo Ready")
+    k8s.kubectl("scale", "streamcluster", "duo", "-n", ns, "--replicas=1")
+
+    def shrunk() -> dict[str, Any] | None:
+        obj = _ready(k8s, ns, "streamclusters", "duo")
+        return obj if obj and [b["pod"] for b in obj["status"]["brokers"]] == ["duo-0"] else None
+
+    k8s.wait_for(shrunk, 120, "duo shrunk to duo-0")
+    assert any("removing broker 1 (duo-1)" in m for m in _events(k8s, ns, "BrokerRemoved"))
+    assert k8s.get("statefulset", "duo", "-n", ns)["spec"]["replicas"] == 1
+
+
+def _produce_until(bootstrap: str, topic: str, start: int, stop: threading.Event, acked: set[bytes]) -> int:
+    """Produces `r<start>`, `r<start+1>`... with acks=all until `stop` is set; returns the next index."""
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "message.timeout.ms": 15000,
+            "linger.ms": 5,
+        }
+    )
+
+    def delivered(err: object, msg: Any) -> None:
+        if err is None:
+            acked.add(msg.value())
+
+    i = start
+    deadline = time.monotonic() + 120
+    while not stop.is_set() and time.monotonic() < deadline and i < start + 20000:
+        try:
+            producer.produce(topic, value=f"r{i}".encode(), on_delivery=delivered)
+            i += 1
+        except BufferError:
+            pass
+        producer.poll(0.01)
+    producer.flush(20)
+    return i
+
+
+def test_broker_pod_killed_during_acks_all_production_loses_no_acknowledged_record(
+    k8s: Cluster, release: Release
+) -> None:
+    ns = release.namespace
+    k8s.apply(_cluster("solo", 1), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "solo"), 240, "StreamCluster solo Ready")
+    k8s.apply(_topic("durable", "solo", partitions=1), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamtopics", "durable"), 120, "StreamTopic durable Ready")
+    (pod,) = _pods(k8s, ns, "solo")
+    acked: set[bytes] = set()
+    stop = threading.Event()
+    result: list[int] = []
+    worker = threading.Thread(
+        target=lambda: result.append(
+            _produce_until(f"{pod['status']['podIP']}:9092", "durable", 0, stop, acked)
+        )
+    )
+    worker.start()
+    k8s.wait_for(lambda: len(acked) >= 300, 60, "300 records acknowledged before the kill")
+    # SIGKILL semantics: no grace period, no preStop.
+    k8s.kubectl("delete", "pod", "solo-0", "-n", ns, "--grace-period=0", "--force", "--wait=false")
+    acked_before_kill = len(acked)
+
+    def back() -> str | None:
+        fresh = [p for p in _pods(k8s, ns, "solo") if p["metadata"]["uid"] != pod["metadata"]["uid"]]
+        return str(fresh[0]["status"].get("podIP") or "") if fresh and k8s.pod_ready(ns, "solo-0") else None
+
+    ip = k8s.wait_for(back, 180, "solo-0 back and Ready")
+    stop.set()
+    worker.join(60)
+    assert result, "producer thread did not finish"
+    stop.clear()
+    end = _produce_until(f"{ip}:9092", "durable", result[0], _stop_after(200, acked), acked)
+    assert end > result[0]
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "solo"), 120, "StreamCluster solo Ready again")
+    stored = _consume_all(f"{ip}:9092", "durable", f"verify-{uuid.uuid4().hex[:6]}", len(acked))
+    missing = acked - stored
+    assert not missing, (
+        f"{len(missing)} acknowledged records lost (acked {len(acked)}, {acked_before_kill} before kill)"
+    )
+
+
+def _stop_after(more: int, acked: set[bytes]) -> threading.Event:
+    """An Event that sets itself once `more` further records are acknowledged (checked from a thread)."""
+    target = len(acked) + more
+    event = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while len(acked) < target and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a counter owned by librdkafka's callback: nothing to block on
+        event.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return event
