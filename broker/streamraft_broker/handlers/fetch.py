@@ -80,5 +80,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         for res in t.partitions:
             if res.records:
                 ctx.metrics.record_fetch(t.name, res.records_size)
+            if res.error_code:
+                ctx.metrics.record_error(res.error_code)
     parts = encode_fetch_response(header.api_version, header.correlation_id, topics, session_id=0)
     return RawResponse(parts)

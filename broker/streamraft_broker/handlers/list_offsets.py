@@ -41,6 +41,7 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
         for p in t.partitions:
             partition = ctx.registry.partition(t.name, int(p.partition_index))
             if partition is None:
+                ctx.metrics.record_error(UNKNOWN_TOPIC_OR_PARTITION)
                 parts.append(
                     build(
                         part_cls,
