@@ -98,3 +98,16 @@ def test_retention_does_not_apply_to_compacted_logs(tmp_path: Path) -> None:
         assert log.log_start_offset == 0
     finally:
         log.close()
+
+
+def test_compact_delete_policy_applies_retention_too(tmp_path: Path) -> None:
+    config = LogConfig.from_topic_configs({"cleanup.policy": "compact,delete", "segment.bytes": "200"})
+    assert config.compaction_enabled and config.retention_enabled
+    log = PartitionLog.open(tmp_path, LogConfig.from_topic_configs({"retention.ms": "1"}, base=config))
+    try:
+        for i in range(10):
+            log.append(build_batch([SimpleRecord(b"k%d" % i, b"v")], timestamp_ms=1))
+        assert log.apply_retention() >= 1
+        assert log.log_start_offset > 0
+    finally:
+        log.close()

@@ -18,7 +18,7 @@ MIN_SEGMENT_BYTES = 14
 INVALID_CONFIG = 40
 
 TimestampTypeName = Literal["CreateTime", "LogAppendTime"]
-CleanupPolicy = Literal["delete", "compact"]
+CleanupPolicy = Literal["delete", "compact", "compact,delete"]
 
 
 class InvalidConfigError(ValueError):
@@ -135,7 +135,7 @@ class LogConfig:
             raise InvalidConfigError(
                 "message.timestamp.type", f"unknown type {self.message_timestamp_type!r}"
             )
-        if self.cleanup_policy not in ("delete", "compact"):
+        if self.cleanup_policy not in ("delete", "compact", "compact,delete"):
             raise InvalidConfigError("cleanup.policy", f"unknown policy {self.cleanup_policy!r}")
         if self.max_message_bytes < 0:
             raise InvalidConfigError("max.message.bytes", f"must be >= 0, got {self.max_message_bytes}")
@@ -143,6 +143,15 @@ class LogConfig:
             raise ValueError(
                 f"recovery_checkpoint_bytes must be positive, got {self.recovery_checkpoint_bytes}"
             )
+
+    @property
+    def retention_enabled(self) -> bool:
+        """Whether retention.ms/retention.bytes delete segments (cleanup.policy includes delete)."""
+        return "delete" in self.cleanup_policy
+
+    @property
+    def compaction_enabled(self) -> bool:
+        return "compact" in self.cleanup_policy
 
     @property
     def log_append_time(self) -> bool:
@@ -185,8 +194,10 @@ class LogConfig:
                     values["cleanup_policy"] = "delete"
                 elif policies == {"compact"}:
                     values["cleanup_policy"] = "compact"
+                elif policies == {"compact", "delete"}:
+                    values["cleanup_policy"] = "compact,delete"
                 else:
-                    raise InvalidConfigError(key, f"expected delete or compact, got {raw!r}")
+                    raise InvalidConfigError(key, f"expected delete, compact or both, got {raw!r}")
             elif key == "max.message.bytes":
                 values["max_message_bytes"] = _parse_int(key, raw, minimum=0, maximum=(1 << 31) - 1)
             elif key in _ACCEPTED_IGNORED:

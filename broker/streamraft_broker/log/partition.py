@@ -611,12 +611,12 @@ class PartitionLog:
     def apply_retention(self) -> int:
         """Delete whole closed segments past retention.ms (by their max timestamp) or beyond retention.bytes
         (oldest first); never the active segment. Returns how many were deleted. As in Kafka, retention
-        only applies to cleanup.policy=delete; compacted logs keep everything compact() leaves."""
+        only applies when cleanup.policy includes delete; compacted logs keep everything compact() leaves."""
         self._check_open()
         for segment in self._graveyard:
             segment.close_reader()
         self._graveyard.clear()
-        if self._config.cleanup_policy != "delete":
+        if not self._config.retention_enabled:
             return 0
         now = self._now_ms()
         count = 0
