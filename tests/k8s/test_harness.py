@@ -103,7 +103,7 @@ def _get(url: str) -> str:
         return body.decode()
 
 
-def test_nodes_leases_and_tools(k8s: Cluster) -> None:
+def test_nodes_leases_and_tools(k8s: Cluster, k8s_namespace: str, tmp_path: Path) -> None:
     for name in k8s.nodes:
         node = k8s.get("node", name)
         assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
@@ -114,6 +114,18 @@ def test_nodes_leases_and_tools(k8s: Cluster) -> None:
     assert version["clientVersion"]["gitVersion"] == version["serverVersion"]["gitVersion"]
     helm = k8s.helm("version", "--short").stdout
     assert helm.startswith("v3."), helm
+    # helm drives the cluster: install and uninstall a one-template chart.
+    chart = tmp_path / "tiny"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: tiny}\n"
+        "data: {release: {{ .Release.Name | quote }}}\n"
+    )
+    k8s.helm("install", "rel", str(chart), "-n", k8s_namespace, "--wait", "--timeout", "60s")
+    assert k8s.get("configmap", "tiny", "-n", k8s_namespace)["data"] == {"release": "rel"}
+    k8s.helm("uninstall", "rel", "-n", k8s_namespace, "--wait", "--timeout", "60s")
+    assert k8s.kubectl("get", "configmap", "tiny", "-n", k8s_namespace, check=False).returncode != 0
 
 
 def test_statefulset_with_headless_service_pvcs_dns_and_probes(k8s: Cluster, k8s_namespace: str) -> None:

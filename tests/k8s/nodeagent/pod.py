@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tests.k8s import network
 from tests.k8s.nodeagent.api import ApiError, Obj, now_rfc3339
@@ -555,12 +555,3 @@ class PodWorker(threading.Thread):
                     self._pod = {**self._pod, "status": result.get("status")}
         self._reported = key
         self.agent.refresh_hosts_soon()
-
-
-def describe(worker: PodWorker) -> dict[str, Any]:
-    """A compact view for debugging (`status` of the agent)."""
-    return {
-        "pod": f"{worker.namespace}/{worker.pod_name}",
-        "ip": worker.pod_ip,
-        "containers": {c.name: ("running" if c.running else "stopped") for c in worker.containers},
-    }
