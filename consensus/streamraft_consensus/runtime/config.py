@@ -30,7 +30,6 @@ class RuntimeConfig:
     election timeouts: a woken leader's first check_quorum round still sees activity from before it went
     quiet, only the second tells whether it has a quorum now."""
     peer_dead_after_s: float = 1.0
-    max_apply_batch: int = 4096
 
     def __post_init__(self) -> None:
         if self.node_id < 1:

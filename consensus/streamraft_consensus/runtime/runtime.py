@@ -26,7 +26,6 @@ import random
 import shutil
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from pathlib import Path
 
 from streamraft_consensus.core.node import Config, NotLeader, ProposalDropped, RawNode, Status
 from streamraft_consensus.core.types import (
@@ -692,7 +691,3 @@ class Runtime:
                 self._on_leader_change(change)
             for q in self._watchers:
                 q.put_nowait(change)
-
-
-def default_data_dir(base: Path, node_id: int) -> Path:
-    return base / f"node-{node_id}"

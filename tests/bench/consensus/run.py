@@ -373,6 +373,7 @@ async def main() -> None:
     progress(f"data under {base}; the machine may be shared, so timings are noisy")
     sr = pso = idle = None
     failovers = None
+    # Whatever finished is printed even if a later part fails.
     try:
         if "a" in only:
             sr = await bench_streamraft_throughput(base, duration)
@@ -385,7 +386,7 @@ async def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    print_tables(sr, pso, failovers, idle, args.groups)
+        print_tables(sr, pso, failovers, idle, args.groups)
 
 
 if __name__ == "__main__":
