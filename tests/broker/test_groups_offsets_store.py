@@ -283,3 +283,16 @@ async def test_offsets_log_is_compacted_as_segments_roll(tmp_path: Path) -> None
     fetched = await reopened.coordinator.fetch_offsets("g")
     assert [(p.partition, p.offset) for p in fetched.partitions] == [(0, 118), (1, 119)]
     reopened.close()
+
+
+async def test_commit_larger_than_one_batch_is_split(tmp_path: Path) -> None:
+    service = GroupService.open(tmp_path, clock=FakeClock())
+    entries = [OffsetCommitEntry("t", p, p, "x" * 40) for p in range(15_000)]  # ~1.5 MB of records
+    results = await service.coordinator.commit_offsets("big", -1, "", entries)
+    assert {r.error_code for r in results} == {ErrorCode.none}
+    assert service.store.writes == 1, "several batches, one fsync"
+    service.close()
+    reopened = GroupService.open(tmp_path, clock=FakeClock())
+    fetched = await reopened.coordinator.fetch_offsets("big")
+    assert [p.offset for p in fetched.partitions] == list(range(15_000))
+    reopened.close()

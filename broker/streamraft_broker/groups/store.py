@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -62,6 +62,23 @@ class LoadedState:
 
 
 Records = Sequence[tuple[bytes, bytes | None]]
+# Records of one write are split into batches of about this size, well under the log's max.message.bytes.
+BATCH_BYTES = 256 * 1024
+_RECORD_OVERHEAD = 32
+
+
+def _chunks(records: list[SimpleRecord]) -> Iterator[list[SimpleRecord]]:
+    chunk: list[SimpleRecord] = []
+    size = 0
+    for record in records:
+        length = len(record.key or b"") + len(record.value or b"") + _RECORD_OVERHEAD
+        if chunk and size + length > BATCH_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(record)
+        size += length
+    if chunk:
+        yield chunk
 
 
 class OffsetsStore:
@@ -84,15 +101,17 @@ class OffsetsStore:
         self._segments_at_compaction = 1
 
     def _write_now(self, pending: Sequence[Records]) -> None:
-        """Append every queued record in one batch and fsync once; runs on the writer thread."""
+        """Append every queued record, in batches of at most BATCH_BYTES, and fsync once; runs on the
+        writer thread."""
         records = [SimpleRecord(key, value) for recs in pending for key, value in recs]
         if not records:
             return
         try:
-            self._log.append(build_batch(records, timestamp_ms=self._clock()))
+            for chunk in _chunks(records):
+                self._log.append(build_batch(chunk, timestamp_ms=self._clock()))
             if self._fsync:
                 self._log.flush()
-        except (OSError, RuntimeError) as exc:  # RuntimeError: LogClosedError once shutting down
+        except (OSError, RuntimeError, ValueError) as exc:  # LogClosedError at shutdown, InvalidRecordError
             raise GroupStoreError(f"{TOPIC}: write of {len(records)} records failed: {exc}") from exc
         self.writes += 1
         self.records_written += len(records)
@@ -145,6 +164,10 @@ class OffsetsStore:
             except GroupStoreError as exc:
                 error = exc
                 log.error("%s", exc)
+            except Exception as exc:
+                # Whatever went wrong, no committer may be left waiting forever.
+                error = GroupStoreError(f"{TOPIC}: write failed unexpectedly: {exc!r}")
+                log.exception("%s", error)
             for _, fut in pending:
                 if fut is None or fut.done():
                     continue
