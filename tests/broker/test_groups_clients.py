@@ -160,6 +160,8 @@ def test_two_consumers_rebalance_commit_and_resume_after_restart(
         a.close()
         poll_until([b], lambda: b_parts[0] == {0, 1}, "the remaining consumer to take both partitions")
         b.close()
+        # Drop the remaining clients before the broker goes, or librdkafka keeps reconnecting to it.
+        del producer, admin
 
     with ThreadedBroker(data_dir) as broker:
         parts: list[set[int]] = [set()]
