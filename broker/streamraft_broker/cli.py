@@ -312,6 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamraft: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Start-up failures such as a port in use or an unwritable data directory: one clear line.
+        print(f"streamraft: error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -153,3 +153,18 @@ def test_json_logs_one_event_per_line(tmp_path: Path) -> None:
     ready = events[names.index("broker ready")]
     assert ready["port"] == broker.port
     assert {"ts", "level", "logger"} <= ready.keys()
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = _cli(
+            "broker", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{port}", "--metrics-listen", "off"
+        )
+    assert proc.returncode == 1
+    assert "streamraft: error:" in proc.stderr
+    assert "address already in use" in proc.stderr.lower()
