@@ -14,6 +14,7 @@ is addressed to another node is logged on one line and dropped, while the stream
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -45,6 +46,7 @@ class TransportConfig:
     max_reassembly_bytes: int = 1 << 30
     backoff_initial_s: float = 0.05
     backoff_max_s: float = 0.5
+    connect_timeout_s: float = 2.0
     """Kept short: only the lower-id node dials, so a restarted higher-id peer waits for this retry."""
     node_ping_interval_s: float = 0.1
     """With nothing else to send, flush sends an empty envelope this often: node-level liveness."""
@@ -125,6 +127,10 @@ class GrpcTransport:
             ("grpc.max_receive_message_length", limit),
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.keepalive_timeout_ms", 5_000),
+            # Our own loop redials; gRPC's internal reconnect backoff (1 s growing to 120 s) must not stack.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 500),
         ]
         self.address = ""
 
@@ -311,28 +317,39 @@ class GrpcTransport:
     async def _dial_forever(self, link: _Link) -> None:
         backoff = self.config.backoff_initial_s
         while not self._stopped:
-            assert link.address is not None
             started = time.monotonic()
-            async with grpc.aio.insecure_channel(link.address, options=self._grpc_options) as channel:
-                # Raw bytes both ways: the stubs insist on serializer arguments that grpc does not need.
-                multi = channel.stream_stream(METHOD)  # type: ignore[call-arg]
-                call: grpc.aio.StreamStreamCall[bytes, bytes] = multi()  # type: ignore[call-arg]
-                try:
-                    await call.write(self._envelope(link.peer).SerializeToString())
-                    await self._pump(link, call.read, call.write)
-                except grpc.aio.AioRpcError as err:
-                    log.info(
-                        "event=peer_stream_failed node=%d peer=%d code=%s",
-                        self.node_id,
-                        link.peer,
-                        err.code().name,
-                    )
-                finally:
-                    call.cancel()
+            await self._dial_once(link)
             if time.monotonic() - started > 5.0:
                 backoff = self.config.backoff_initial_s
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.config.backoff_max_s)
+
+    async def _dial_once(self, link: _Link) -> None:
+        assert link.address is not None
+        channel = grpc.aio.insecure_channel(link.address, options=self._grpc_options)
+        call: grpc.aio.StreamStreamCall[bytes, bytes] | None = None
+        try:
+            # Every step that waits on the peer is bounded: a call to a peer that is down or restarting
+            # can otherwise wait on gRPC's own reconnect backoff indefinitely.
+            async with asyncio.timeout(self.config.connect_timeout_s):
+                await channel.channel_ready()
+                # Raw bytes both ways: the stubs insist on serializer arguments that grpc does not need.
+                multi = channel.stream_stream(METHOD)  # type: ignore[call-arg]
+                call = multi()  # type: ignore[call-arg]
+                await call.write(self._envelope(link.peer).SerializeToString())
+            await self._pump(link, call.read, call.write)
+        except grpc.aio.AioRpcError as err:
+            log.info(
+                "event=peer_stream_failed node=%d peer=%d code=%s", self.node_id, link.peer, err.code().name
+            )
+        except TimeoutError:
+            log.info("event=peer_connect_timeout node=%d peer=%d", self.node_id, link.peer)
+        finally:
+            if call is not None:
+                call.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await channel.close(None)
 
     async def _serve(self, request_iterator: object, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
         first = await context.read()
