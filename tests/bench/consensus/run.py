@@ -259,12 +259,23 @@ async def bench_failover(base: Path, rounds: int) -> list[float]:
                 f"failover {n + 1}/{rounds}: killed node {leader}, next commit after {failovers[-1]:.3f}s"
             )
             await cluster.restart(leader)
+            target = 0
+            for node, proc in cluster.procs.items():
+                if node != leader:
+                    with contextlib.suppress(OSError, TimeoutError, ConnectionError):
+                        reply = await proc.call({"op": "leader", "group": 1}, 2)
+                        target = max(target, int(reply.get("applied", 0)))
 
-            async def rejoined(node: int = leader) -> bool:
-                # Healthy again: the restarted node follows a leader and is connected to every peer.
+            async def rejoined(node: int = leader, target: int = target) -> bool:
+                # Healthy again: the restarted node follows a leader, is connected to every peer and has
+                # caught up with where the others were when it came back.
                 with contextlib.suppress(OSError, TimeoutError, ConnectionError):
                     reply = await cluster.procs[node].call({"op": "leader", "group": 1}, 2)
-                    return reply.get("leader", 0) != 0 and reply.get("connected") == len(cluster.ids) - 1
+                    return (
+                        reply.get("leader", 0) != 0
+                        and reply.get("connected") == len(cluster.ids) - 1
+                        and int(reply.get("applied", 0)) >= target
+                    )
                 return False
 
             await wait_for("the restarted node to rejoin", rejoined, 60)

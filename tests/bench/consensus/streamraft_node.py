@@ -80,7 +80,8 @@ async def main() -> None:
             }
         if op == "leader":
             connected = sum(rt.transport.is_connected(p) for p in rt.transport.peers())
-            return {"leader": rt.leader(int(req["group"])), "connected": connected}
+            group = int(req["group"])
+            return {"leader": rt.leader(group), "connected": connected, "applied": rt.applied(group)}
         if op == "propose":
             try:
                 index = await rt.propose(int(req["group"]), os.urandom(int(req["size"])))
