@@ -10,6 +10,7 @@ at once (parallel test sessions), so each reserves its third octet with an atomi
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -75,27 +76,39 @@ def _octets_in_use() -> set[int]:
     return used
 
 
+def _owner_alive(marker: Path) -> bool:
+    try:
+        return _pid_alive(int((marker / "owner").read_text()))
+    except (OSError, ValueError):
+        # Reservations are made under the lock with the owner written at once: a marker without an
+        # owner is from a reserver that crashed in between.
+        return False
+
+
 def reserve_subnet(owner_pid: int) -> Subnet:
     """Atomically claims a free /24 for a cluster whose lifetime is tied to `owner_pid`."""
     RESERVATIONS.mkdir(parents=True, exist_ok=True)
+    # One reserver at a time, so two sessions never both reclaim (and tear down) the same subnet.
+    with open(RESERVATIONS / "reserve.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _reserve(owner_pid)
+
+
+def _reserve(owner_pid: int) -> Subnet:
     in_use = _octets_in_use()
     for octet in range(_FIRST_OCTET, _LAST_OCTET + 1):
-        if octet in in_use:
-            continue
         marker = RESERVATIONS / f"subnet-{octet}"
+        if marker.exists():
+            if _owner_alive(marker):
+                continue
+            # A dead cluster's subnet (its owner was killed): remove what it left behind, reuse it.
+            teardown_subnet(Subnet(octet))
+        elif octet in in_use:
+            continue  # an address we did not reserve: not ours to touch
         try:
             marker.mkdir()
         except FileExistsError:
-            owner = marker / "owner"
-            try:
-                pid = int(owner.read_text())
-            except (OSError, ValueError):
-                continue
-            if _pid_alive(pid):
-                continue
-            # Reclaim a dead cluster's subnet, removing whatever it left behind.
-            teardown_subnet(Subnet(octet))
-            marker.mkdir(exist_ok=True)
+            continue
         (marker / "owner").write_text(str(owner_pid))
         return Subnet(octet)
     raise NetworkError("no free 10.244.x.0/24 subnet left for a test cluster")

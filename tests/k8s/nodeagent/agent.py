@@ -277,4 +277,6 @@ class Agent:
             self._kubelet_api.close()
         if self.host_dns:
             hostsfile.remove_block(str(self.subnet.octet))
+        # The bridge goes with the agent; the subnet reservation stays until `down` (or reclaim).
+        network.ip("link", "delete", self.subnet.bridge, check=False)
         log.info("agent stopped")
