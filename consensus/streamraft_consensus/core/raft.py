@@ -369,6 +369,13 @@ class Raft:
                 pass  # pre-vote never changes the term
             elif m.type in _FROM_LEADER:
                 self.become_follower(m.term, m.frm)
+            elif m.type == _MT.VOTE:
+                # Adopt the term but keep our election timer running (the Raft paper resets it only when
+                # granting a vote): a candidate with a stale log, e.g. a removed node that never learnt
+                # of its removal, must not keep postponing the elections that nodes with good logs start.
+                elapsed, timeout = self.election_elapsed, self.randomized_election_timeout
+                self.become_follower(m.term, NONE)
+                self.election_elapsed, self.randomized_election_timeout = elapsed, timeout
             else:
                 self.become_follower(m.term, NONE)
         elif m.term < self.term:

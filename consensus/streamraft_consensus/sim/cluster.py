@@ -47,7 +47,7 @@ class Cluster:
             self.add(i, MemoryStorage.bootstrap(self.conf))
 
     def add(self, node_id: int, storage: MemoryStorage) -> RawNode:
-        node = RawNode(self.make_config(node_id), storage, random.Random(self.rand.random()))
+        node = RawNode(self.make_config(node_id), storage, random.Random(self.rand.getrandbits(64)))
         self.nodes[node_id] = node
         self.storages[node_id] = storage
         self.applied.setdefault(node_id, [])
