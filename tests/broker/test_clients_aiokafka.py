@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
@@ -103,6 +104,8 @@ async def test_group_of_two_exactly_once_then_resume(broker: BrokerProcess) -> N
         await _group_round(bs, 2, lambda: _produce(bs, "aio", 1000, "v"))
         await _group_round(bs, 1, lambda: _produce(bs, "aio", 100, "w"))
         assert "aio" in await admin.list_topics()
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "aio")])
+        assert "config_names='cleanup.policy', config_value='delete'" in str(described)
         await admin.delete_topics(["aio"])
         assert "aio" not in await admin.list_topics()
     finally:

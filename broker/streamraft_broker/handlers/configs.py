@@ -36,8 +36,8 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
     results = []
     for res in request.resources:
         rtype, name = int(res.resource_type), res.resource_name
-        # Null or empty means every config (kafka-python sends an empty list for "all").
-        wanted = set(res.configuration_keys) if res.configuration_keys else None
+        # Null means every config; an empty list means none (as Kafka answers).
+        wanted = set(res.configuration_keys) if res.configuration_keys is not None else None
         code, message = 0, None
         values: dict[str, tuple[str, int]] = {}
         if rtype == TOPIC:
