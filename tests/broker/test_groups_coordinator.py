@@ -413,3 +413,26 @@ async def test_group_max_size_refuses_new_members_but_not_a_returning_static_one
     assert (await coord.join(request(instance="other"))).error_code == ErrorCode.group_max_size_reached
     returning = await coord.join(request(instance="only"))
     assert returning.error_code == ErrorCode.none and returning.member_id != first.member_id
+
+
+async def test_leader_that_heartbeats_but_never_syncs_is_removed(
+    coord: GroupCoordinator, clock: FakeClock
+) -> None:
+    a = await single_member_stable(coord)
+    b = await new_member_id(coord)
+    b_join = coord.join_nowait(request(b))
+    done(coord.join_nowait(request(a)))  # a leads generation 2 ...
+    done(b_join)
+    b_sync = coord.sync_nowait("g", 2, b, {})
+    for _ in range(REBALANCE_MS // 5_000 - 1):  # ... and keeps heartbeating without ever syncing
+        clock.advance(5_000)
+        assert await coord.heartbeat("g", 2, a) == ErrorCode.none
+        coord.tick()
+        assert not b_sync.done()
+    clock.advance(5_000)
+    assert await coord.heartbeat("g", 2, a) == ErrorCode.none
+    coord.tick()
+    assert b_sync.result().error_code == ErrorCode.rebalance_in_progress
+    assert await coord.heartbeat("g", 2, a) == ErrorCode.unknown_member_id
+    rb = done(coord.join_nowait(request(b)))
+    assert rb.generation_id == 3 and rb.leader_id == b

@@ -153,6 +153,8 @@ class GroupCoordinator:
                 self._on_rebalance_deadline(group)
             elif kind == "join-delay":
                 self._try_complete_join(group)
+            elif kind == "sync":
+                self._on_sync_deadline(group, int(rest[0]))
             else:  # pragma: no cover - keys are built only in this class
                 raise AssertionError(f"unknown deadline kind {kind!r}")
 
@@ -176,8 +178,8 @@ class GroupCoordinator:
 
     def _on_heartbeat_expired(self, group: Group, member_id: str, now: int) -> None:
         member = group.members.get(member_id)
-        if member is None:
-            return
+        if member is None or member.heartbeat_deadline > now:
+            return  # gone, or re-armed by an earlier deadline fired in the same tick
         # A member parked in JoinGroup or SyncGroup cannot heartbeat; the rebalance timeout bounds it instead.
         if member.join_future is not None or member.sync_future is not None:
             self._arm_heartbeat(group, member, now)
@@ -189,8 +191,18 @@ class GroupCoordinator:
         if group.pending_members.pop(member_id, None) is not None and group.state is S.PREPARING_REBALANCE:
             self._try_complete_join(group)
 
+    def _on_sync_deadline(self, group: Group, generation: int) -> None:
+        if group.state is not S.COMPLETING_REBALANCE or group.generation_id != generation:
+            return
+        stuck = [group.members[m] for m in group.pending_sync if m in group.members]
+        log.info("group %s: %d members never sent SyncGroup; removing them", group.group_id, len(stuck))
+        for member in stuck:
+            self._remove_member(group, member)
+
     def _on_rebalance_deadline(self, group: Group) -> None:
-        if group.state is S.PREPARING_REBALANCE:
+        deadline = group.rebalance_deadline
+        # The deadline of a rebalance begun earlier in this same tick has not passed yet.
+        if group.state is S.PREPARING_REBALANCE and deadline is not None and deadline <= self._clock():
             self._complete_join(group, timed_out=True)
 
     # ---- helpers -------------------------------------------------------------------------------------
@@ -269,13 +281,16 @@ class GroupCoordinator:
     # ---- rebalance machinery -------------------------------------------------------------------------
     def _prepare_rebalance(self, group: Group, reason: str) -> None:
         assert group.state is not S.DEAD
+        now = self._clock()
         if group.state is S.COMPLETING_REBALANCE:
             # Assignments of the generation being completed are void; members waiting in SyncGroup rejoin.
             for m in group.members.values():
                 m.assignment = b""
-                self._resolve(m.sync_future, SyncResult(ErrorCode.rebalance_in_progress))
-                m.sync_future = None
-        now = self._clock()
+                if m.sync_future is not None:
+                    self._resolve(m.sync_future, SyncResult(ErrorCode.rebalance_in_progress))
+                    m.sync_future = None
+                    # It could not heartbeat while parked: a full session to rejoin starts now.
+                    self._arm_heartbeat(group, m, now)
         if group.state is S.EMPTY and self.config.group_initial_rebalance_delay_ms > 0:
             group.join_not_before = now + self.config.group_initial_rebalance_delay_ms
             self._arm(("join-delay", group.group_id), group.join_not_before)
@@ -342,6 +357,12 @@ class GroupCoordinator:
                 fut, m.join_future = m.join_future, None
                 self._resolve(fut, self._join_result(group, m))
             self._arm_heartbeat(group, m, now)
+        # A member that heartbeats but never syncs (a stuck leader) would hold the group in
+        # CompletingRebalance forever; as Kafka 3.x does, such members are dropped after the rebalance
+        # timeout.
+        group.pending_sync = set(group.members)
+        timeout = max(m.rebalance_timeout_ms for m in group.members.values())
+        self._arm(("sync", group.group_id, str(group.generation_id)), now + timeout)
 
     def _remove_member_quietly(self, group: Group, member: Member) -> None:
         self._resolve(member.join_future, JoinResult(ErrorCode.unknown_member_id, member_id=member.member_id))
@@ -568,6 +589,7 @@ class GroupCoordinator:
             fut.set_result(self._sync_result(group, member))
             return fut
         assert group.state is S.COMPLETING_REBALANCE
+        group.pending_sync.discard(member_id)
         if member.sync_future is not None and member.sync_future is not fut:
             self._resolve(member.sync_future, SyncResult(ErrorCode.rebalance_in_progress))
         member.sync_future = fut

@@ -182,6 +182,8 @@ class Group:
     offsets: dict[tuple[str, int], CommittedOffset] = field(default_factory=dict)
     rebalance_deadline: int | None = None
     join_not_before: int = 0  # group.initial.rebalance.delay.ms for a group starting from Empty
+    # Members that got this generation's JoinGroup answer but have not sent SyncGroup yet.
+    pending_sync: set[str] = field(default_factory=set)
     state_timestamp: int = -1
 
     def all_members_joined(self) -> bool:
