@@ -111,3 +111,23 @@ def test_compact_delete_policy_applies_retention_too(tmp_path: Path) -> None:
         assert log.log_start_offset > 0
     finally:
         log.close()
+
+
+def test_tombstones_go_after_delete_retention(tmp_path: Path) -> None:
+    clock = [1_000_000]
+    config = LogConfig.from_topic_configs(
+        {"cleanup.policy": "compact", "segment.bytes": "150", "delete.retention.ms": "1000"}
+    )
+    log = PartitionLog.open(tmp_path, config, now_ms=lambda: clock[0])
+    try:
+        log.append(build_batch([SimpleRecord(b"gone", b"v1")], timestamp_ms=clock[0]))
+        log.append(build_batch([SimpleRecord(b"gone", None)], timestamp_ms=clock[0]))  # tombstone
+        for i in range(4):
+            log.append(build_batch([SimpleRecord(b"k%d" % i, b"x" * 40)], timestamp_ms=clock[0]))
+        log.compact()
+        assert [(o, k, v) for o, k, v in _records(log) if k == b"gone"] == [(1, b"gone", None)]
+        clock[0] += 1001
+        assert log.compact().records_removed == 1
+        assert [k for _, k, _ in _records(log)].count(b"gone") == 0
+    finally:
+        log.close()

@@ -157,15 +157,18 @@ def test_log_matches_model(ops: list[tuple[object, ...]]) -> None:
                 assert log.read_bytes(offset, budget) == b"".join(expected)
             elif kind == "truncate":
                 offset = _int(op[1]) % (model.end + 1)
+                first_segment_base = log.segment_base_offsets[0]
                 log.truncate_to(offset)
                 if offset < model.log_start:
                     model.batches, model.end, model.log_start = [], offset, offset
                     model.epoch_entries = []
                 elif offset < model.end:
+                    # The end becomes the end of the last surviving batch (never below the first segment's
+                    # base): with compaction gaps that can be below the removed batch's base.
                     kept = [b for b in model.batches if b[1] < offset]
-                    cut = [b for b in model.batches if b[1] >= offset]
                     model.batches = kept
-                    model.end = cut[0][0]
+                    first_base = first_segment_base
+                    model.end = max(kept[-1][1] + 1, first_base) if kept else first_base
                     model.log_start = min(model.log_start, model.end)
                     model.epoch_entries = [e for e in model.epoch_entries if e[1] < model.end]
             elif kind == "delete":

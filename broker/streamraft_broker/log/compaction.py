@@ -9,8 +9,9 @@ Swap protocol per segment: write "<base>.log.cleaned" and fsync it, rename it to
 files, rename ".swap" over ".log", fsync the directory, rebuild the indexes. Recovery deletes any .cleaned or
 .swap it finds (the original .log is intact until the final atomic rename) and rebuilds missing indexes.
 
-Not yet done: tombstone removal after delete.retention.ms, aborted-transaction cleanup, merging small
-segments, and keys whose newest record is still in the active segment (they are compacted after it rolls).
+Tombstones are removed once older than delete.retention.ms (by their batch's max timestamp). Not yet done:
+aborted-transaction cleanup, merging small segments, and keys whose newest record is still in the active
+segment (they are compacted after it rolls).
 """
 
 from __future__ import annotations
@@ -53,13 +54,23 @@ def latest_offsets(segments: list[Segment]) -> dict[bytes, int]:
     return latest
 
 
-def compact_batch(data: bytes, header: BatchHeader, latest: dict[bytes, int]) -> tuple[bytes | None, int]:
-    """The batch with superseded records removed (None: drop it) and how many records went."""
+def compact_batch(
+    data: bytes, header: BatchHeader, latest: dict[bytes, int], *, tombstone_horizon_ms: int | None = None
+) -> tuple[bytes | None, int]:
+    """The batch with superseded records removed (None: drop it) and how many records went. Tombstones
+    (null values) also go once the batch's max timestamp is below ``tombstone_horizon_ms``: every older
+    record of their key is gone by then, since a tombstone that is the latest for its key supersedes them."""
     if header.is_control or header.records_count == 0:
         return data, 0
     records = decode_records(data)
+    expired = tombstone_horizon_ms is not None and header.max_timestamp < tombstone_horizon_ms
     kept = [
-        r for r in records if r.key is None or latest.get(r.key, -1) <= header.base_offset + r.offset_delta
+        r
+        for r in records
+        if r.key is None
+        or (
+            latest.get(r.key, -1) <= header.base_offset + r.offset_delta and not (expired and r.value is None)
+        )
     ]
     removed = len(records) - len(kept)
     if removed == 0:
@@ -83,7 +94,9 @@ def compact_batch(data: bytes, header: BatchHeader, latest: dict[bytes, int]) ->
     return rebuilt, removed
 
 
-def write_cleaned(segment: Segment, latest: dict[bytes, int]) -> tuple[Path, int, int] | None:
+def write_cleaned(
+    segment: Segment, latest: dict[bytes, int], *, tombstone_horizon_ms: int | None = None
+) -> tuple[Path, int, int] | None:
     """Write the compacted copy of ``segment`` to its .cleaned file (fsynced); returns (path, records
     removed, new size), or None when nothing would change."""
     cleaned = segment.path.with_name(segment.path.name + CLEANED_SUFFIX)
@@ -92,7 +105,8 @@ def write_cleaned(segment: Segment, latest: dict[bytes, int]) -> tuple[Path, int
     removed = 0
     try:
         for pos, header in segment.scan(0, verify=False):
-            new, count = compact_batch(segment.slice(pos, header.size).read(), header, latest)
+            data = segment.slice(pos, header.size).read()
+            new, count = compact_batch(data, header, latest, tombstone_horizon_ms=tombstone_horizon_ms)
             removed += count
             if new is not None:
                 pwrite_all(fd, new, out_pos)

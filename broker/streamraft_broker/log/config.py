@@ -68,7 +68,6 @@ FlushPolicy.NONE = FlushPolicy(FlushMode.NONE)
 _ACCEPTED_IGNORED = frozenset(
     {
         "compression.type",
-        "delete.retention.ms",
         "file.delete.delay.ms",
         "follower.replication.throttled.replicas",
         "leader.replication.throttled.replicas",
@@ -114,6 +113,8 @@ class LogConfig:
     cleanup_policy: CleanupPolicy = "delete"
     # Kafka's default: 1 MiB of records plus the 12-byte offset/length prefix.
     max_message_bytes: int = MIB + 12
+    # How long compaction keeps tombstones (null values) so consumers can see the deletion.
+    delete_retention_ms: int = DAY_MS
     # Bounds crash recovery: once this much was appended since the last recovery-point checkpoint, the log is
     # fsynced and the checkpoint rewritten, so a restart scans at most this many bytes (plus the last append).
     recovery_checkpoint_bytes: int = 64 * MIB
@@ -139,6 +140,8 @@ class LogConfig:
             raise InvalidConfigError("cleanup.policy", f"unknown policy {self.cleanup_policy!r}")
         if self.max_message_bytes < 0:
             raise InvalidConfigError("max.message.bytes", f"must be >= 0, got {self.max_message_bytes}")
+        if self.delete_retention_ms < 0:
+            raise InvalidConfigError("delete.retention.ms", f"must be >= 0, got {self.delete_retention_ms}")
         if self.recovery_checkpoint_bytes <= 0:
             raise ValueError(
                 f"recovery_checkpoint_bytes must be positive, got {self.recovery_checkpoint_bytes}"
@@ -198,6 +201,8 @@ class LogConfig:
                     values["cleanup_policy"] = "compact,delete"
                 else:
                     raise InvalidConfigError(key, f"expected delete, compact or both, got {raw!r}")
+            elif key == "delete.retention.ms":
+                values["delete_retention_ms"] = _parse_int(key, raw, minimum=0)
             elif key == "max.message.bytes":
                 values["max_message_bytes"] = _parse_int(key, raw, minimum=0, maximum=(1 << 31) - 1)
             elif key in _ACCEPTED_IGNORED:
@@ -229,6 +234,7 @@ class LogConfig:
             "message.timestamp.type": self.message_timestamp_type,
             "cleanup.policy": self.cleanup_policy,
             "max.message.bytes": str(self.max_message_bytes),
+            "delete.retention.ms": str(self.delete_retention_ms),
         }
 
 

@@ -550,9 +550,10 @@ class PartitionLog:
 
     # ---- truncation and retention --------------------------------------------------------------------
     def truncate_to(self, offset: int) -> None:
-        """Remove every batch that holds an offset >= ``offset`` (a batch containing ``offset`` goes whole,
-        so the new end offset is that batch's base). Below the log start, the log restarts empty at
-        ``offset``. For Raft conflict truncation."""
+        """Remove every batch that holds an offset >= ``offset`` (a batch containing ``offset`` goes whole).
+        The new end offset is the end of the last surviving batch (that batch's base without compaction
+        gaps), or the first segment's base when none survives. Below the log start, the log restarts empty
+        at ``offset``. For Raft conflict truncation."""
         self._check_open()
         if offset >= self.log_end_offset:
             return
@@ -661,9 +662,10 @@ class PartitionLog:
         if not closed:
             return CompactionStats()
         latest = latest_offsets(closed)
+        horizon = self._now_ms() - self._config.delete_retention_ms
         rewritten = removed = before = after = 0
         for i, segment in enumerate(closed):
-            result = write_cleaned(segment, latest)
+            result = write_cleaned(segment, latest, tombstone_horizon_ms=horizon)
             if result is None:
                 continue
             cleaned, count, _ = result
