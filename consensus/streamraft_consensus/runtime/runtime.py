@@ -103,6 +103,8 @@ class Runtime:
         self._unknown_logged: dict[int, int] = {}
         self.iterations = 0
         self.fsync_passes = 0
+        self.group_ticks = 0
+        """RawNode.tick() calls made by the tick schedule: stays flat while every group is quiet."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -479,6 +481,7 @@ class Runtime:
             else:
                 g.idle_ticks = 0
             g.raw.tick()
+            self.group_ticks += 1
             if g.campaign_in:
                 g.campaign_in -= 1
                 if not g.campaign_in and not g.is_leader and g.leader in (0, g.dead_leader):

@@ -47,9 +47,12 @@ class TransportConfig:
     backoff_initial_s: float = 0.05
     backoff_max_s: float = 0.5
     connect_timeout_s: float = 2.0
+    stale_stream_s: float = 1.5
+    """A stream that delivered no frame at all for this long is torn down and redialled: a live peer pings
+    every ``node_ping_interval_s``, so silence means the stream died without either side being told."""
     """Kept short: only the lower-id node dials, so a restarted higher-id peer waits for this retry."""
     node_ping_interval_s: float = 0.1
-    """With nothing else to send, flush sends an empty envelope this often: node-level liveness."""
+    """With nothing else sent for this long, an empty envelope goes out: node-level liveness."""
     probe_after_s: float = 0.12
     """A connected peer silent this long gets a TCP connect probe. The side that accepted a stream is not
     reliably told when the dialing process dies; a refused connect proves it is gone."""
@@ -79,6 +82,7 @@ class _Link:
         self.connected = False
         self.generation = 0
         self.last_heard: float | None = None
+        self.last_frame = 0.0
         self.last_sent = 0.0
         self.messages: list[tuple[int, Message]] = []
         self.heartbeats: list[tuple[int, Message]] = []
@@ -223,8 +227,6 @@ class GrpcTransport:
         now = time.monotonic()
         for link in self._links.values():
             if not link.has_pending():
-                if link.connected and now - link.last_sent >= self.config.node_ping_interval_s:
-                    self._enqueue(link, self._envelope(link.peer).SerializeToString(), now)
                 continue
             if not self.faults.allows(self.node_id, link.peer):
                 self._clear(link)
@@ -390,6 +392,7 @@ class GrpcTransport:
         while not link.queue.empty():
             link.queue.get_nowait()
         link.connected = True
+        link.last_frame = time.monotonic()
         log.info("event=peer_connected node=%d peer=%d", self.node_id, link.peer)
         self._notify(link.peer, True)
 
@@ -422,11 +425,19 @@ class GrpcTransport:
                 self._notify(link.peer, False)
 
     async def _probe_silent_peers(self) -> None:
-        interval = self.config.probe_after_s / 2
+        """Node-level liveness: ping quiet streams, probe silent peers, tear down dead streams."""
+        interval = min(self.config.probe_after_s, self.config.node_ping_interval_s) / 2
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for link in list(self._links.values()):
+                if link.connected and now - link.last_sent >= self.config.node_ping_interval_s:
+                    self._enqueue(link, self._envelope(link.peer).SerializeToString(), now)
+                if link.connected and now - link.last_frame > self.config.stale_stream_s:
+                    log.info("event=stale_stream node=%d peer=%d", self.node_id, link.peer)
+                    if link.kill is not None and not link.kill.done():
+                        link.kill.set_result(None)
+                    continue
                 heard = link.last_heard
                 silent = heard is not None and now - heard > self.config.probe_after_s
                 if link.connected and not link.probing and silent and link.address:
@@ -489,6 +500,8 @@ class GrpcTransport:
                 "event=misaddressed_frame node=%d from=%d to=%d", self.node_id, env.from_node, env.to_node
             )
             return None
+        if link is not None:
+            link.last_frame = time.monotonic()
         if link is not None and env.from_node != link.peer:
             log.warning(
                 "event=sender_mismatch node=%d stream_peer=%d from=%d", self.node_id, link.peer, env.from_node
