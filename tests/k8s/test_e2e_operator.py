@@ -374,3 +374,34 @@ def _stop_after(more: int, acked: set[bytes]) -> threading.Event:
 
     threading.Thread(target=watch, daemon=True).start()
     return event
+
+
+def test_operator_restart_mid_reconcile_creates_no_duplicates(k8s: Cluster, release: Release) -> None:
+    ns = release.namespace
+    k8s.apply(_cluster("again", 2), namespace=ns)
+    selector = "app.kubernetes.io%2Fname%3Dstreamraft-operator"
+    (op,) = [  # the Deployment's pod (the helm test pod carries the same labels)
+        p
+        for p in k8s.api.items(f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
+        if any(o["kind"] == "ReplicaSet" for o in p["metadata"].get("ownerReferences") or [])
+    ]
+    # Kill the operator while it is creating the cluster's objects; its replacement resumes the work.
+    k8s.kubectl(
+        "delete", "pod", op["metadata"]["name"], "-n", ns, "--grace-period=0", "--force", "--wait=false"
+    )
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "again"), 240, "StreamCluster again Ready")
+    owned = {
+        kind: [
+            o["metadata"]["name"]
+            for o in k8s.get(kind, "-n", ns, "-l", "app.kubernetes.io/instance=again")["items"]
+        ]
+        for kind in ("statefulsets", "services", "configmaps", "poddisruptionbudgets")
+    }
+    assert owned == {
+        "statefulsets": ["again"],
+        "services": ["again-bootstrap", "again-headless"],
+        "configmaps": ["again-config"],
+        "poddisruptionbudgets": ["again"],
+    }
+    assert sorted(p["metadata"]["name"] for p in _pods(k8s, ns, "again")) == ["again-0", "again-1"]
+    k8s.kubectl("delete", "streamcluster", "again", "-n", ns, "--wait=false")
