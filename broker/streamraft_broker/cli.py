@@ -37,6 +37,11 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
     p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
     p.add_argument("--ready-file", help="write {port, metrics_port, pid} as JSON here once listening")
+    p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
+    p.add_argument(
+        "--cluster-members", help="ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... of every broker (replication=raft)"
+    )
+    p.add_argument("--raft-listen", help="HOST:PORT for the Raft transport (default: from cluster members)")
 
 
 _BROKER_KEYS = [
@@ -54,6 +59,9 @@ _BROKER_KEYS = [
     "zero_copy",
     "ready_file",
     "retention_check_ms",
+    "replication",
+    "cluster_members",
+    "raft_listen",
 ]
 
 

@@ -42,6 +42,12 @@ class BrokerConfig:
     zero_copy: bool = True
     ready_file: Path | None = None
     retention_check_ms: int = 300_000  # Kafka's log.retention.check.interval.ms
+    replication: str = "none"
+    """"raft": partitions are Raft groups and metadata lives in a controller group (see replication/)."""
+    cluster_members: str = ""
+    """ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... for every broker (replication=raft only)."""
+    raft_listen: str = ""
+    """HOST:PORT the Raft transport binds (default: this node's raft address in cluster_members)."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -105,6 +111,9 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "zero_copy": _bool,
     "ready_file": lambda v, _w: Path(str(v)),
     "retention_check_ms": _int(100, 2**31 - 1),
+    "replication": _choice("none", "raft"),
+    "cluster_members": lambda v, _w: str(v),
+    "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],
 }
 
 

@@ -13,7 +13,7 @@ from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequ
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
 from tests.support.broker_process import BrokerProcess
-from tests.support.wire import WireClient
+from tests.support.wire import WireClient, api_versions_ok
 
 
 def _create_topic(client: WireClient, name: str, partitions: int) -> int:
@@ -159,3 +159,42 @@ def test_altered_retention_applies_to_open_partitions(tmp_path: Path) -> None:
         low, high = consumer.get_watermark_offsets(tp, timeout=10)
         assert 0 < low <= high == 100
         consumer.close()
+
+
+def test_sigterm_answers_a_long_poll_fetch_and_exits_promptly(tmp_path: Path) -> None:
+    from kio.schema.fetch.v12 import request as fr  # noqa: PLC0415
+    from streamraft_broker.protocol.codec import build  # noqa: PLC0415
+
+    broker = BrokerProcess(tmp_path / "b", metrics=False)
+    with broker, WireClient(broker.host, broker.port, timeout=60) as c:
+        assert _create_topic(c, "idle", 1) == 0
+        part = build(
+            fr.FetchPartition,
+            partition=0,
+            current_leader_epoch=-1,
+            fetch_offset=0,
+            last_fetched_epoch=-1,
+            log_start_offset=-1,
+            partition_max_bytes=1024,
+        )
+        req = build(
+            fr.FetchRequest,
+            replica_id=-1,
+            max_wait=30000,
+            min_bytes=1,
+            max_bytes=1024,
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=(build(fr.FetchTopic, topic="idle", partitions=(part,)),),
+            forgotten_topics_data=(),
+            rack_id="",
+        )
+        c.send_raw(c.encode_request(1, 12, req, 77))
+        # A round trip on another connection after sending lets the broker's loop read the parked fetch.
+        assert api_versions_ok(broker.host, broker.port)
+        started = time.monotonic()
+        assert broker.terminate(timeout=30) == 0
+        assert time.monotonic() - started < 8, "shutdown waited for the 30 s long poll"
+        frame = c.recv_frame()
+        assert struct.unpack_from(">i", frame)[0] == 77

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,8 @@ class BrokerContext:
     groups: Any = None
     producers: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Set when the broker stops: long-polling fetches answer at once instead of holding shutdown up.
+    shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 HandlerResult = Any  # a kio response entity, a RawResponse, or None for "send nothing" (acks=0)

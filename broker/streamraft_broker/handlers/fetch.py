@@ -68,9 +68,9 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         }
         topics, total = _collect(ctx, request, max_bytes)
         remaining = deadline - time.monotonic()
-        if total >= min_bytes or remaining <= 0 or not events:
+        if total >= min_bytes or remaining <= 0 or not events or ctx.shutting_down.is_set():
             break
-        waiters = [asyncio.ensure_future(e.wait()) for e in events.values()]
+        waiters = [asyncio.ensure_future(e.wait()) for e in [*events.values(), ctx.shutting_down]]
         try:
             await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:

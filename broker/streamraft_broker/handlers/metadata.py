@@ -15,21 +15,47 @@ from streamraft_broker.topics.registry import UNKNOWN_TOPIC_OR_PARTITION, Topic,
 _NO_ID = None
 
 
+def _replicated_partitions(ctx: BrokerContext, version: int, topic: Topic) -> tuple[Any, ...]:
+    part_cls = nested(ApiKey.METADATA, version, "MetadataResponsePartition")
+    rep = ctx.extra["replication"]
+    out = []
+    for p in topic.partitions:
+        code, leader, epoch, replicas = rep.partition_view(topic.name, p.index)
+        out.append(
+            build(
+                part_cls,
+                error_code=err(code),
+                partition_index=p.index,
+                leader_id=leader,
+                leader_epoch=epoch,
+                replica_nodes=tuple(replicas),
+                # Raft has no ISR; every replica is named (a majority holds each committed batch).
+                isr_nodes=tuple(replicas),
+                offline_replicas=(),
+            )
+        )
+    return tuple(out)
+
+
 def _topic_entry(ctx: BrokerContext, version: int, topic: Topic) -> Any:
     part_cls = nested(ApiKey.METADATA, version, "MetadataResponsePartition")
     topic_cls = nested(ApiKey.METADATA, version, "MetadataResponseTopic")
-    partitions = tuple(
-        build(
-            part_cls,
-            error_code=err(0),
-            partition_index=p.index,
-            leader_id=ctx.node_id,
-            leader_epoch=p.leader_epoch,
-            replica_nodes=(ctx.node_id,),
-            isr_nodes=(ctx.node_id,),
-            offline_replicas=(),
+    partitions = (
+        _replicated_partitions(ctx, version, topic)
+        if "replication" in ctx.extra
+        else tuple(
+            build(
+                part_cls,
+                error_code=err(0),
+                partition_index=p.index,
+                leader_id=ctx.node_id,
+                leader_epoch=p.leader_epoch,
+                replica_nodes=(ctx.node_id,),
+                isr_nodes=(ctx.node_id,),
+                offline_replicas=(),
+            )
+            for p in topic.partitions
         )
-        for p in topic.partitions
     )
     return build(
         topic_cls,
@@ -63,6 +89,8 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         entries = [_topic_entry(ctx, version, t) for t in registry.topics.values()]
     else:
         allow_auto = bool(getattr(request, "allow_auto_topic_creation", True)) and ctx.auto_create_topics
+        # Replicated topics are only created through the controller (CreateTopics).
+        allow_auto = allow_auto and "replication" not in ctx.extra
         by_id = {t.topic_id: t for t in registry.topics.values()}
         for wanted in request.topics:
             name: str | None = wanted.name
@@ -80,12 +108,20 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
                 entries.append(_topic_entry(ctx, version, topic))
     broker_cls = nested(ApiKey.METADATA, version, "MetadataResponseBroker")
     brokers = (build(broker_cls, node_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),)
+    controller_id = ctx.node_id
+    rep = ctx.extra.get("replication")
+    if rep is not None:
+        brokers = tuple(
+            build(broker_cls, node_id=m.node_id, host=m.kafka_host, port=m.kafka_port, rack=None)
+            for m in rep.brokers()
+        )
+        controller_id = rep.controller_id()
     return build(
         response_type(ApiKey.METADATA, version),
         throttle_time=0,
         brokers=brokers,
         cluster_id=ctx.cluster_id,
-        controller_id=ctx.node_id,
+        controller_id=controller_id,
         topics=tuple(entries),
         cluster_authorized_operations=-2147483648,
     )

@@ -54,6 +54,21 @@ def _append(
     return 0, info.base_offset, info.log_append_time, info.log_start_offset
 
 
+async def _replicated(
+    ctx: BrokerContext, topic_name: str, index: int, records: bytes | None
+) -> tuple[int, int, int, int]:
+    """Answered once the batch is committed by the partition's Raft group (acks=1 gets that too)."""
+    if not records:
+        return INVALID_RECORD, -1, -1, -1
+    topic = ctx.registry.get(topic_name)
+    if topic is not None and len(records) > int(topic.configs.get("max.message.bytes", "1048588")) + 61:
+        return MESSAGE_TOO_LARGE, -1, -1, -1
+    code, base, append_time, start = await ctx.extra["replication"].produce(topic_name, index, records)
+    if code == 0:
+        ctx.metrics.record_produce(topic_name, len(records), 0)
+    return int(code), int(base), int(append_time), int(start)
+
+
 async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     acks = int(request.acks)
@@ -67,6 +82,8 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                 code, base, append_time, start = INVALID_REQUIRED_ACKS, -1, -1, -1
             elif request.transactional_id is not None:
                 code, base, append_time, start = TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1
+            elif "replication" in ctx.extra:
+                code, base, append_time, start = await _replicated(ctx, topic.name, int(pd.index), pd.records)
             else:
                 code, base, append_time, start = _append(ctx, topic.name, int(pd.index), pd.records)
             if code:

@@ -34,8 +34,9 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
         replication = int(t.replication_factor)
         if num == -1:
             num = ctx.default_partitions
+        rep = ctx.extra.get("replication")
         if replication == -1:
-            replication = 1
+            replication = 1 if rep is None else min(3, len(rep.members))
         configs = {c.name: c.value for c in t.configs}
         topic_id = _NO_ID
         code, message = 0, None
@@ -48,7 +49,14 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
                 if nodes - {ctx.node_id}:
                     raise TopicError(INVALID_REPLICATION_FACTOR, f"assignment names unknown brokers {nodes}")
                 num, replication = len(t.assignments), 1
-            if request.validate_only:
+            if rep is not None:
+                if t.assignments:
+                    raise TopicError(INVALID_REQUEST, "manual replica assignment is not supported yet")
+                if request.validate_only:
+                    raise TopicError(INVALID_REQUEST, "validate_only is not supported with replication yet")
+                meta = await rep.create_topic(t.name, num, replication, configs)
+                clean, topic_id = meta.configs, meta.topic_id
+            elif request.validate_only:
                 clean = ctx.registry.check_create(t.name, num, replication, configs)
             else:
                 topic = ctx.registry.create(t.name, num, replication, configs)
@@ -106,6 +114,8 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
         try:
             if name is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"no topic has id {topic_id}")
+            if "replication" in ctx.extra:
+                raise TopicError(INVALID_REQUEST, "deleting topics is not supported with replication yet")
             ctx.registry.delete(name)
         except TopicError as exc:
             code, message = exc.error_code, str(exc)
@@ -126,6 +136,8 @@ async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, re
             topic = ctx.registry.get(t.name)
             if topic is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name!r} does not exist")
+            if "replication" in ctx.extra:
+                raise TopicError(INVALID_REQUEST, "adding partitions is not supported with replication yet")
             if not request.validate_only:
                 ctx.registry.add_partitions(t.name, int(t.count))
             elif int(t.count) <= len(topic.partitions):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from streamraft_broker.config import BrokerConfig
+from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
@@ -37,7 +39,10 @@ class Broker:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.metrics = BrokerMetrics()
-        self.registry = TopicRegistry(config.data_dir, in_memory=config.in_memory)
+        self.replication: Any = None
+        # With Raft replication the Raft logs are the truth; local state is rebuilt from them at start.
+        self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
+        self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
         self._server: asyncio.Server | None = None
         self._metrics_server: Any = None
         self._connections: set[Connection] = set()
@@ -63,6 +68,9 @@ class Broker:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.replication == "raft":
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+            self._state_dir.mkdir()
         self.registry.load()
         self.metrics.watch_partitions(self._partition_stats)
         self._server = await asyncio.start_server(
@@ -83,7 +91,9 @@ class Broker:
             auto_create_topics=cfg.auto_create_topics,
             default_partitions=cfg.default_partitions,
         )
-        wire_optional_subsystems(self.ctx, cfg.data_dir)
+        wire_optional_subsystems(self.ctx, self._state_dir)
+        if cfg.replication == "raft":
+            await self._start_replication()
         if self.ctx.groups is not None:
             self.metrics.watch_group_lag(self._group_lag)
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
@@ -106,6 +116,28 @@ class Broker:
                 json.dumps({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()})
             )
             os.replace(tmp, cfg.ready_file)
+
+    async def _start_replication(self) -> None:
+        from streamraft_broker.replication.members import parse_members  # noqa: PLC0415
+        from streamraft_broker.replication.service import ReplicationService  # noqa: PLC0415
+
+        assert self.ctx is not None
+        cfg = self.config
+        members = parse_members(cfg.cluster_members)
+        me = members.get(cfg.node_id)
+        if me is None:
+            raise ConfigError(f"--node-id {cfg.node_id} is not in --cluster-members {sorted(members)}")
+        self.ctx.host, self.ctx.port = me.kafka_host, me.kafka_port
+        # One id for the whole cluster (clients refuse brokers reporting different ids): from the members.
+        canonical = ",".join(f"{m.node_id}={m.raft_address}" for m in sorted(members.values(), key=id_of))
+        self.ctx.cluster_id = hashlib.sha256(canonical.encode()).hexdigest()[:22]
+        service = ReplicationService(
+            cfg.node_id, members, cfg.data_dir / "raft", cfg.raft_listen or me.raft_address, self.registry
+        )
+        service.producers = self.ctx.producers
+        await service.start()
+        self.replication = service
+        self.ctx.extra["replication"] = service
 
     async def _retention_loop(self) -> None:
         interval = self.config.retention_check_ms / 1000
@@ -152,6 +184,8 @@ class Broker:
             self._retention_task.cancel()
         for conn in list(self._connections):
             conn.closing = True
+        if self.ctx is not None:
+            self.ctx.shutting_down.set()
         deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
         loop = asyncio.get_running_loop()
         # Polls in-flight requests against a deadline; an Event per request would cost on the hot path.
@@ -166,6 +200,8 @@ class Broker:
                 task.cancel()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+        if self.replication is not None:
+            await self.replication.stop()
         if self.ctx is not None:
             # Producer snapshots and group state go before the logs they live beside are closed.
             if self.ctx.producers is not None:
@@ -175,6 +211,10 @@ class Broker:
         self.registry.flush_all()
         self.registry.close()
         log.info("broker stopped")
+
+
+def id_of(member: Any) -> int:
+    return int(member.node_id)
 
 
 def wire_optional_subsystems(ctx: BrokerContext, data_dir: Path) -> None:
