@@ -46,9 +46,6 @@ class Group:
     needs_wake: bool = False
     """Woken from quiescence: the core's election/heartbeat clocks must restart from zero."""
     idle_ticks: int = 0
-    campaign_in: int = 0
-    """Ticks until this node campaigns because the leader's node died (0: not scheduled)."""
-    dead_leader: int = 0
     stopped: bool = False
 
     def peers(self, me: int) -> set[int]:

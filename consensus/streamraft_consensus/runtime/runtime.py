@@ -450,20 +450,26 @@ class Runtime:
                 self._mark(g)
                 g.needs_wake = False
                 # The leader's node is gone: waiting out the whole election timeout only delays failover.
-                # Bring the election clock to two ticks short of the lease's end, so no timer fires while
-                # other followers may still be in lease (they would ignore the vote); the randomised part
-                # of the timeout then spreads the candidates. Also have the lowest-id live voter campaign
-                # as soon as the lease is over, which usually wins at once.
-                for _ in range(max(0, self.config.election_tick - 2)):
+                # The lowest-id live voter takes over at once, as if the dead leader had handed over to
+                # it: a transfer-style campaign skips pre-vote and the other followers' lease, which only
+                # protects a live leader. If its log is behind, the others' election clocks (moved close
+                # to, but still short of, their randomised timeouts) elect someone else soon after.
+                for _ in range(max(0, self.config.election_tick - 4)):
                     g.raw.tick()
                 live = [
                     v
                     for v in g.conf_state.voters
                     if v != peer and (v == self.node_id or self._peer_alive.get(v, False))
                 ]
-                if live and min(live) == self.node_id:
-                    g.campaign_in = 2
-                    g.dead_leader = peer
+                if live and min(live) == self.node_id and not g.is_leader:
+                    term = g.raw.status().hard_state.term
+                    log.info("event=campaign_after_leader_death node=%d group=%d", self.node_id, g.id)
+                    try:
+                        g.raw.step(Message(MessageType.TIMEOUT_NOW, self.node_id, peer, term=term))
+                    except ValueError as err:
+                        log.warning(
+                            "event=campaign_failed node=%d group=%d error=%r", self.node_id, g.id, str(err)
+                        )
 
     def _tick_all(self) -> None:
         quiesce = self.config.quiesce
@@ -482,11 +488,6 @@ class Runtime:
                 g.idle_ticks = 0
             g.raw.tick()
             self.group_ticks += 1
-            if g.campaign_in:
-                g.campaign_in -= 1
-                if not g.campaign_in and not g.is_leader and g.leader in (0, g.dead_leader):
-                    log.info("event=campaign_after_leader_death node=%d group=%d", self.node_id, g.id)
-                    g.raw.campaign()
             self._dirty.add(g.id)
 
     def _drain_inputs(self) -> None:
