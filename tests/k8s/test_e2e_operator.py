@@ -405,3 +405,45 @@ def test_operator_restart_mid_reconcile_creates_no_duplicates(k8s: Cluster, rele
     }
     assert sorted(p["metadata"]["name"] for p in _pods(k8s, ns, "again")) == ["again-0", "again-1"]
     k8s.kubectl("delete", "streamcluster", "again", "-n", ns, "--wait=false")
+
+
+SERVICE_MONITOR_CRD = {
+    # A stand-in for the Prometheus Operator's CRD: only its existence matters to the operator.
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor"},
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                },
+            }
+        ],
+    },
+}
+
+
+def test_service_monitor_created_once_its_crd_exists(k8s: Cluster, release: Release) -> None:
+    ns = release.namespace
+    if (
+        k8s.api.get(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/servicemonitors.monitoring.coreos.com"
+        )
+        is None
+    ):
+        k8s.apply(SERVICE_MONITOR_CRD)
+    cluster = _cluster("watched", 1)
+    cluster["spec"]["metrics"] = {"enabled": True, "serviceMonitor": True}
+    k8s.apply(cluster, namespace=ns)
+    path = f"/apis/monitoring.coreos.com/v1/namespaces/{ns}/servicemonitors/watched"
+    sm = k8s.wait_for(lambda: k8s.api.get(path), 120, "ServiceMonitor watched")
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    assert sm["metadata"]["ownerReferences"][0]["name"] == "watched"
+    k8s.kubectl("delete", "streamcluster", "watched", "-n", ns, "--wait=false")
