@@ -9,10 +9,12 @@ from pathlib import Path
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Timing defaults: a 50 ms tick with election_tick=10 gives a 0.5-1.0 s randomised election timeout
-    after the last heartbeat. When a peer's stream breaks (a killed process resets its sockets) or its
-    node-level pings stop for ``peer_dead_after_s``, groups it led are woken and their election clocks
-    fast-forwarded to the edge of the timeout, so a new election starts within 0-0.5 s of detection:
-    failover well under the 0.5 s p50 / 1.5 s max targets, without tightening timeouts for everyone."""
+    after the last heartbeat, the fallback when a leader goes silent without its node being seen to die.
+    When a peer node is seen to die (its stream breaks, a connect to it is refused, or its node-level pings
+    stop for ``peer_dead_after_s``), the groups it led are woken, the lowest-id live voter campaigns at once
+    (transfer-style) and the others' election clocks move close to their timeouts as a fallback: failover
+    is typically one election round trip after detection, well inside the 0.5 s p50 / 1.5 s max targets,
+    without tightening timeouts (and risking spurious elections) for everyone."""
 
     node_id: int
     data_dir: Path | None = None

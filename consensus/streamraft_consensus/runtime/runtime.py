@@ -12,8 +12,11 @@ used while its storage is being synced.
 Idle cost: a leader whose group has nothing to do (``can_quiesce``) for ``quiesce_after_ticks`` stops
 ticking it and tells the followers (coalesced into the heartbeat section) to stop too. Any message,
 proposal or read wakes a group. Node-level liveness (the transport's stream state and pings) replaces the
-per-group heartbeats of quiesced groups: when a peer node goes down, the groups it led are woken and their
-election clocks fast-forwarded.
+per-group heartbeats of quiesced groups: when a peer node goes down, the groups it led are woken and the
+lowest-id live voter takes over; quiet groups it was a member of wake so check_quorum runs.
+
+Durability: one fsync per dirty group file per iteration (run in parallel threads when many groups are
+dirty). Groups with separate SegmentLogs cannot share one fsync; a shared write-ahead log could.
 """
 
 from __future__ import annotations
