@@ -1,0 +1,27 @@
+"""Replication: every partition is a Raft group; cluster metadata lives in a controller group.
+
+Design of this first slice (enabled with ``--replication raft``; the default stays single-node):
+
+- One consensus ``Runtime`` per broker process, its gRPC transport on the member's raft address.
+  Membership is static: ``--cluster-members ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,...`` names every broker.
+- Group 1 is the controller (the runtime reserves group ids >= 1, so "group 0" of the design is id 1):
+  voters are the first three members (by id), the others follow as learners so every broker applies the
+  metadata log. Its state machine (``controller.state``) holds topics: id, name, replica set per partition,
+  configs. CreateTopics is proposed by the controller's Raft leader; Metadata names that leader as the
+  controller, so clients send CreateTopics there (other brokers answer NOT_CONTROLLER and clients retry).
+- A partition's group id is derived stably from (topic id, partition) (``group_id_for``).
+- Raft log and partition log: this slice uses the FALLBACK of the design — the consensus SegmentLog holds
+  the Raft log (each entry = the producer's record batch bytes, unchanged), and every replica appends each
+  committed entry to its PartitionLog in apply order (two writes per replica per batch). Offsets are
+  assigned at apply time by the PartitionLog (header rewrite); apply order is the Raft order, so every
+  replica assigns the same offsets. Because only committed entries reach the PartitionLog, its log end
+  offset IS the high watermark: consumers can never read an uncommitted record, and it never decreases.
+- On restart the partition logs, producer state and group offsets (kept under ``DATA/state``) are rebuilt
+  by replaying the Raft logs under ``DATA/raft`` (no Raft snapshots are taken yet, so the Raft log is whole).
+- Produce (acks=1 and acks=all alike) is answered after the batch is committed on a majority (fsynced)
+  and applied locally: acks=1 gets the stronger acks=all promise. Produce to a non-leader answers
+  NOT_LEADER_OR_FOLLOWER; Metadata names the Raft leader and leader epoch = Raft term.
+- Idempotent producers: the producer-state hook runs at apply time on every replica in the same order, so
+  each replica's duplicate detection reaches the same verdict.
+- SIGTERM: the broker hands each leadership it holds to another voter (bounded) before stopping.
+"""

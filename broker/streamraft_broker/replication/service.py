@@ -1,0 +1,266 @@
+"""The broker's replication service: one consensus Runtime hosting the controller group and the groups of
+the partitions this broker replicates. See the package docstring for the design."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from streamraft_consensus.core.types import Entry, Snapshot
+from streamraft_consensus.runtime.api import LeaderChange
+from streamraft_consensus.runtime.config import RuntimeConfig
+from streamraft_consensus.runtime.errors import ConsensusError
+from streamraft_consensus.runtime.runtime import Runtime
+
+from streamraft_broker.controller.state import (
+    CONTROLLER_GROUP,
+    ControllerState,
+    TopicMeta,
+    create_topic_command,
+    place_replicas,
+)
+from streamraft_broker.producer.service import DuplicateBatchError
+from streamraft_broker.replication.members import Member
+from streamraft_broker.topics import registry as registry_module
+from streamraft_broker.topics.registry import (
+    INVALID_PARTITIONS,
+    INVALID_REPLICATION_FACTOR,
+    MAX_PARTITIONS,
+    TOPIC_ALREADY_EXISTS,
+    Topic,
+    TopicError,
+    TopicRegistry,
+    validate_topic_name,
+)
+
+log = logging.getLogger(__name__)
+
+NOT_LEADER_OR_FOLLOWER = 6
+LEADER_NOT_AVAILABLE = 5
+UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_CONTROLLER = 41
+UNKNOWN_SERVER_ERROR = -1
+CONTROLLER_VOTERS = 3
+_RESULTS_KEPT = 100_000
+_TRANSFER_DEADLINE_S = 3.0
+
+ProduceResult = tuple[int, int, int, int]
+"""(error_code, base_offset, log_append_time, log_start_offset)"""
+
+
+class ReplicationService:
+    def __init__(
+        self,
+        node_id: int,
+        members: dict[int, Member],
+        raft_dir: Path,
+        raft_listen: str,
+        registry: TopicRegistry,
+    ) -> None:
+        if node_id not in members:
+            raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
+        self.node_id = node_id
+        self.members = members
+        self.registry = registry
+        self.producers: Any = None
+        self.state = ControllerState()
+        self.runtime = Runtime(
+            RuntimeConfig(node_id, data_dir=raft_dir),
+            self,
+            listen=raft_listen,
+            on_leader_change=self._on_leader_change,
+        )
+        self._partitions: dict[int, tuple[str, int]] = {}
+        """group id -> (topic, partition) for the groups hosted here."""
+        self._results: OrderedDict[tuple[int, int], ProduceResult] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def controller_voters(self) -> list[int]:
+        return sorted(self.members)[:CONTROLLER_VOTERS]
+
+    async def start(self) -> None:
+        await self.runtime.start()
+        for m in self.members.values():
+            if m.node_id != self.node_id:
+                self.runtime.add_node(m.node_id, m.raft_address)
+        voters = self.controller_voters
+        learners = [n for n in sorted(self.members) if n not in voters]
+        await self.runtime.create_group(CONTROLLER_GROUP, voters, learners)
+
+    async def stop(self) -> None:
+        await self._hand_over_leaderships()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.runtime.stop()
+
+    async def _hand_over_leaderships(self) -> None:
+        """Move every leadership held here to another voter so clients see a new leader at once."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _TRANSFER_DEADLINE_S
+        led = [g for g in self.runtime.groups() if self.runtime.is_leader(g)]
+        for gid in led:
+            others = [v for v in self.runtime.conf_state(gid).voters if v != self.node_id]
+            if others:
+                with contextlib.suppress(ConsensusError, TimeoutError):
+                    await asyncio.wait_for(self.runtime.transfer_leadership(gid, others[0]), 1.0)
+        # Polls leadership against a deadline: the runtime offers no per-group "leadership moved" event.
+        while any(self.runtime.is_leader(g) for g in led) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        still = [g for g in led if self.runtime.is_leader(g)]
+        log.info(
+            "event=leaderships_handed_over node=%d moved=%d of=%d",
+            self.node_id,
+            len(led) - len(still),
+            len(led),
+        )
+
+    # ------------------------------------------------------------------ state machine (runtime loop)
+
+    def apply(self, group: int, entries: Sequence[Entry]) -> None:
+        if group == CONTROLLER_GROUP:
+            for e in entries:
+                try:
+                    meta = self.state.apply(e.data)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("bad controller entry %d skipped: %s", e.index, exc)
+                    continue
+                if meta is not None:
+                    self._install_topic(meta)
+            return
+        where = self._partitions.get(group)
+        if where is None:
+            log.error("entries for group %d which hosts no partition here", group)
+            return
+        for e in entries:
+            self._results[(group, e.index)] = self._apply_batch(where[0], where[1], e)
+            if len(self._results) > _RESULTS_KEPT:
+                self._results.popitem(last=False)
+
+    def _apply_batch(self, topic: str, index: int, e: Entry) -> ProduceResult:
+        partition = self.registry.partition(topic, index)
+        assert partition is not None, (topic, index)
+        partition.leader_epoch = max(partition.leader_epoch, e.term)
+        hook = self.producers.before_write_hook(topic, index) if self.producers is not None else None
+        try:
+            info = partition.append(e.data, before_write=hook)
+        except DuplicateBatchError as dup:
+            return 0, dup.base_offset, -1, partition.log_start_offset
+        except ValueError as exc:
+            code = getattr(exc, "error_code", None)
+            if code is None:
+                log.exception("batch at raft index %d of %s-%d rejected", e.index, topic, index)
+                return UNKNOWN_SERVER_ERROR, -1, -1, partition.log_start_offset
+            return int(code), -1, -1, partition.log_start_offset
+        return 0, info.base_offset, info.log_append_time, info.log_start_offset
+
+    def restore(self, group: int, snapshot: Snapshot) -> None:
+        # No snapshots are taken yet, so none can arrive; refusing beats silently losing state.
+        raise RuntimeError(f"group {group}: snapshots are not supported by this replication slice yet")
+
+    def _install_topic(self, meta: TopicMeta) -> None:
+        if self.registry.get(meta.name) is not None:
+            return
+        topic = Topic(meta.name, meta.topic_id, dict(meta.configs))
+        for i in range(len(meta.replicas)):
+            directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
+            shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the Raft log
+            topic.partitions.append(self.registry._open_partition(topic, i))
+        self.registry.topics[meta.name] = topic
+        for listener in self.registry._listeners:
+            listener(meta.name, topic)
+        for i, replicas in enumerate(meta.replicas):
+            if self.node_id in replicas:
+                gid = meta.group(i)
+                self._partitions[gid] = (meta.name, i)
+                task = asyncio.get_running_loop().create_task(self._create_group(gid, replicas))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        log.info("topic applied from controller log", extra={"topic": meta.name})
+
+    async def _create_group(self, gid: int, replicas: list[int]) -> None:
+        try:
+            await self.runtime.create_group(gid, replicas)
+        except Exception:
+            log.exception("cannot create raft group %d", gid)
+
+    def _on_leader_change(self, change: LeaderChange) -> None:
+        where = self._partitions.get(change.group)
+        if where is None:
+            return
+        partition = self.registry.partition(*where)
+        if partition is not None:
+            partition.leader_epoch = max(partition.leader_epoch, change.term)
+
+    # ------------------------------------------------------------------ what handlers ask
+
+    def controller_id(self) -> int:
+        leader = self.runtime.leader(CONTROLLER_GROUP)
+        return leader if leader else -1
+
+    def brokers(self) -> list[Member]:
+        return [self.members[n] for n in sorted(self.members)]
+
+    def partition_view(self, topic: str, index: int) -> tuple[int, int, int, list[int]]:
+        """(error_code, leader, leader_epoch, replicas) for Metadata."""
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return UNKNOWN_TOPIC_OR_PARTITION, -1, -1, []
+        replicas = meta.replicas[index]
+        gid = meta.group(index)
+        if gid not in self._partitions or gid not in self.runtime.groups():
+            # Not hosted here: name the first replica; a wrong guess costs the client one retry.
+            return 0, replicas[0], 0, replicas
+        leader = self.runtime.leader(gid)
+        if leader == 0:
+            return LEADER_NOT_AVAILABLE, -1, self.runtime.term(gid), replicas
+        return 0, leader, self.runtime.term(gid), replicas
+
+    async def produce(self, topic: str, index: int, records: bytes | memoryview) -> ProduceResult:
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1
+        gid = meta.group(index)
+        if gid not in self.runtime.groups():
+            return NOT_LEADER_OR_FOLLOWER, -1, -1, -1
+        try:
+            raft_index = await self.runtime.propose(gid, bytes(records))
+        except ConsensusError as exc:
+            # Not leader, leadership lost before commit, or stopping: the client retries at the leader.
+            log.debug("produce to %s-%d not committed here: %s", topic, index, exc)
+            return NOT_LEADER_OR_FOLLOWER, -1, -1, -1
+        result = self._results.pop((gid, raft_index), None)
+        assert result is not None, f"no apply result for {topic}-{index} raft index {raft_index}"
+        return result
+
+    async def create_topic(
+        self, name: str, partitions: int, replication: int, configs: dict[str, str | None]
+    ) -> TopicMeta:
+        validate_topic_name(name)
+        if not self.runtime.is_leader(CONTROLLER_GROUP):
+            raise TopicError(NOT_CONTROLLER, f"node {self.node_id} is not the controller")
+        if name in self.state.topics:
+            raise TopicError(TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise TopicError(INVALID_PARTITIONS, f"partition count {partitions} not in 1..{MAX_PARTITIONS}")
+        if replication % 2 == 0 or not 1 <= replication <= len(self.members):
+            raise TopicError(
+                INVALID_REPLICATION_FACTOR,
+                f"replication factor {replication} must be odd and at most {len(self.members)} (brokers)",
+            )
+        clean = registry_module._validated(configs)
+        replicas = place_replicas(sorted(self.members), partitions, replication, len(self.state.topics))
+        try:
+            await self.runtime.propose(
+                CONTROLLER_GROUP, create_topic_command(name, uuid.uuid4(), replicas, clean)
+            )
+        except ConsensusError as exc:
+            raise TopicError(NOT_CONTROLLER, f"controller proposal failed: {exc}") from None
+        return self.state.topics[name]

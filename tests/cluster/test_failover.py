@@ -1,0 +1,160 @@
+"""3 real brokers with Raft replication: an RF=3 topic keeps every acknowledged write through a SIGKILL of
+a partition leader, and all consumers read the same logs afterwards (checked by the history checker)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from tests.cluster.history import History
+from tests.cluster.launcher import Cluster
+
+pytestmark = pytest.mark.timeout(240)
+
+TOPIC = "replicated"
+PARTITIONS = 2
+PER_PHASE = 300
+
+
+def _create_topic(cluster: Cluster) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    deadline = time.monotonic() + 60
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        futures = admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3)], operation_timeout=10)
+        try:
+            futures[TOPIC].result(15)
+            return
+        except KafkaException as exc:
+            last = exc  # NOT_CONTROLLER while the controller group elects: ask again
+            time.sleep(0.2)  # pacing between retries, not synchronisation
+    raise AssertionError(f"topic not created: {last}\n{cluster.logs()}")
+
+
+def _leader(producer: Producer, partition: int) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        topic = producer.list_topics(TOPIC, timeout=5).topics.get(TOPIC)
+        # A broker that has not applied the topic from the controller log yet answers without it.
+        part = topic.partitions.get(partition) if topic is not None else None
+        if part is not None and part.leader > 0:
+            return int(part.leader)
+        time.sleep(0.1)  # pacing between metadata polls
+    raise AssertionError(f"no leader for {TOPIC}-{partition}")
+
+
+def _produce(producer: Producer, history: History, phase: str, sampler: Consumer) -> None:
+    errors: list[Any] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            errors.append(err)
+        else:
+            history.acked.append((int(msg.partition()), int(msg.offset()), bytes(msg.value())))
+
+    for i in range(PER_PHASE):
+        value = f"{phase}-{i}".encode()
+        producer.produce(TOPIC, value=value, partition=i % PARTITIONS, on_delivery=on_delivery)
+        producer.poll(0)
+        if i % 50 == 0:
+            _sample_watermarks(sampler, history)
+    assert producer.flush(90) == 0, "messages left unacknowledged"
+    _sample_watermarks(sampler, history)
+    assert not errors, errors[:3]
+
+
+def _sample_watermarks(consumer: Consumer, history: History) -> None:
+    for p in range(PARTITIONS):
+        try:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=5)
+        except KafkaException:
+            continue  # no leader during failover: nothing to sample
+        history.watermarks[p].append(int(high))
+
+
+def _consume_all(bootstrap: str, name: str, ends: dict[int, int], history: History) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    view: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
+    deadline = time.monotonic() + 60
+    try:
+        while any((view[p][-1][0] + 1 if view[p] else 0) < ends[p] for p in view):
+            assert time.monotonic() < deadline, f"{name} did not reach {ends}"
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            part, offset, value = msg.partition(), msg.offset(), msg.value()
+            assert part is not None and offset is not None and isinstance(value, bytes), msg
+            view[part].append((offset, value))
+    finally:
+        consumer.close()
+    history.reads[name] = view
+
+
+def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    history = History()
+    with Cluster(tmp_path, 3) as cluster:
+        _create_topic(cluster)
+        producer = Producer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+                "message.timeout.ms": 90_000,
+            }
+        )
+        sampler = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "sampler"})
+        try:
+            _produce(producer, history, "before", sampler)
+            victim = _leader(producer, 0)
+            cluster.brokers[victim].kill()
+            _produce(producer, history, "after", sampler)
+            assert _leader(producer, 0) != victim
+            cluster.brokers[victim].start()
+            _produce(producer, history, "rejoined", sampler)
+        finally:
+            producer.flush(10)
+            sampler.close()
+        assert len(history.acked) == 3 * PER_PHASE
+        ends = {p: 1 + max(o for part, o, _ in history.acked if part == p) for p in range(PARTITIONS)}
+        # One consumer per broker as bootstrap: each builds its view through a different node's metadata.
+        for n, port in cluster.kafka_ports.items():
+            _consume_all(f"127.0.0.1:{port}", f"reader-{n}", ends, history)
+        problems = history.check()
+        assert not problems, problems[:10]
+        assert sum(len(v) for v in history.reads["reader-1"].values()) == 3 * PER_PHASE
+
+        # Whole-cluster crash: every broker SIGKILLed, restarted, rebuilt from its Raft logs.
+        for b in cluster.brokers.values():
+            b.kill()
+        for b in cluster.brokers.values():
+            b.start()
+        _consume_all(cluster.bootstrap, "after-crash", ends, history)
+        problems = history.check()
+        assert not problems, problems[:10]
+
+
+def test_sigterm_hands_leadership_over_before_exit(tmp_path: Path) -> None:
+    with Cluster(tmp_path, 3) as cluster:
+        _create_topic(cluster)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        try:
+            leader = _leader(producer, 0)
+            assert cluster.brokers[leader].terminate() == 0
+            log = cluster.brokers[leader].log_path.read_text(errors="replace")
+            moved = re.findall(r"event=leaderships_handed_over node=\d+ moved=(\d+) of=(\d+)", log)
+            # It led at least this partition's group and handed every group it led to another voter.
+            assert len(moved) == 1 and int(moved[0][1]) >= 1 and moved[0][0] == moved[0][1], moved
+            new_leader = _leader(producer, 0)
+            assert new_leader != leader
+            producer.produce(TOPIC, value=b"after-sigterm", partition=0)
+            assert producer.flush(30) == 0
+        finally:
+            producer.flush(5)
