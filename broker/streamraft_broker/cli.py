@@ -97,19 +97,41 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
-    if args.brokers != 1:
-        raise ConfigError(f"--brokers {args.brokers}: only 1 broker is supported until partitions use Raft")
-    if not 1 <= args.base_port <= 65535 - 2:
-        raise ConfigError(f"--base-port {args.base_port} is outside 1..65533")
-    flags = {
-        "node_id": "0",
-        "data_dir": str(Path(args.data_dir) / "broker-0"),
-        "listen": f"127.0.0.1:{args.base_port}",
-        "metrics_listen": f"127.0.0.1:{args.base_port + 1}",
-    }
-    config = load_config(flags, {})
+    brokers = args.brokers if args.brokers is not None else (3 if args.replicated else 1)
+    if not args.replicated and brokers != 1:
+        raise ConfigError(f"--brokers {brokers}: more than one broker needs --replicated")
+    if not 1 <= brokers <= 9:
+        raise ConfigError(f"--brokers {brokers} is outside 1..9")
+    if not 1 <= args.base_port <= 65535 - 3 * brokers:
+        raise ConfigError(f"--base-port {args.base_port} leaves no room for {brokers} brokers' ports")
+    if not args.replicated:
+        flags = {
+            "node_id": "0",
+            "data_dir": str(Path(args.data_dir) / "broker-0"),
+            "listen": f"127.0.0.1:{args.base_port}",
+            "metrics_listen": f"127.0.0.1:{args.base_port + 1}",
+        }
+        configs = [load_config(flags, {})]
+    else:
+        # Broker n (from 1) uses base+3(n-1) for Kafka, the next port for metrics, the one after for Raft.
+        ports = {n: args.base_port + 3 * (n - 1) for n in range(1, brokers + 1)}
+        members = ",".join(f"{n}=127.0.0.1:{p}/127.0.0.1:{p + 2}" for n, p in ports.items())
+        configs = [
+            load_config(
+                {
+                    "node_id": str(n),
+                    "data_dir": str(Path(args.data_dir) / f"broker-{n}"),
+                    "listen": f"127.0.0.1:{p}",
+                    "metrics_listen": f"127.0.0.1:{p + 1}",
+                    "replication": "raft",
+                    "cluster_members": members,
+                },
+                {},
+            )
+            for n, p in ports.items()
+        ]
     setup_logging("text", "INFO")
-    return asyncio.run(_serve([config], announce=True))
+    return asyncio.run(_serve(configs, announce=True))
 
 
 def _kafka() -> Any:
@@ -268,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="local development cluster")
     local_sub = local.add_subparsers(dest="local_cmd", required=True)
     up = local_sub.add_parser("up", help="start a local cluster in the foreground; Ctrl-C stops it")
-    up.add_argument("--brokers", type=int, default=1, help="number of brokers (1 for now)")
+    up.add_argument("--brokers", type=int, default=None, help="broker count (default 1; 3 if --replicated)")
+    up.add_argument("--replicated", action="store_true", help="partitions as Raft groups over the brokers")
     up.add_argument("--base-port", type=int, default=DEFAULT_PORT, help="Kafka port; metrics use the next")
     up.add_argument("--data-dir", default="./streamraft-local", help="parent data directory")
     up.set_defaults(func=cmd_local_up)

@@ -6,8 +6,13 @@ broker keeps its ports, like a pod behind a stable DNS name.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import TracebackType
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.ports import free_port
@@ -62,3 +67,30 @@ class Cluster:
     ) -> None:
         for b in self.brokers.values():
             b.kill()
+
+
+def create_topic(cluster: Cluster, topic: str, partitions: int, rf: int = 3) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    deadline = time.monotonic() + 60
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        futures = admin.create_topics([NewTopic(topic, partitions, rf)], operation_timeout=10)
+        try:
+            futures[topic].result(15)
+            return
+        except KafkaException as exc:
+            last = exc  # NOT_CONTROLLER while the controller group elects: ask again
+            time.sleep(0.2)  # pacing between retries, not synchronisation
+    raise AssertionError(f"topic not created: {last}\n{cluster.logs()}")
+
+
+def partition_leader(producer: Producer, topic_name: str, partition: int) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        topic = producer.list_topics(topic_name, timeout=5).topics.get(topic_name)
+        # A broker that has not applied the topic from the controller log yet answers without it.
+        part = topic.partitions.get(partition) if topic is not None else None
+        if part is not None and part.leader > 0:
+            return int(part.leader)
+        time.sleep(0.1)  # pacing between metadata polls
+    raise AssertionError(f"no leader for {topic_name}-{partition}")

@@ -10,44 +10,15 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from tests.cluster.history import History
-from tests.cluster.launcher import Cluster
+from tests.cluster.launcher import Cluster, create_topic, partition_leader
 
 pytestmark = pytest.mark.timeout(240)
 
 TOPIC = "replicated"
 PARTITIONS = 2
 PER_PHASE = 300
-
-
-def _create_topic(cluster: Cluster) -> None:
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-    deadline = time.monotonic() + 60
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        futures = admin.create_topics([NewTopic(TOPIC, PARTITIONS, 3)], operation_timeout=10)
-        try:
-            futures[TOPIC].result(15)
-            return
-        except KafkaException as exc:
-            last = exc  # NOT_CONTROLLER while the controller group elects: ask again
-            time.sleep(0.2)  # pacing between retries, not synchronisation
-    raise AssertionError(f"topic not created: {last}\n{cluster.logs()}")
-
-
-def _leader(producer: Producer, partition: int) -> int:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        topic = producer.list_topics(TOPIC, timeout=5).topics.get(TOPIC)
-        # A broker that has not applied the topic from the controller log yet answers without it.
-        part = topic.partitions.get(partition) if topic is not None else None
-        if part is not None and part.leader > 0:
-            return int(part.leader)
-        time.sleep(0.1)  # pacing between metadata polls
-    raise AssertionError(f"no leader for {TOPIC}-{partition}")
 
 
 def _produce(producer: Producer, history: History, phase: str, sampler: Consumer) -> None:
@@ -101,7 +72,7 @@ def _consume_all(bootstrap: str, name: str, ends: dict[int, int], history: Histo
 def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) -> None:
     history = History()
     with Cluster(tmp_path, 3) as cluster:
-        _create_topic(cluster)
+        create_topic(cluster, TOPIC, PARTITIONS)
         producer = Producer(
             {
                 "bootstrap.servers": cluster.bootstrap,
@@ -113,10 +84,10 @@ def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) ->
         sampler = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "sampler"})
         try:
             _produce(producer, history, "before", sampler)
-            victim = _leader(producer, 0)
+            victim = partition_leader(producer, TOPIC, 0)
             cluster.brokers[victim].kill()
             _produce(producer, history, "after", sampler)
-            assert _leader(producer, 0) != victim
+            assert partition_leader(producer, TOPIC, 0) != victim
             cluster.brokers[victim].start()
             _produce(producer, history, "rejoined", sampler)
         finally:
@@ -143,16 +114,16 @@ def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) ->
 
 def test_sigterm_hands_leadership_over_before_exit(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3) as cluster:
-        _create_topic(cluster)
+        create_topic(cluster, TOPIC, PARTITIONS)
         producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
         try:
-            leader = _leader(producer, 0)
+            leader = partition_leader(producer, TOPIC, 0)
             assert cluster.brokers[leader].terminate() == 0
             log = cluster.brokers[leader].log_path.read_text(errors="replace")
             moved = re.findall(r"event=leaderships_handed_over node=\d+ moved=(\d+) of=(\d+)", log)
             # It led at least this partition's group and handed every group it led to another voter.
             assert len(moved) == 1 and int(moved[0][1]) >= 1 and moved[0][0] == moved[0][1], moved
-            new_leader = _leader(producer, 0)
+            new_leader = partition_leader(producer, TOPIC, 0)
             assert new_leader != leader
             producer.produce(TOPIC, value=b"after-sigterm", partition=0)
             assert producer.flush(30) == 0
