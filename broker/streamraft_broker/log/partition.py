@@ -572,9 +572,10 @@ class PartitionLog:
         if found is not None:
             self._size -= segment.size - found[0]
             segment.truncate(found[0])
-        if segment.size == 0 and i > 0:
-            # An emptied segment's base may lie above ``offset``; the previous segment becomes active.
-            self._retire(segment)
+        while self._active.size == 0 and len(self._segments) > 1:
+            # An emptied segment's base may lie above ``offset`` (and compaction can leave empty segments
+            # before it): the last segment still holding batches becomes the active one.
+            self._retire(self._active)
             self._segments.pop()
             self._bases.pop()
         self._active.activate_indexes()

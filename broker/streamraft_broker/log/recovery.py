@@ -15,8 +15,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamraft_broker.records.batch import BATCH_HEADER_SIZE
-
 from .checkpoint import RecoveryPoint, read_log_start, read_recovery_point
 from .segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, Segment, TornBatchError
 
@@ -76,12 +74,6 @@ def list_segment_bases(directory: Path) -> list[int]:
 def _trust_whole(segment: Segment) -> None:
     """A fully checkpointed segment: sanity-check its indexes (rebuild on failure) and load its tail state."""
     problem = segment.offset_index.sanity_check(segment.size)
-    if (
-        problem is None
-        and segment.offset_index.entries == 0
-        and segment.size > 2 * (segment.index_interval_bytes + BATCH_HEADER_SIZE)
-    ):
-        problem = "no entries for a segment of that size (index file lost?)"
     if problem is None:
         last = segment.offset_index.last_entry()
         try:
@@ -89,6 +81,16 @@ def _trust_whole(segment: Segment) -> None:
             problem = segment.time_index.sanity_check(segment.next_offset)
         except TornBatchError as exc:
             problem = f"index entry does not lead to whole batches: {exc}"
+        # With no entries, every batch but the last must have started within index.interval.bytes of the
+        # segment start; otherwise entries were written and the index file was lost or cut.
+        walked_before_last = segment.bytes_since_index - segment.last_batch_size
+        if (
+            problem is None
+            and last is None
+            and segment.size
+            and walked_before_last >= segment.index_interval_bytes
+        ):
+            problem = "no entries although batches span more than index.interval.bytes (index file lost?)"
     if problem is not None:
         logger.warning("event=index_corrupt file=%s problem=%s", segment.offset_index.path, problem)
         segment.rebuild_indexes()

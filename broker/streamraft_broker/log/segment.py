@@ -95,6 +95,7 @@ class Segment:
         self.created_ms = created_ms
         self.closed = False
         self.index_interval_bytes = index_interval_bytes
+        self.last_batch_size = 0
 
     # ---- reading -------------------------------------------------------------------------------------
     def read_header(self, position: int) -> BatchHeader | None:
@@ -261,11 +262,13 @@ class Segment:
             self.max_timestamp, self.offset_of_max_timestamp = last_time
         next_offset = self.base_offset if walk_from == 0 else None
         since = 0
+        self.last_batch_size = 0
         for _pos, header in self.iter_headers(walk_from, end):
             if header.max_timestamp > self.max_timestamp:
                 self.max_timestamp = header.max_timestamp
                 self.offset_of_max_timestamp = header.last_offset
             since += header.size
+            self.last_batch_size = header.size
             next_offset = header.next_offset
         # The batch at the index entry itself was counted after the entry was written, as in append().
         self.bytes_since_index = since
