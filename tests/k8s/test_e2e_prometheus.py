@@ -1,0 +1,110 @@
+"""A real Prometheus scrapes broker pods run by the operator on the local control plane.
+
+Discovery is file-based: Debian's Prometheus (2.42.0+ds) is built without `kubernetes_sd_configs`, so
+`tests.k8s.prom.PodDiscovery` lists the broker pods from the local API server (with the harness
+kubeconfig) and keeps a `file_sd_configs` targets file in step with their pod IPs. Prometheus listens on
+a free 127.0.0.1 port; its only targets are broker pod IPs in this cluster's 10.244.<x>.0/24 subnet. The
+test reads `up` and the brokers' `streamraft_` counters through /api/v1/query after a produce.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from tests.k8s import prom
+from tests.k8s.cluster import Cluster
+
+pytestmark = [pytest.mark.k8s, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "streamraft"
+GROUP = "streamraft.io"
+RECORDS = 300
+
+
+@dataclass(frozen=True)
+class Release:
+    namespace: str
+    name: str
+
+
+@pytest.fixture(scope="module")
+def release(k8s: Cluster) -> Iterator[Release]:
+    with k8s.namespace("prom") as ns:
+        name = f"sr-{uuid.uuid4().hex[:6]}"
+        k8s.helm("install", name, str(CHART), "--namespace", ns,
+                 "--set", f"operator.watchNamespaces={{{ns}}}", "--wait", "--timeout", "180s")  # fmt: skip
+        yield Release(ns, name)
+        k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
+        k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
+
+
+def _resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def _ready(k8s: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | None:
+    obj = k8s.api.get(f"/apis/{GROUP}/v1alpha1/namespaces/{ns}/{plural}/{name}")
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") == "True":
+            return obj
+    return None
+
+
+def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Release, tmp_path: Path) -> None:
+    ns = release.namespace
+    spec = {"replicas": 2, "storage": {"size": "1Gi"}}
+    k8s.apply(_resource("StreamCluster", "scraped", spec), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "scraped"), 240, "StreamCluster scraped Ready")
+    k8s.apply(
+        _resource("StreamTopic", "metered", {"clusterRef": "scraped", "partitions": 2, "replicas": 1}),
+        namespace=ns,
+    )
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamtopics", "metered"), 120, "StreamTopic metered Ready")
+    pods = {p: k8s.pod_ready(ns, p) for p in ("scraped-0", "scraped-1")}
+    pod_ips = {name: str(pod["status"]["podIP"]) for name, pod in pods.items() if pod}
+    assert sorted(pod_ips) == ["scraped-0", "scraped-1"], f"broker pods not Ready: {pods}"
+    subnet = ipaddress.ip_network(f"10.244.{k8s.subnet.octet}.0/24")
+
+    with prom.scraping_brokers(k8s.api, ns, k8s.subnet.octet, tmp_path / "prometheus") as server:
+        expected_up = {"scraped-0": 1.0, "scraped-1": 1.0}
+        try:
+            k8s.wait_for(lambda: server.query('up{job="streamraft-brokers"}') == expected_up, 60, "up == 1")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\ntargets: {server.active_targets()}\n{server.logs()}") from exc
+
+        targets = server.active_targets()
+        scraped = sorted(urllib.parse.urlsplit(t["scrapeUrl"]).hostname or "" for t in targets)
+        assert scraped == sorted(pod_ips.values()), f"targets {scraped} are not the broker pod IPs {pod_ips}"
+        assert all(ipaddress.ip_address(ip) in subnet for ip in scraped), scraped
+        assert {t["labels"]["pod"] for t in targets} == set(pod_ips)
+        assert all(t["health"] == "up" for t in targets), targets
+
+        producer = Producer({"bootstrap.servers": f"{pod_ips['scraped-0']}:9092", "acks": "all"})
+        values = [f"metered-{i:05d}".encode() for i in range(RECORDS)]
+        for i, value in enumerate(values):
+            producer.produce("metered", value=value, partition=i % 2)
+        assert producer.flush(30) == 0, "records not acknowledged"
+
+        messages = 'sum(streamraft_messages_in_total{job="streamraft-brokers",topic="metered"})'
+
+        def counted() -> float | None:
+            value = server.query(messages).get("", 0.0)
+            return value if value >= RECORDS else None
+
+        total = k8s.wait_for(counted, 60, f"{messages} >= {RECORDS}")
+        assert total == RECORDS, f"brokers counted {total} produced records, {RECORDS} were sent"
+        # Each broker counts what its partitions' leaders took; together that is every record.
+        per_pod = server.query('sum by (pod) (streamraft_messages_in_total{topic="metered"})')
+        assert sum(per_pod.values()) == RECORDS and set(per_pod) <= set(pod_ips), per_pod
+        nbytes = server.query('sum(streamraft_bytes_in_total{topic="metered"})')[""]
+        assert nbytes >= sum(len(v) for v in values), f"bytes in {nbytes} < payload bytes"
