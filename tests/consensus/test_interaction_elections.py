@@ -148,3 +148,36 @@ def test_transfer_and_propose_on_follower_raise_not_leader() -> None:
     assert e.value.leader_hint == 1
     with pytest.raises(NotLeader):
         c.nodes[2].transfer_leader(3)
+
+
+def test_leader_commits_an_old_term_entry_only_with_a_current_term_entry() -> None:
+    """Raft's Figure 8 rule: replicas of a previous-term entry on a majority do not commit it."""
+    c = Cluster(
+        [1, 2, 3], config=lambda i: Config(id=i, check_quorum=False, max_size_per_msg=1, max_inflight_msgs=1)
+    )
+    c.elect(1)
+    c.isolate(1)
+    _, old_index = c.nodes[1].propose(b"old")
+    c.stabilize()
+    c.heal()
+    c.nodes[1].raft.become_follower(_term(c, 1), 0)  # node 1 loses leadership without losing its log
+    c.nodes[1].campaign()
+    for t in (MessageType.PRE_VOTE, MessageType.PRE_VOTE_RESP, MessageType.VOTE, MessageType.VOTE_RESP):
+        c.deliver(c.take(mtype=t))
+    leader = c.nodes[1].raft
+    assert leader.role == Role.LEADER and leader.log.term(old_index) < leader.term
+    saw_majority_of_old = False
+    for _ in range(50):
+        msgs = c.take()
+        if not msgs:
+            break
+        c.deliver(msgs)
+        holders = sum(1 for pr in leader.prs.values() if pr.match >= old_index)
+        if leader.log.committed < old_index + 1:
+            # Until this term's own entry is on a majority, the old entry must stay uncommitted.
+            assert leader.log.committed < old_index
+            saw_majority_of_old |= holders >= 2
+    assert saw_majority_of_old, "the scenario never put the old entry alone on a majority"
+    assert leader.log.committed == old_index + 1
+    c.tick_all(2)
+    assert all(c.data(i) == [b"old"] for i in (1, 2, 3))
