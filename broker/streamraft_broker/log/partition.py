@@ -557,8 +557,8 @@ class PartitionLog:
         self._check_open()
         if offset >= self.log_end_offset:
             return
-        if offset < self.log_start_offset or offset <= self._bases[0]:
-            self._truncate_fully(offset if offset < self.log_start_offset else self._bases[0])
+        if offset < self.log_start_offset:
+            self._truncate_fully(offset)
             return
         i = self._segment_index(offset)
         segment = self._segments[i]
