@@ -105,7 +105,7 @@ def _check(log: PartitionLog, model: Model) -> None:
         assert log.offset_for_timestamp(target) == model.first_at_or_after(target)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=_ops)
 def test_log_matches_model(ops: list[tuple[object, ...]]) -> None:
     directory = Path(tempfile.mkdtemp(prefix="log-model-"))
