@@ -52,6 +52,9 @@ def _consumer(bootstrap: str, group: str) -> KafkaConsumer:
         enable_auto_commit=False,
         session_timeout_ms=10000,
         heartbeat_interval_ms=500,
+        # If the group forms before this member's metadata lists the topic, kafka-python assigns nothing
+        # and only rejoins at the next metadata refresh (default 5 minutes).
+        metadata_max_age_ms=500,
     )
 
 
@@ -61,6 +64,9 @@ class _ConsumerThread(threading.Thread):
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         super().__init__(daemon=True)
         self.consumer = _consumer(bootstrap, group)
+        # Join only once this member's metadata lists the topic: a leader that assigns before it knows
+        # the partitions has to rejoin, and kafka-python 3.0.12 sometimes stalls in that rejoin.
+        _wait(lambda: bool(self.consumer.partitions_for_topic(topic)), f"metadata for {topic}")
         self.consumer.subscribe([topic])
         self.records: list[Record] = []
         self.assigned = 0
