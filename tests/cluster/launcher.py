@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from tests.cluster.history import History
 from tests.support.broker_process import BrokerProcess
 from tests.support.ports import free_port
 
@@ -94,3 +95,22 @@ def partition_leader(producer: Producer, topic_name: str, partition: int) -> int
             return int(part.leader)
         time.sleep(0.1)  # pacing between metadata polls
     raise AssertionError(f"no leader for {topic_name}-{partition}")
+
+
+def consume_all(bootstrap: str, name: str, topic: str, ends: dict[int, int], history: History) -> None:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    view: dict[int, list[tuple[int, bytes]]] = {p: [] for p in ends}
+    deadline = time.monotonic() + 60
+    try:
+        while any((view[p][-1][0] + 1 if view[p] else 0) < ends[p] for p in view):
+            assert time.monotonic() < deadline, f"{name} did not reach {ends}"
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            part, offset, value = msg.partition(), msg.offset(), msg.value()
+            assert part is not None and offset is not None and isinstance(value, bytes), msg
+            view[part].append((offset, value))
+    finally:
+        consumer.close()
+    history.reads[name] = view

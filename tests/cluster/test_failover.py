@@ -4,7 +4,6 @@ a partition leader, and all consumers read the same logs afterwards (checked by 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, create_topic, partition_leader
+from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,25 +49,6 @@ def _sample_watermarks(consumer: Consumer, history: History) -> None:
         history.watermarks[p].append(int(high))
 
 
-def _consume_all(bootstrap: str, name: str, ends: dict[int, int], history: History) -> None:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": name, "enable.auto.commit": False})
-    consumer.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
-    view: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
-    deadline = time.monotonic() + 60
-    try:
-        while any((view[p][-1][0] + 1 if view[p] else 0) < ends[p] for p in view):
-            assert time.monotonic() < deadline, f"{name} did not reach {ends}"
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            part, offset, value = msg.partition(), msg.offset(), msg.value()
-            assert part is not None and offset is not None and isinstance(value, bytes), msg
-            view[part].append((offset, value))
-    finally:
-        consumer.close()
-    history.reads[name] = view
-
-
 def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) -> None:
     history = History()
     with Cluster(tmp_path, 3) as cluster:
@@ -97,7 +77,7 @@ def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) ->
         ends = {p: 1 + max(o for part, o, _ in history.acked if part == p) for p in range(PARTITIONS)}
         # One consumer per broker as bootstrap: each builds its view through a different node's metadata.
         for n, port in cluster.kafka_ports.items():
-            _consume_all(f"127.0.0.1:{port}", f"reader-{n}", ends, history)
+            consume_all(f"127.0.0.1:{port}", f"reader-{n}", TOPIC, ends, history)
         problems = history.check()
         assert not problems, problems[:10]
         assert sum(len(v) for v in history.reads["reader-1"].values()) == 3 * PER_PHASE
@@ -107,7 +87,7 @@ def test_sigkill_partition_leader_loses_no_acknowledged_write(tmp_path: Path) ->
             b.kill()
         for b in cluster.brokers.values():
             b.start()
-        _consume_all(cluster.bootstrap, "after-crash", ends, history)
+        consume_all(cluster.bootstrap, "after-crash", TOPIC, ends, history)
         problems = history.check()
         assert not problems, problems[:10]
 

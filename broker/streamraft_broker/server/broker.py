@@ -91,7 +91,10 @@ class Broker:
             auto_create_topics=cfg.auto_create_topics,
             default_partitions=cfg.default_partitions,
         )
-        wire_optional_subsystems(self.ctx, self._state_dir)
+        # Group offsets and producer ids stay on local disk (kept across restarts, not replicated yet).
+        local_dir = cfg.data_dir / "local" if cfg.replication == "raft" else cfg.data_dir
+        local_dir.mkdir(exist_ok=True)
+        wire_optional_subsystems(self.ctx, local_dir)
         if cfg.replication == "raft":
             await self._start_replication()
         if self.ctx.groups is not None:
@@ -135,6 +138,12 @@ class Broker:
             cfg.node_id, members, cfg.data_dir / "raft", cfg.raft_listen or me.raft_address, self.registry
         )
         service.producers = self.ctx.producers
+        if self.ctx.producers is not None:
+            from streamraft_broker.replication.producer_ids import node_unique_allocator  # noqa: PLC0415
+
+            self.ctx.producers.ids = node_unique_allocator(
+                cfg.data_dir / "local" / "producer-ids.json", me.node_id
+            )
         await service.start()
         self.replication = service
         self.ctx.extra["replication"] = service
