@@ -51,23 +51,51 @@ def create_topic_command(
     ).encode()
 
 
+def delete_topic_command(name: str) -> bytes:
+    return json.dumps({"op": "delete_topic", "name": name}, sort_keys=True).encode()
+
+
+def add_partitions_command(name: str, replicas: list[list[int]]) -> bytes:
+    return json.dumps({"op": "add_partitions", "name": name, "replicas": replicas}, sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one applied command changed: kind is created, deleted or extended (new partitions from
+    ``first_new``); None-returning applies changed nothing."""
+
+    kind: str
+    topic: TopicMeta
+    first_new: int = 0
+
+
 class ControllerState:
     def __init__(self) -> None:
         self.topics: dict[str, TopicMeta] = {}
 
-    def apply(self, data: bytes) -> TopicMeta | None:
-        """Apply one command; returns a newly created topic (None if nothing new)."""
+    def apply(self, data: bytes) -> Change | None:
         cmd: Any = json.loads(data)
-        if not isinstance(cmd, dict) or cmd.get("op") != "create_topic":
-            raise ValueError(f"unknown controller command {data[:100]!r}")
-        name = str(cmd["name"])
-        if name in self.topics:
-            return None  # a second create of the same name lost the race: the first one stands
-        meta = TopicMeta(
-            name,
-            uuid.UUID(cmd["id"]),
-            [[int(b) for b in rs] for rs in cmd["replicas"]],
-            {str(k): str(v) for k, v in cmd["configs"].items()},
-        )
-        self.topics[name] = meta
-        return meta
+        op = cmd.get("op") if isinstance(cmd, dict) else None
+        if op == "create_topic":
+            name = str(cmd["name"])
+            if name in self.topics:
+                return None  # a second create of the same name lost the race: the first one stands
+            meta = TopicMeta(
+                name,
+                uuid.UUID(cmd["id"]),
+                [[int(b) for b in rs] for rs in cmd["replicas"]],
+                {str(k): str(v) for k, v in cmd["configs"].items()},
+            )
+            self.topics[name] = meta
+            return Change("created", meta)
+        if op == "delete_topic":
+            gone = self.topics.pop(str(cmd["name"]), None)
+            return None if gone is None else Change("deleted", gone)
+        if op == "add_partitions":
+            found = self.topics.get(str(cmd["name"]))
+            if found is None:
+                return None
+            first_new = len(found.replicas)
+            found.replicas.extend([int(b) for b in rs] for rs in cmd["replicas"])
+            return Change("extended", found, first_new)
+        raise ValueError(f"unknown controller command {data[:100]!r}")

@@ -115,8 +115,9 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
             if name is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"no topic has id {topic_id}")
             if "replication" in ctx.extra:
-                raise TopicError(INVALID_REQUEST, "deleting topics is not supported with replication yet")
-            ctx.registry.delete(name)
+                await ctx.extra["replication"].delete_topic(name)
+            else:
+                ctx.registry.delete(name)
         except TopicError as exc:
             code, message = exc.error_code, str(exc)
             ctx.metrics.record_error(code)
@@ -136,9 +137,9 @@ async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, re
             topic = ctx.registry.get(t.name)
             if topic is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name!r} does not exist")
-            if "replication" in ctx.extra:
-                raise TopicError(INVALID_REQUEST, "adding partitions is not supported with replication yet")
-            if not request.validate_only:
+            if "replication" in ctx.extra and not request.validate_only:
+                await ctx.extra["replication"].add_partitions(t.name, int(t.count))
+            elif not request.validate_only:
                 ctx.registry.add_partitions(t.name, int(t.count))
             elif int(t.count) <= len(topic.partitions):
                 raise TopicError(37, f"new partition count {t.count} must exceed {len(topic.partitions)}")

@@ -23,7 +23,9 @@ from streamraft_broker.controller.state import (
     CONTROLLER_GROUP,
     ControllerState,
     TopicMeta,
+    add_partitions_command,
     create_topic_command,
+    delete_topic_command,
     place_replicas,
 )
 from streamraft_broker.producer.service import DuplicateBatchError
@@ -128,12 +130,18 @@ class ReplicationService:
         if group == CONTROLLER_GROUP:
             for e in entries:
                 try:
-                    meta = self.state.apply(e.data)
+                    change = self.state.apply(e.data)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("bad controller entry %d skipped: %s", e.index, exc)
                     continue
-                if meta is not None:
-                    self._install_topic(meta)
+                if change is None:
+                    continue
+                if change.kind == "created":
+                    self._install_topic(change.topic)
+                elif change.kind == "deleted":
+                    self._remove_topic(change.topic)
+                else:
+                    self._add_partitions(change.topic, change.first_new)
             return
         where = self._partitions.get(group)
         if where is None:
@@ -169,21 +177,52 @@ class ReplicationService:
         if self.registry.get(meta.name) is not None:
             return
         topic = Topic(meta.name, meta.topic_id, dict(meta.configs))
-        for i in range(len(meta.replicas)):
+        self.registry.topics[meta.name] = topic
+        self._open_partitions(topic, meta, 0)
+        for listener in self.registry._listeners:
+            listener(meta.name, topic)
+        log.info("topic applied from controller log", extra={"topic": meta.name})
+
+    def _open_partitions(self, topic: Topic, meta: TopicMeta, first: int) -> None:
+        for i in range(first, len(meta.replicas)):
             directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
             shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the Raft log
             topic.partitions.append(self.registry._open_partition(topic, i))
-        self.registry.topics[meta.name] = topic
-        for listener in self.registry._listeners:
-            listener(meta.name, topic)
-        for i, replicas in enumerate(meta.replicas):
-            if self.node_id in replicas:
+            if self.node_id in meta.replicas[i]:
                 gid = meta.group(i)
                 self._partitions[gid] = (meta.name, i)
-                task = asyncio.get_running_loop().create_task(self._create_group(gid, replicas))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        log.info("topic applied from controller log", extra={"topic": meta.name})
+                self._spawn(self._create_group(gid, meta.replicas[i]))
+
+    def _add_partitions(self, meta: TopicMeta, first_new: int) -> None:
+        topic = self.registry.get(meta.name)
+        assert topic is not None and len(topic.partitions) == first_new, (meta.name, first_new)
+        self._open_partitions(topic, meta, first_new)
+        log.info("partitions added from controller log", extra={"topic": meta.name})
+
+    def _remove_topic(self, meta: TopicMeta) -> None:
+        topic = self.registry.topics.pop(meta.name, None)
+        if topic is None:
+            return
+        for p in topic.partitions:
+            p.close()
+            shutil.rmtree(self.registry.data_dir / "logs" / f"{meta.name}-{p.index}", ignore_errors=True)
+            gid = meta.group(p.index)
+            if self._partitions.pop(gid, None) is not None:
+                self._spawn(self._remove_group(gid))
+        for listener in self.registry._listeners:
+            listener(meta.name, None)
+        log.info("topic deleted from controller log", extra={"topic": meta.name})
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _remove_group(self, gid: int) -> None:
+        try:
+            await self.runtime.remove_group(gid, delete_data=True)
+        except Exception:
+            log.exception("cannot remove raft group %d", gid)
 
     async def _create_group(self, gid: int, replicas: list[int]) -> None:
         try:
@@ -264,3 +303,29 @@ class ReplicationService:
         except ConsensusError as exc:
             raise TopicError(NOT_CONTROLLER, f"controller proposal failed: {exc}") from None
         return self.state.topics[name]
+
+    async def _propose_metadata(self, command: bytes) -> None:
+        if not self.runtime.is_leader(CONTROLLER_GROUP):
+            raise TopicError(NOT_CONTROLLER, f"node {self.node_id} is not the controller")
+        try:
+            await self.runtime.propose(CONTROLLER_GROUP, command)
+        except ConsensusError as exc:
+            raise TopicError(NOT_CONTROLLER, f"controller proposal failed: {exc}") from None
+
+    async def delete_topic(self, name: str) -> None:
+        if name not in self.state.topics:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        await self._propose_metadata(delete_topic_command(name))
+
+    async def add_partitions(self, name: str, total: int) -> None:
+        meta = self.state.topics.get(name)
+        if meta is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        have = len(meta.replicas)
+        if not have < total <= MAX_PARTITIONS:
+            raise TopicError(
+                INVALID_PARTITIONS, f"topic {name!r} has {have} partitions; {total} is not valid"
+            )
+        rf = len(meta.replicas[0])
+        placed = place_replicas(sorted(self.members), total, rf, len(self.state.topics))
+        await self._propose_metadata(add_partitions_command(name, placed[have:]))
