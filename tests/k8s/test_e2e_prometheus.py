@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from tests.k8s import prom
 from tests.k8s.cluster import Cluster
@@ -60,16 +61,27 @@ def _ready(k8s: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | No
     return None
 
 
+def _produce(bootstrap: str, values: list[bytes]) -> None:
+    """Creates topic `metered` (2 partitions) on the broker and writes `values` with acks=all."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("metered", 2, 1)])["metered"].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    errors: list[str] = []
+
+    def delivered(err: object, msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    for i, value in enumerate(values):
+        producer.produce("metered", value=value, partition=i % 2, on_delivery=delivered)
+    assert producer.flush(30) == 0 and not errors, f"records not acknowledged: {errors[:5]}"
+
+
 def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Release, tmp_path: Path) -> None:
     ns = release.namespace
     spec = {"replicas": 2, "storage": {"size": "1Gi"}}
     k8s.apply(_resource("StreamCluster", "scraped", spec), namespace=ns)
     k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "scraped"), 240, "StreamCluster scraped Ready")
-    k8s.apply(
-        _resource("StreamTopic", "metered", {"clusterRef": "scraped", "partitions": 2, "replicas": 1}),
-        namespace=ns,
-    )
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamtopics", "metered"), 120, "StreamTopic metered Ready")
     pods = {p: k8s.pod_ready(ns, p) for p in ("scraped-0", "scraped-1")}
     pod_ips = {name: str(pod["status"]["podIP"]) for name, pod in pods.items() if pod}
     assert sorted(pod_ips) == ["scraped-0", "scraped-1"], f"broker pods not Ready: {pods}"
@@ -89,11 +101,12 @@ def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Rel
         assert {t["labels"]["pod"] for t in targets} == set(pod_ips)
         assert all(t["health"] == "up" for t in targets), targets
 
-        producer = Producer({"bootstrap.servers": f"{pod_ips['scraped-0']}:9092", "acks": "all"})
+        # Brokers are not replicated yet: each is its own one-node log, so each gets the topic and half
+        # of the records directly (StreamTopic would create it on one broker only).
         values = [f"metered-{i:05d}".encode() for i in range(RECORDS)]
-        for i, value in enumerate(values):
-            producer.produce("metered", value=value, partition=i % 2)
-        assert producer.flush(30) == 0, "records not acknowledged"
+        half = RECORDS // 2
+        for n, ip in enumerate(pod_ips[p] for p in sorted(pod_ips)):
+            _produce(f"{ip}:9092", values[n * half : (n + 1) * half])
 
         messages = 'sum(streamraft_messages_in_total{job="streamraft-brokers",topic="metered"})'
 
@@ -103,8 +116,7 @@ def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Rel
 
         total = k8s.wait_for(counted, 60, f"{messages} >= {RECORDS}")
         assert total == RECORDS, f"brokers counted {total} produced records, {RECORDS} were sent"
-        # Each broker counts what its partitions' leaders took; together that is every record.
         per_pod = server.query('sum by (pod) (streamraft_messages_in_total{topic="metered"})')
-        assert sum(per_pod.values()) == RECORDS and set(per_pod) <= set(pod_ips), per_pod
+        assert per_pod == {pod: float(half) for pod in pod_ips}, per_pod
         nbytes = server.query('sum(streamraft_bytes_in_total{topic="metered"})')[""]
         assert nbytes >= sum(len(v) for v in values), f"bytes in {nbytes} < payload bytes"
