@@ -70,7 +70,22 @@ class Cluster:
             b.kill()
 
 
+def wait_controller(cluster: Cluster, timeout: float = 30) -> int:
+    """Poll every broker's Metadata until all name the same elected controller."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = {
+            AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=5).controller_id
+            for port in cluster.kafka_ports.values()
+        }
+        if len(seen) == 1 and min(seen) > 0:
+            return int(min(seen))
+        assert time.monotonic() < deadline, f"no agreed controller: {seen}"
+        time.sleep(0.1)  # pacing between metadata polls
+
+
 def create_topic(cluster: Cluster, topic: str, partitions: int, rf: int = 3) -> None:
+    wait_controller(cluster)
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     deadline = time.monotonic() + 60
     last: Exception | None = None
@@ -79,8 +94,8 @@ def create_topic(cluster: Cluster, topic: str, partitions: int, rf: int = 3) -> 
         try:
             futures[topic].result(15)
             return
-        except KafkaException as exc:
-            last = exc  # NOT_CONTROLLER while the controller group elects: ask again
+        except (KafkaException, TimeoutError) as exc:
+            last = exc  # NOT_CONTROLLER while the controller group (re-)elects: ask again
             time.sleep(0.2)  # pacing between retries, not synchronisation
     raise AssertionError(f"topic not created: {last}\n{cluster.logs()}")
 

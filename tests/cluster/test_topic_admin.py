@@ -77,3 +77,19 @@ def test_add_partitions_then_delete_and_recreate(tmp_path: Path) -> None:
         again = History()
         consume_all(cluster.bootstrap, "reader2", TOPIC, {0: 1}, again)
         assert again.reads["reader2"][0] == [(0, b"fresh")]
+
+
+def test_leaders_move_to_preferred_replicas(tmp_path: Path) -> None:
+    with Cluster(tmp_path, 3) as cluster:
+        create_topic(cluster, TOPIC, 3)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap})
+        deadline = time.monotonic() + 60
+        while True:
+            parts = producer.list_topics(TOPIC, timeout=5).topics[TOPIC].partitions
+            leaders = {p: (m.leader, m.replicas[0]) for p, m in parts.items()}
+            if len(leaders) == 3 and all(lead == first for lead, first in leaders.values()):
+                break
+            assert time.monotonic() < deadline, f"leaders never reached preferred replicas: {leaders}"
+            time.sleep(0.2)  # pacing between metadata polls
+        # Placement rotates first replicas, so preferred leadership spreads over all three brokers.
+        assert {lead for lead, _ in leaders.values()} == {1, 2, 3}

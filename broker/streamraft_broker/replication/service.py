@@ -52,6 +52,9 @@ UNKNOWN_SERVER_ERROR = -1
 CONTROLLER_VOTERS = 3
 _RESULTS_KEPT = 100_000
 _TRANSFER_DEADLINE_S = 3.0
+BALANCE_INTERVAL_S = 10.0
+"""How often a leader hands a partition back to its preferred (first) replica, as Kafka's preferred
+leader election does: leaders then spread over brokers the way placement spread first replicas."""
 
 ProduceResult = tuple[int, int, int, int]
 """(error_code, base_offset, log_append_time, log_start_offset)"""
@@ -96,6 +99,22 @@ class ReplicationService:
         voters = self.controller_voters
         learners = [n for n in sorted(self.members) if n not in voters]
         await self.runtime.create_group(CONTROLLER_GROUP, voters, learners)
+        self._spawn(self._balance_loop())
+
+    async def _balance_loop(self) -> None:
+        while True:
+            await asyncio.sleep(BALANCE_INTERVAL_S)
+            for gid, (name, index) in list(self._partitions.items()):
+                meta = self.state.topics.get(name)
+                if meta is None or gid not in self.runtime.groups() or not self.runtime.is_leader(gid):
+                    continue
+                preferred = meta.replicas[index][0]
+                # Only to a connected broker: a transfer to a dead one would stall proposals until it aborts.
+                if preferred == self.node_id or not self.runtime.transport.is_connected(preferred):
+                    continue
+                log.info("event=preferred_leader_transfer group=%d to=%d", gid, preferred)
+                with contextlib.suppress(ConsensusError, ValueError, TimeoutError):
+                    await asyncio.wait_for(self.runtime.transfer_leadership(gid, preferred), 1.0)
 
     async def stop(self) -> None:
         await self._hand_over_leaderships()
