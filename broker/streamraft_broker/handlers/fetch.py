@@ -14,6 +14,7 @@ from streamraft_broker.protocol.fetch_response import (
 )
 from streamraft_broker.protocol.header import RequestHeader
 
+NOT_LEADER_OR_FOLLOWER = 6
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MAX_WAIT_CAP_S = 30.0  # a client asking for longer is still answered; it simply polls again
@@ -43,6 +44,11 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
             offset = int(fp.fetch_offset)
             if offset < start or offset > hwm:
                 res.error_code = OFFSET_OUT_OF_RANGE
+                rep = ctx.extra.get("replication")
+                if offset > hwm and rep is not None and not rep.caught_up(ft.topic, int(fp.partition)):
+                    # A replica still applying committed batches (a new leader) cannot tell "past the end"
+                    # from "not applied yet": a retriable error keeps consumers from resetting offsets.
+                    res.error_code = NOT_LEADER_OR_FOLLOWER
             elif offset < hwm and total < max_bytes:
                 budget = min(int(fp.partition_max_bytes), max_bytes - total)
                 # Only the first non-empty partition may exceed the budget, so a big batch never stalls.

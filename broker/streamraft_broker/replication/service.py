@@ -281,6 +281,18 @@ class ReplicationService:
             return LEADER_NOT_AVAILABLE, -1, self.runtime.term(gid), replicas
         return 0, leader, self.runtime.term(gid), replicas
 
+    def caught_up(self, topic: str, index: int) -> bool:
+        """True when this replica leads the partition and has applied everything in its Raft log, so its
+        log end offset is the partition's true end."""
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return False
+        gid = meta.group(index)
+        if gid not in self.runtime.groups() or not self.runtime.is_leader(gid):
+            return False
+        status = self.runtime.status(gid)
+        return status.applied == status.last_index == status.hard_state.commit
+
     async def produce(self, topic: str, index: int, records: bytes | memoryview) -> ProduceResult:
         meta = self.state.topics.get(topic)
         if meta is None or not 0 <= index < len(meta.replicas):
