@@ -3,12 +3,15 @@
 Design of this first slice (enabled with ``--replication raft``; the default stays single-node):
 
 - One consensus ``Runtime`` per broker process, its gRPC transport on the member's raft address.
-  Membership is static: ``--cluster-members ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,...`` names every broker.
+  Membership is static: ``--cluster-members ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,...`` names every broker
+  (env STREAMRAFT_CLUSTER_MEMBERS; ``--raft-listen``/STREAMRAFT_RAFT_LISTEN overrides the bind address).
 - Group 1 is the controller (the runtime reserves group ids >= 1, so "group 0" of the design is id 1):
   voters are the first three members (by id), the others follow as learners so every broker applies the
   metadata log. Its state machine (``controller.state``) holds topics: id, name, replica set per partition,
-  configs. CreateTopics is proposed by the controller's Raft leader; Metadata names that leader as the
-  controller, so clients send CreateTopics there (other brokers answer NOT_CONTROLLER and clients retry).
+  configs. CreateTopics, DeleteTopics and CreatePartitions are proposed by the controller's Raft leader;
+  Metadata names that leader as the controller, so clients send them there (other brokers answer
+  NOT_CONTROLLER and clients retry). Placement rotates replica lists over the brokers (RF odd, default 3).
+  Broker registrations are not in the log yet: the static member list stands in for them.
 - A partition's group id is derived stably from (topic id, partition) (``group_id_for``).
 - Raft log and partition log: this slice uses the FALLBACK of the design — the consensus SegmentLog holds
   the Raft log (each entry = the producer's record batch bytes, unchanged), and every replica appends each
@@ -16,8 +19,15 @@ Design of this first slice (enabled with ``--replication raft``; the default sta
   assigned at apply time by the PartitionLog (header rewrite); apply order is the Raft order, so every
   replica assigns the same offsets. Because only committed entries reach the PartitionLog, its log end
   offset IS the high watermark: consumers can never read an uncommitted record, and it never decreases.
-- On restart the partition logs, producer state and group offsets (kept under ``DATA/state``) are rebuilt
-  by replaying the Raft logs under ``DATA/raft`` (no Raft snapshots are taken yet, so the Raft log is whole).
+- On restart the partition logs and their producer state (kept under ``DATA/state``) are rebuilt by
+  replaying the Raft logs under ``DATA/raft`` (no Raft snapshots are taken yet, so the Raft log is whole
+  and grows without bound: retention trims only the partition logs). Consumer-group offsets and the
+  producer-id allocator stay on local disk under ``DATA/local`` (not replicated yet); producer ids come
+  from a per-node range so ids handed out by different brokers never collide.
+- A fetch past a replica's end is OFFSET_OUT_OF_RANGE only from a leader that has applied its whole Raft
+  log; any other replica (e.g. a new leader still applying) answers the retriable NOT_LEADER_OR_FOLLOWER.
+- Every 10 s a leader hands a partition back to its preferred (first) replica if that broker is
+  connected, so leaders spread over brokers as placement spread first replicas.
 - Produce (acks=1 and acks=all alike) is answered after the batch is committed on a majority (fsynced)
   and applied locally: acks=1 gets the stronger acks=all promise. Produce to a non-leader answers
   NOT_LEADER_OR_FOLLOWER; Metadata names the Raft leader and leader epoch = Raft term.
