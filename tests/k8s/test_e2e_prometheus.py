@@ -120,3 +120,23 @@ def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Rel
         assert per_pod == {pod: float(half) for pod in pod_ips}, per_pod
         nbytes = server.query('sum(streamraft_bytes_in_total{topic="metered"})')[""]
         assert nbytes >= sum(len(v) for v in values), f"bytes in {nbytes} < payload bytes"
+
+        # Discovery follows a recreated pod (new uid, possibly a new IP): its new address is scraped.
+        old_uid = pods["scraped-1"]["metadata"]["uid"] if pods["scraped-1"] else ""
+        k8s.kubectl("delete", "pod", "scraped-1", "-n", ns, "--grace-period=0", "--force", "--wait=false")
+
+        def replaced() -> str | None:
+            pod = k8s.pod_ready(ns, "scraped-1")
+            return str(pod["status"]["podIP"]) if pod and pod["metadata"]["uid"] != old_uid else None
+
+        new_ip = k8s.wait_for(replaced, 120, "scraped-1 recreated and Ready")
+        port = urllib.parse.urlsplit(targets[0]["scrapeUrl"]).port
+        fresh = f'up{{job="streamraft-brokers",pod="scraped-1",instance="{new_ip}:{port}"}}'
+        try:
+            k8s.wait_for(lambda: server.query(fresh) == {"scraped-1": 1.0}, 60, f"{fresh} == 1")
+        except AssertionError as exc:
+            files = (tmp_path / "prometheus" / "brokers.json").read_text()
+            raise AssertionError(f"{exc}\ntargets: {server.active_targets()}\nfile_sd: {files}") from exc
+        hosts = {t["labels"]["pod"]: t["labels"]["instance"] for t in server.active_targets()}
+        expected = {"scraped-0": f"{pod_ips['scraped-0']}:{port}", "scraped-1": f"{new_ip}:{port}"}
+        assert hosts == expected, hosts
