@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -92,11 +92,15 @@ def create_topic(cluster: Cluster, topic: str, partitions: int, rf: int = 3) -> 
     while time.monotonic() < deadline:
         futures = admin.create_topics([NewTopic(topic, partitions, rf)], operation_timeout=10)
         try:
-            futures[topic].result(15)
+            futures[topic].result(30)
             return
-        except (KafkaException, TimeoutError) as exc:
+        except KafkaException as exc:
+            if last is not None and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return  # an earlier attempt that timed out on our side did create it
             last = exc  # NOT_CONTROLLER while the controller group (re-)elects: ask again
-            time.sleep(0.2)  # pacing between retries, not synchronisation
+        except TimeoutError as exc:
+            last = exc
+        time.sleep(0.2)  # pacing between retries, not synchronisation
     raise AssertionError(f"topic not created: {last}\n{cluster.logs()}")
 
 
