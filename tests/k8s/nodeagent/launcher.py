@@ -54,8 +54,25 @@ def main() -> None:
     # Open every source before mounting anything: a volume mounted at /tmp (say) would otherwise hide
     # sources that live under /tmp. Parents are mounted before their children, as runtimes do.
     opened = [(os.open(str(m["source"]), os.O_PATH), os.path.isdir(str(m["source"])), m) for m in mounts]
+    # The process runs host programs (the venv, the checkout as working directory): a volume mounted above
+    # them (an emptyDir at /tmp while the checkout lives under /tmp, say) would hide them, so they are
+    # bound back on top, as an image's own files would be visible beside its volumes.
+    targets = [str(m["target"]).rstrip("/") for m in mounts]
+    keep = [spec["cwd"], *spec["env"].get("PATH", "").split(":")]
+    hidden = sorted(
+        {p for p in keep if p and os.path.isdir(p) and any(p.startswith(t + "/") for t in targets)},
+        key=lambda p: len(Path(p).parts),
+    )
+    kept = [(os.open(p, os.O_PATH), p) for p in hidden]
     for fd, is_dir, mount in sorted(opened, key=lambda o: len(Path(str(o[2]["target"])).parts)):
         _bind(libc, fd, is_dir, str(mount["target"]), bool(mount.get("readOnly")))
+        os.close(fd)
+    restored: list[str] = []
+    for fd, path in kept:
+        # A parent bound back already brings its whole host subtree with it.
+        if not any(path.startswith(r + "/") for r in restored):
+            _bind(libc, fd, True, path, False)
+            restored.append(path)
         os.close(fd)
     os.chdir(spec["cwd"])
     argv: list[str] = spec["argv"]
