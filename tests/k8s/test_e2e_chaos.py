@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,12 +28,10 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from tests.k8s import history
 from tests.k8s.cluster import Cluster
+from tests.k8s.release import Release, installed_release, ready, resource
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "streamraft"
-GROUP = "streamraft.io"
 NAME = "chaos"
 TOPIC = "ledger"
 PARTITIONS = 2
@@ -45,33 +41,10 @@ BURST = 5
 BURST_PERIOD_S = 0.025  # 200 records/s per writer: enough history, and the shared CPUs stay usable
 
 
-@dataclass(frozen=True)
-class Release:
-    namespace: str
-    name: str
-
-
 @pytest.fixture(scope="module")
 def release(k8s: Cluster) -> Iterator[Release]:
-    with k8s.namespace("chaos") as ns:
-        name = f"sr-{uuid.uuid4().hex[:6]}"
-        k8s.helm("install", name, str(CHART), "--namespace", ns,
-                 "--set", f"operator.watchNamespaces={{{ns}}}", "--wait", "--timeout", "180s")  # fmt: skip
-        yield Release(ns, name)
-        k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
-        k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
-
-
-def _resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def _ready(k8s: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | None:
-    obj = k8s.api.get(f"/apis/{GROUP}/v1alpha1/namespaces/{ns}/{plural}/{name}")
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") == "True":
-            return obj
-    return None
+    with installed_release(k8s, "chaos") as rel:
+        yield rel
 
 
 def _bootstrap(ns: str, pod: str) -> str:
@@ -173,7 +146,7 @@ def _delete_and_wait(k8s: Cluster, ns: str, pod: str, force: bool) -> float:
     k8s.kubectl("delete", "pod", pod, "-n", ns, "--wait=false", *extra)
 
     def replaced() -> dict[str, Any] | None:
-        new = k8s.pod_ready(ns, pod)
+        new = k8s.podready(ns, pod)
         return new if new and new["metadata"]["uid"] != old["metadata"]["uid"] else None
 
     k8s.wait_for(replaced, 120, f"{pod} recreated and Ready")
@@ -196,8 +169,8 @@ def test_broker_pods_deleted_under_acks_all_lose_no_acknowledged_write(
     k8s: Cluster, release: Release
 ) -> None:
     ns = release.namespace
-    k8s.apply(_resource("StreamCluster", NAME, {"replicas": 2, "storage": {"size": "1Gi"}}), namespace=ns)
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", NAME), 240, f"StreamCluster {NAME} Ready")
+    k8s.apply(resource("StreamCluster", NAME, {"replicas": 2, "storage": {"size": "1Gi"}}), namespace=ns)
+    k8s.wait_for(lambda: ready(k8s, ns, "streamclusters", NAME), 240, f"StreamCluster {NAME} Ready")
     pods = [f"{NAME}-0", f"{NAME}-1"]
     for pod in pods:
         _create_topic(_bootstrap(ns, pod))
@@ -223,7 +196,7 @@ def test_broker_pods_deleted_under_acks_all_lose_no_acknowledged_write(
         for thread in threads:
             thread.join(60)
     assert not any(t.is_alive() for t in threads), "a writer did not stop"
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", NAME), 120, f"StreamCluster {NAME} Ready again")
+    k8s.wait_for(lambda: ready(k8s, ns, "streamclusters", NAME), 120, f"StreamCluster {NAME} Ready again")
 
     print(f"\npod recovery (delete -> replacement Ready), {len(recoveries)} deletions:")
     print(f"{'pod':<10} {'deletion':<9} {'seconds':>8}")

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,42 +21,17 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from tests.k8s import prom
 from tests.k8s.cluster import Cluster
+from tests.k8s.release import Release, installed_release, ready, resource
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "streamraft"
-GROUP = "streamraft.io"
 RECORDS = 300
-
-
-@dataclass(frozen=True)
-class Release:
-    namespace: str
-    name: str
 
 
 @pytest.fixture(scope="module")
 def release(k8s: Cluster) -> Iterator[Release]:
-    with k8s.namespace("prom") as ns:
-        name = f"sr-{uuid.uuid4().hex[:6]}"
-        k8s.helm("install", name, str(CHART), "--namespace", ns,
-                 "--set", f"operator.watchNamespaces={{{ns}}}", "--wait", "--timeout", "180s")  # fmt: skip
-        yield Release(ns, name)
-        k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
-        k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
-
-
-def _resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-
-
-def _ready(k8s: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | None:
-    obj = k8s.api.get(f"/apis/{GROUP}/v1alpha1/namespaces/{ns}/{plural}/{name}")
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Ready" and cond.get("status") == "True":
-            return obj
-    return None
+    with installed_release(k8s, "prom") as rel:
+        yield rel
 
 
 def _produce(bootstrap: str, values: list[bytes]) -> None:
@@ -80,9 +53,9 @@ def _produce(bootstrap: str, values: list[bytes]) -> None:
 def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Release, tmp_path: Path) -> None:
     ns = release.namespace
     spec = {"replicas": 2, "storage": {"size": "1Gi"}}
-    k8s.apply(_resource("StreamCluster", "scraped", spec), namespace=ns)
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "scraped"), 240, "StreamCluster scraped Ready")
-    pods = {p: k8s.pod_ready(ns, p) for p in ("scraped-0", "scraped-1")}
+    k8s.apply(resource("StreamCluster", "scraped", spec), namespace=ns)
+    k8s.wait_for(lambda: ready(k8s, ns, "streamclusters", "scraped"), 240, "StreamCluster scraped Ready")
+    pods = {p: k8s.podready(ns, p) for p in ("scraped-0", "scraped-1")}
     pod_ips = {name: str(pod["status"]["podIP"]) for name, pod in pods.items() if pod}
     assert sorted(pod_ips) == ["scraped-0", "scraped-1"], f"broker pods not Ready: {pods}"
     subnet = ipaddress.ip_network(f"10.244.{k8s.subnet.octet}.0/24")
@@ -126,7 +99,7 @@ def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Rel
         k8s.kubectl("delete", "pod", "scraped-1", "-n", ns, "--grace-period=0", "--force", "--wait=false")
 
         def replaced() -> str | None:
-            pod = k8s.pod_ready(ns, "scraped-1")
+            pod = k8s.podready(ns, "scraped-1")
             return str(pod["status"]["podIP"]) if pod and pod["metadata"]["uid"] != old_uid else None
 
         new_ip = k8s.wait_for(replaced, 120, "scraped-1 recreated and Ready")

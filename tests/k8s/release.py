@@ -1,0 +1,46 @@
+"""The chart installed into a test namespace, and StreamCluster/StreamTopic helpers shared by e2e tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.k8s.cluster import Cluster
+
+CHART = Path(__file__).resolve().parents[2] / "charts" / "streamraft"
+GROUP = "streamraft.io"
+
+
+@dataclass(frozen=True)
+class Release:
+    namespace: str
+    name: str
+
+
+@contextmanager
+def installed_release(k8s: Cluster, prefix: str) -> Iterator[Release]:
+    """helm-installs the chart (operator watching only its namespace); deletes the resources afterwards."""
+    with k8s.namespace(prefix) as ns:
+        name = f"sr-{uuid.uuid4().hex[:6]}"
+        k8s.helm("install", name, str(CHART), "--namespace", ns,
+                 "--set", f"operator.watchNamespaces={{{ns}}}", "--wait", "--timeout", "180s")  # fmt: skip
+        yield Release(ns, name)
+        k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
+        k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
+
+
+def resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
+def ready(k8s: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | None:
+    """The object if its Ready condition is True, else None."""
+    obj = k8s.api.get(f"/apis/{GROUP}/v1alpha1/namespaces/{ns}/{plural}/{name}")
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready" and cond.get("status") == "True":
+            return obj
+    return None
