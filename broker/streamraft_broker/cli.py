@@ -162,7 +162,7 @@ def _wait(futures: dict[Any, Any], timeout: float) -> int:
 
 
 def cmd_topics(args: argparse.Namespace) -> int:
-    from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]  # noqa: PLC0415
+    from confluent_kafka.admin import NewTopic  # noqa: PLC0415
 
     admin = _admin(args)
     if args.topics_cmd == "create":
@@ -193,7 +193,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     print(f"topic: {args.name} partitions: {len(topic_md.partitions)}")
     for pid, p in sorted(topic_md.partitions.items()):
         print(f"  partition {pid} leader {p.leader} replicas {list(p.replicas)} isr {list(p.isrs)}")
-    from confluent_kafka.admin import ConfigResource  # type: ignore[attr-defined]  # noqa: PLC0415
+    from confluent_kafka.admin import ConfigResource  # noqa: PLC0415
 
     res = ConfigResource("topic", args.name)
     for _, fut in admin.describe_configs([res]).items():

@@ -43,7 +43,7 @@ def _offsets(data: bytes) -> list[int]:
 
 
 def _open(path: Path, clock: Clock | None = None, **kw: object) -> PartitionLog:
-    return PartitionLog.open(path, LogConfig(**kw), now_ms=clock or Clock())  # type: ignore[arg-type]
+    return PartitionLog.open(path, LogConfig(**kw), now_ms=clock or Clock())
 
 
 def test_rolls_by_size_and_names_segments_by_base_offset(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_write_failing_after_the_hook_is_not_recorded(tmp_path: Path) -> None:
     assert hook is not None
 
     def failing_write(headers: list[object]) -> None:
-        hook(headers)  # type: ignore[arg-type]
+        hook(headers)
         raise OSError("disk full")  # the append stops after the check, as a failed write would
 
     with pytest.raises(OSError):

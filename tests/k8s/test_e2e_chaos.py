@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.k8s import history
 from tests.k8s.cluster import Cluster
@@ -146,7 +146,7 @@ def _delete_and_wait(k8s: Cluster, ns: str, pod: str, force: bool) -> float:
     k8s.kubectl("delete", "pod", pod, "-n", ns, "--wait=false", *extra)
 
     def replaced() -> dict[str, Any] | None:
-        new = k8s.podready(ns, pod)
+        new = k8s.pod_ready(ns, pod)
         return new if new and new["metadata"]["uid"] != old["metadata"]["uid"] else None
 
     k8s.wait_for(replaced, 120, f"{pod} recreated and Ready")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.k8s import prom
 from tests.k8s.cluster import Cluster
@@ -55,7 +55,7 @@ def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Rel
     spec = {"replicas": 2, "storage": {"size": "1Gi"}}
     k8s.apply(resource("StreamCluster", "scraped", spec), namespace=ns)
     k8s.wait_for(lambda: ready(k8s, ns, "streamclusters", "scraped"), 240, "StreamCluster scraped Ready")
-    pods = {p: k8s.podready(ns, p) for p in ("scraped-0", "scraped-1")}
+    pods = {p: k8s.pod_ready(ns, p) for p in ("scraped-0", "scraped-1")}
     pod_ips = {name: str(pod["status"]["podIP"]) for name, pod in pods.items() if pod}
     assert sorted(pod_ips) == ["scraped-0", "scraped-1"], f"broker pods not Ready: {pods}"
     subnet = ipaddress.ip_network(f"10.244.{k8s.subnet.octet}.0/24")
@@ -99,7 +99,7 @@ def test_prometheus_discovers_and_scrapes_broker_pods(k8s: Cluster, release: Rel
         k8s.kubectl("delete", "pod", "scraped-1", "-n", ns, "--grace-period=0", "--force", "--wait=false")
 
         def replaced() -> str | None:
-            pod = k8s.podready(ns, "scraped-1")
+            pod = k8s.pod_ready(ns, "scraped-1")
             return str(pod["status"]["podIP"]) if pod and pod["metadata"]["uid"] != old_uid else None
 
         new_ip = k8s.wait_for(replaced, 120, "scraped-1 recreated and Ready")

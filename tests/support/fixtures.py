@@ -11,5 +11,5 @@ from tests.support.broker_process import BrokerProcess
 
 def module_broker(tmp_path_factory: pytest.TempPathFactory, **options: object) -> Iterator[BrokerProcess]:
     """One real broker subprocess per test module (starting one costs about a second of CPU)."""
-    with BrokerProcess(tmp_path_factory.mktemp("broker") / "data", **options) as proc:  # type: ignore[arg-type]
+    with BrokerProcess(tmp_path_factory.mktemp("broker") / "data", **options) as proc:
         yield proc
