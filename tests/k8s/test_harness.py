@@ -357,6 +357,13 @@ GRPC_SCRIPT = textwrap.dedent(
 )
 
 
+def _host_dirs_under(root: str) -> list[str]:
+    """Host dirs the node agent binds back into pods: the checkout and the venv (nodeagent/launcher.py)."""
+    checkout = Path(__file__).resolve().parents[2]
+    dirs = [str(checkout), str(Path(sys.prefix).resolve()), sys.prefix]
+    return [d for d in dirs if d.startswith(root + "/")]
+
+
 def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
     k8s: Cluster, k8s_namespace: str, tmp_path: Path
 ) -> None:
@@ -434,7 +441,9 @@ def test_grpc_probe_liveness_kill_secrets_and_downward_volume(
         "hostname": "probed",
         "scratch": "kept in an emptyDir",
         "cwd": "/opt/srk-test/out",
-        "tmp": [],
+        # The emptyDir hides the host's /tmp; only the first component of a host program dir the agent binds
+        # back (the venv or checkout, when the checkout itself lives under /tmp) may show through.
+        "tmp": sorted({Path(p).relative_to("/tmp").parts[0] for p in _host_dirs_under("/tmp")}),
     }
 
     # Secret (and ConfigMap) volumes follow updates of their object while the container runs.

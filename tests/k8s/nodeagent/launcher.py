@@ -58,7 +58,12 @@ def main() -> None:
     # them (an emptyDir at /tmp while the checkout lives under /tmp, say) would hide them, so they are
     # bound back on top, as an image's own files would be visible beside its volumes.
     targets = [str(m["target"]).rstrip("/") for m in mounts]
-    keep = [spec["cwd"], *spec["env"].get("PATH", "").split(":")]
+    path_dirs = [p for p in spec["env"].get("PATH", "").split(":") if p]
+    # A venv's bin/ alone is not enough: its python finds site-packages through ../pyvenv.cfg and ../lib.
+    venvs = [str(Path(p).parent) for p in path_dirs if (Path(p).parent / "pyvenv.cfg").is_file()]
+    # The checkout holds the editable install's sources.
+    checkout = str(Path(__file__).resolve().parents[3])
+    keep = [spec["cwd"], *path_dirs, *venvs, checkout]
     hidden = sorted(
         {p for p in keep if p and os.path.isdir(p) and any(p.startswith(t + "/") for t in targets)},
         key=lambda p: len(Path(p).parts),
