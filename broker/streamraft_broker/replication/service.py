@@ -7,9 +7,10 @@ import asyncio
 import contextlib
 import logging
 import shutil
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,8 @@ class ReplicationService:
         """group id -> (topic, partition) for the groups hosted here."""
         self._results: OrderedDict[tuple[int, int], ProduceResult] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.observe_commit: Callable[[float], None] | None = None
+        """Metrics hook: seconds from proposing a produce batch until it is committed and applied here."""
 
     @property
     def controller_voters(self) -> list[int]:
@@ -122,8 +125,9 @@ class ReplicationService:
             task.cancel()
         await self.runtime.stop()
 
-    async def _hand_over_leaderships(self) -> None:
-        """Move every leadership held here to another voter so clients see a new leader at once."""
+    async def _hand_over_leaderships(self) -> tuple[int, int]:
+        """Move every leadership held here to another voter so clients see a new leader at once.
+        Returns (moved, of): how many of the groups led here have another leader now."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _TRANSFER_DEADLINE_S
         led = [g for g in self.runtime.groups() if self.runtime.is_leader(g)]
@@ -142,6 +146,7 @@ class ReplicationService:
             len(led) - len(still),
             len(led),
         )
+        return len(led) - len(still), len(led)
 
     # ------------------------------------------------------------------ state machine (runtime loop)
 
@@ -301,7 +306,7 @@ class ReplicationService:
         if gid not in self.runtime.groups():
             return NOT_LEADER_OR_FOLLOWER, -1, -1, -1
         try:
-            raft_index = await self.runtime.propose(gid, bytes(records))
+            raft_index = await self._timed_propose(gid, bytes(records))
         except ConsensusError as exc:
             # Not leader, leadership lost before commit, or stopping: the client retries at the leader.
             log.debug("produce to %s-%d not committed here: %s", topic, index, exc)
@@ -309,6 +314,13 @@ class ReplicationService:
         result = self._results.pop((gid, raft_index), None)
         assert result is not None, f"no apply result for {topic}-{index} raft index {raft_index}"
         return result
+
+    async def _timed_propose(self, gid: int, data: bytes) -> int:
+        started = time.perf_counter()
+        raft_index = await self.runtime.propose(gid, data)
+        if self.observe_commit is not None:
+            self.observe_commit(time.perf_counter() - started)
+        return raft_index
 
     async def create_topic(
         self, name: str, partitions: int, replication: int, configs: dict[str, str | None]

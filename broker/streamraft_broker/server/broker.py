@@ -138,6 +138,9 @@ class Broker:
             cfg.node_id, members, cfg.data_dir / "raft", cfg.raft_listen or me.raft_address, self.registry
         )
         service.producers = self.ctx.producers
+        from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415
+
+        install_metrics(self.metrics, service)
         if self.ctx.producers is not None:
             from streamraft_broker.replication.producer_ids import node_unique_allocator  # noqa: PLC0415
 

@@ -47,6 +47,8 @@ class Group:
     """Woken from quiescence: the core's election/heartbeat clocks must restart from zero."""
     idle_ticks: int = 0
     stopped: bool = False
+    entry_bytes: float = 0.0
+    """Moving average of appended entries' data size (for follower lag in bytes)."""
 
     def peers(self, me: int) -> set[int]:
         cs = self.conf_state
