@@ -97,14 +97,14 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
-    brokers = args.brokers if args.brokers is not None else (3 if args.replicated else 1)
-    if not args.replicated and brokers != 1:
-        raise ConfigError(f"--brokers {brokers}: more than one broker needs --replicated")
+    brokers = args.brokers
     if not 1 <= brokers <= 9:
         raise ConfigError(f"--brokers {brokers} is outside 1..9")
+    # Several brokers only make sense replicated; one broker is the plain single node unless asked.
+    replicated = brokers > 1 or args.replicated
     if not 1 <= args.base_port <= 65535 - 3 * brokers:
         raise ConfigError(f"--base-port {args.base_port} leaves no room for {brokers} brokers' ports")
-    if not args.replicated:
+    if not replicated:
         flags = {
             "node_id": "0",
             "data_dir": str(Path(args.data_dir) / "broker-0"),
@@ -290,9 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     local = sub.add_parser("local", help="local development cluster")
     local_sub = local.add_subparsers(dest="local_cmd", required=True)
     up = local_sub.add_parser("up", help="start a local cluster in the foreground; Ctrl-C stops it")
-    up.add_argument("--brokers", type=int, default=None, help="broker count (default 1; 3 if --replicated)")
-    up.add_argument("--replicated", action="store_true", help="partitions as Raft groups over the brokers")
-    up.add_argument("--base-port", type=int, default=DEFAULT_PORT, help="Kafka port; metrics use the next")
+    up.add_argument(
+        "--brokers",
+        type=int,
+        default=3,
+        help="broker count, replicated over Raft when more than one (default 3; 1 = a single plain node)",
+    )
+    up.add_argument(
+        "--replicated", action="store_true", help="with --brokers 1: run the one broker in Raft mode too"
+    )
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="broker n listens on BASE+3(n-1) for Kafka, the next port for metrics/admin, then Raft",
+    )
     up.add_argument("--data-dir", default="./streamraft-local", help="parent data directory")
     up.set_defaults(func=cmd_local_up)
 

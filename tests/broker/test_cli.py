@@ -119,27 +119,108 @@ def test_topics_produce_consume_round_trip(tmp_path: Path) -> None:
         assert "cli-t" not in _cli("topics", "list", *bs).stdout.split()
 
 
-def test_local_up_prints_addresses_and_stops_on_sigterm(tmp_path: Path) -> None:
-    base = free_port()
-    cli = [sys.executable, "-m", "streamraft_broker.cli"]
-    proc = subprocess.Popen(
-        [*cli, "local", "up", "--base-port", str(base), "--data-dir", str(tmp_path)],
+def _free_port_run(count: int) -> int:
+    """A base port such that base .. base+count-1 were all free a moment ago (local up derives its ports)."""
+    import socket  # noqa: PLC0415
+
+    for _ in range(50):
+        base = free_port()
+        if base + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise AssertionError(f"no run of {count} free ports found")
+
+
+def _scrape(url: str) -> str:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def _local_up(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamraft_broker.cli", "local", "up", "--data-dir", str(tmp_path), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+def test_local_up_runs_three_replicated_brokers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import time  # noqa: PLC0415
+
+    base = _free_port_run(9)
+    proc = _local_up(tmp_path, "--base-port", str(base))
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline().strip() for _ in range(5)]
+        kafka = [base, base + 3, base + 6]
+        assert lines[0] == "bootstrap servers: " + ",".join(f"127.0.0.1:{p}" for p in kafka)
+        urls = [f"http://127.0.0.1:{p + 1}/metrics" for p in kafka]
+        assert lines[1:4] == [f"metrics: {u}" for u in urls]
+        assert lines[4] == "press Ctrl-C to stop"
+        assert all(api_versions_ok("127.0.0.1", p) for p in kafka)
+        # The three form one Raft cluster: every broker names the same elected controller.
+        deadline = time.monotonic() + 30
+        while True:
+            seen = set()
+            for url in urls:
+                text = _scrape(url)
+                seen |= {
+                    ln.split()[-1]
+                    for ln in text.splitlines()
+                    if ln.startswith("streamraft_controller_leader_id")
+                }
+            if len(seen) == 1 and seen != {"-1.0"}:
+                break
+            assert time.monotonic() < deadline, f"no agreed controller: {seen}"
+            time.sleep(0.2)  # pacing between scrapes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broker-1", "broker-2", "broker-3"]
+
+
+def test_local_up_single_broker(tmp_path: Path) -> None:
+    base = _free_port_run(2)
+    proc = _local_up(tmp_path, "--brokers", "1", "--base-port", str(base))
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
         assert lines[0].strip() == f"bootstrap servers: 127.0.0.1:{base}"
         assert lines[1].strip() == f"metrics: http://127.0.0.1:{base + 1}/metrics"
         assert api_versions_ok("127.0.0.1", base)
-        proc.send_signal(signal.SIGTERM)
+        # Not replicated: no Raft metrics at all.
+        assert "streamraft_partitions_led" not in _scrape(f"http://127.0.0.1:{base + 1}/metrics")
+        proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("brokers", ["0", "10"])
+def test_local_up_rejects_bad_broker_counts(
+    brokers: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["local", "up", "--brokers", brokers, "--data-dir", str(tmp_path)]) == 2
+    assert f"--brokers {brokers} is outside 1..9" in capsys.readouterr().err
 
 
 def test_json_logs_one_event_per_line(tmp_path: Path) -> None:
