@@ -1,0 +1,276 @@
+"""Benchmark of a 3-broker replicated cluster (RF=3, acks=all); prints one table.
+
+    .venv/bin/python -m tests.bench.cluster.replicated_cluster [--messages 150000] [--kills 20] [--window 20]
+
+Sections (each can be skipped: --skip throughput,failover,idle):
+- throughput: 1 KiB records to a 6-partition RF=3 topic with acks=all (idempotent confluent-kafka producer,
+  linger 5 ms) once leaders are spread over the brokers, everything enqueued as fast as the client accepts:
+  MB/s, and produce -> ack latency p50/p99 (under that full load it measures queueing) plus p50/p99 with one
+  record in flight (request latency).
+- failover: a producer sends to a 1-partition RF=3 topic every 2 ms; the partition's leader (from the
+  brokers' metadata once every broker reports nothing under-replicated) is SIGKILLed; the figure is the time
+  from the kill to the first acknowledgement of a record produced after it. The victim is restarted and the
+  cluster let heal before the next kill. Client defaults otherwise (retry.backoff.ms=100 etc.).
+- idle: CPU (% of one core, user+system from psutil over --window seconds, nothing scraped meanwhile) and
+  RSS per broker with 10 partitions in total, then with 1,000 (RF=3 each, so every broker hosts all).
+Targets (reported, not gated): failover p50 <= 0.5 s, max <= 1.5 s; 1,000 idle <= 10 % core per broker;
+>= 50 MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+from confluent_kafka import Producer
+
+from tests.cluster.launcher import Cluster, create_topic, partition_leader
+from tests.cluster.test_metrics_replication import scrape, value
+
+MAX_MESSAGES = 2_000_000
+MAX_KILLS = 100
+RECORD = 1024
+Row = tuple[str, str]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not reached within {timeout}s: {what}")
+        time.sleep(0.2)  # pacing between metric scrapes
+
+
+def _metric_sum(cluster: Cluster, name: str) -> float:
+    return sum(value(scrape(b.metrics_port), name) for b in cluster.brokers.values() if b.running)
+
+
+def _produce(producer: Producer, topic: str, count: int, partitions: int, pace_s: float = 0.0) -> list[float]:
+    payload = bytes(range(256)) * (RECORD // 256)
+    latencies: list[float] = []
+    failures: list[Any] = []
+
+    def done(sent: float) -> Callable[[Any, Any], None]:
+        def on_delivery(err: Any, _msg: Any) -> None:
+            if err is not None:
+                failures.append(err)
+            else:
+                latencies.append(time.perf_counter() - sent)
+
+        return on_delivery
+
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(
+                    topic, payload, partition=i % partitions, on_delivery=done(time.perf_counter())
+                )
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(pace_s)
+    assert producer.flush(120) == 0, "records left unacknowledged after 120 s"
+    assert not failures, failures[:3]
+    return latencies
+
+
+def _sequential(producer: Producer, topic: str, count: int, partitions: int) -> list[float]:
+    """One record in flight at a time: the request latency itself, no client queueing."""
+    payload = bytes(range(256)) * (RECORD // 256)
+    latencies = []
+    for i in range(count):
+        start = time.perf_counter()
+        producer.produce(topic, payload, partition=i % partitions)
+        assert producer.flush(30) == 0, "record not acknowledged within 30 s"
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def _leaders_spread(cluster: Cluster, partitions: int) -> Callable[[], bool]:
+    # Preferred-leader balancing (every 10 s) spreads leaders one per broker per rotation of replicas.
+    share = partitions // len(cluster.brokers)
+    return lambda: all(
+        value(scrape(b.metrics_port), "streamraft_partitions_led") >= share for b in cluster.brokers.values()
+    )
+
+
+def throughput(cluster: Cluster, messages: int) -> list[Row]:
+    topic, partitions = "bench-throughput", 6
+    create_topic(cluster, topic, partitions)
+    config = {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True}
+    producer = Producer({**config, "linger.ms": 5})
+    _produce(producer, topic, min(2000, messages), partitions)  # warm-up: connections, metadata, leaders
+    _wait("leaders spread over the brokers", _leaders_spread(cluster, partitions), 60)
+    _produce(producer, topic, 10, partitions)  # the client learns the moved leaders
+    start = time.perf_counter()
+    latencies = _produce(producer, topic, messages, partitions)
+    took = time.perf_counter() - start
+    one = _sequential(Producer({**config, "linger.ms": 0}), topic, 500, partitions)
+    ms = 1000
+    mbs = messages * RECORD / took / 1e6
+    full = f"{_percentile(latencies, 0.5) * ms:.0f} / {_percentile(latencies, 0.99) * ms:.0f}"
+    single = f"{_percentile(one, 0.5) * ms:.1f} / {_percentile(one, 0.99) * ms:.1f}"
+    return [
+        (f"produce 1 KiB acks=all, {partitions} partitions RF=3, {messages:,} records: MB/s", f"{mbs:.1f}"),
+        ("  records/s", f"{messages / took:,.0f}"),
+        ("  produce->ack p50 / p99, all enqueued at once (ms, mostly queueing)", full),
+        ("  produce->ack p50 / p99, one record in flight (ms)", single),
+    ]
+
+
+def _healthy(cluster: Cluster) -> bool:
+    if not all(b.running for b in cluster.brokers.values()):
+        return False
+    return (
+        _metric_sum(cluster, "streamraft_under_replicated_partitions") == 0
+        and _metric_sum(cluster, "streamraft_leaderless_partitions") == 0
+    )
+
+
+def _acked_after(acked: list[tuple[float, float]], t: float) -> Callable[[], bool]:
+    return lambda: any(sent >= t for sent, _ in acked)
+
+
+def failover(cluster: Cluster, kills: int) -> list[Row]:
+    topic = "bench-failover"
+    create_topic(cluster, topic, 1)
+    producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    )
+    acked: list[tuple[float, float]] = []
+    errors: list[Any] = []
+
+    def pump(seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not until():
+            sent = time.monotonic()
+
+            def on_delivery(err: Any, _msg: Any, sent: float = sent) -> None:
+                if err is not None:
+                    errors.append(err)
+                else:
+                    acked.append((sent, time.monotonic()))
+
+            with contextlib.suppress(BufferError):
+                producer.produce(topic, b"f" * RECORD, partition=0, on_delivery=on_delivery)
+            producer.poll(0.002)
+
+    gaps: list[float] = []
+    for k in range(kills):
+        _wait("cluster healthy", lambda: _healthy(cluster), 60)
+        pump(0.5)
+        victim = partition_leader(producer, topic, 0)
+        killed = time.monotonic()
+        cluster.brokers[victim].kill()
+        pump(30, _acked_after(acked, killed))
+        after = [a for s, a in acked if s >= killed]
+        if not after:
+            raise TimeoutError(
+                f"kill {k + 1}: no produce acknowledged within 30 s of killing broker {victim}"
+            )
+        gaps.append(min(after) - killed)
+        print(f"kill {k + 1}/{kills}: broker {victim}, first ack after {gaps[-1]:.3f} s", flush=True)
+        acked.clear()
+        cluster.brokers[victim].start()
+    assert producer.flush(60) == 0
+    assert not errors, errors[:3]
+    return [
+        (f"failover, SIGKILL of the leader x{kills}: first ack p50 (s)", f"{statistics.median(gaps):.3f}"),
+        ("  max (s)", f"{max(gaps):.3f}"),
+        ("  min (s)", f"{min(gaps):.3f}"),
+    ]
+
+
+def _led_total_is(cluster: Cluster, n: int) -> Callable[[], bool]:
+    return lambda: _metric_sum(cluster, "streamraft_partitions_led") == n
+
+
+def _idle_usage(cluster: Cluster, window: float) -> tuple[list[float], list[float]]:
+    procs = {n: psutil.Process(b.pid) for n, b in cluster.brokers.items() if b.pid is not None}
+    before = {n: p.cpu_times() for n, p in procs.items()}
+    start = time.monotonic()
+    time.sleep(window)  # the measured window itself: nothing to wait for
+    took = time.monotonic() - start
+    cpu = []
+    rss = []
+    for n, p in sorted(procs.items()):
+        t = p.cpu_times()
+        cpu.append(100 * (t.user + t.system - before[n].user - before[n].system) / took)
+        rss.append(p.memory_info().rss / (1 << 20))
+    return cpu, rss
+
+
+def idle(cluster: Cluster, window: float, existing: int) -> list[Row]:
+    rows: list[Row] = []
+    hosted = existing
+    for total in (10, 1000):
+        topic = f"bench-idle-{total}"
+        create_topic(cluster, topic, total - hosted)
+        hosted = total
+        _wait(
+            f"{total} partitions led",
+            _led_total_is(cluster, hosted),
+            180,
+        )
+        _wait("no leaderless partition", lambda: _healthy(cluster), 120)
+        time.sleep(5)  # settle: idle groups quiesce after 30 ticks (1.5 s); no condition to poll from outside
+        cpu, rss = _idle_usage(cluster, window)
+        rows.append(
+            (
+                f"{total} partitions RF=3 idle: CPU % of one core per broker",
+                " / ".join(f"{c:.1f}" for c in cpu),
+            )
+        )
+        rows.append(("  RSS per broker (MiB)", " / ".join(f"{r:.0f}" for r in rss)))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=150_000)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--window", type=float, default=20.0, help="idle CPU measurement window in seconds")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: throughput,failover,idle")
+    args = ap.parse_args()
+    assert 1 <= args.messages <= MAX_MESSAGES, args.messages
+    assert 1 <= args.kills <= MAX_KILLS, args.kills
+    assert 1 <= args.window <= 600, args.window
+    skip = {s for s in args.skip.split(",") if s}
+    assert skip <= {"throughput", "failover", "idle"}, skip
+    rows: list[Row] = []
+    load = psutil.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp), 3)
+        for b in cluster.brokers.values():
+            b.metrics = True
+        with cluster:
+            existing = 0
+            if "throughput" not in skip:
+                rows += throughput(cluster, args.messages)
+                existing += 6
+            if "failover" not in skip:
+                rows += failover(cluster, args.kills)
+                existing += 1
+            if "idle" not in skip:
+                rows += idle(cluster, args.window, existing)
+    rows.append(("load average before / after", f"{load[0]:.2f} / {psutil.getloadavg()[0]:.2f}"))
+    width = max(len(name) for name, _ in rows)
+    print(f"{'figure (3 brokers, RF=3, acks=all)':<{width}}  value")
+    for name, val in rows:
+        print(f"{name:<{width}}  {val}")
+
+
+if __name__ == "__main__":
+    main()
