@@ -137,21 +137,25 @@ def test_sigterm_hands_leadership_over_before_exit(tmp_path: Path) -> None:
     with metrics_cluster(tmp_path) as cluster:
         create_topic(cluster, TOPIC, PARTITIONS)
         ports = {n: b.metrics_port for n, b in cluster.brokers.items()}
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
         led: dict[int, int] = {}
-        previous: dict[int, int] = {}
 
         def settled() -> bool:
-            # The victim comes from the brokers' own gauges, not from a client's (possibly stale) metadata,
-            # and only once two scrapes in a row agree that every partition has exactly one leader.
-            previous.clear()
-            previous.update(led)
+            # Leaders must sit on their preferred (first) replicas, or the 10 s balancer may move one away
+            # just before the SIGTERM; and the brokers' own gauges (sampled once a second) must agree with
+            # that metadata, so the victim is known, from its own state, to lead something.
+            topic = producer.list_topics(TOPIC, timeout=5).topics.get(TOPIC)
+            parts = topic.partitions if topic is not None else {}
+            if len(parts) != PARTITIONS or any(p.leader != p.replicas[0] for p in parts.values()):
+                return False
+            by_metadata = {n: sum(p.leader == n for p in parts.values()) for n in ports}
+            led.clear()
             led.update({n: int(value(scrape(p), "streamraft_partitions_led")) for n, p in ports.items()})
-            return sum(led.values()) == PARTITIONS and led == previous
+            return led == by_metadata
 
-        poll("leaders settled", settled, timeout=60)
+        poll("leaders settled on preferred replicas", settled, timeout=60)
         victim = max(led, key=lambda n: led[n])
         assert led[victim] >= 1, led
-        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
         try:
             assert cluster.brokers[victim].terminate() == 0
             log = cluster.brokers[victim].log_path.read_text(errors="replace")
