@@ -36,6 +36,11 @@ def value(samples: Samples, name: str) -> float:
     return sum(v for _, v in samples.get(name, []))
 
 
+def hosted(samples: Samples, topic: str | None = None) -> int:
+    """Partitions hosted by the scraped broker (of ``topic``, or all)."""
+    return sum(1 for labels, _ in samples.get("streamraft_raft_term", []) if topic in (None, labels["topic"]))
+
+
 def handoff(port: int) -> dict[str, int]:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/admin/leadership/handoff", data=b"", method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
@@ -72,14 +77,17 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
         def settled() -> bool:
             samples.update({n: scrape(p) for n, p in ports.items()})
             return (
-                sum(value(s, "streamraft_partitions_led") for s in samples.values()) == PARTITIONS
-                # RF=3 on 3 brokers: every broker hosts every partition and knows its leader.
-                and all(len(s.get("streamraft_raft_term", [])) == PARTITIONS for s in samples.values())
+                # RF=3 on 3 brokers: every broker hosts every partition (ours, and any internal topic's)
+                # and knows its leader.
+                len({hosted(s) for s in samples.values()}) == 1
+                and all(hosted(s, TOPIC) == PARTITIONS for s in samples.values())
+                and sum(value(s, "streamraft_partitions_led") for s in samples.values()) == hosted(samples[1])
                 and all(value(s, "streamraft_leaderless_partitions") == 0 for s in samples.values())
                 and len({value(s, "streamraft_controller_leader_id") for s in samples.values()}) == 1
             )
 
         poll("every partition led once and known everywhere", settled)
+        total = hosted(samples[1])
         controllers = {value(s, "streamraft_controller_leader_id") for s in samples.values()}
         assert controllers.pop() in ports
         assert all(v >= 1 for s in samples.values() for _, v in s["streamraft_raft_term"])
@@ -117,15 +125,12 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
         alive = [n for n in ports if n != victim]
         poll(
             "survivors lead every partition",
-            lambda: (
-                sum(int(value(scrape(ports[n]), "streamraft_partitions_led")) for n in alive) == PARTITIONS
-            ),
+            lambda: sum(int(value(scrape(ports[n]), "streamraft_partitions_led")) for n in alive) == total,
         )
         poll(
             "every partition under-replicated without the dead broker",
             lambda: (
-                sum(value(scrape(ports[n]), "streamraft_under_replicated_partitions") for n in alive)
-                == PARTITIONS
+                sum(value(scrape(ports[n]), "streamraft_under_replicated_partitions") for n in alive) == total
             ),
         )
         # Partitions the victim led changed leader on both survivors: their counters grew.
