@@ -193,8 +193,12 @@ def failover(cluster: Cluster, kills: int) -> list[Row]:
     ]
 
 
-def _led_total_is(cluster: Cluster, n: int) -> Callable[[], bool]:
-    return lambda: _metric_sum(cluster, "streamraft_partitions_led") == n
+def _all_led(cluster: Cluster, at_least: int) -> Callable[[], bool]:
+    def check() -> bool:
+        hosted = _hosted(cluster)
+        return hosted >= at_least and _metric_sum(cluster, "streamraft_partitions_led") == hosted
+
+    return check
 
 
 def _idle_usage(cluster: Cluster, window: float) -> tuple[list[float], list[float]]:
@@ -212,27 +216,24 @@ def _idle_usage(cluster: Cluster, window: float) -> tuple[list[float], list[floa
     return cpu, rss
 
 
-def idle(cluster: Cluster, window: float, existing: int) -> list[Row]:
+def _hosted(cluster: Cluster) -> int:
+    """Partitions broker 1 hosts: with RF=3 on 3 brokers, every partition of every topic (internal too)."""
+    return len(scrape(cluster.brokers[1].metrics_port).get("streamraft_raft_term", []))
+
+
+def idle(cluster: Cluster, window: float) -> list[Row]:
     rows: list[Row] = []
-    hosted = existing
-    for total in (10, 1000):
-        topic = f"bench-idle-{total}"
-        create_topic(cluster, topic, total - hosted)
-        hosted = total
-        _wait(
-            f"{total} partitions led",
-            _led_total_is(cluster, hosted),
-            180,
-        )
+    for target in (10, 1000):
+        hosted = _hosted(cluster)
+        if hosted < target:
+            create_topic(cluster, f"bench-idle-{target}", target - hosted)
+        _wait(f">= {target} partitions, each led once", _all_led(cluster, target), 180)
+        hosted = _hosted(cluster)
         _wait("no leaderless partition", lambda: _healthy(cluster), 120)
         time.sleep(5)  # settle: idle groups quiesce after 30 ticks (1.5 s); no condition to poll from outside
         cpu, rss = _idle_usage(cluster, window)
-        rows.append(
-            (
-                f"{total} partitions RF=3 idle: CPU % of one core per broker",
-                " / ".join(f"{c:.1f}" for c in cpu),
-            )
-        )
+        label = f"{hosted} partitions RF=3 idle: CPU % of one core per broker"
+        rows.append((label, " / ".join(f"{c:.1f}" for c in cpu)))
         rows.append(("  RSS per broker (MiB)", " / ".join(f"{r:.0f}" for r in rss)))
     return rows
 
@@ -256,15 +257,12 @@ def main() -> None:
         for b in cluster.brokers.values():
             b.metrics = True
         with cluster:
-            existing = 0
             if "throughput" not in skip:
                 rows += throughput(cluster, args.messages)
-                existing += 6
             if "failover" not in skip:
                 rows += failover(cluster, args.kills)
-                existing += 1
             if "idle" not in skip:
-                rows += idle(cluster, args.window, existing)
+                rows += idle(cluster, args.window)
     rows.append(("load average before / after", f"{load[0]:.2f} / {psutil.getloadavg()[0]:.2f}"))
     width = max(len(name) for name, _ in rows)
     print(f"{'figure (3 brokers, RF=3, acks=all)':<{width}}  value")
