@@ -12,7 +12,8 @@ Raise ``AdminError(status, message)`` for a clear 4xx/5xx; the body is always JS
 
 Routes registered by the broker itself:
 
-- ``GET /admin/health`` -> ``{"status": "ok", "node_id": N}``
+- ``GET /admin/health`` -> ``{"status": "ok"}``; a replicated broker adds ``node_id``, ``controller``,
+  ``partitions_led``, ``under_replicated``, ``leaderless`` (from the last metrics sample, ``sampled_at``).
 - ``GET /admin/routes`` -> ``{"routes": [["GET", "/admin/health"], ...]}``
 - ``POST /admin/leadership/handoff`` -> ``{"moved": n, "of": m}`` once every Raft leadership this broker
   held has been handed to another voter (or the bounded wait ran out: then ``moved < of``). Used by the

@@ -88,6 +88,9 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
 
         poll("every partition led once and known everywhere", settled)
         total = hosted(samples[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/admin/health", timeout=10) as resp:
+            health = json.loads(resp.read())
+        assert health["status"] == "ok" and health["node_id"] == 2 and health["leaderless"] == 0, health
         controllers = {value(s, "streamraft_controller_leader_id") for s in samples.values()}
         assert controllers.pop() in ports
         assert all(v >= 1 for s in samples.values() for _, v in s["streamraft_raft_term"])

@@ -203,8 +203,25 @@ def install(metrics: BrokerMetrics, service: ReplicationService) -> ReplicationM
         moved, of = await service._hand_over_leaderships()
         return AdminResponse({"moved": moved, "of": of})
 
+    async def health(_request: AdminRequest) -> AdminResponse:
+        snap = collector.snapshot
+        return AdminResponse(
+            {
+                "status": "ok",
+                "node_id": service.node_id,
+                "replication": "raft",
+                "controller": snap.controller_leader,
+                "partitions_led": snap.partitions_led,
+                "under_replicated": snap.under_replicated,
+                "leaderless": snap.leaderless,
+                "sampled_at": snap.at,
+            }
+        )
+
     metrics.admin.route(
         "POST", "/admin/leadership/handoff", handoff, timeout_s=HANDOFF_TIMEOUT_S, replace=True
     )
+    metrics.admin.route("GET", "/admin/health", health, replace=True)
+    service.membership.install_routes(metrics)  # GET /admin/brokers, POST .../decommission
     collector.start()
     return collector
