@@ -201,6 +201,8 @@ def install(metrics: BrokerMetrics, service: ReplicationService) -> ReplicationM
 
     async def handoff(_request: AdminRequest) -> AdminResponse:
         moved, of = await service._hand_over_leaderships()
+        # Refresh now: the preStop hook next polls streamraft_partitions_led until it reads 0.
+        collector.snapshot = collector.sample()
         return AdminResponse({"moved": moved, "of": of})
 
     async def health(_request: AdminRequest) -> AdminResponse:
