@@ -1,0 +1,87 @@
+"""A 3-broker replicated cluster whose Raft links all run through the fault-injecting proxies.
+
+Each broker gets its own ``--cluster-members``: its own entry carries its real raft address (it listens
+there, ``--raft-listen``), every peer's entry the port of the proxy for that directed link. A side effect:
+brokers derive their cluster id from the member list, so each reports a different one; librdkafka only
+logs that (the suite's clients silence it), and nothing in the broker compares them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+from types import TracebackType
+
+from tests.cluster.faults.net import FaultyNet
+from tests.cluster.launcher import Cluster
+from tests.support.broker_process import BrokerProcess
+from tests.support.ports import free_port
+
+
+class ProxiedCluster(Cluster):
+    def __init__(self, base: Path, size: int = 3) -> None:
+        assert 1 <= size <= 9, size
+        self.base = base
+        self.kafka_ports = {n: free_port() for n in range(1, size + 1)}
+        self.raft_ports = {n: free_port() for n in range(1, size + 1)}
+        self.net = FaultyNet(self.raft_ports).start()
+        self.paused: set[int] = set()
+        self.brokers = {n: self._broker(n) for n in self.kafka_ports}
+
+    def _broker(self, n: int) -> BrokerProcess:
+        members = ",".join(
+            f"{m}=127.0.0.1:{self.kafka_ports[m]}/127.0.0.1:"
+            f"{self.raft_ports[m] if m == n else self.net.ports[(n, m)]}"
+            for m in self.kafka_ports
+        )
+        return BrokerProcess(
+            self.base / f"b{n}",
+            node_id=n,
+            metrics=False,
+            extra_args=[
+                "--listen",
+                f"127.0.0.1:{self.kafka_ports[n]}",
+                "--replication",
+                "raft",
+                "--cluster-members",
+                members,
+                "--raft-listen",
+                f"127.0.0.1:{self.raft_ports[n]}",
+            ],
+        )
+
+    def pause(self, n: int) -> None:
+        """SIGSTOP: the process keeps its sockets but answers nothing (a long GC pause, a frozen VM)."""
+        pid = self.brokers[n].pid
+        assert pid is not None and self.brokers[n].running, f"broker {n} is not running"
+        os.kill(pid, signal.SIGSTOP)
+        self.paused.add(n)
+
+    def resume(self, n: int) -> None:
+        pid = self.brokers[n].pid
+        if n in self.paused and pid is not None and self.brokers[n].running:
+            os.kill(pid, signal.SIGCONT)
+        self.paused.discard(n)
+
+    def wipe(self, n: int) -> None:
+        """Delete a stopped broker's data directory (the empty-disk restart)."""
+        assert not self.brokers[n].running, f"broker {n} is still running"
+        shutil.rmtree(self.brokers[n].data_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        for n in list(self.paused):
+            self.resume(n)
+        for b in self.brokers.values():
+            b.kill()
+        self.net.stop()
+
+    def __enter__(self) -> ProxiedCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
