@@ -112,6 +112,19 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
             ),
         )
 
+        # Idle groups quiesce, and their lag series stay (at zero): one per follower of each partition.
+        poll(
+            "a lag series per follower of each of our partitions",
+            lambda: (
+                sum(
+                    labels["topic"] == TOPIC
+                    for p in ports.values()
+                    for labels, _ in scrape(p).get("streamraft_raft_follower_lag_entries", [])
+                )
+                == 2 * PARTITIONS
+            ),
+        )
+
         # Hand-off: the busiest broker gives every leadership away and says so.
         counts = led()
         busiest = max(counts, key=lambda n: counts[n])

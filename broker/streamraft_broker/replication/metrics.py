@@ -133,11 +133,14 @@ class ReplicationMetrics(Collector):
             if not runtime.is_leader(gid):
                 continue
             led += 1
-            voters = [v for v in runtime.conf_state(gid).voters if v != service.node_id]
+            conf = runtime.conf_state(gid)
+            voters = [v for v in conf.voters if v != service.node_id]
             if runtime.is_quiesced(gid):
-                # Quiet leaders have every member caught up; only a lost connection can change that.
+                # Quiet leaders have every member caught up; only a lost connection can change that. Zero
+                # lag is still reported so the series do not come and go as groups quiesce and wake.
                 if any(not transport.is_connected(v) for v in voters):
                     under += 1
+                lag.extend((topic, index, p, 0, 0) for p in (*voters, *conf.learners) if p != service.node_id)
                 continue
             progress = runtime.leader_progress(gid)
             if progress is None:
