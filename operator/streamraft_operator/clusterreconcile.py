@@ -22,6 +22,8 @@ from streamraft_operator.constants import (
 from streamraft_operator.kube import Kube, now_rfc3339, path_for, with_owner
 from streamraft_operator.rollout import (
     PartitionState,
+    broker_of,
+    in_sync_view,
     leaderless,
     next_restart,
     partitions_led,
@@ -82,6 +84,50 @@ def _observe_partitions(addresses: list[str]) -> tuple[list[PartitionState] | No
         return None, str(exc)
 
 
+def _observe_health(pods: Mapping[str, Mapping[str, Any]], enabled: bool) -> dict[int, brokers.BrokerHealth]:
+    """Replication gauges of every Ready broker, by node id (none when metrics are off)."""
+    out: dict[int, brokers.BrokerHealth] = {}
+    for name, pod in pods.items():
+        ip = pod.get("status", {}).get("podIP")
+        if enabled and ip and pod_ready(pod):
+            got = brokers.health(ip, METRICS_PORT)
+            if got is not None:
+                out[broker_of(name)] = got
+    return out
+
+
+def brokers_behind(health: Mapping[int, brokers.BrokerHealth]) -> str | None:
+    """What the brokers themselves report as not caught up, in words; None when nothing is."""
+    under = sum(h.under_replicated or 0 for h in health.values())
+    lost = sum(h.leaderless or 0 for h in health.values())
+    parts = []
+    if under:
+        parts.append(f"{under} under-replicated partition(s)")
+    if lost:
+        parts.append(f"{lost} partition replica(s) without a known leader")
+    return " and ".join(parts) + " reported by the brokers" if parts else None
+
+
+def _drain(
+    c: ClusterSpec,
+    pods: Mapping[str, Mapping[str, Any]],
+    health: Mapping[int, brokers.BrokerHealth],
+    node: int,
+) -> str:
+    """Asks the controller to move replicas off `node`; returns the condition message either way.
+
+    Sent to the controller's pod when the brokers agree on one (any broker forwards it, but the
+    controller answers without a hop), else to any Ready broker."""
+    controllers = {h.controller for h in health.values() if h.controller is not None}
+    candidates = [f"{c.name}-{resources.ordinal_of(n)}" for n in controllers] if len(controllers) == 1 else []
+    candidates += sorted(n for n, p in pods.items() if pod_ready(p))
+    for pod_name in candidates:
+        ip = (pods.get(pod_name) or {}).get("status", {}).get("podIP")
+        if ip:
+            return brokers.decommission(ip, METRICS_PORT, node)[1]
+    return f"no broker has an address to ask for the drain of broker {node}"
+
+
 def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     """Returns the status fields written (empty when nothing changed)."""
     meta = body["metadata"]
@@ -105,21 +151,32 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     addresses = [
         f"{p['status']['podIP']}:{c.kafka_port}" for p in pods.values() if p.get("status", {}).get("podIP")
     ]
-    partitions, unreachable = _observe_partitions(addresses)
+    metadata, unreachable = _observe_partitions(addresses)
     if unreachable is not None and not any(pod_ready(p) for p in pods.values()):
         unreachable = None  # nothing is up yet: that is "not ready", not "unreachable"
+    health = _observe_health(pods, c.metrics_enabled)
+    lag: dict[tuple[str, int], dict[int, int]] = {}
+    for h in health.values():
+        for key, followers in h.follower_lag.items():
+            lag.setdefault(key, {}).update(followers)
+    up = {broker_of(n) for n, p in pods.items() if pod_ready(p)}
+    partitions = None if metadata is None else in_sync_view(metadata, lag, up)
 
-    # Scale-down removes one broker at a time, and only once it holds no partition replica.
+    # Scale-down removes one broker at a time, and only once it holds no partition replica: the
+    # controller is asked to drain it first (decommission), and the pod goes once Metadata shows it empty.
     target = c.replicas
     blocked: str | None = None
     blocked_reason = "RestartBlocked"
     if c.replicas < current_replicas:
-        highest = current_replicas - 1
+        highest = resources.node_id(current_replicas - 1)
+        pod_name = f"{name}-{current_replicas - 1}"
         why = scale_down_blocker(highest, partitions)
         if why is None:
             target = current_replicas - 1
-            emit(EVENT_SCALE_DOWN, f"removing broker {highest} ({name}-{highest}): it holds no replicas")
+            emit(EVENT_SCALE_DOWN, f"removing broker {highest} ({pod_name}): it holds no replicas")
         else:
+            if partitions is not None:
+                why = f"{why}; {_drain(c, pods, health, highest)}"
             target, blocked, blocked_reason = current_replicas, why, "ScaleDownBlocked"
     applied = dataclasses.replace(c, replicas=target)
 
@@ -143,7 +200,9 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     if blocked is None and outdated:
         # One broker has no quorum to keep; a restart is downtime either way.
         decision = (
-            next_restart(outdated, ready, partitions) if target > 1 else next_restart(outdated, ready, [])
+            next_restart(outdated, ready, partitions, behind=brokers_behind(health))
+            if target > 1
+            else next_restart(outdated, ready, [])
         )
         if decision.pod is not None:
             kube.delete("v1", "Pod", namespace, decision.pod)
@@ -158,11 +217,16 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     observed: list[BrokerObservation] = []
     for pod_name in sorted(pods, key=ordinal):
         pod = pods[pod_name]
-        ip = pod.get("status", {}).get("podIP")
-        lag = brokers.raft_lag(ip, METRICS_PORT) if ip and c.metrics_enabled and pod_ready(pod) else None
-        bid = ordinal(pod_name)
+        bid = broker_of(pod_name)
+        seen = health.get(bid)
         observed.append(
-            BrokerObservation(bid, pod_name, pod_ready(pod), led.get(bid, 0) if partitions else None, lag)
+            BrokerObservation(
+                bid,
+                pod_name,
+                pod_ready(pod),
+                led.get(bid, 0) if partitions else None,
+                seen.max_lag if seen is not None else None,
+            )
         )
     labels = (namespace, name)
     metrics.BROKERS_DESIRED.labels(*labels).set(c.replicas)

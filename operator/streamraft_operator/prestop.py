@@ -1,56 +1,67 @@
-"""preStop hook of broker pods: ask the local broker to hand off its leaderships, then wait (bounded) until
-it leads nothing, so clients see a leader change instead of a timeout when the pod stops.
+"""preStop hook of broker pods: ask the local broker to hand its Raft leaderships to other voters before the
+SIGTERM that follows, so clients see a leader change instead of a timeout when the pod stops.
 
     python -m streamraft_operator.prestop [--metrics-port 9644] [--timeout 60]
 
-Talks to the broker only over HTTP on localhost. A broker without the hand-off endpoint (404/refused) is
-left alone: the SIGTERM that follows still stops it gracefully. Always exits 0 so a failed hand-off never
-blocks pod termination beyond the timeout.
+`POST /admin/leadership/handoff` on the broker's metrics port answers `{"moved": n, "of": m}` once every
+leadership it held has moved (or its own bounded wait ran out: then n < m). The answer is what counts: a
+gauge read afterwards could already show leaderships handed back by the preferred-leader balancer, which
+only stops when the peers see this broker go away.
+
+Talks to the broker only over HTTP on localhost. A broker without the endpoint (404/refused) is left
+alone: the SIGTERM still stops it gracefully (it hands off leaderships itself then). Always exits 0 so a
+failed hand-off never blocks pod termination beyond the timeout.
 """
 
 import argparse
+import json
 import sys
-import time
 import urllib.error
 import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
+from dataclasses import dataclass
 
 HANDOFF_PATH = "/admin/leadership/handoff"
-LED_METRIC = "streamraft_partitions_led"
-POLL_S = 0.5
+MAX_ANSWER_BYTES = 64 * 1024
 
 
-def partitions_led(metrics_text: str) -> int | None:
-    total: float | None = None
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == LED_METRIC:
-                total = (total or 0.0) + sample.value
-    return None if total is None else int(total)
+@dataclass(frozen=True)
+class Handoff:
+    moved: int
+    of: int
+
+    @property
+    def complete(self) -> bool:
+        return self.moved >= self.of
 
 
-def request_handoff(port: int) -> bool:
+def parse_answer(body: bytes) -> Handoff:
+    """`{"moved": n, "of": m}` -> Handoff; ValueError naming what was wrong otherwise."""
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"hand-off answer is not JSON: {body[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"hand-off answer is not an object: {data!r}")
+    moved, of = data.get("moved"), data.get("of")
+    counts = (moved, of)
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise ValueError(f"hand-off answer needs non-negative integers moved and of: {data!r}")
+    assert isinstance(moved, int) and isinstance(of, int)
+    return Handoff(moved, of)
+
+
+def request_handoff(port: int, timeout: float) -> Handoff | str:
+    """The broker's answer, or why there is none."""
     req = urllib.request.Request(f"http://127.0.0.1:{port}{HANDOFF_PATH}", data=b"", method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            return 200 <= int(resp.status) < 300
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def wait_until_leads_nothing(port: int, deadline: float) -> int | None:
-    led: int | None = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as resp:
-                led = partitions_led(resp.read().decode("utf-8", "replace"))
-        except (urllib.error.URLError, OSError, ValueError):
-            return led
-        if not led:
-            return led
-        time.sleep(POLL_S)  # polling the broker's own gauge: there is nothing to block on
-    return led
+        with urllib.request.urlopen(req, timeout=max(1.0, timeout)) as resp:
+            return parse_answer(resp.read(MAX_ANSWER_BYTES))
+    except urllib.error.HTTPError as exc:
+        return f"broker answered HTTP {exc.code} to POST {HANDOFF_PATH}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"POST {HANDOFF_PATH} failed: {exc}"
+    except ValueError as exc:
+        return str(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, default=9644)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")
     args = parser.parse_args(argv)
-    deadline = time.monotonic() + max(0.0, args.timeout)
-    if not request_handoff(args.metrics_port):
-        print("prestop: broker has no leadership hand-off endpoint; stopping without it", file=sys.stderr)
-        return 0
-    left = wait_until_leads_nothing(args.metrics_port, deadline)
-    print(f"prestop: hand-off done, partitions still led: {left}", file=sys.stderr)
+    answer = request_handoff(args.metrics_port, args.timeout)
+    if isinstance(answer, str):
+        print(f"prestop: no leadership hand-off ({answer}); stopping without it", file=sys.stderr)
+    elif answer.complete:
+        print(f"prestop: handed off {answer.moved} of {answer.of} leaderships", file=sys.stderr)
+    else:
+        print(f"prestop: handed off only {answer.moved} of {answer.of} leaderships", file=sys.stderr)
     return 0
 
 

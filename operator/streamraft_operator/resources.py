@@ -72,14 +72,32 @@ def broker_config(c: ClusterSpec) -> str:
     return yaml.safe_dump(settings, default_flow_style=False) if settings else "{}\n"
 
 
-def peers(c: ClusterSpec) -> str:
-    """Raft peers as `id@host:port`, one per line. Kept out of the config hash: scaling must not restart."""
-    return "".join(f"{i}@{pod_dns(c, i)}:{RAFT_PORT}\n" for i in range(c.replicas))
+def node_id(ordinal: int) -> int:
+    """Broker (Raft node) id of the StatefulSet pod with this ordinal: node ids start at 1, ordinals at 0."""
+    assert ordinal >= 0, ordinal
+    return ordinal + 1
+
+
+def ordinal_of(node: int) -> int:
+    assert node >= 1, node
+    return node - 1
+
+
+def cluster_members(c: ClusterSpec) -> str:
+    """The brokers' `--cluster-members`: `ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,...` over the stable pod DNS
+    names, so the list is known before any pod (or pod IP) exists and survives pods being recreated."""
+    return ",".join(
+        f"{node_id(i)}={pod_dns(c, i)}:{c.kafka_port}/{pod_dns(c, i)}:{RAFT_PORT}" for i in range(c.replicas)
+    )
 
 
 def config_hash(c: ClusterSpec) -> str:
-    """Changes exactly when a broker restart is needed to pick up configuration."""
-    material = json.dumps({"config": broker_config(c), "port": c.kafka_port, "advertise": c.advertise})
+    """Changes exactly when a broker restart is needed to pick up configuration.
+
+    The member list is part of it: membership is static in the broker (read at start), so after a scale
+    every broker must be restarted to know the new set; the quorum-aware rollout does that one at a time.
+    """
+    material = json.dumps({"config": broker_config(c), "port": c.kafka_port, "members": cluster_members(c)})
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -88,7 +106,7 @@ def config_map(c: ClusterSpec) -> Obj:
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _meta(c, config_map_name(c)),
-        "data": {CONFIG_FILE: broker_config(c), "peers": peers(c)},
+        "data": {CONFIG_FILE: broker_config(c)},
     }
 
 
@@ -131,16 +149,13 @@ def bootstrap_service(c: ClusterSpec) -> Obj:
 
 
 def _start_script(c: ClusterSpec) -> str:
-    # The node id is the StatefulSet ordinal (suffix of the pod name); a shell derives it so the same pod
-    # template serves every ordinal.
-    advertise_host = "${POD_IP}"
-    if c.advertise == "PodDNS":
-        advertise_host = f"${{POD_NAME}}.{headless_name(c)}.${{POD_NAMESPACE}}.svc.cluster.local"
+    # The node id is the StatefulSet ordinal (suffix of the pod name) plus one (Raft node ids start at 1);
+    # a shell derives it so the same pod template serves every ordinal. Replication and the member list
+    # come from the environment. A replicated broker advertises its member address (the pod DNS name).
     return (
-        'exec streamraft broker --node-id "${POD_NAME##*-}"'
+        'exec streamraft broker --node-id "$(( ${POD_NAME##*-} + 1 ))"'
         f" --data-dir {DATA_DIR}/data"
         f" --listen 0.0.0.0:{c.kafka_port}"
-        f' --advertise "{advertise_host}:{c.kafka_port}"'
         f" --metrics-listen 0.0.0.0:{METRICS_PORT}"
         f" --config {CONFIG_DIR}/{CONFIG_FILE}"
     )
@@ -162,7 +177,10 @@ def _container(c: ClusterSpec) -> Obj:
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
-        {"name": "STREAMRAFT_PEERS_FILE", "value": f"{CONFIG_DIR}/peers"},
+        {"name": "STREAMRAFT_REPLICATION", "value": "raft"},
+        {"name": "STREAMRAFT_CLUSTER_MEMBERS", "value": cluster_members(c)},
+        # The member address is a DNS name that resolves to this pod only once it is published: bind all.
+        {"name": "STREAMRAFT_RAFT_LISTEN", "value": f"0.0.0.0:{RAFT_PORT}"},
     ]
     ports = [
         {"name": "kafka", "containerPort": c.kafka_port, "protocol": "TCP"},

@@ -2,10 +2,21 @@
 
 A broker may be taken down only if every partition it replicates keeps a Raft majority of in-sync replicas
 among the *other* brokers; otherwise writes to that partition would stop.
+
+Raft has no ISR, and the brokers' Metadata names every replica as in sync. The operator derives its own
+in-sync view (`in_sync_view`): a replica counts only if its pod is Ready and its partition's leader reports
+its Raft lag (streamraft_raft_follower_lag_entries) at most LAG_LIMIT entries. Broker ids are node ids:
+StatefulSet ordinal + 1.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from streamraft_operator.resources import node_id
+
+# A follower this close to its leader catches up within a heartbeat or two under load; restarting
+# another replica meanwhile would leave the partition one slow follower away from losing its majority.
+LAG_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -19,6 +30,22 @@ class PartitionState:
     @property
     def name(self) -> str:
         return f"{self.topic}-{self.partition}"
+
+
+def in_sync_view(
+    partitions: Iterable[PartitionState],
+    lag: Mapping[tuple[str, int], Mapping[int, int]],
+    up: Iterable[int],
+    limit: int = LAG_LIMIT,
+) -> list[PartitionState]:
+    """Partitions with `isr` narrowed to replicas that are up (pod Ready) and not lagging per their leader."""
+    alive = set(up)
+    out: list[PartitionState] = []
+    for p in partitions:
+        behind = lag.get((p.topic, p.partition), {})
+        isr = tuple(r for r in p.isr if r in alive and (r == p.leader or behind.get(r, 0) <= limit))
+        out.append(replace(p, isr=isr))
+    return out
 
 
 def majority(n: int) -> int:
@@ -62,6 +89,10 @@ def _ordinal(pod: str) -> int:
     return int(pod.rsplit("-", 1)[1])
 
 
+def broker_of(pod: str) -> int:
+    return node_id(_ordinal(pod))
+
+
 @dataclass(frozen=True)
 class RestartDecision:
     pod: str | None  # the pod to delete now, or None
@@ -74,9 +105,13 @@ def next_restart(
     ready: Mapping[str, bool],
     partitions: Sequence[PartitionState] | None,
     led: Mapping[int, int] | None = None,
+    behind: str | None = None,
 ) -> RestartDecision:
     """One pod at a time: wait while any pod is not Ready (catching up), then restart the outdated pod that
-    leads the fewest partitions (highest ordinal first on ties), if every partition keeps its quorum."""
+    leads the fewest partitions (highest ordinal first on ties), if every partition keeps its quorum.
+
+    `behind` is what the brokers themselves report as not yet caught up (under-replicated or leaderless
+    partitions, from their metrics); the rollout waits on it like on a pod that is not Ready."""
     if not outdated:
         return RestartDecision(None, None)
     # An outdated pod that is not Ready serves nothing: restarting it costs no availability, and it may be
@@ -95,11 +130,16 @@ def next_restart(
     if catching_up:
         shown = ", ".join(catching_up[:5])
         return RestartDecision(None, f"waiting for catch-up of under-replicated partitions: {shown}", True)
+    no_leader = leaderless(partitions)
+    if no_leader:
+        return RestartDecision(None, f"waiting for a leader of {', '.join(no_leader[:5])}", True)
+    if behind is not None:
+        return RestartDecision(None, f"waiting for catch-up: {behind}", True)
     led = led if led is not None else partitions_led(partitions)
-    order = sorted(outdated, key=lambda p: (led.get(_ordinal(p), 0), -_ordinal(p)))
+    order = sorted(outdated, key=lambda p: (led.get(broker_of(p), 0), -_ordinal(p)))
     reasons: list[str] = []
     for pod in order:
-        blockers = quorum_blockers(_ordinal(pod), partitions)
+        blockers = quorum_blockers(broker_of(pod), partitions)
         if not blockers:
             return RestartDecision(pod, None)
         reasons.append(f"{pod} would break the quorum of {', '.join(blockers[:5])}")

@@ -27,7 +27,7 @@ class ClusterSpec:
     storage_class: str | None = None
     delete_claim: bool = False
     kafka_port: int = KAFKA_PORT_DEFAULT
-    advertise: str = "PodIP"
+    advertise: str = "PodDNS"
     config: Mapping[str, object] = field(default_factory=dict)
     rack_topology_key: str | None = None
     metrics_enabled: bool = True
@@ -90,7 +90,7 @@ def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> Cluster
     port = _int(kafka.get("port", KAFKA_PORT_DEFAULT), "spec.listeners.kafka.port", problems, 1024, 65535)
     if port in (RAFT_PORT, METRICS_PORT):
         problems.append(f"spec.listeners.kafka.port must not be {port} (used by Raft or metrics)")
-    advertise = kafka.get("advertise", "PodIP")
+    advertise = kafka.get("advertise", "PodDNS")
     if advertise not in ("PodIP", "PodDNS"):
         problems.append(f"spec.listeners.kafka.advertise must be PodIP or PodDNS, got {advertise!r}")
     config = _section(spec, "config", problems)

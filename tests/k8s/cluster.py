@@ -74,9 +74,16 @@ class Cluster:
         return self._run("kubectl", args, stdin, check, timeout)
 
     def helm(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 300
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 300,
+        binary: str = "helm",
     ) -> subprocess.CompletedProcess[str]:
-        return self._run("helm", args, stdin, check, timeout)
+        """`binary` is "helm" (Helm 3) or "helm4" (Helm 4), both built by .ci/prepare-k8s."""
+        assert binary in ("helm", "helm4"), binary
+        return self._run(binary, args, stdin, check, timeout)
 
     def apply(self, *manifests: dict[str, Any], namespace: str | None = None) -> None:
         body = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})

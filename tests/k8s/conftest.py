@@ -37,6 +37,7 @@ def _missing_prerequisites() -> str | None:
     try:
         controlplane.binary("kube-apiserver")
         controlplane.binary("helm")
+        controlplane.binary("helm4")
     except FileNotFoundError as exc:
         return str(exc)
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +23,16 @@ class Release:
 
 
 @contextmanager
-def installed_release(k8s: Cluster, prefix: str) -> Iterator[Release]:
-    """helm-installs the chart (operator watching only its namespace); deletes the resources afterwards."""
+def installed_release(k8s: Cluster, prefix: str, helm: str = "helm") -> Iterator[Release]:
+    """helm-installs the chart (operator watching only its namespace) with `helm` ("helm" is Helm 3,
+    "helm4" Helm 4); deletes the resources afterwards."""
     with k8s.namespace(prefix) as ns:
         name = f"sr-{uuid.uuid4().hex[:6]}"
         k8s.helm("install", name, str(CHART), "--namespace", ns,
-                 "--set", f"operator.watchNamespaces={{{ns}}}", "--wait", "--timeout", "180s")  # fmt: skip
+                 "--set", f"operator.watchNamespaces={{{ns}}}", "--wait", "--timeout", "180s",
+                 binary=helm)  # fmt: skip
+        out = k8s.helm("status", name, "--namespace", ns, "-o", "json", binary=helm)
+        assert json.loads(out.stdout)["info"]["status"] == "deployed", out.stdout
         yield Release(ns, name)
         k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
         k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)

@@ -2,8 +2,10 @@
 the real Deployment, running `streamraft-operator` from this checkout's venv), which then runs brokers
 from StreamCluster resources and topics from StreamTopic resources.
 
-Brokers are not Raft-replicated yet, so a 3-broker cluster is checked for what it is today (pods, Ready,
-status per broker, Services), and produce/consume plus topic management run against a 1-broker cluster.
+Brokers are Raft-replicated (`--replication raft`, members from the pods' DNS names, node id = ordinal + 1).
+A 3-broker cluster is checked for its objects, a quorum-aware rolling restart under acks=all writes to an
+RF 3 topic, and a scale-down that must drain first; topic management and produce/consume also run against
+a 1-broker cluster. Chaos (leader pods deleted) is in test_e2e_chaos.py.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,9 +163,41 @@ def test_three_broker_cluster_becomes_ready(k8s: Cluster, release: Release) -> N
     assert len(_pod_ips(k8s, ns, "trio-headless")) == 3
     pdb = k8s.get("poddisruptionbudget", "trio", "-n", ns)
     assert pdb["spec"]["maxUnavailable"] == 1
-    # `sc` is also StorageClass's short name and kubectl prefers the built-in; the category name works.
+    # The category name and the short name (`srcluster`: `sc` would be StorageClass's) both work.
     printed = k8s.kubectl("get", "streamraft", "-n", ns).stdout
     assert "streamcluster.streamraft.io/trio" in printed and "True" in printed
+    assert "trio" in k8s.kubectl("get", "srcluster", "-n", ns).stdout
+
+
+def test_scale_down_of_a_broker_holding_replicas_is_blocked_with_the_reason(
+    k8s: Cluster, release: Release
+) -> None:
+    """Replicated: an RF 3 topic (and the internal offsets topic) lives on every broker, so broker 3
+    (trio-2) may go only once the controller has drained it; until then the StatefulSet keeps it and the
+    condition says why (the drain request's outcome included)."""
+    ns = release.namespace
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "trio"), 240, "StreamCluster trio Ready")
+    k8s.apply(_topic("spread", "trio", partitions=1, replicas=3), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamtopics", "spread"), 120, "StreamTopic spread Ready")
+    k8s.kubectl("scale", "streamcluster", "trio", "-n", ns, "--replicas=2")
+
+    def progressing(reason: str) -> Callable[[], dict[str, Any] | None]:
+        def check() -> dict[str, Any] | None:
+            cond = _condition(_get(k8s, ns, "streamclusters", "trio"), "Progressing")
+            return cond if cond and cond["reason"] == reason else None
+
+        return check
+
+    cond = k8s.wait_for(progressing("ScaleDownBlocked"), 90, "ScaleDownBlocked condition")
+    assert cond["status"] == "False"
+    assert cond["message"].startswith("broker 3 still hosts replicas of"), cond
+    assert "drain" in cond["message"], cond  # the drain was requested, or why it could not be
+    assert k8s.get("statefulset", "trio", "-n", ns)["spec"]["replicas"] == 3
+    assert k8s.pod_ready(ns, "trio-2") is not None
+    k8s.kubectl("scale", "streamcluster", "trio", "-n", ns, "--replicas=3")
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "trio"), 90, "trio Ready at 3 brokers again")
+    k8s.kubectl("delete", "streamtopic", "spread", "-n", ns, "--wait=true", "--timeout=60s")
+    k8s.kubectl("delete", "streamcluster", "trio", "-n", ns, "--wait=false")  # frees CPU for the rest
 
 
 def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: Release) -> None:
@@ -273,21 +307,6 @@ def test_topic_of_missing_cluster_and_paused_topic_get_conditions(k8s: Cluster, 
 
     k8s.wait_for(paused, 60, "Paused condition")
     k8s.kubectl("delete", "streamtopic", "orphan", "-n", ns, "--wait=true", "--timeout=60s")
-
-
-def test_scale_down_removes_the_highest_broker_when_it_holds_nothing(k8s: Cluster, release: Release) -> None:
-    ns = release.namespace
-    k8s.apply(_cluster("duo", 2), namespace=ns)
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "duo"), 240, "StreamCluster duo Ready")
-    k8s.kubectl("scale", "streamcluster", "duo", "-n", ns, "--replicas=1")
-
-    def shrunk() -> dict[str, Any] | None:
-        obj = _ready(k8s, ns, "streamclusters", "duo")
-        return obj if obj and [b["pod"] for b in obj["status"]["brokers"]] == ["duo-0"] else None
-
-    k8s.wait_for(shrunk, 120, "duo shrunk to duo-0")
-    assert any("removing broker 1 (duo-1)" in m for m in _events(k8s, ns, "BrokerRemoved"))
-    assert k8s.get("statefulset", "duo", "-n", ns)["spec"]["replicas"] == 1
 
 
 def _produce_until(bootstrap: str, topic: str, start: int, stop: threading.Event, acked: set[bytes]) -> int:

@@ -1,4 +1,5 @@
-"""`helm lint` and `helm template` of the chart (skipped only when the helm binary is not built yet)."""
+"""`helm lint` and `helm template` of the chart with Helm 3 and Helm 4 (each skipped only while its binary is
+not built yet)."""
 
 import json
 
@@ -6,13 +7,25 @@ import pytest
 from streamraft_operator.install import rbac_rules
 from streamraft_operator.spec import parse_cluster, parse_topic
 
-from tests.kube_operator.chart import CHART, KUBE_VERSION, helm, helm_binary, render
-
-pytestmark = pytest.mark.skipif(helm_binary() is None, reason="helm not built yet: run .ci/prepare-k8s")
+from tests.kube_operator.chart import CHART, HELMS, KUBE_VERSION, helm, helm_binary, render
 
 
-def test_helm_lint() -> None:
-    out = helm("lint", str(CHART), "--strict")
+@pytest.fixture(params=HELMS)
+def helm_name(request: pytest.FixtureRequest) -> str:
+    name = str(request.param)
+    if helm_binary(name) is None:
+        pytest.skip(f"{name} not built yet: run .ci/prepare-k8s")
+    return name
+
+
+def test_the_two_helms_are_major_versions_3_and_4(helm_name: str) -> None:
+    out = helm("version", "--short", binary=helm_name)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("v4." if helm_name == "helm4" else "v3."), out.stdout
+
+
+def test_helm_lint(helm_name: str) -> None:
+    out = helm("lint", str(CHART), "--strict", binary=helm_name)
     assert out.returncode == 0, out.stdout + out.stderr
     full = helm(
         "lint",
@@ -20,12 +33,13 @@ def test_helm_lint() -> None:
         "--strict",
         "--set",
         "exampleCluster.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true",
+        binary=helm_name,
     )
     assert full.returncode == 0, full.stdout + full.stderr
 
 
-def test_default_render() -> None:
-    docs = render()
+def test_default_render(helm_name: str) -> None:
+    docs = render(binary=helm_name)
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Pod", "Service", "ServiceAccount"]
     role = next(d for d in docs if d["kind"] == "ClusterRole")
@@ -38,7 +52,7 @@ def test_default_render() -> None:
     assert binding["subjects"][0]["name"] == deploy["spec"]["template"]["spec"]["serviceAccountName"]
 
 
-def test_everything_enabled_renders_valid_resources() -> None:
+def test_everything_enabled_renders_valid_resources(helm_name: str) -> None:
     docs = render(
         "exampleCluster.enabled=true",
         "metrics.serviceMonitor.enabled=true",
@@ -46,6 +60,7 @@ def test_everything_enabled_renders_valid_resources() -> None:
         "metrics.grafanaDashboard.enabled=true",
         "operator.watchNamespaces={a,b}",
         namespace="demo",
+        binary=helm_name,
     )
     by_kind = {d["kind"]: d for d in docs}
     for kind in ("StreamCluster", "StreamTopic", "ServiceMonitor", "PrometheusRule", "ConfigMap", "Pod"):
@@ -69,7 +84,7 @@ def test_everything_enabled_renders_valid_resources() -> None:
     assert args[:2] == ["--namespace=a", "--namespace=b"]
 
 
-def test_schema_rejects_bad_values() -> None:
+def test_schema_rejects_bad_values(helm_name: str) -> None:
     out = helm(
         "template",
         "rel",
@@ -78,10 +93,18 @@ def test_schema_rejects_bad_values() -> None:
         KUBE_VERSION,
         "--set",
         "exampleCluster.topic.replicas=2",
+        binary=helm_name,
     )
     assert out.returncode != 0
     assert "replicas" in out.stderr
     out = helm(
-        "template", "rel", str(CHART), "--kube-version", KUBE_VERSION, "--set", "operator.metricPort=1"
+        "template",
+        "rel",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        "--set",
+        "operator.metricPort=1",
+        binary=helm_name,
     )
     assert out.returncode != 0 and "metricPort" in out.stderr

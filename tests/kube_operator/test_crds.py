@@ -20,7 +20,7 @@ def _rules(schema: dict[str, Any]) -> dict[str, str]:
 def test_cluster_names_scale_and_columns() -> None:
     crd: dict[str, Any] = stream_cluster_crd()
     assert crd["metadata"]["name"] == "streamclusters.streamraft.io"
-    assert crd["spec"]["names"]["shortNames"] == ["sc"]
+    assert crd["spec"]["names"]["shortNames"] == ["srcluster"]
     v = _version(crd)
     assert v["name"] == "v1alpha1"
     assert v["subresources"]["scale"]["specReplicasPath"] == ".spec.replicas"
@@ -48,7 +48,7 @@ def test_cluster_config_is_an_allow_list_with_types() -> None:
 
 def test_topic_cel_rules_and_messages() -> None:
     crd: dict[str, Any] = stream_topic_crd()
-    assert crd["spec"]["names"]["shortNames"] == ["st"]
+    assert crd["spec"]["names"]["shortNames"] == ["srtopic"]
     v = _version(crd)
     assert "scale" not in v["subresources"]
     spec = v["schema"]["openAPIV3Schema"]["properties"]["spec"]

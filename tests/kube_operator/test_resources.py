@@ -1,10 +1,17 @@
 """Desired objects of a StreamCluster, built without a cluster."""
 
+import subprocess
 from typing import Any
 
 import yaml
 from streamraft_operator.constants import CONFIG_HASH_ANNOTATION
-from streamraft_operator.resources import config_hash, config_map, desired_objects, peers, stateful_set
+from streamraft_operator.resources import (
+    cluster_members,
+    config_hash,
+    config_map,
+    desired_objects,
+    stateful_set,
+)
 from streamraft_operator.spec import parse_cluster
 
 
@@ -44,8 +51,23 @@ def test_statefulset_policies_probes_and_hardening() -> None:
         "streamraft_operator.prestop",
     ]
     script = container["command"][2]
-    assert '--node-id "${POD_NAME##*-}"' in script
-    assert '--advertise "${POD_IP}:9092"' in script
+    assert '--node-id "$(( ${POD_NAME##*-} + 1 ))"' in script
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["STREAMRAFT_REPLICATION"] == "raft"
+    assert env["STREAMRAFT_CLUSTER_MEMBERS"] == cluster_members(_cluster())
+    assert env["STREAMRAFT_RAFT_LISTEN"] == "0.0.0.0:9093"
+
+
+def test_start_script_node_id_is_ordinal_plus_one_in_a_real_shell() -> None:
+    script = stateful_set(_cluster())["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert script.startswith("exec streamraft broker ")
+    # The real script through a real shell, with the broker swapped for echo: what would the broker get?
+    echoed = "exec echo " + script.removeprefix("exec streamraft broker ")
+    out = subprocess.run(
+        ["sh", "-c", echoed], env={"POD_NAME": "demo-7"}, capture_output=True, text=True, check=True
+    )
+    args = out.stdout.split()
+    assert args[args.index("--node-id") + 1] == "8", out
 
 
 def test_headless_service_publishes_not_ready_pods() -> None:
@@ -55,9 +77,11 @@ def test_headless_service_publishes_not_ready_pods() -> None:
     assert headless["spec"]["publishNotReadyAddresses"] is True
 
 
-def test_config_hash_changes_with_config_not_with_replicas() -> None:
+def test_config_hash_changes_with_config_and_with_the_member_list() -> None:
     base = _cluster(config={"num.partitions": 3})
-    assert config_hash(base) == config_hash(
+    assert config_hash(base) == config_hash(_cluster(config={"num.partitions": 3}, image="other:1"))
+    # Static membership: every broker must be restarted (one at a time) to learn a scaled member list.
+    assert config_hash(base) != config_hash(
         parse_cluster("demo", "team-a", {"replicas": 5, "config": {"num.partitions": 3}})
     )
     changed = _cluster(config={"num.partitions": 4})
@@ -66,10 +90,13 @@ def test_config_hash_changes_with_config_not_with_replicas() -> None:
     assert annotations[CONFIG_HASH_ANNOTATION] == config_hash(changed)
 
 
-def test_peers_list_every_ordinal() -> None:
-    assert peers(_cluster()).splitlines() == [
-        f"{i}@demo-{i}.demo-headless.team-a.svc.cluster.local:9093" for i in range(3)
+def test_cluster_members_name_every_ordinal_by_pod_dns_with_node_id_ordinal_plus_one() -> None:
+    dns = "demo-{}.demo-headless.team-a.svc.cluster.local"
+    assert cluster_members(_cluster()).split(",") == [
+        f"{i + 1}={dns.format(i)}:9092/{dns.format(i)}:9093" for i in range(3)
     ]
+    custom = parse_cluster("demo", "team-a", {"replicas": 1, "listeners": {"kafka": {"port": 19092}}})
+    assert cluster_members(custom) == f"1={dns.format(0)}:19092/{dns.format(0)}:9093"
 
 
 def test_rack_spreads_pods_and_user_template_is_applied() -> None:

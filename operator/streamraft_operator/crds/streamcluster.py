@@ -56,10 +56,12 @@ def _spec() -> Schema:
                                 "Kafka port.", minimum=1024, maximum=65535, default=KAFKA_PORT_DEFAULT
                             ),
                             "advertise": string(
-                                "Address brokers advertise: the pod IP, or the pod's DNS name under the "
-                                "headless Service.",
+                                "Address brokers advertise. Replicated brokers always advertise the name "
+                                "their peers know them by, the pod's DNS name under the headless Service "
+                                "(a pod IP is not known before the pod exists); PodIP is accepted from "
+                                "older specs and behaves as PodDNS.",
                                 enum=["PodIP", "PodDNS"],
-                                default="PodIP",
+                                default="PodDNS",
                             ),
                         },
                         default={},
@@ -154,7 +156,8 @@ def stream_cluster_crd() -> dict[str, object]:
     return crd(
         kind=CLUSTER_KIND,
         plural=CLUSTER_PLURAL,
-        short="sc",
+        # Not `sc`: that is StorageClass's short name, and kubectl resolves it to the built-in.
+        short="srcluster",
         description="A Streamraft broker cluster.",
         spec=_spec(),
         status=_status(),

@@ -60,7 +60,7 @@ def stream_topic_crd() -> dict[str, object]:
     return crd(
         kind=TOPIC_KIND,
         plural=TOPIC_PLURAL,
-        short="st",
+        short="srtopic",
         description="A topic of a StreamCluster.",
         spec=_spec(),
         status=_status(),
