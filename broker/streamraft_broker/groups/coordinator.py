@@ -132,6 +132,22 @@ class GroupCoordinator:
         for group_id, offsets in loaded.offsets.items():
             self._group_or_create(group_id).offsets.update(offsets)
 
+    def unload(self, error: ErrorCode) -> None:
+        """This broker stops coordinating these groups (e.g. it lost the leadership of their offsets
+        partition): every parked JoinGroup/SyncGroup is answered with `error` so its client goes to the
+        new coordinator. The caller closes the store, so a request already past routing cannot persist."""
+        for group in self._groups.values():
+            for m in group.members.values():
+                if m.join_future is not None:
+                    self._resolve(m.join_future, JoinResult(error, member_id=m.member_id))
+                    m.join_future = None
+                if m.sync_future is not None:
+                    self._resolve(m.sync_future, SyncResult(error))
+                    m.sync_future = None
+        self._groups.clear()
+        self._deadlines = Deadlines()
+        self._wakeup.set()
+
     # ---- timers --------------------------------------------------------------------------------------
     def next_deadline(self) -> int | None:
         return self._deadlines.next_deadline()

@@ -67,7 +67,7 @@ BATCH_BYTES = 256 * 1024
 _RECORD_OVERHEAD = 32
 
 
-def _chunks(records: list[SimpleRecord]) -> Iterator[list[SimpleRecord]]:
+def batch_chunks(records: list[SimpleRecord]) -> Iterator[list[SimpleRecord]]:
     chunk: list[SimpleRecord] = []
     size = 0
     for record in records:
@@ -107,7 +107,7 @@ class OffsetsStore:
         if not records:
             return
         try:
-            for chunk in _chunks(records):
+            for chunk in batch_chunks(records):
                 self._log.append(build_batch(chunk, timestamp_ms=self._clock()))
             if self._fsync:
                 self._log.flush()
@@ -205,45 +205,52 @@ class OffsetsStore:
             data = self._log.read_bytes(offset, READ_CHUNK_BYTES)
             if not data:
                 break
-            next_offset = offset
-            for pos, header in iter_batches(data):
-                next_offset = header.next_offset
-                if header.is_control or header.next_offset <= offset:
-                    continue
-                try:
-                    records = decode_records(data[pos : pos + header.size])
-                except InvalidRecordError as exc:
-                    # The log validated this batch on append and on recovery; keep loading the rest.
-                    log.error("%s: skipping bad batch at offset %d: %s", TOPIC, header.base_offset, exc)
-                    continue
-                for record in records:
-                    self._apply(state, record)
-            if next_offset <= offset:
-                raise AssertionError(f"{TOPIC}: no progress reading at offset {offset}")
-            offset = next_offset
+            offset = fold_chunk(state, data, offset)
         return state
 
-    @staticmethod
-    def _apply(state: LoadedState, record: SimpleRecord) -> None:
-        state.records_read += 1
-        if record.key is None:
-            state.records_skipped += 1
-            return
+
+def fold_chunk(state: LoadedState, data: bytes, offset: int) -> int:
+    """Fold the record batches of `data` (read from the log at `offset`) into `state`; returns the offset
+    to read next. Raises AssertionError if the chunk moves nothing forward (a reader would spin)."""
+    next_offset = offset
+    for pos, header in iter_batches(data):
+        next_offset = header.next_offset
+        if header.is_control or header.next_offset <= offset:
+            continue
         try:
-            key = decode_key(record.key)
-            if isinstance(key, OffsetKey):
-                group_offsets = state.offsets.setdefault(key.group_id, {})
-                if record.value is None:
-                    group_offsets.pop((key.topic, key.partition), None)
-                else:
-                    group_offsets[(key.topic, key.partition)] = decode_offset_value(record.value)
+            records = decode_records(data[pos : pos + header.size])
+        except InvalidRecordError as exc:
+            # The log validated this batch on append and on recovery; keep loading the rest.
+            log.error("%s: skipping bad batch at offset %d: %s", TOPIC, header.base_offset, exc)
+            continue
+        for record in records:
+            apply_record(state, record)
+    if next_offset <= offset:
+        raise AssertionError(f"{TOPIC}: no progress reading at offset {offset}")
+    return next_offset
+
+
+def apply_record(state: LoadedState, record: SimpleRecord) -> None:
+    """Fold one `__consumer_offsets` record into `state`: last value per key wins, null deletes."""
+    state.records_read += 1
+    if record.key is None:
+        state.records_skipped += 1
+        return
+    try:
+        key = decode_key(record.key)
+        if isinstance(key, OffsetKey):
+            group_offsets = state.offsets.setdefault(key.group_id, {})
+            if record.value is None:
+                group_offsets.pop((key.topic, key.partition), None)
             else:
-                assert isinstance(key, GroupKey)
-                if record.value is None:
-                    state.groups.pop(key.group_id, None)
-                    state.offsets.pop(key.group_id, None)
-                else:
-                    state.groups[key.group_id] = decode_group_value(record.value)
-        except CodecError as exc:
-            state.records_skipped += 1
-            log.warning("%s: skipping record with unreadable key/value: %s", TOPIC, exc)
+                group_offsets[(key.topic, key.partition)] = decode_offset_value(record.value)
+        else:
+            assert isinstance(key, GroupKey)
+            if record.value is None:
+                state.groups.pop(key.group_id, None)
+                state.offsets.pop(key.group_id, None)
+            else:
+                state.groups[key.group_id] = decode_group_value(record.value)
+    except CodecError as exc:
+        state.records_skipped += 1
+        log.warning("%s: skipping record with unreadable key/value: %s", TOPIC, exc)

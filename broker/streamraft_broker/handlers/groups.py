@@ -1,12 +1,14 @@
 """Consumer-group APIs (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
 DescribeGroups, DeleteGroups): translate kio requests into GroupCoordinator calls and its dataclasses back
 into kio responses for the request's version. `ctx.groups` is a groups.service.GroupService; without one
-every group API answers COORDINATOR_NOT_AVAILABLE."""
+every group API answers COORDINATOR_NOT_AVAILABLE. In replicated mode each group goes to the coordinator
+of its `__consumer_offsets` partition (replication.group_offsets); groups coordinated elsewhere get
+NOT_COORDINATOR."""
 
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kio.schema.errors import ErrorCode
 
@@ -15,6 +17,9 @@ from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from streamraft_broker.replication.group_offsets import GroupOffsets
 
 DELETE_GROUPS = 42
 _MS = datetime.timedelta(milliseconds=1)
@@ -26,23 +31,42 @@ def _ms(value: Any) -> int:
     return int(value)
 
 
-def _coordinator(ctx: BrokerContext) -> GroupCoordinator | None:
+def replicated_groups(ctx: BrokerContext) -> GroupOffsets | None:
+    """The replicated-mode coordinators (replication.group_offsets), or None in single-node mode."""
+    replication = ctx.extra.get("replication")
+    found: GroupOffsets | None = getattr(replication, "group_offsets", None)
+    return found
+
+
+def _coordinator(ctx: BrokerContext, group_id: str) -> GroupCoordinator | ErrorCode:
+    """The coordinator of `group_id` here, or the error to answer: NOT_COORDINATOR when another broker
+    coordinates it (replicated mode), COORDINATOR_LOAD_IN_PROGRESS while its partition loads."""
+    replicated = replicated_groups(ctx)
+    if replicated is not None:
+        return replicated.coordinator_for(group_id)
     service = ctx.groups
     if service is None:
-        return None
+        return ErrorCode.coordinator_not_available
     coordinator: GroupCoordinator = service.ensure_started()
     return coordinator
+
+
+def _all_coordinators(ctx: BrokerContext) -> list[GroupCoordinator] | None:
+    replicated = replicated_groups(ctx)
+    if replicated is not None:
+        return replicated.coordinators()
+    return None if ctx.groups is None else [ctx.groups.ensure_started()]
 
 
 async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(ApiKey.JOIN_GROUP, version)
-    coord = _coordinator(ctx)
-    if coord is None:
+    coord = _coordinator(ctx, str(request.group_id))
+    if isinstance(coord, ErrorCode):
         return build(
             cls,
             throttle_time=0,
-            error_code=ErrorCode.coordinator_not_available,
+            error_code=coord,
             generation_id=-1,
             protocol_type=None,
             protocol_name=None,
@@ -88,9 +112,9 @@ async def handle_join_group(ctx: BrokerContext, header: RequestHeader, request: 
 async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(ApiKey.SYNC_GROUP, version)
-    coord = _coordinator(ctx)
-    if coord is None:
-        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, assignment=b"")
+    coord = _coordinator(ctx, str(request.group_id))
+    if isinstance(coord, ErrorCode):
+        return build(cls, throttle_time=0, error_code=coord, assignment=b"")
     result = await coord.sync(
         str(request.group_id),
         int(request.generation_id),
@@ -112,9 +136,9 @@ async def handle_sync_group(ctx: BrokerContext, header: RequestHeader, request: 
 
 async def handle_heartbeat(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_type(ApiKey.HEARTBEAT, header.api_version)
-    coord = _coordinator(ctx)
-    if coord is None:
-        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available)
+    coord = _coordinator(ctx, str(request.group_id))
+    if isinstance(coord, ErrorCode):
+        return build(cls, throttle_time=0, error_code=coord)
     code = await coord.heartbeat(
         str(request.group_id),
         int(request.generation_id),
@@ -127,9 +151,9 @@ async def handle_heartbeat(ctx: BrokerContext, header: RequestHeader, request: A
 async def handle_leave_group(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(ApiKey.LEAVE_GROUP, version)
-    coord = _coordinator(ctx)
-    if coord is None:
-        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, members=())
+    coord = _coordinator(ctx, str(request.group_id))
+    if isinstance(coord, ErrorCode):
+        return build(cls, throttle_time=0, error_code=coord, members=())
     if version >= 3:
         idents = [MemberIdentity(m.member_id, m.group_instance_id) for m in request.members]
     else:
@@ -163,9 +187,9 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
         for t in request.topics
         for p in t.partitions
     ]
-    coord = _coordinator(ctx)
-    if coord is None:
-        codes = {(e.topic, e.partition): ErrorCode.coordinator_not_available for e in entries}
+    coord = _coordinator(ctx, str(request.group_id))
+    if isinstance(coord, ErrorCode):
+        codes = {(e.topic, e.partition): coord for e in entries}
     else:
         generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
         results = await coord.commit_offsets(
@@ -204,9 +228,28 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
         if request.topics is None
         else [(str(t.name), int(p)) for t in request.topics for p in t.partition_indexes]
     )
-    coord = _coordinator(ctx)
-    if coord is None:
-        return build(cls, throttle_time=0, topics=(), error_code=ErrorCode.coordinator_not_available)
+    coord = _coordinator(ctx, str(request.group_id))
+    if isinstance(coord, ErrorCode):
+        # Before v2 there is no top-level error: every asked partition carries it.
+        failed = tuple(
+            build(
+                topic_cls,
+                name=t.name,
+                partitions=tuple(
+                    build(
+                        part_cls,
+                        partition_index=p,
+                        committed_offset=-1,
+                        committed_leader_epoch=-1,
+                        metadata="",
+                        error_code=coord,
+                    )
+                    for p in t.partition_indexes
+                ),
+            )
+            for t in (request.topics or ())
+        )
+        return build(cls, throttle_time=0, topics=failed, error_code=coord)
     result = await coord.fetch_offsets(str(request.group_id), wanted)
     by_topic: dict[str, list[Any]] = {}
     for p in result.partitions:
@@ -227,14 +270,15 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
 async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(ApiKey.LIST_GROUPS, version)
-    coord = _coordinator(ctx)
-    if coord is None:
+    coords = _all_coordinators(ctx)
+    if coords is None:
         return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, groups=())
     states = getattr(request, "states_filter", None) or None
     listed_cls = nested(ApiKey.LIST_GROUPS, version, "ListedGroup")
+    listed = [g for coord in coords for g in await coord.list_groups(states)]
     groups = tuple(
         build(listed_cls, group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
-        for g in await coord.list_groups(states)
+        for g in listed
     )
     return build(cls, throttle_time=0, error_code=ErrorCode.none, groups=groups)
 
@@ -244,60 +288,61 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
     cls = response_type(ApiKey.DESCRIBE_GROUPS, version)
     group_cls = nested(ApiKey.DESCRIBE_GROUPS, version, "DescribedGroup")
     member_cls = nested(ApiKey.DESCRIBE_GROUPS, version, "DescribedGroupMember")
-    coord = _coordinator(ctx)
-    ids = [str(g) for g in request.groups]
-    if coord is None:
-        described = tuple(
+    described: list[Any] = []
+    for group_id in (str(g) for g in request.groups):
+        coord = _coordinator(ctx, group_id)
+        if isinstance(coord, ErrorCode):
+            described.append(
+                build(
+                    group_cls,
+                    error_code=coord,
+                    group_id=group_id,
+                    group_state="",
+                    protocol_type="",
+                    protocol_data="",
+                    members=(),
+                    authorized_operations=-2147483648,
+                )
+            )
+            continue
+        described.extend(
             build(
                 group_cls,
-                error_code=ErrorCode.coordinator_not_available,
-                group_id=g,
-                group_state="",
-                protocol_type="",
-                protocol_data="",
-                members=(),
+                error_code=d.error_code,
+                group_id=d.group_id,
+                group_state=d.state,
+                protocol_type=d.protocol_type,
+                protocol_data=d.protocol_data,
+                members=tuple(
+                    build(
+                        member_cls,
+                        member_id=m.member_id,
+                        group_instance_id=m.group_instance_id,
+                        client_id=m.client_id,
+                        client_host=m.client_host,
+                        member_metadata=m.metadata,
+                        member_assignment=m.assignment,
+                    )
+                    for m in d.members
+                ),
+                # Kafka's "not requested" marker (INT32_MIN): no ACLs here.
                 authorized_operations=-2147483648,
             )
-            for g in ids
+            for d in await coord.describe_groups([group_id])
         )
-        return build(cls, throttle_time=0, groups=described)
-    described = tuple(
-        build(
-            group_cls,
-            error_code=d.error_code,
-            group_id=d.group_id,
-            group_state=d.state,
-            protocol_type=d.protocol_type,
-            protocol_data=d.protocol_data,
-            members=tuple(
-                build(
-                    member_cls,
-                    member_id=m.member_id,
-                    group_instance_id=m.group_instance_id,
-                    client_id=m.client_id,
-                    client_host=m.client_host,
-                    member_metadata=m.metadata,
-                    member_assignment=m.assignment,
-                )
-                for m in d.members
-            ),
-            # Kafka's "not requested" marker (INT32_MIN): no ACLs here.
-            authorized_operations=-2147483648,
-        )
-        for d in await coord.describe_groups(ids)
-    )
-    return build(cls, throttle_time=0, groups=described)
+    return build(cls, throttle_time=0, groups=tuple(described))
 
 
 async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(DELETE_GROUPS, version)
     result_cls = nested(DELETE_GROUPS, version, "DeletableGroupResult")
-    ids = [str(g) for g in request.groups_names]
-    coord = _coordinator(ctx)
-    if coord is None:
-        outcome = [(g, ErrorCode.coordinator_not_available) for g in ids]
-    else:
-        outcome = await coord.delete_groups(ids)
+    outcome: list[tuple[str, ErrorCode]] = []
+    for group_id in (str(g) for g in request.groups_names):
+        coord = _coordinator(ctx, group_id)
+        if isinstance(coord, ErrorCode):
+            outcome.append((group_id, coord))
+        else:
+            outcome.extend(await coord.delete_groups([group_id]))
     results = tuple(build(result_cls, group_id=g, error_code=code) for g, code in outcome)
     return build(cls, throttle_time=0, results=results)

@@ -25,10 +25,13 @@ from streamraft_broker.handlers.groups import (
     handle_offset_fetch,
     handle_sync_group,
 )
+from streamraft_broker.handlers.groups_find import handle_find_coordinator
 from streamraft_broker.producer.service import ProducerService
 from streamraft_broker.protocol.versions import ApiKey
 
 GROUP_HANDLERS: dict[ApiKey, Handler] = {
+    # Overrides handlers.cluster's entry: in replicated mode a group's coordinator is found by its partition.
+    ApiKey.FIND_COORDINATOR: handle_find_coordinator,
     ApiKey.JOIN_GROUP: handle_join_group,
     ApiKey.SYNC_GROUP: handle_sync_group,
     ApiKey.HEARTBEAT: handle_heartbeat,

@@ -30,6 +30,7 @@ from streamraft_broker.controller.state import (
     place_replicas,
 )
 from streamraft_broker.producer.service import DuplicateBatchError
+from streamraft_broker.replication.group_offsets import GroupOffsets
 from streamraft_broker.replication.members import Member
 from streamraft_broker.topics import registry as registry_module
 from streamraft_broker.topics.registry import (
@@ -89,6 +90,7 @@ class ReplicationService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.observe_commit: Callable[[float], None] | None = None
         """Metrics hook: seconds from proposing a produce batch until it is committed and applied here."""
+        self.group_offsets = GroupOffsets(self)
 
     @property
     def controller_voters(self) -> list[int]:
@@ -103,6 +105,7 @@ class ReplicationService:
         learners = [n for n in sorted(self.members) if n not in voters]
         await self.runtime.create_group(CONTROLLER_GROUP, voters, learners)
         self._spawn(self._balance_loop())
+        self.group_offsets.start()
 
     async def _balance_loop(self) -> None:
         while True:
@@ -120,6 +123,7 @@ class ReplicationService:
                     await asyncio.wait_for(self.runtime.transfer_leadership(gid, preferred), 1.0)
 
     async def stop(self) -> None:
+        self.group_offsets.close()
         await self._hand_over_leaderships()
         for task in list(self._tasks):
             task.cancel()

@@ -1,0 +1,49 @@
+"""FindCoordinator in replicated mode: a group's coordinator is the Raft leader of its `__consumer_offsets`
+partition (replication.group_offsets); single-node mode keeps handlers.cluster's answer (this node)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from streamraft_broker.handlers.cluster import handle_find_coordinator as single_node_find_coordinator
+from streamraft_broker.handlers.context import BrokerContext
+from streamraft_broker.handlers.groups import replicated_groups
+from streamraft_broker.protocol.codec import build, nested, response_type
+from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.protocol.versions import ApiKey
+
+COORDINATOR_GROUP = 0
+
+
+async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    replicated = replicated_groups(ctx)
+    if replicated is None:
+        return await single_node_find_coordinator(ctx, header, request)
+    version = header.api_version
+    cls = response_type(ApiKey.FIND_COORDINATOR, version)
+    key_type = int(getattr(request, "key_type", COORDINATOR_GROUP))
+
+    def answer(key: str) -> dict[str, Any]:
+        if key_type != COORDINATOR_GROUP:
+            found: Any = ErrorCode.invalid_request
+            message: str | None = "transactions are not supported"
+        else:
+            found = replicated.coordinator_node(key)
+            message = None
+        if isinstance(found, ErrorCode):
+            return {"node_id": -1, "host": "", "port": -1, "error_code": found, "error_message": message}
+        return {
+            "node_id": found.node_id,
+            "host": found.kafka_host,
+            "port": found.kafka_port,
+            "error_code": ErrorCode.none,
+            "error_message": None,
+        }
+
+    if version >= 4:
+        coord_cls = nested(ApiKey.FIND_COORDINATOR, version, "Coordinator")
+        coords = tuple(build(coord_cls, key=k, **answer(str(k))) for k in request.coordinator_keys)
+        return build(cls, throttle_time=0, coordinators=coords)
+    return build(cls, throttle_time=0, **answer(str(request.key)))
