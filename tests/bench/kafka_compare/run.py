@@ -1,9 +1,12 @@
-"""Side-by-side benchmark: Apache Kafka (3-node KRaft) vs Streamraft, same workloads, A B A B.
+"""Side-by-side benchmark: Apache Kafka vs Streamraft, both 3-node replicated clusters, A B A B.
 
-    python -m tests.bench.kafka_compare.run [--quick] [--runs N] [--kills N] [--fsync] [--out DIR]
+    python -m tests.bench.kafka_compare.run [--quick] [--runs N] [--kills N] [--failover-only] [--out DIR]
 
-Prints ``figure | Kafka | Streamraft | ratio`` on stdout, progress on stderr, and writes
-bench-results/kafka_compare/kafka_compare.json (every run) plus PNG plots beside it.
+Both: RF=3 topics, acks=all meaningful (Kafka min.insync.replicas=2; Streamraft commits on a Raft
+majority), 1 GiB segments. Every throughput and latency row is measured twice: with each system's default
+durability ("fsync: default") and with an fsync per batch ("fsync: per batch", topic flush.messages=1 on
+both). Prints ``figure | Kafka | Streamraft | ratio`` on stdout, progress on stderr, and writes
+kafka_compare.json (every run) plus PNG plots into --out.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,18 +40,58 @@ class Plan:
     failover_budget_s: float
 
 
-QUICK = Plan(3, 20_000, 100_000, (1.0, 5.0, 20.0), 4.0, 5, 300.0)
-FULL = Plan(5, 200_000, 1_000_000, (1.0, 5.0, 20.0), 20.0, 20, 1200.0)
+QUICK = Plan(3, 20_000, 60_000, (1.0, 5.0), 4.0, 5, 600.0)
+# Sized so three A B A B runs plus 20 kills per system fit in about 45 minutes on a shared 2-core machine.
+FULL = Plan(3, 40_000, 120_000, (1.0, 5.0, 20.0), 8.0, 20, 1500.0)
+DEFAULT, PER_BATCH = "fsync: default", "fsync: per batch"
 
 
 def log(msg: str) -> None:
     print(f"[kafka_compare {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def _produce_rows(
+    sys_: Running,
+    plan: Plan,
+    res: Results,
+    run_idx: int,
+    rec: dict[str, Any],
+    *,
+    sample_rss: Callable[[], None],
+) -> None:
+    name = sys_.name
+    cases: list[tuple[int, int, str, bool]] = [
+        (1024, plan.produce_records_1k, "all", False),
+        (1024, plan.produce_records_1k, "1", False),
+        (100, plan.produce_records_100b, "all", False),
+        (100, plan.produce_records_100b, "1", False),
+        (1024, plan.produce_records_1k, "all", True),
+    ]
+    for size, count, acks, fsync in cases:
+        mode = PER_BATCH if fsync else DEFAULT
+        label = f"{'1KiB' if size == 1024 else '100B'} acks={acks}, {mode}"
+        topic = w.new_topic(sys_, "thr", 3, fsync=fsync)
+        log(f"{name} run {run_idx}: ProducerPerformance {label} x{count}")
+        t = w.produce_java(sys_, topic, size, acks, count)
+        sample_rss()
+        res.add(name, f"produce {label} (Java perf)", "MB/s", t.mb_per_s, higher=True)
+        rec[f"java {label}"] = t.__dict__
+        log(f"{name} run {run_idx}: confluent-kafka {label} x{count}")
+        t2 = w.produce_confluent(sys_, topic, size, acks, count)
+        sample_rss()
+        res.add(name, f"produce {label} (confluent)", "MB/s", t2.mb_per_s, higher=True)
+        rec[f"confluent {label}"] = t2.__dict__
+        if size == 1024 and acks == "all" and not fsync:
+            log(f"{name} run {run_idx}: ConsumerPerformance x{2 * count}")
+            c = w.consume_java(sys_, topic, 2 * count)
+            res.add(name, "consume 1KiB (Java perf)", "MB/s", c.mb_per_s, higher=True)
+            rec["consume 1KiB"] = c.__dict__
+
+
 def _one_run(sys_: Running, plan: Plan, res: Results, run_idx: int) -> dict[str, Any]:
     name = sys_.name
     rec: dict[str, Any] = {"system": name, "run": run_idx, "start_to_ready_s": sys_.start_to_ready_s}
-    res.add(name, "start to ready (cluster)", "s", sys_.start_to_ready_s, higher=False)
+    res.add(name, "start to ready (3-node cluster)", "s", sys_.start_to_ready_s, higher=False)
     idle = sys_.rss_mib()
     rec["rss_idle_mib"] = idle
     if idle:
@@ -60,80 +104,78 @@ def _one_run(sys_: Running, plan: Plan, res: Results, run_idx: int) -> dict[str,
         if vals:
             peak.append(max(vals))
 
-    for size, count in ((1024, plan.produce_records_1k), (100, plan.produce_records_100b)):
-        for acks in ("all", "1"):
-            label = f"{'1KiB' if size == 1024 else '100B'} acks={acks}"
-            topic = w.new_topic(sys_, "thr", 3)
-            log(f"{name} run {run_idx}: ProducerPerformance {label} x{count}")
-            t = w.produce_java(sys_, topic, size, acks, count)
-            sample_rss()
-            res.add(name, f"produce {label} (Java perf)", "MB/s", t.mb_per_s, higher=True)
-            rec[f"java {label}"] = t.__dict__
-            log(f"{name} run {run_idx}: confluent-kafka {label} x{count}")
-            t2 = w.produce_confluent(sys_, topic, size, acks, count)
-            sample_rss()
-            res.add(name, f"produce {label} (confluent)", "MB/s", t2.mb_per_s, higher=True)
-            rec[f"confluent {label}"] = t2.__dict__
-            if size == 1024 and acks == "all":
-                log(f"{name} run {run_idx}: ConsumerPerformance x{2 * count}")
-                c = w.consume_java(sys_, topic, 2 * count)
-                res.add(name, "consume 1KiB (Java perf)", "MB/s", c.mb_per_s, higher=True)
-                rec["consume 1KiB"] = c.__dict__
+    _produce_rows(sys_, plan, res, run_idx, rec, sample_rss=sample_rss)
     if peak:
-        res.add(name, "RSS per broker, under load", "MiB", max(peak), higher=False, agg="median")
+        res.add(name, "RSS per broker, peak under load", "MiB", max(peak), higher=False)
         rec["rss_load_peak_mib"] = max(peak)
 
-    for rate in plan.latency_rates:
-        topic = w.new_topic(sys_, "e2e", 1)
-        log(f"{name} run {run_idx}: e2e latency at {rate:g} MB/s for {plan.latency_seconds:g}s")
+    latency_cases = [(rate, False) for rate in plan.latency_rates] + [(5.0, True)]
+    for rate, fsync in latency_cases:
+        mode = PER_BATCH if fsync else DEFAULT
+        topic = w.new_topic(sys_, "e2e", 1, fsync=fsync)
+        log(f"{name} run {run_idx}: e2e latency at {rate:g} MB/s ({mode}) for {plan.latency_seconds:g}s")
         lat, samples = w.e2e_latency(sys_, topic, rate, plan.latency_seconds)
-        rec[f"e2e {rate:g}MB/s"] = lat.__dict__
+        rec[f"e2e {rate:g}MB/s {mode}"] = lat.__dict__
         if lat.received < lat.sent:
             log(f"{name}: only {lat.received}/{lat.sent} records seen by the e2e consumer")
         for q, v in (("p50", lat.p50_ms), ("p99", lat.p99_ms), ("p99.9", lat.p999_ms)):
-            res.add(name, f"e2e latency {rate:g} MB/s {q}", "ms", v, higher=False)
-        curve = res.latency_curves.setdefault(f"{name} {rate:g} MB/s", {"samples_ms": []})
+            res.add(name, f"e2e latency {rate:g} MB/s, {mode}, {q}", "ms", v, higher=False)
+        curve = res.latency_curves.setdefault(f"{name} {rate:g} MB/s {mode}", {"samples_ms": []})
         curve["samples_ms"].extend(samples)
     return rec
 
 
-def _start(name: str, fsync: bool, kafka_nodes: int) -> Running:
-    return start_kafka(fsync, kafka_nodes) if name == "Kafka" else start_streamraft(fsync)
+def _start(name: str, attempts: int = 3) -> Running:
+    """Start a fresh cluster; a start that fails (e.g. a picked free port taken by another process before
+    the JVM bound it, on a busy shared machine) is retried on new ports, and logged."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start_kafka() if name == "Kafka" else start_streamraft()
+        except Unavailable:
+            raise
+        except Exception as exc:
+            log(f"{name}: start attempt {attempt}/{attempts} failed: {str(exc)[:300]}")
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
-def _failover(name: str, plan: Plan, fsync: bool, kafka_nodes: int, res: Results) -> None:
-    label, unit = "failover: SIGKILL leader -> next acked produce", "s"
+def _failover(name: str, plan: Plan, res: Results) -> None:
+    label, unit = "failover: SIGKILL leader -> next acked produce, default timeouts", "s"
     try:
-        sys_ = _start(name, fsync, kafka_nodes)
+        sys_ = _start(name)
     except Unavailable as exc:
-        for suffix in ("median", "max"):
-            res.mark(name, f"{label} {suffix}", unit, f"n/a: {exc}", agg=suffix)
+        for suffix in ("p50", "max"):
+            res.mark(
+                name, f"{label}, {suffix}", unit, f"n/a: {exc}", agg="max" if suffix == "max" else "median"
+            )
         return
     try:
-        if not sys_.can_failover:
-            for suffix in ("median", "max"):
-                res.mark(name, f"{label} {suffix}", unit, f"n/a: {sys_.brokers} node(s)", agg=suffix)
-            return
-        log(f"{name}: failover, {plan.kills} leader kills")
-        gaps = w.failover(sys_, plan.kills, plan.failover_budget_s)
+        log(f"{name}: failover, {plan.kills} leader kills (budget {plan.failover_budget_s:g}s)")
+        gaps: list[float] = []
+        try:
+            w.failover(sys_, plan.kills, plan.failover_budget_s, log, gaps=gaps)
+        except Exception as exc:  # keep the kills measured so far; the table says how many there were
+            log(f"{name}: failover loop stopped after {len(gaps)} kills: {exc}")
         res.runs.append({"system": name, "failover_gaps_s": gaps})
         for g in gaps:
-            res.add(name, label + " median", unit, g, higher=False)
-            res.add(name, label + " max", unit, g, higher=False, agg="max")
+            res.add(name, f"{label}, p50", unit, g, higher=False)
+            res.add(name, f"{label}, max", unit, g, higher=False, agg="max")
     finally:
         sys_.close()
 
 
-def _caveats(kafka_nodes: int, fsync: bool, meta: dict[str, Any]) -> str:
-    rf = min(3, kafka_nodes)
+def _caveats(meta: dict[str, Any]) -> str:
     lines = [
-        f"Kafka {KAFKA_VERSION}: {kafka_nodes} KRaft node(s), topics RF={rf}"
-        + (", min.insync.replicas=2" if rf == 3 else "")
-        + "; Streamraft: 1 node, RF=1 (replication has not landed)"
-        + (" -- produce and latency figures are NOT like for like" if kafka_nodes != 1 else ""),
-        f"fsync per batch: {'yes, both' if fsync else 'no (OS page cache, both defaults)'}; "
+        f"Both: 3 nodes on one machine, topics RF=3, acks=all, 1 GiB segments. Kafka {KAFKA_VERSION} KRaft "
+        "(combined broker+controller), min.insync.replicas=2. Streamraft --replication raft.",
+        "fsync: default = Kafka: none (page cache; durability from replication) / Streamraft: Raft log "
+        "fsynced (group commit) on a majority before the ack, partition log left to the page cache.",
+        "fsync: per batch = topic flush.messages=1 on both: Kafka fsyncs every appended batch on every "
+        "replica; Streamraft additionally fsyncs the partition log after every applied batch.",
         f"{meta['cpus']} cores shared with other work, load average at start "
-        f"{meta['loadavg_at_start'][0]:.1f}: absolute numbers are noisy, compare within a run",
+        f"{meta['loadavg_at_start'][0]:.1f}, at end {meta['loadavg_at_end'][0]:.1f}: absolute numbers are "
+        "noisy, compare within a run.",
     ]
     return "\n".join(lines)
 
@@ -142,37 +184,31 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller counts and fewer kills")
     ap.add_argument("--runs", type=int, default=None, help="runs per system (>= 3)")
-    ap.add_argument("--kills", type=int, default=None, help="leader kills in the failover test")
-    ap.add_argument("--fsync", action="store_true", help="both fsync every batch (topic flush.messages=1)")
-    ap.add_argument(
-        "--kafka-nodes",
-        type=int,
-        choices=(1, 3),
-        default=3,
-        help="1: like for like with 1-node Streamraft",
-    )
+    ap.add_argument("--kills", type=int, default=None, help="leader kills per system in the failover test")
     ap.add_argument("--failover-only", action="store_true", help="skip the A/B runs; only the kill loop")
+    ap.add_argument("--no-failover", action="store_true", help="skip the kill loop")
     ap.add_argument("--out", type=Path, default=Path("bench-results") / "kafka_compare")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.runs is not None:
-        if args.runs < 3:
-            ap.error("--runs must be at least 3 (medians of fewer runs mean little)")
+        if not 3 <= args.runs <= 20:
+            ap.error("--runs must be between 3 and 20 (medians of fewer runs mean little)")
         plan = Plan(**{**plan.__dict__, "runs": args.runs})
     if args.kills is not None:
         if not 1 <= args.kills <= 100:
             ap.error("--kills must be between 1 and 100")
-        # A kill cycle (detect, restart, re-sync) takes tens of seconds on a busy machine.
-        budget = max(plan.failover_budget_s, 60.0 * args.kills)
+        # A kill cycle (detect, restart, catch up) takes tens of seconds on a busy machine.
+        budget = max(plan.failover_budget_s, 75.0 * args.kills)
         plan = Plan(**{**plan.__dict__, "kills": args.kills, "failover_budget_s": budget})
+    if args.failover_only and args.no_failover:
+        ap.error("--failover-only and --no-failover exclude each other")
 
     fetch()
     res = Results()
     res.meta = {
         "kafka_version": KAFKA_VERSION,
         "plan": plan.__dict__,
-        "fsync": args.fsync,
-        "kafka_nodes": args.kafka_nodes,
+        "nodes": 3,
         "cpus": os.cpu_count(),
         "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "loadavg_at_start": os.getloadavg(),
@@ -183,28 +219,39 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("Kafka", "Streamraft"):  # A B A B: drift on a shared machine hits both alike
             if name in unavailable:
                 continue
-            log(f"run {run_idx + 1}/{plan.runs}: starting {name}")
+            log(f"run {run_idx + 1}/{plan.runs}: starting {name} (load average {os.getloadavg()[0]:.1f})")
             try:
-                sys_ = _start(name, args.fsync, args.kafka_nodes)
+                sys_ = _start(name)
             except Unavailable as exc:
                 unavailable[name] = str(exc)
                 log(f"{name} unavailable: {exc}")
                 continue
             try:
                 res.runs.append(_one_run(sys_, plan, res, run_idx))
+            except Exception as exc:  # one failed run must not lose the others: logged, run left out
+                log(f"{name} run {run_idx}: FAILED, left out of the medians: {exc!r}")
+                res.runs.append({"system": name, "run": run_idx, "failed": repr(exc)})
             finally:
                 sys_.close()
+            res.dump(args.out)  # partial results survive a later crash
     for name, why in unavailable.items():
         for f in list(res.figures.values()):
             f.notes.setdefault(name, f"n/a: {why}")
-    for name in ("Kafka", "Streamraft"):
-        _failover(name, plan, args.fsync, args.kafka_nodes, res)
+    if not args.no_failover:
+        for name in ("Kafka", "Streamraft"):
+            try:
+                _failover(name, plan, res)
+            except Exception as exc:
+                log(f"{name}: failover not measured: {exc!r}")
+            res.dump(args.out)
     res.meta["loadavg_at_end"] = os.getloadavg()
+    res.meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     path = res.dump(args.out)
     pngs = res.plot(args.out)
-    print(res.table())
-    print(_caveats(args.kafka_nodes, args.fsync, res.meta))
-    log(f"wrote {path} and {', '.join(str(p) for p in pngs)}")
+    table = res.table() + "\n" + _caveats(res.meta)
+    (args.out / "table.txt").write_text(table + "\n")
+    print(table)
+    log(f"wrote {path}, {args.out / 'table.txt'} and {', '.join(str(p) for p in pngs)}")
     return 0
 
 

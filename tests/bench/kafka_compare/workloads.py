@@ -10,10 +10,10 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, Producer
-from confluent_kafka.admin import AdminClient
 
 from tests.bench.kafka_compare.systems import Running
 from tests.javakafka.cluster import partition_leader
@@ -25,9 +25,9 @@ _PERF_LINE = re.compile(
 )
 
 
-def new_topic(system: Running, prefix: str, partitions: int) -> str:
+def new_topic(system: Running, prefix: str, partitions: int, *, fsync: bool = False) -> str:
     topic = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    system.create_topic(topic, partitions)
+    system.create_topic(topic, partitions, fsync=fsync)
     return topic
 
 
@@ -226,69 +226,65 @@ def e2e_latency(
 # ---------- failover ----------
 
 
-def failover(system: Running, kills: int, budget_s: float) -> list[float]:
-    """SIGKILL the leader of a busy partition; seconds until the next successful produce. Default
-    client timeouts; the killed node is restarted and re-joins before the next kill."""
-    cluster = system.kafka
-    assert cluster is not None and system.can_failover
+def failover(
+    system: Running, kills: int, budget_s: float, progress: Callable[[str], None], *, gaps: list[float]
+) -> None:
+    """SIGKILL the leader of a busy partition; seconds from the kill until the first acknowledgement of a
+    record produced after it. Default client and broker timeouts; the killed broker is restarted and
+    has caught up again before the next kill. Gaps are appended to ``gaps`` as they are measured."""
     topic = new_topic(system, "failover", 1)
     stop = threading.Event()
-    acked: list[float] = []
+    acked: list[tuple[float, float]] = []  # (sent, acknowledged), monotonic
+    errors: list[str] = []
     lock = threading.Lock()
-
-    def on_delivery(err: KafkaError | None, _msg: object) -> None:
-        if err is None:
-            with lock:
-                acked.append(time.monotonic())
 
     p = Producer({"bootstrap.servers": system.bootstrap, "acks": "all", "linger.ms": 1})
 
     def pump() -> None:
         while not stop.is_set():
+            sent = time.monotonic()
+
+            def on_delivery(err: KafkaError | None, _msg: object, sent: float = sent) -> None:
+                with lock:
+                    if err is None:
+                        acked.append((sent, time.monotonic()))
+                    else:
+                        errors.append(str(err))
+
             with contextlib.suppress(BufferError):
                 p.produce(topic, b"y" * 512, on_delivery=on_delivery)
             p.poll(0.002)
 
     t = threading.Thread(target=pump, daemon=True)
     t.start()
-    gaps: list[float] = []
     end = time.monotonic() + budget_s
     try:
-        for _ in range(kills):
+        for k in range(kills):
             if time.monotonic() > end:
+                progress(f"{system.name}: failover budget of {budget_s:g}s spent after {k} kills")
                 break
             leader = partition_leader(system.bootstrap, topic, 0)
             assert leader > 0, "busy partition has no leader"
-            with lock:
-                n_before = len(acked)
             killed_at = time.monotonic()
-            cluster.kill(leader)
+            system.kill(leader)
             deadline = killed_at + 120
             while True:
                 with lock:
-                    after = [a for a in acked[n_before:] if a > killed_at]
+                    after = [a for s, a in acked if s >= killed_at]
                 if after:
-                    gaps.append(after[0] - killed_at)
+                    gaps.append(min(after) - killed_at)
                     break
                 assert time.monotonic() < deadline, "no successful produce within 120s of the kill"
-                time.sleep(0.01)
-            cluster.start_node(leader)
-            cluster.wait_ready(expect=3)
-            _wait_full_isr(system, topic)
+                time.sleep(0.01)  # polling the delivery callbacks' record
+            progress(
+                f"{system.name}: kill {k + 1}/{kills} of broker {leader}: next ack after {gaps[-1]:.2f}s"
+            )
+            with lock:
+                acked.clear()
+            system.restart_and_heal(leader, topic)
     finally:
         stop.set()
         t.join(timeout=10)
         p.flush(30)
-    return gaps
-
-
-def _wait_full_isr(system: Running, topic: str, timeout_s: float = 120.0) -> None:
-    admin = AdminClient({"bootstrap.servers": system.bootstrap})
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        md = admin.list_topics(topic=topic, timeout=10)
-        part = md.topics[topic].partitions[0]
-        if len(part.isrs) == len(part.replicas):
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{topic}/0 did not regain a full ISR within {timeout_s}s")
+    if errors:
+        progress(f"{system.name}: {len(errors)} records failed during failover, e.g. {errors[0]}")
