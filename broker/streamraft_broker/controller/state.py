@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdState
+
 CONTROLLER_GROUP = 1
 _GROUP_BITS = 48
 
@@ -72,6 +74,7 @@ class Change:
 class ControllerState:
     def __init__(self) -> None:
         self.topics: dict[str, TopicMeta] = {}
+        self.producer_ids = ProducerIdState()
 
     def apply(self, data: bytes) -> Change | None:
         cmd: Any = json.loads(data)
@@ -98,4 +101,7 @@ class ControllerState:
             first_new = len(found.replicas)
             found.replicas.extend([int(b) for b in rs] for rs in cmd["replicas"])
             return Change("extended", found, first_new)
+        if op == ALLOCATE_PRODUCER_IDS:
+            self.producer_ids.apply(cmd)
+            return None
         raise ValueError(f"unknown controller command {data[:100]!r}")

@@ -1,4 +1,6 @@
-"""InitProducerId: delegates to the idempotent-producer state when present, else hands out fresh ids."""
+"""InitProducerId: in replicated mode ids come in blocks from the controller log
+(replication.producer_ids); otherwise the idempotent-producer state hands them out when present, else
+fresh ids derived from the start-up time."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.replication.producer_ids import FORWARD_CLIENT_ID, ControllerProducerIds
 
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 
@@ -26,6 +29,19 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
             error_code=err(TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
             producer_id=-1,
             producer_epoch=-1,
+        )
+    replication = ctx.extra.get("replication")
+    if replication is not None:
+        blocks = ctx.extra.get("producer_id_blocks")
+        if blocks is None:
+            blocks = ctx.extra["producer_id_blocks"] = ControllerProducerIds(replication)
+        grant = await blocks.init_producer_id(forwarded=header.client_id == FORWARD_CLIENT_ID)
+        return build(
+            cls,
+            throttle_time=0,
+            error_code=grant.error_code,
+            producer_id=grant.producer_id,
+            producer_epoch=grant.producer_epoch,
         )
     if ctx.producers is not None:
         try:
