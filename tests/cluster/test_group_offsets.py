@@ -194,3 +194,9 @@ def test_committed_offsets_survive_whole_cluster_sigkill_and_restart(tmp_path: P
         assert _described_offsets(admin, "restart-group") == wanted
         listed = admin.list_consumer_groups(request_timeout=10).result(20)
         assert "restart-group" in {g.group_id for g in listed.valid}
+        # Deleting the topic deletes the group's offsets for it (tombstones through the coordinator).
+        admin.delete_topics([TOPIC], operation_timeout=10)[TOPIC].result(30)
+        deadline = time.monotonic() + 30
+        while _described_offsets(admin, "restart-group"):
+            assert time.monotonic() < deadline, "offsets of the deleted topic are still listed"
+            time.sleep(0.2)  # pacing between polls

@@ -163,6 +163,14 @@ class GroupOffsets:
         self._task: asyncio.Task[None] | None = None
         self.loads = 0
         """Completed loads (for tests and logs)."""
+        replication.registry.on_change(self._on_topic_change)
+
+    def _on_topic_change(self, name: str, topic: object | None) -> None:
+        if topic is not None:
+            return
+        # As Kafka does: a deleted topic's committed offsets go (tombstones written by each coordinator).
+        for coordinator in self.coordinators():
+            coordinator.delete_topic_offsets(name)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._watch(), name="group-offsets-watch")
