@@ -106,6 +106,9 @@ class Writer:
                 # idempotent producer holds the partition's later batches until the in-flight request to
                 # the dead leader times out, so that timeout bounds the stall (librdkafka default: 30 s).
                 "request.timeout.ms": 5000,
+                # A leader moving back to a just-recreated pod: connecting to its old address must not
+                # hang for librdkafka's default 30 s before the new one is tried.
+                "socket.connection.setup.timeout.ms": 5000,
                 "linger.ms": 5,
                 "reconnect.backoff.max.ms": 1000,
                 "topic.metadata.refresh.interval.ms": 2000,

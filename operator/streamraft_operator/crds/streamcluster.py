@@ -129,11 +129,13 @@ def _status() -> Schema:
     broker = obj(
         "One broker as last observed.",
         {
-            "id": integer("Broker (node) id: the pod ordinal."),
+            "id": integer("Broker (Raft node) id: the pod ordinal + 1."),
             "pod": string("Pod name."),
             "ready": boolean("Pod is Ready."),
             "partitionsLed": integer("Partitions this broker leads."),
-            "raftLag": integer("Largest Raft log lag of this broker over its partitions, in entries."),
+            "raftLag": integer(
+                "Largest Raft lag, in entries, of a follower of a partition this broker leads."
+            ),
         },
         required=["id", "pod", "ready"],
     )
