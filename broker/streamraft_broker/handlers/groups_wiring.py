@@ -24,6 +24,7 @@ from streamraft_broker.handlers.groups import (
     handle_offset_commit,
     handle_offset_fetch,
     handle_sync_group,
+    replicated_groups,
 )
 from streamraft_broker.handlers.groups_find import handle_find_coordinator
 from streamraft_broker.producer.service import ProducerService
@@ -78,15 +79,23 @@ def install(ctx: BrokerContext, data_dir: Path) -> None:
 
 def lag_source(ctx: BrokerContext) -> Callable[[], Iterator[tuple[str, str, int, int]]]:
     """(group, topic, partition, lag) for every committed offset of an existing partition, where lag is
-    the high watermark minus the committed offset (never below 0: a client may commit past the end)."""
+    the high watermark minus the committed offset (never below 0: a client may commit past the end). In
+    replicated mode: the groups this broker coordinates (the leader of each group's offsets partition)."""
+
+    def committed() -> Iterator[tuple[str, str, int, int]]:
+        replicated = replicated_groups(ctx)
+        if replicated is not None:
+            for coordinator in replicated.coordinators():
+                yield from coordinator.committed_offsets()
+            return
+        service: GroupService | None = ctx.groups
+        if service is not None:
+            yield from service.coordinator.committed_offsets()
 
     def lag() -> Iterator[tuple[str, str, int, int]]:
-        service: GroupService | None = ctx.groups
-        if service is None:
-            return
-        for group, topic, index, committed in service.coordinator.committed_offsets():
+        for group, topic, index, offset in committed():
             partition = ctx.registry.partition(topic, index)
             if partition is not None:
-                yield group, topic, index, max(0, partition.high_watermark - committed)
+                yield group, topic, index, max(0, partition.high_watermark - offset)
 
     return lag
