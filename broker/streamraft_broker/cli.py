@@ -42,6 +42,7 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         "--cluster-members", help="ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... of every broker (replication=raft)"
     )
     p.add_argument("--raft-listen", help="HOST:PORT for the Raft transport (default: from cluster members)")
+    p.add_argument("--rack", help="rack or zone of this broker, for rack-aware placement (STREAMRAFT_RACK)")
 
 
 _BROKER_KEYS = [
@@ -62,6 +63,7 @@ _BROKER_KEYS = [
     "replication",
     "cluster_members",
     "raft_listen",
+    "rack",
 ]
 
 

@@ -48,6 +48,8 @@ class BrokerConfig:
     """ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... for every broker (replication=raft only)."""
     raft_listen: str = ""
     """HOST:PORT the Raft transport binds (default: this node's raft address in cluster_members)."""
+    rack: str | None = None
+    """Rack (or zone) of this broker: placement puts a partition's replicas in different racks."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -114,7 +116,15 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "replication": _choice("none", "raft"),
     "cluster_members": lambda v, _w: str(v),
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],
+    "rack": lambda v, w: _rack(str(v), w),
 }
+
+
+def _rack(value: str, what: str) -> str | None:
+    text = value.strip()
+    if len(text) > 255 or any(not c.isprintable() for c in text):
+        raise ConfigError(f"{what}: {value!r} must be at most 255 printable characters")
+    return text or None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

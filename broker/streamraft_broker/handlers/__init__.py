@@ -8,6 +8,7 @@ from streamraft_broker.handlers.cluster import (
     handle_find_coordinator,
     handle_offset_for_leader_epoch,
 )
+from streamraft_broker.handlers.cluster_membership import handle_broker_registration, handle_unregister_broker
 from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
 from streamraft_broker.handlers.context import Handler
 from streamraft_broker.handlers.fetch import handle_fetch
@@ -17,6 +18,11 @@ from streamraft_broker.handlers.list_offsets import handle_list_offsets
 from streamraft_broker.handlers.metadata import handle_metadata
 from streamraft_broker.handlers.produce import handle_produce
 from streamraft_broker.handlers.producer_id import handle_init_producer_id
+from streamraft_broker.handlers.reassign import (
+    handle_alter_partition,
+    handle_alter_partition_reassignments,
+    handle_list_partition_reassignments,
+)
 from streamraft_broker.handlers.topics_admin import (
     handle_create_partitions,
     handle_create_topics,
@@ -41,4 +47,9 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.INIT_PRODUCER_ID: handle_init_producer_id,
     **GROUP_HANDLERS,
     ApiKey.DELETE_GROUPS: handle_delete_groups,
+    ApiKey.ALTER_PARTITION_REASSIGNMENTS: handle_alter_partition_reassignments,
+    ApiKey.LIST_PARTITION_REASSIGNMENTS: handle_list_partition_reassignments,
+    ApiKey.ALTER_PARTITION: handle_alter_partition,
+    ApiKey.BROKER_REGISTRATION: handle_broker_registration,
+    ApiKey.UNREGISTER_BROKER: handle_unregister_broker,
 }

@@ -17,6 +17,22 @@ COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
 async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     broker_cls = nested(ApiKey.DESCRIBE_CLUSTER, version, "DescribeClusterBroker")
+    brokers = (build(broker_cls, broker_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),)
+    controller_id = ctx.node_id
+    rep = ctx.extra.get("replication")
+    if rep is not None:
+        # Registered brokers from the controller log (the static member list before the first one applies).
+        brokers = tuple(
+            build(
+                broker_cls,
+                broker_id=m.node_id,
+                host=m.kafka_host,
+                port=m.kafka_port,
+                rack=getattr(m, "rack", None),
+            )
+            for m in rep.brokers()
+        )
+        controller_id = rep.controller_id()
     return build(
         response_type(ApiKey.DESCRIBE_CLUSTER, version),
         throttle_time=0,
@@ -24,8 +40,8 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
         error_message=None,
         endpoint_type=1,
         cluster_id=ctx.cluster_id,
-        controller_id=ctx.node_id,
-        brokers=(build(broker_cls, broker_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),),
+        controller_id=controller_id,
+        brokers=brokers,
         cluster_authorized_operations=-2147483648,
     )
 

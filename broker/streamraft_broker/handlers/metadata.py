@@ -112,7 +112,13 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
     rep = ctx.extra.get("replication")
     if rep is not None:
         brokers = tuple(
-            build(broker_cls, node_id=m.node_id, host=m.kafka_host, port=m.kafka_port, rack=None)
+            build(
+                broker_cls,
+                node_id=m.node_id,
+                host=m.kafka_host,
+                port=m.kafka_port,
+                rack=getattr(m, "rack", None),
+            )
             for m in rep.brokers()
         )
         controller_id = rep.controller_id()

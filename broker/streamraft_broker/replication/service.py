@@ -22,6 +22,8 @@ from streamraft_consensus.runtime.runtime import Runtime
 
 from streamraft_broker.controller.state import (
     CONTROLLER_GROUP,
+    BrokerReg,
+    Change,
     ControllerState,
     TopicMeta,
     add_partitions_command,
@@ -32,6 +34,8 @@ from streamraft_broker.controller.state import (
 from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.replication.group_offsets import GroupOffsets
 from streamraft_broker.replication.members import Member
+from streamraft_broker.replication.membership import Membership
+from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.topics import registry as registry_module
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
@@ -70,6 +74,8 @@ class ReplicationService:
         raft_dir: Path,
         raft_listen: str,
         registry: TopicRegistry,
+        *,
+        rack: str | None = None,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
@@ -90,6 +96,12 @@ class ReplicationService:
         self._tasks: set[asyncio.Task[None]] = set()
         self.observe_commit: Callable[[float], None] | None = None
         """Metrics hook: seconds from proposing a produce batch until it is committed and applied here."""
+        self.raft_dir = raft_dir
+        self.membership = Membership(self, rack)
+        self.mover = Mover(self)
+        self._boot_commit = 0
+        self._hosting_changes: set[int] = set()
+        self._replaying = False
         self.group_offsets = GroupOffsets(self)
 
     @property
@@ -104,6 +116,7 @@ class ReplicationService:
         voters = self.controller_voters
         learners = [n for n in sorted(self.members) if n not in voters]
         await self.runtime.create_group(CONTROLLER_GROUP, voters, learners)
+        self._start_membership()
         self._spawn(self._balance_loop())
         self.group_offsets.start()
 
@@ -157,6 +170,7 @@ class ReplicationService:
     def apply(self, group: int, entries: Sequence[Entry]) -> None:
         if group == CONTROLLER_GROUP:
             for e in entries:
+                self._replaying = e.index <= self._boot_commit
                 try:
                     change = self.state.apply(e.data)
                 except (ValueError, KeyError, TypeError) as exc:
@@ -164,6 +178,10 @@ class ReplicationService:
                     continue
                 if change is None:
                     continue
+                if change.kind in ("broker", "target", "reassigned"):
+                    self._on_membership_change(change)
+                    continue
+                assert change.topic is not None, change
                 if change.kind == "created":
                     self._install_topic(change.topic)
                 elif change.kind == "deleted":
@@ -218,6 +236,11 @@ class ReplicationService:
             topic.partitions.append(self.registry._open_partition(topic, i))
             if self.node_id in meta.replicas[i]:
                 gid = meta.group(i)
+                if self._replaying and not (self.raft_dir / f"group-{gid}").exists():
+                    # Replaying the controller log with no Raft data for this group: a later move may have
+                    # removed this replica, so decide once the replay is done (never bootstrap it again).
+                    self._spawn(self._ensure_hosting(meta.name, i))
+                    continue
                 self._partitions[gid] = (meta.name, i)
                 self._spawn(self._create_group(gid, meta.replicas[i]))
 
@@ -272,8 +295,10 @@ class ReplicationService:
         leader = self.runtime.leader(CONTROLLER_GROUP)
         return leader if leader else -1
 
-    def brokers(self) -> list[Member]:
-        return [self.members[n] for n in sorted(self.members)]
+    def brokers(self) -> list[Member] | list[BrokerReg]:
+        """Registered brokers not decommissioned; the static member list until a registration applies."""
+        registered = [b for _, b in sorted(self.state.brokers.items()) if b.state != "decommissioned"]
+        return registered or [self.members[n] for n in sorted(self.members)]
 
     def partition_view(self, topic: str, index: int) -> tuple[int, int, int, list[int]]:
         """(error_code, leader, leader_epoch, replicas) for Metadata."""
@@ -283,12 +308,19 @@ class ReplicationService:
         replicas = meta.replicas[index]
         gid = meta.group(index)
         if gid not in self._partitions or gid not in self.runtime.groups():
-            # Not hosted here: name the first replica; a wrong guess costs the client one retry.
-            return 0, replicas[0], 0, replicas
+            return self._guess_leader(replicas)
         leader = self.runtime.leader(gid)
         if leader == 0:
             return LEADER_NOT_AVAILABLE, -1, self.runtime.term(gid), replicas
         return 0, leader, self.runtime.term(gid), replicas
+
+    def _guess_leader(self, replicas: list[int]) -> tuple[int, int, int, list[int]]:
+        """Not hosted here: name the first replica this broker is connected to (a wrong guess costs the
+        client one retry; naming a dead broker would leave it retrying there until its metadata ages)."""
+        for node in replicas:
+            if self.runtime.transport.is_connected(node):
+                return 0, node, 0, replicas
+        return LEADER_NOT_AVAILABLE, -1, -1, replicas
 
     def caught_up(self, topic: str, index: int) -> bool:
         """True when this replica leads the partition and has applied everything in its Raft log, so its
@@ -336,13 +368,16 @@ class ReplicationService:
             raise TopicError(TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
         if not 1 <= partitions <= MAX_PARTITIONS:
             raise TopicError(INVALID_PARTITIONS, f"partition count {partitions} not in 1..{MAX_PARTITIONS}")
-        if replication % 2 == 0 or not 1 <= replication <= len(self.members):
+        brokers = self.placement_brokers()
+        if replication % 2 == 0 or not 1 <= replication <= len(brokers):
             raise TopicError(
                 INVALID_REPLICATION_FACTOR,
-                f"replication factor {replication} must be odd and at most {len(self.members)} (brokers)",
+                f"replication factor {replication} must be odd and at most {len(brokers)} (brokers)",
             )
         clean = registry_module._validated(configs)
-        replicas = place_replicas(sorted(self.members), partitions, replication, len(self.state.topics))
+        replicas = place_replicas(
+            brokers, partitions, replication, len(self.state.topics), self.state.racks()
+        )
         try:
             await self.runtime.propose(
                 CONTROLLER_GROUP, create_topic_command(name, uuid.uuid4(), replicas, clean)
@@ -374,5 +409,105 @@ class ReplicationService:
                 INVALID_PARTITIONS, f"topic {name!r} has {have} partitions; {total} is not valid"
             )
         rf = len(meta.replicas[0])
-        placed = place_replicas(sorted(self.members), total, rf, len(self.state.topics))
+        brokers = self.placement_brokers()
+        if rf > len(brokers):
+            raise TopicError(
+                INVALID_REPLICATION_FACTOR, f"{rf} replicas but only {len(brokers)} active brokers"
+            )
+        placed = place_replicas(brokers, total, rf, len(self.state.topics), self.state.racks())
         await self._propose_metadata(add_partitions_command(name, placed[have:]))
+
+    # ------------------------------------------------------------------ membership and replica moves
+    # (see replication.membership and replication.reassign)
+
+    def _start_membership(self) -> None:
+        # Partition groups wait until the controller log is applied up to here: a replica removed by a
+        # later move must not bootstrap its group again from the topic's creation while replaying.
+        self._boot_commit = self.runtime.status(CONTROLLER_GROUP).hard_state.commit
+        self._spawn(self.membership.registrar())
+        self._spawn(self.membership.duties())
+        self._spawn(self.mover.run())
+
+    def placement_brokers(self) -> list[int]:
+        """Brokers that may receive replicas: registered active ones, else the static members."""
+        return self.state.placeable_brokers() or sorted(self.members)
+
+    def broker_address(self, node: int) -> tuple[str, int] | None:
+        reg = self.state.brokers.get(node)
+        if reg is not None:
+            return reg.kafka_host, reg.kafka_port
+        m = self.members.get(node)
+        return (m.kafka_host, m.kafka_port) if m is not None else None
+
+    def controller_address(self) -> tuple[str, int]:
+        """Kafka address of the controller's Raft leader, or of a static member when none is known
+        (it answers NOT_CONTROLLER and the caller retries)."""
+        from streamraft_broker.replication.membership_rpc import ControllerUnreachable  # noqa: PLC0415
+
+        leader = self.runtime.leader(CONTROLLER_GROUP)
+        address = self.broker_address(leader) if leader else None
+        if address is None:
+            others = [n for n in sorted(self.members) if n != self.node_id]
+            if not others:
+                raise ControllerUnreachable("no controller leader known")
+            address = self.broker_address(others[int(time.monotonic()) % len(others)])
+        assert address is not None
+        return address
+
+    def _on_membership_change(self, change: Change) -> None:
+        if change.broker is not None and change.broker.node_id != self.node_id:
+            self.runtime.add_node(change.broker.node_id, change.broker.raft_address)
+        if change.topic is not None:
+            self._spawn(self._ensure_hosting(change.topic.name, change.partition))
+        self.membership.changed.set()
+
+    async def _ensure_hosting(self, name: str, index: int) -> None:
+        """Host the partition's Raft group here iff its current or target replicas name this broker."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60.0
+        # Polls against a deadline: the runtime has no "applied up to" event.
+        while self.runtime.applied(CONTROLLER_GROUP) < self._boot_commit and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        meta = self.state.topics.get(name)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return
+        gid = meta.group(index)
+        if gid in self._hosting_changes:
+            return  # another task is creating or removing this group right now
+        wanted = self.node_id in meta.replicas[index] or self.node_id in meta.targets.get(index, ())
+        hosted = gid in self.runtime.groups()
+        if wanted and not hosted:
+            origin = meta.origin[index]
+            self._partitions[gid] = (name, index)
+            self._hosting_changes.add(gid)
+            try:
+                if self.node_id in meta.replicas[index]:
+                    await self._create_group_as(gid, origin, [])
+                else:
+                    # Joining through a move: start as a learner of the group's original configuration, so
+                    # replaying its log from index 1 rebuilds the true one (never as a voter with no log).
+                    self._reset_partition(name, index)
+                    voters = [n for n in origin if n != self.node_id]
+                    await self._create_group_as(gid, voters, [self.node_id])
+            finally:
+                self._hosting_changes.discard(gid)
+        elif not wanted and hosted and gid in self._partitions:
+            del self._partitions[gid]
+            await self._remove_group(gid)
+            self._reset_partition(name, index)
+            log.info("event=replica_removed topic=%s partition=%d", name, index)
+
+    def _reset_partition(self, name: str, index: int) -> None:
+        """Empty this broker's copy of a partition (it is rebuilt from the Raft log when hosted)."""
+        topic = self.registry.get(name)
+        if topic is None or index >= len(topic.partitions):
+            return
+        topic.partitions[index].close()
+        shutil.rmtree(self.registry.data_dir / "logs" / f"{name}-{index}", ignore_errors=True)
+        topic.partitions[index] = self.registry._open_partition(topic, index)
+
+    async def _create_group_as(self, gid: int, voters: list[int], learners: list[int]) -> None:
+        try:
+            await self.runtime.create_group(gid, voters, learners)
+        except Exception:
+            log.exception("cannot create raft group %d", gid)

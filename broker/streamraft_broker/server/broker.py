@@ -132,10 +132,18 @@ class Broker:
             raise ConfigError(f"--node-id {cfg.node_id} is not in --cluster-members {sorted(members)}")
         self.ctx.host, self.ctx.port = me.kafka_host, me.kafka_port
         # One id for the whole cluster (clients refuse brokers reporting different ids): from the members.
-        canonical = ",".join(f"{m.node_id}={m.raft_address}" for m in sorted(members.values(), key=id_of))
+        # Only the controller voters (the first three ids) count, so a broker that joins later with a longer
+        # member list reports the same id.
+        founders = sorted(members.values(), key=id_of)[:3]
+        canonical = ",".join(f"{m.node_id}={m.raft_address}" for m in founders)
         self.ctx.cluster_id = hashlib.sha256(canonical.encode()).hexdigest()[:22]
         service = ReplicationService(
-            cfg.node_id, members, cfg.data_dir / "raft", cfg.raft_listen or me.raft_address, self.registry
+            cfg.node_id,
+            members,
+            cfg.data_dir / "raft",
+            cfg.raft_listen or me.raft_address,
+            self.registry,
+            rack=cfg.rack,
         )
         service.producers = self.ctx.producers
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415

@@ -1,0 +1,104 @@
+"""Helpers for the membership and replica-move tests (this module holds no tests): a launcher cluster with
+metrics/admin ports and racks, brokers added later, admin HTTP calls, polling with deadlines."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from confluent_kafka.admin import AdminClient
+
+from tests.cluster.launcher import Cluster
+from tests.support.broker_process import BrokerProcess
+from tests.support.ports import free_port
+from tests.support.wire import WireClient
+
+T = TypeVar("T")
+
+
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float = 60.0, logs: Callable[[], str] = str
+) -> T:
+    """Poll ``probe`` until it returns something truthy (bounded); fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            got = probe()
+        except (OSError, AssertionError, KeyError, ValueError) as exc:
+            got, last = None, exc
+        if got:
+            return got
+        time.sleep(0.2)  # pacing between polls of a condition with a deadline
+    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})\n{logs()}")
+
+
+def racked_cluster(base: Path, racks: dict[int, str]) -> Cluster:
+    """A launcher cluster whose brokers serve metrics/admin HTTP and have racks (STREAMRAFT_RACK)."""
+    cluster = Cluster(base, size=len(racks))
+    for n, b in cluster.brokers.items():
+        b.metrics = True
+        b.env = {"STREAMRAFT_RACK": racks[n]}
+    return cluster
+
+
+def add_broker(cluster: Cluster, base: Path, node: int, rack: str) -> BrokerProcess:
+    """Start a broker the cluster's --cluster-members does not name; it lists the others plus itself."""
+    cluster.kafka_ports[node] = free_port()
+    cluster.raft_ports[node] = free_port()
+    members = ",".join(
+        f"{n}=127.0.0.1:{cluster.kafka_ports[n]}/127.0.0.1:{cluster.raft_ports[n]}"
+        for n in cluster.kafka_ports
+    )
+    broker = BrokerProcess(
+        base / f"b{node}",
+        node_id=node,
+        extra_args=[
+            "--listen",
+            f"127.0.0.1:{cluster.kafka_ports[node]}",
+            "--replication",
+            "raft",
+            "--cluster-members",
+            members,
+            "--rack",
+            rack,
+        ],
+    )
+    cluster.brokers[node] = broker
+    return broker.start()
+
+
+def admin(broker: BrokerProcess, method: str, path: str) -> tuple[int, Any]:
+    req = urllib.request.Request(f"http://127.0.0.1:{broker.metrics_port}{path}", method=method, data=b"")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def registered(broker: BrokerProcess) -> dict[int, dict[str, Any]]:
+    status, body = admin(broker, "GET", "/admin/brokers")
+    assert status == 200, body
+    return {int(b["id"]): b for b in body["brokers"]}
+
+
+def replicas(port: int, topic: str) -> dict[int, list[int]]:
+    md = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(topic, timeout=5)
+    t = md.topics.get(topic)
+    assert t is not None and t.error is None, t
+    return {p: list(pm.replicas) for p, pm in t.partitions.items()}
+
+
+def metadata_brokers(port: int) -> set[int]:
+    return set(AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=5).brokers)
+
+
+def wire(port: int, api_key: int, version: int, body: Any) -> Any:
+    with WireClient("127.0.0.1", port, timeout=30) as client:
+        return client.request(api_key, version, body)
