@@ -273,6 +273,10 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
     coords = _all_coordinators(ctx)
     if coords is None:
         return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_not_available, groups=())
+    replicated = replicated_groups(ctx)
+    if replicated is not None and replicated.loading():
+        # As Kafka: a partial list would hide groups; the client asks again.
+        return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_load_in_progress, groups=())
     states = getattr(request, "states_filter", None) or None
     listed_cls = nested(ApiKey.LIST_GROUPS, version, "ListedGroup")
     listed = [g for coord in coords for g in await coord.list_groups(states)]

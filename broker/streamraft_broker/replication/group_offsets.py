@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from kio.schema.errors import ErrorCode
 
 from streamraft_broker.controller.state import CONTROLLER_GROUP, create_topic_command, place_replicas
+from streamraft_broker.groups.codec import OffsetKey, encode_offset_key
 from streamraft_broker.groups.config import GroupConfig
 from streamraft_broker.groups.coordinator import GroupCoordinator, GroupStoreError, Record
 from streamraft_broker.groups.store import TOPIC, TOPIC_CONFIGS, LoadedState, batch_chunks, fold_chunk
@@ -275,7 +276,11 @@ class GroupOffsets:
         coordinator = GroupCoordinator(
             clock=wall_clock_ms, config=self.config, store=slot.store, partition_exists=partition_exists
         )
+        gone = self._drop_deleted_topics(state)
         coordinator.restore(state)
+        if gone:
+            # A topic deleted while this partition had no loaded coordinator: its offsets go now.
+            slot.store.write_nowait([(encode_offset_key(key), None) for key in gone])
         slot.coordinator = coordinator
         slot.tasks.append(loop.create_task(coordinator.run(), name=f"group-deadlines-{slot.partition}"))
         self.loads += 1
@@ -288,6 +293,15 @@ class GroupOffsets:
             state.records_read,
             time.monotonic() - started,
         )
+
+    def _drop_deleted_topics(self, state: LoadedState) -> list[OffsetKey]:
+        registry = self.replication.registry
+        gone: list[OffsetKey] = []
+        for group_id, offsets in state.offsets.items():
+            for topic, index in [k for k in offsets if registry.get(k[0]) is None]:
+                del offsets[(topic, index)]
+                gone.append(OffsetKey(group_id, topic, index))
+        return gone
 
     # ------------------------------------------------------------------ what handlers ask
 
@@ -314,6 +328,10 @@ class GroupOffsets:
         code, leader, _epoch, _replicas = self.replication.partition_view(TOPIC, partition_for(group_id, n))
         member = self.replication.members.get(leader) if code == 0 else None
         return member if member is not None else ErrorCode.coordinator_not_available
+
+    def loading(self) -> bool:
+        """True while a partition led here is still loading (ListGroups then answers LOAD_IN_PROGRESS)."""
+        return any(s.coordinator is None for s in list(self._slots.values()))
 
     def coordinators(self) -> list[GroupCoordinator]:
         """The loaded coordinators of this broker (ListGroups answers for these, as in Kafka)."""
