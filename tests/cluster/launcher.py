@@ -6,6 +6,7 @@ broker keeps its ports, like a pod behind a stable DNS name.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +18,13 @@ from confluent_kafka.cimpl import NewTopic
 from tests.cluster.history import History
 from tests.support.broker_process import BrokerProcess
 from tests.support.ports import free_port
+
+
+def _admin_conf(bootstrap: str) -> dict[str, object]:
+    """Admin clients here poll while brokers come and go: librdkafka's connection warnings are noise."""
+    log = logging.getLogger("tests.cluster.launcher.librdkafka")
+    log.setLevel(logging.CRITICAL)
+    return {"bootstrap.servers": bootstrap, "logger": log}
 
 
 class Cluster:
@@ -75,7 +83,7 @@ def wait_controller(cluster: Cluster, timeout: float = 30) -> int:
     deadline = time.monotonic() + timeout
     while True:
         seen = {
-            AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=5).controller_id
+            AdminClient(_admin_conf(f"127.0.0.1:{port}")).list_topics(timeout=5).controller_id
             for port in cluster.kafka_ports.values()
         }
         if len(seen) == 1 and min(seen) > 0:
@@ -86,7 +94,7 @@ def wait_controller(cluster: Cluster, timeout: float = 30) -> int:
 
 def create_topic(cluster: Cluster, topic: str, partitions: int, rf: int = 3) -> None:
     wait_controller(cluster)
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin = AdminClient(_admin_conf(cluster.bootstrap))
     deadline = time.monotonic() + 60
     last: Exception | None = None
     while time.monotonic() < deadline:

@@ -26,10 +26,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(BUDGET_S + 60)]
 
 def test_fault_schedules_keep_every_acknowledged_write(tmp_path: Path) -> None:
     started = time.monotonic()
-    lines: list[str] = []
-    outcome = run(SEED, list(range(SCHEDULES)), tmp_path, say=lines.append)
+
+    def say(line: str) -> None:
+        print(line, flush=True)  # progress shows with -s, and in the log if the timeout strikes
+
+    outcome = run(SEED, list(range(SCHEDULES)), tmp_path, say=say)
     took = time.monotonic() - started
-    print("\n".join(lines))
     # Restarts for the known dead-dialer transport bug (tests/cluster/faults/diagnose.py), shown, not hidden.
     print("\n".join(f"known bug worked around: {w}" for w in outcome.workarounds))
     assert outcome.ok, outcome.report

@@ -50,13 +50,17 @@ class Outcome:
         return self.failed is None
 
 
-def replay_command(seed: int, index: int, kinds: list[str], max_steps: int, *, upto: bool = False) -> str:
+def replay_command(
+    seed: int, index: int, kinds: list[str], max_steps: int, *, upto: bool = False, workaround: bool = True
+) -> str:
     cmd = ["python", "-m", "tests.cluster.faults", "--seed", str(seed)]
     cmd += ["--schedules", str(index + 1)] if upto else ["--only", str(index)]
     if sorted(kinds) != sorted(default_kinds()):
         cmd += ["--kinds", ",".join(kinds)]
     if max_steps != MAX_STEPS:
         cmd += ["--max-steps", str(max_steps)]
+    if not workaround:
+        cmd.append("--no-workaround")
     return shlex.join(cmd)
 
 
@@ -82,6 +86,14 @@ def run(
         # can move the coordinator starts a new series of committed offsets.
         replicated_offsets = "__consumer_offsets" in topics.topics
         moves = [0]
+        say(
+            "group offsets: "
+            + (
+                "replicated (__consumer_offsets listed): one series of committed offsets"
+                if replicated_offsets
+                else "kept per broker: a new series of committed offsets after each process fault"
+            )
+        )
 
         def moved() -> None:
             if not replicated_offsets:
@@ -124,6 +136,7 @@ def run(
                         kinds=kinds,
                         max_steps=max_steps,
                         cluster=cluster,
+                        workaround=restart_dead_dialers,
                     )
                     say(outcome.report)
                     break
@@ -243,6 +256,7 @@ def _report(
     kinds: list[str],
     max_steps: int,
     cluster: ProxiedCluster,
+    workaround: bool,
 ) -> str:
     lines = [f"FAULT SCHEDULE FAILED: seed={seed} schedule={index}", "steps:"]
     lines += [f"  {i + 1}. {s.line()}" for i, s in enumerate(steps)]
@@ -250,10 +264,9 @@ def _report(
     lines += ["violations:"] + [f"  - {p}" for p in problems]
     found = [f"  - {text}" for _, text in dead_dialers(cluster)]
     lines += ["diagnosis (from the broker logs):", *(found or ["  - nothing found"])]
-    lines.append(f"replay: {replay_command(seed, index, kinds, max_steps)}")
+    lines.append(f"replay: {replay_command(seed, index, kinds, max_steps, workaround=workaround)}")
     # Faults can leave state behind (a stuck link, a lagging replica): the whole run up to it may be needed.
-    lines.append(
-        f"replay with the schedules before it: {replay_command(seed, index, kinds, max_steps, upto=True)}"
-    )
+    upto = replay_command(seed, index, kinds, max_steps, upto=True, workaround=workaround)
+    lines.append(f"replay with the schedules before it: {upto}")
     lines.append(cluster.logs())
     return "\n".join(lines)
