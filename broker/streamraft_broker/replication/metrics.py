@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_INTERVAL_S = 1.0
 HANDOFF_TIMEOUT_S = 10.0
+HANDOFF_ROUNDS = 2
 _COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -203,7 +204,19 @@ def install(metrics: BrokerMetrics, service: ReplicationService) -> ReplicationM
     service.observe_commit = collector.commit_latency.observe
 
     async def handoff(_request: AdminRequest) -> AdminResponse:
-        moved, of = await service._hand_over_leaderships()
+        runtime = service.runtime
+
+        def led_now() -> set[int]:
+            return {g for g in runtime.groups() if runtime.is_leader(g)}
+
+        held = led_now()
+        for _ in range(HANDOFF_ROUNDS):
+            await service._hand_over_leaderships()
+            # Another broker's preferred-leader balancing may hand a group straight back: go again.
+            if not led_now():
+                break
+        still = held & led_now()
+        moved, of = len(held) - len(still), len(held)
         # Refresh now: the preStop hook next polls streamraft_partitions_led until it reads 0.
         collector.snapshot = collector.sample()
         return AdminResponse({"moved": moved, "of": of})
