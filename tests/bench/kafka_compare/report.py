@@ -75,12 +75,27 @@ class Results:
         lines.insert(1, "-+-".join("-" * w for w in widths))
         return "\n".join(lines)
 
+    @classmethod
+    def load(cls, path: Path) -> Results:
+        """Read back a dump (to add rows to an earlier run's results)."""
+        doc = json.loads(path.read_text())
+        res = cls()
+        res.meta = doc["meta"]
+        res.runs = doc["runs"]
+        for name, f in doc["figures"].items():
+            fig = Figure(name, f["unit"], f["unit"] == "MB/s", f["aggregate"], notes=dict(f["notes"]))
+            fig.samples = {s: list(f["samples"].get(s, [])) for s in SYSTEMS}
+            res.figures[name] = fig
+        res.latency_curves = doc.get("latency_curves", {})
+        return res
+
     def dump(self, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "kafka_compare.json"
         doc = {
             "meta": self.meta,
             "runs": self.runs,
+            "latency_curves": self.latency_curves,
             "figures": {
                 f.name: {
                     "unit": f.unit,

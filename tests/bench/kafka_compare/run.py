@@ -187,6 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=None, help="leader kills per system in the failover test")
     ap.add_argument("--failover-only", action="store_true", help="skip the A/B runs; only the kill loop")
     ap.add_argument("--no-failover", action="store_true", help="skip the kill loop")
+    ap.add_argument("--systems", default="Kafka,Streamraft", help="comma-separated subset to run")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="add to the results already in --out (replacing re-measured rows)",
+    )
     ap.add_argument("--out", type=Path, default=Path("bench-results") / "kafka_compare")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL
@@ -203,20 +209,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.failover_only and args.no_failover:
         ap.error("--failover-only and --no-failover exclude each other")
 
+    systems = tuple(n for n in ("Kafka", "Streamraft") if n in args.systems.split(","))
+    if not systems or set(args.systems.split(",")) - set(systems):
+        ap.error(f"--systems must name Kafka and/or Streamraft, got {args.systems!r}")
+
     fetch()
     res = Results()
-    res.meta = {
-        "kafka_version": KAFKA_VERSION,
-        "plan": plan.__dict__,
-        "nodes": 3,
-        "cpus": os.cpu_count(),
-        "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "loadavg_at_start": os.getloadavg(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    merged_from = args.out / "kafka_compare.json"
+    if args.merge:
+        if not merged_from.exists():
+            ap.error(f"--merge: no earlier results in {merged_from}")
+        res = Results.load(merged_from)
+        res.meta.setdefault("merged_runs", []).append(
+            {"argv": sys.argv[1:], "loadavg_at_start": os.getloadavg(), "started": time.strftime("%H:%M:%SZ")}
+        )
+        if not args.no_failover:
+            for f in res.figures.values():  # this run re-measures failover for these systems
+                if f.name.startswith("failover"):
+                    for name in systems:
+                        f.samples[name] = []
+                        f.notes.pop(name, None)
+    else:
+        res.meta = {
+            "kafka_version": KAFKA_VERSION,
+            "plan": plan.__dict__,
+            "nodes": 3,
+            "cpus": os.cpu_count(),
+            "mem_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "loadavg_at_start": os.getloadavg(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
     unavailable: dict[str, str] = {}
     for run_idx in range(0 if args.failover_only else plan.runs):
-        for name in ("Kafka", "Streamraft"):  # A B A B: drift on a shared machine hits both alike
+        for name in systems:  # A B A B: drift on a shared machine hits both alike
             if name in unavailable:
                 continue
             log(f"run {run_idx + 1}/{plan.runs}: starting {name} (load average {os.getloadavg()[0]:.1f})")
@@ -238,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         for f in list(res.figures.values()):
             f.notes.setdefault(name, f"n/a: {why}")
     if not args.no_failover:
-        for name in ("Kafka", "Streamraft"):
+        for name in systems:
             try:
                 _failover(name, plan, res)
             except Exception as exc:

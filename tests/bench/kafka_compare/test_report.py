@@ -25,3 +25,15 @@ def test_table_medians_ratio_and_marks(tmp_path: Path) -> None:
     assert fail[1:] == ["7 (n=2)", "n/a: single node", "n/a"]
     doc = json.loads(r.dump(tmp_path).read_text())
     assert doc["figures"]["produce"]["value"] == {"Kafka": 20.0, "Streamraft": 5.0}
+
+
+def test_load_round_trips_a_dump(tmp_path: Path) -> None:
+    r = Results()
+    r.add("Kafka", "failover max", "s", 3.0, higher=False, agg="max")
+    r.add("Kafka", "failover max", "s", 9.0, higher=False, agg="max")
+    r.mark("Streamraft", "failover max", "s", "n/a: not run", agg="max")
+    r.latency_curves["Kafka 1 MB/s"] = {"samples_ms": [1.0, 2.0]}
+    back = Results.load(r.dump(tmp_path))
+    assert back.table() == r.table()
+    assert back.figures["failover max"].value("Kafka") == 9.0
+    assert back.latency_curves == r.latency_curves

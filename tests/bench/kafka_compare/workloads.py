@@ -226,6 +226,15 @@ def e2e_latency(
 # ---------- failover ----------
 
 
+def _leader(system: Running, topic: str, timeout_s: float = 60.0) -> int:
+    # A broker that has not applied the new topic (or a leader change) yet answers without a leader.
+    deadline = time.monotonic() + timeout_s
+    while (leader := partition_leader(system.bootstrap, topic, 0)) <= 0:
+        assert time.monotonic() < deadline, f"{system.name}: {topic}/0 has no leader after {timeout_s:g}s"
+        time.sleep(0.1)  # pacing between metadata polls
+    return leader
+
+
 def failover(
     system: Running, kills: int, budget_s: float, progress: Callable[[str], None], *, gaps: list[float]
 ) -> None:
@@ -263,8 +272,7 @@ def failover(
             if time.monotonic() > end:
                 progress(f"{system.name}: failover budget of {budget_s:g}s spent after {k} kills")
                 break
-            leader = partition_leader(system.bootstrap, topic, 0)
-            assert leader > 0, "busy partition has no leader"
+            leader = _leader(system, topic)
             killed_at = time.monotonic()
             system.kill(leader)
             deadline = killed_at + 120
