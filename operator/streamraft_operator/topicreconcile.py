@@ -111,6 +111,10 @@ def delete_topic_sync(kube: Kube, body: Mapping[str, Any]) -> str:
     cluster = fetch_cluster(kube, t.namespace, t.cluster)
     if cluster is None:
         return f"StreamCluster {t.cluster} is gone, and its topics with it"
+    if cluster["metadata"].get("deletionTimestamp"):
+        # Its brokers are going away with their volumes: waiting for them to delete the topic would
+        # hold the StreamTopic's finalizer until the retries ran out, for nothing.
+        return f"StreamCluster {t.cluster} is being deleted, and its topics with it"
     addresses = cluster_addresses(kube, cluster)
     if not addresses:
         raise BrokersUnreachable(f"StreamCluster {t.cluster} has no broker with an address")

@@ -101,6 +101,14 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
             producer.produce(TOPIC, value=b"v" * 1000, partition=i % PARTITIONS)
             producer.poll(0)
         assert producer.flush(60) == 0
+        produced = sum(
+            v
+            for p in ports.values()
+            for labels, v in scrape(p).get("streamraft_messages_in_total", [])
+            if labels["topic"] == TOPIC
+        )
+        # Counted once, where the batch was accepted (the leader), from the batch headers.
+        assert produced == 600, produced
         commits = sum(
             value(scrape(p), "streamraft_raft_commit_latency_seconds_count") for p in ports.values()
         )

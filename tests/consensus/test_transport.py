@@ -181,6 +181,41 @@ async def test_reconnects_after_peer_restart(pair: tuple[Node, Node]) -> None:
         await b2.t.stop()
 
 
+@pytest.mark.parametrize(
+    "error", [asyncio.InvalidStateError("RPC already finished"), RuntimeError("anything else")]
+)
+async def test_dialer_survives_an_attempt_that_raises(
+    error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault suite saw grpc.aio raise InvalidStateError out of a dial attempt, which ended the
+    dialer task: the pair then stayed disconnected for good. The next attempt must still happen."""
+    a, b = Node(1), Node(2)
+    real = GrpcTransport._dial_once
+    attempts = 0
+
+    async def failing_once(self: GrpcTransport, link: object) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise error
+        await real(self, link)
+
+    monkeypatch.setattr(GrpcTransport, "_dial_once", failing_once)
+    await a.t.start()
+    await b.t.start()
+    try:
+        b.t.add_peer(1, a.t.address)
+        a.t.add_peer(2, b.t.address)  # node 1 dials node 2
+        await wait_until(lambda: a.t.is_connected(2) and b.t.is_connected(1))
+        assert attempts >= 2
+        a.t.send(3, append(2, 1, 5))
+        a.t.flush()
+        await wait_until(lambda: len(b.received()) == 1)
+    finally:
+        await a.t.stop()
+        await b.t.stop()
+
+
 async def test_node_level_pings_keep_last_heard_fresh(pair: tuple[Node, Node]) -> None:
     _, b = pair
     first = b.t.last_heard(1)

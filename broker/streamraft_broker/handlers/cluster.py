@@ -10,6 +10,7 @@ from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
 INVALID_REQUEST = 42
 COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
 
@@ -93,7 +94,15 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
                     build(part_cls, error_code=err(UNKNOWN_TOPIC_OR_PARTITION), partition=p.partition)
                 )
                 continue
-            # One leader epoch so far (single node): every epoch ends at the log end.
+            rep = ctx.extra.get("replication")
+            if rep is not None and not rep.caught_up(t.topic, int(p.partition)):
+                # Only a leader that has applied its whole Raft log knows where the log ends. A replica
+                # still applying (a new leader after a restart) would answer a short end offset, and the
+                # client would take it as truncation and rewind its position: it retries instead.
+                parts.append(build(part_cls, error_code=err(NOT_LEADER_OR_FOLLOWER), partition=p.partition))
+                continue
+            # Epochs are not tracked per offset: every epoch the client asks about ends at the log end,
+            # which holds because a Raft leader's log already contains every committed batch.
             parts.append(
                 build(
                     part_cls,

@@ -10,6 +10,7 @@ from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.records.batch import iter_batches
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ async def _replicated(
         return MESSAGE_TOO_LARGE, -1, -1, -1
     code, base, append_time, start = await ctx.extra["replication"].produce(topic_name, index, records)
     if code == 0:
-        ctx.metrics.record_produce(topic_name, len(records), 0)
+        # Headers only (the batches were validated on their way into the Raft log): no record decoded.
+        count = sum(h.records_count for _, h in iter_batches(records))
+        ctx.metrics.record_produce(topic_name, len(records), count)
     return int(code), int(base), int(append_time), int(start)
 
 

@@ -61,16 +61,16 @@ async def handle_alter_partition_reassignments(
 
 
 async def handle_list_partition_reassignments(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    """Answered from this broker's applied controller state (any broker can answer)."""
+    """Answered from this broker's applied controller state (any broker can answer). A single node
+    never has a reassignment in progress, so it answers an empty list: kafka-topics --describe asks
+    this of every cluster and must not fail."""
     version = header.api_version
     part_cls = nested(ApiKey.LIST_PARTITION_REASSIGNMENTS, version, "OngoingPartitionReassignment")
     topic_cls = nested(ApiKey.LIST_PARTITION_REASSIGNMENTS, version, "OngoingTopicReassignment")
     cls = response_type(ApiKey.LIST_PARTITION_REASSIGNMENTS, version)
     rep = ctx.extra.get("replication")
     if rep is None:
-        return build(
-            cls, throttle_time=0, error_code=err(INVALID_REQUEST), error_message=_SINGLE_NODE, topics=()
-        )
+        return build(cls, throttle_time=0, error_code=err(0), error_message=None, topics=())
     topics_state = rep.state.topics
     wanted: dict[str, set[int] | None]
     if request.topics is None:

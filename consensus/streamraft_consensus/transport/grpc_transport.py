@@ -320,7 +320,12 @@ class GrpcTransport:
         backoff = self.config.backoff_initial_s
         while not self._stopped:
             started = time.monotonic()
-            await self._dial_once(link)
+            try:
+                await self._dial_once(link)
+            except Exception:
+                # The dialer is the only thing that ever reconnects this pair: whatever one attempt
+                # raised, it must live on and try again, or the two nodes stay apart for good.
+                log.exception("event=peer_dial_failed node=%d peer=%d", self.node_id, link.peer)
             if time.monotonic() - started > 5.0:
                 backoff = self.config.backoff_initial_s
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
@@ -346,6 +351,10 @@ class GrpcTransport:
             )
         except TimeoutError:
             log.info("event=peer_connect_timeout node=%d peer=%d", self.node_id, link.peer)
+        except (asyncio.InvalidStateError, grpc.aio.UsageError) as err:
+            # grpc.aio raises these (not AioRpcError) when the call ends between our reads and
+            # writes, e.g. "RPC already finished" while the peer restarts.
+            log.info("event=peer_stream_failed node=%d peer=%d code=%s", self.node_id, link.peer, err)
         finally:
             if call is not None:
                 call.cancel()
