@@ -319,7 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     create = tsub.add_parser("create", help="create a topic")
     create.add_argument("name")
     create.add_argument("--partitions", type=int, default=1)
-    create.add_argument("--replication-factor", type=int, default=1)
+    create.add_argument(
+        "--replication-factor",
+        type=int,
+        default=-1,
+        help="replicas per partition (default: the cluster's, min(3, brokers) when replicated, else 1)",
+    )
     create.add_argument("--config", action="append", help="KEY=VALUE topic config (repeatable)")
     lst = tsub.add_parser("list", help="list topics")
     describe = tsub.add_parser("describe", help="partitions and configs of a topic")

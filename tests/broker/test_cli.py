@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from streamraft_broker.cli import main
 from streamraft_broker.config import ConfigError, load_config
 
@@ -187,6 +188,11 @@ def test_local_up_runs_three_replicated_brokers_and_stops_on_sigterm(tmp_path: P
                 break
             assert time.monotonic() < deadline, f"no agreed controller: {seen}"
             time.sleep(0.2)  # pacing between scrapes
+        # The README's quick check: `topics create` without a factor gets the cluster's default, RF 3.
+        bootstrap = f"127.0.0.1:{base}"
+        assert main(["topics", "create", "demo", "--partitions", "3", "--bootstrap-server", bootstrap]) == 0
+        topic = AdminClient({"bootstrap.servers": bootstrap}).list_topics("demo", timeout=10).topics["demo"]
+        assert sorted(len(p.replicas) for p in topic.partitions.values()) == [3, 3, 3], topic.partitions
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:

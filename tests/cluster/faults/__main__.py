@@ -30,9 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--max-steps", type=int, default=MAX_STEPS, help="faults per schedule at most")
     parser.add_argument(
-        "--no-workaround",
+        "--restart-dead-dialers",
         action="store_true",
-        help="do not restart a broker whose Raft dialer died (the known transport bug fails the run instead)",
+        help="restart a broker whose Raft dialer died instead of failing (the fixed transport bug)",
     )
     parser.add_argument("--data-dir", type=Path, help="where broker data and logs go (default: a temp dir)")
     args = parser.parse_args(argv)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds=kinds,
         max_steps=args.max_steps,
         say=lambda s: print(s, flush=True),
-        restart_dead_dialers=not args.no_workaround,
+        restart_dead_dialers=args.restart_dead_dialers,
     )
     for w in outcome.workarounds:
         print(f"known bug worked around: {w}")

@@ -17,7 +17,7 @@ DIALER_SILENT_S = 6.0
 """Longer than a connect timeout (2 s) plus the longest redial backoff (0.5 s), with room for load."""
 _EVENT = re.compile(
     r"^(\d\d):(\d\d):(\d\d) .*event="
-    r"(peer_connected|peer_disconnected|peer_connect_timeout|peer_stream_failed)"
+    r"(peer_connected|peer_disconnected|peer_connect_timeout|peer_stream_failed|peer_dial_failed)"
     r" node=(\d+) peer=(\d+)"
 )
 _STARTED = "event=runtime_started"

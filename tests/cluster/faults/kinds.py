@@ -342,9 +342,7 @@ REGISTRY: dict[str, Kind] = {
         Kind("kill", 3, _one, _kill),
         Kind("term", 2, _one, _term),
         Kind("pause", 2, _one, _pause),
-        # Off by default until OffsetForLeaderEpoch stops answering from a replica still rebuilding its
-        # partition log after a restart (consumers re-read: offsets go back); enable with --kinds.
-        Kind("crash_all", 1, lambda rng, brokers: (0, _hold(rng, 0.1), "all brokers"), _crash_all, False),
+        Kind("crash_all", 1, lambda rng, brokers: (0, _hold(rng, 0.1), "all brokers"), _crash_all),
         Kind("isolate", 2, _one, _isolate),
         Kind("split_pair", 1, _draw_pair, _split_pair),
         Kind("one_way", 1, _draw_pair, _one_way),
