@@ -17,12 +17,15 @@ from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
+from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.topics.registry import TopicRegistry
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+LOCK_WAIT_S = 30.0
+"""How long a broker waits for a previous process on its data directory to exit (force-deleted pods)."""
 
 
 def _cluster_id(data_dir: Path) -> str:
@@ -51,6 +54,7 @@ class Broker:
         self.metrics_port = 0
         self.ctx: BrokerContext | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._lock_fd: int | None = None
 
     def _partition_stats(self) -> Iterator[tuple[str, int, int, int, int]]:
         for topic in list(self.registry.topics.values()):
@@ -68,6 +72,7 @@ class Broker:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = await datadir_lock.acquire(cfg.data_dir, LOCK_WAIT_S)
         if cfg.replication == "raft":
             shutil.rmtree(self._state_dir, ignore_errors=True)
             self._state_dir.mkdir()
@@ -230,6 +235,9 @@ class Broker:
                 self.ctx.groups.close()
         self.registry.flush_all()
         self.registry.close()
+        if self._lock_fd is not None:
+            datadir_lock.release(self._lock_fd)
+            self._lock_fd = None
         log.info("broker stopped")
 
 
