@@ -26,10 +26,9 @@ class DataDirLocked(OSError):
 
 
 async def acquire(data_dir: Path, wait_s: float) -> int:
-    """Locks ``data_dir`` (created if missing); returns the descriptor to keep open while running.
+    """Locks ``data_dir`` (which must exist); returns the descriptor to keep open while running.
 
     Waits up to ``wait_s`` for a holder that is going away, logging once who holds it."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     loop = asyncio.get_running_loop()
