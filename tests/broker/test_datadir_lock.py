@@ -34,10 +34,13 @@ def test_second_broker_waits_for_the_first_to_die_then_serves_its_data(tmp_path:
         admin.create_topics([NewTopic("locked", 1, 1)])["locked"].result(30)
         producer = Producer({"bootstrap.servers": first.bootstrap, "acks": "all"})
         failed: list[object] = []
+
+        def delivered(err: object, _msg: object) -> None:
+            if err is not None:
+                failed.append(err)
+
         for i in range(50):
-            producer.produce(
-                "locked", value=f"v{i}".encode(), on_delivery=lambda e, _m: e and failed.append(e)
-            )
+            producer.produce("locked", value=f"v{i}".encode(), on_delivery=delivered)
         assert producer.flush(30) == 0 and not failed, failed
         errors: list[BaseException] = []
 
