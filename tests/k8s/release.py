@@ -34,7 +34,17 @@ def installed_release(k8s: Cluster, prefix: str, helm: str = "helm") -> Iterator
         out = k8s.helm("status", name, "--namespace", ns, "-o", "json", binary=helm)
         assert json.loads(out.stdout)["info"]["status"] == "deployed", out.stdout
         yield Release(ns, name)
-        k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
+        k8s.kubectl(
+            "delete",
+            "streamtopics",
+            "--all",
+            "-n",
+            ns,
+            "--wait=true",
+            "--timeout=90s",
+            check=False,
+            timeout=120,
+        )
         k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
 
 

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +122,17 @@ def release(k8s: Cluster) -> Iterator[Release]:
         )
         yield Release(ns, name)
         # Topics first (their finalizer needs the operator), then the clusters.
-        k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=60s", check=False)
+        k8s.kubectl(
+            "delete",
+            "streamtopics",
+            "--all",
+            "-n",
+            ns,
+            "--wait=true",
+            "--timeout=90s",
+            check=False,
+            timeout=120,
+        )
         k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
 
 
@@ -167,40 +177,50 @@ def test_three_broker_cluster_becomes_ready(k8s: Cluster, release: Release) -> N
     printed = k8s.kubectl("get", "streamraft", "-n", ns).stdout
     assert "streamcluster.streamraft.io/trio" in printed and "True" in printed
     assert "trio" in k8s.kubectl("get", "srcluster", "-n", ns).stdout
+    k8s.kubectl("delete", "streamcluster", "trio", "-n", ns, "--wait=false")  # frees CPU for the rest
 
 
-def test_scale_down_of_a_broker_holding_replicas_is_blocked_with_the_reason(
+def test_scale_down_drains_the_highest_broker_then_removes_it_and_refuses_a_voter(
     k8s: Cluster, release: Release
 ) -> None:
-    """Replicated: an RF 3 topic (and the internal offsets topic) lives on every broker, so broker 3
-    (trio-2) may go only once the controller has drained it; until then the StatefulSet keeps it and the
-    condition says why (the drain request's outcome included)."""
+    """4 -> 2 brokers with an RF 3 topic: broker 4 (quad-3) is drained through the controller's decommission
+    endpoint, then its pod removed and the rest restarted one at a time with the 3-member list; broker 3 is
+    a controller voter, so the controller refuses to drain it and the condition says so."""
     ns = release.namespace
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "trio"), 240, "StreamCluster trio Ready")
-    k8s.apply(_topic("spread", "trio", partitions=1, replicas=3), namespace=ns)
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamtopics", "spread"), 120, "StreamTopic spread Ready")
-    k8s.kubectl("scale", "streamcluster", "trio", "-n", ns, "--replicas=2")
+    k8s.apply(_cluster("quad", 4), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "quad"), 240, "StreamCluster quad Ready")
+    k8s.apply(_topic("wide", "quad", partitions=4, replicas=3), namespace=ns)
+    k8s.wait_for(lambda: _ready(k8s, ns, "streamtopics", "wide"), 120, "StreamTopic wide Ready")
+    ip = _pod_ips(k8s, ns, "quad-headless")[0]
+    admin = AdminClient({"bootstrap.servers": f"{ip}:9092"})
 
-    def progressing(reason: str) -> Callable[[], dict[str, Any] | None]:
-        def check() -> dict[str, Any] | None:
-            cond = _condition(_get(k8s, ns, "streamclusters", "trio"), "Progressing")
-            return cond if cond and cond["reason"] == reason else None
+    def replicas() -> set[int]:
+        topic = admin.list_topics("wide", timeout=10).topics["wide"]
+        return {r for p in topic.partitions.values() for r in p.replicas}
 
-        return check
+    assert 4 in replicas(), "placement put no replica on broker 4"
+    messages: list[str] = []
 
-    cond = k8s.wait_for(progressing("ScaleDownBlocked"), 90, "ScaleDownBlocked condition")
-    assert cond["status"] == "False"
-    assert cond["message"].startswith("broker 3 still hosts replicas of"), cond
-    # The drain was requested (and refused: broker 3 is a controller voter, and RF 3 needs three brokers),
-    # or the brokers have no decommission endpoint: either way the message says so.
-    outcome = cond["message"].split("; ", 1)[-1]
-    assert "drain" in outcome or "no decommission endpoint" in outcome, cond
-    assert k8s.get("statefulset", "trio", "-n", ns)["spec"]["replicas"] == 3
-    assert k8s.pod_ready(ns, "trio-2") is not None
-    k8s.kubectl("scale", "streamcluster", "trio", "-n", ns, "--replicas=3")
-    k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "trio"), 90, "trio Ready at 3 brokers again")
-    k8s.kubectl("delete", "streamtopic", "spread", "-n", ns, "--wait=true", "--timeout=60s")
-    k8s.kubectl("delete", "streamcluster", "trio", "-n", ns, "--wait=false")  # frees CPU for the rest
+    def progressing() -> dict[str, Any] | None:
+        cond = _condition(_get(k8s, ns, "streamclusters", "quad"), "Progressing")
+        if cond is not None and cond["message"] not in messages[-1:]:
+            messages.append(str(cond["message"]))
+        return cond
+
+    k8s.kubectl("scale", "streamcluster", "quad", "-n", ns, "--replicas=2")
+
+    def refused() -> dict[str, Any] | None:
+        cond = progressing()
+        ok = cond and cond["reason"] == "ScaleDownBlocked" and "broker 3" in cond["message"]
+        return cond if ok and k8s.get("statefulset", "quad", "-n", ns)["spec"]["replicas"] == 3 else None
+
+    cond = k8s.wait_for(refused, 300, "broker 4 removed, then ScaleDownBlocked for broker 3")
+    assert "refused to drain broker 3: HTTP 409" in cond["message"], cond
+    assert any(m.startswith("broker 4 still hosts") and "draining broker 4" in m for m in messages), messages
+    assert any("removing broker 4 (quad-3)" in m for m in _events(k8s, ns, "BrokerRemoved"))
+    assert 4 not in replicas()
+    k8s.kubectl("delete", "streamtopic", "wide", "-n", ns, "--wait=true", "--timeout=60s")
+    k8s.kubectl("delete", "streamcluster", "quad", "-n", ns, "--wait=false")
 
 
 def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: Release) -> None:
