@@ -1,7 +1,9 @@
 """Shared fixtures for the Java-client compatibility tests; one target per session (JVMs start slowly).
 
-Tests that do not yet pass against Streamraft carry ``@pytest.mark.java_pending``; they are deselected
-unless asked for with ``-m java_pending`` or the target is real Kafka (``STREAMRAFT_COMPAT_TARGET=kafka``).
+Every test runs against each target of ``STREAMRAFT_COMPAT_TARGET`` (default: one broker, then a 3-broker
+Raft-replicated cluster; see ``target``). Tests that do not yet pass against Streamraft carry
+``@pytest.mark.java_pending``; they are deselected unless asked for with ``-m java_pending`` or the only
+target is real Kafka (``STREAMRAFT_COMPAT_TARGET=kafka``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.compat.target import Target, open_target, target_name
+from tests.compat.target import Target, open_target, target_names
 from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
 
 PENDING = "java_pending"
@@ -25,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     markexpr = str(config.getoption("markexpr", "") or "")
-    if PENDING in markexpr or target_name() == "kafka":
+    if PENDING in markexpr or target_names() == ["kafka"]:
         return
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
@@ -36,11 +38,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-@pytest.fixture(scope="session")
-def target() -> Iterator[Target]:
+@pytest.fixture(scope="session", params=target_names())
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     if not is_fetched():
         raise FetchError(f"Apache Kafka jars missing from {kafka_home()}; run `bash .ci/prepare-kafka`")
-    with open_target() as t:
+    with open_target(str(request.param)) as t:
         yield t
 
 

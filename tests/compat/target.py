@@ -1,17 +1,21 @@
-"""The system under test for the compatibility tests: Streamraft (default) or real Apache Kafka.
+"""The systems under test for the compatibility tests: Streamraft and, to prove the tests right, Apache Kafka.
 
-``STREAMRAFT_COMPAT_TARGET=kafka`` runs every compatibility test against a 3-node KRaft cluster, which
-proves the tests themselves right; the default runs them against a Streamraft broker.
-``STREAMRAFT_BOOTSTRAP=host:port`` points the Streamraft target at a broker that is already running.
+``STREAMRAFT_COMPAT_TARGET`` is a comma-separated list of targets; every test runs against each:
+``streamraft`` (one plain broker), ``streamraft-raft`` (three Raft-replicated brokers, topics RF 3) and
+``kafka`` (a 3-node KRaft cluster). The default is ``streamraft,streamraft-raft``.
+``STREAMRAFT_BOOTSTRAP=host:port[,...]`` points the Streamraft targets at brokers that are already running.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from tests.cluster.launcher import Cluster, wait_controller
 from tests.javakafka.cluster import KafkaCluster
 from tests.support.broker import running_broker
 
@@ -27,15 +31,21 @@ class Target:
 
     @property
     def replication_factor(self) -> int:
-        # Streamraft is single-node until replication lands; never ask for more replicas than brokers.
+        # Never more replicas than brokers: RF 1 on the single broker, 3 on the clusters.
         return min(3, self.brokers)
 
 
-def target_name() -> str:
-    name = os.environ.get(TARGET_ENV, "streamraft").strip().lower()
-    if name not in ("streamraft", "kafka"):
-        raise ValueError(f"{TARGET_ENV}={name!r}: expected 'streamraft' or 'kafka'")
-    return name
+KNOWN = ("streamraft", "streamraft-raft", "kafka")
+DEFAULT = "streamraft,streamraft-raft"
+
+
+def target_names() -> list[str]:
+    raw = os.environ.get(TARGET_ENV, DEFAULT)
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in KNOWN]
+    if unknown or not names:
+        raise ValueError(f"{TARGET_ENV}={raw!r}: expected a comma-separated list of {', '.join(KNOWN)}")
+    return names
 
 
 @contextmanager
@@ -57,5 +67,17 @@ def _streamraft() -> Iterator[Target]:
         yield Target("streamraft", broker.bootstrap, 1)
 
 
-def open_target() -> AbstractContextManager[Target]:
-    return _kafka() if target_name() == "kafka" else _streamraft()
+@contextmanager
+def _streamraft_raft() -> Iterator[Target]:
+    fixed = os.environ.get(BOOTSTRAP_ENV)
+    if fixed:
+        yield Target("streamraft-raft", fixed, len(fixed.split(",")))
+        return
+    with tempfile.TemporaryDirectory(prefix="compat-raft-") as base, Cluster(Path(base), 3) as cluster:
+        wait_controller(cluster)
+        yield Target("streamraft-raft", cluster.bootstrap, 3)
+
+
+def open_target(name: str) -> AbstractContextManager[Target]:
+    opener = {"kafka": _kafka, "streamraft": _streamraft, "streamraft-raft": _streamraft_raft}[name]
+    return opener()

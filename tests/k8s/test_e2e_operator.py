@@ -80,13 +80,16 @@ def _pod_ips(k8s: Cluster, ns: str, service: str) -> list[str]:
     return sorted(ips)
 
 
-def _consume_all(bootstrap: str, topic: str, group: str, expected: int) -> set[bytes]:
+def _consume_all(bootstrap: str, topic: str, group: str, expected: set[bytes]) -> set[bytes]:
+    """Reads until every expected value was seen (or 60 s). Not a count: the log may also hold records whose
+    acknowledgement never reached the producer (in flight at a crash, then timed out), and counting those
+    would stop the read before the last expected record."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     seen: set[bytes] = set()
     deadline = time.monotonic() + 60
     try:
-        while len(seen) < expected and time.monotonic() < deadline:
+        while not expected <= seen and time.monotonic() < deadline:
             msg = consumer.poll(1.0)
             if msg is not None and msg.error() is None:
                 seen.add(msg.value())
@@ -237,7 +240,8 @@ def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: 
     for i in range(100):
         producer.produce("orders", key=str(i % 2).encode(), value=f"m{i}".encode())
     assert producer.flush(30) == 0
-    assert _consume_all(bootstrap, "orders", "e2e", 100) == {f"m{i}".encode() for i in range(100)}
+    sent = {f"m{i}".encode() for i in range(100)}
+    assert _consume_all(bootstrap, "orders", "e2e", sent) == sent
 
     # Grow partitions through the resource; revert config drift made behind the operator's back.
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -283,7 +287,7 @@ def test_topic_lifecycle_and_produce_consume_via_pod_ips(k8s: Cluster, release: 
     ip = k8s.wait_for(restarted, 180, "solo-0 restarted with the new config and Ready")
     assert any("restarted solo-0" in m for m in _events(k8s, ns, "BrokerRestarted"))
     bootstrap = f"{ip}:9092"
-    assert _consume_all(bootstrap, "orders", "after-restart", 100) == {f"m{i}".encode() for i in range(100)}
+    assert _consume_all(bootstrap, "orders", "after-restart", sent) == sent
     admin = AdminClient({"bootstrap.servers": bootstrap})
 
     k8s.kubectl("delete", "streamtopic", "orders", "-n", ns, "--wait=true", "--timeout=60s")
@@ -396,7 +400,7 @@ def test_broker_pod_killed_during_acks_all_production_loses_no_acknowledged_reco
     end = _produce_until(f"{ip}:9092", "durable", result[0], _stop_after(200, acked), acked)
     assert end > result[0]
     k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "solo"), 120, "StreamCluster solo Ready again")
-    stored = _consume_all(f"{ip}:9092", "durable", f"verify-{uuid.uuid4().hex[:6]}", len(acked))
+    stored = _consume_all(f"{ip}:9092", "durable", f"verify-{uuid.uuid4().hex[:6]}", acked)
     missing = acked - stored
     assert not missing, (
         f"{len(missing)} acknowledged records lost (acked {len(acked)}, {acked_before_kill} before kill)"
