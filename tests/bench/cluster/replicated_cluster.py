@@ -143,12 +143,11 @@ def _acked_after(acked: list[tuple[float, float]], t: float) -> Callable[[], boo
     return lambda: any(sent >= t for sent, _ in acked)
 
 
-def failover(cluster: Cluster, kills: int) -> list[Row]:
+def failover(cluster: Cluster, kills: int, client: dict[str, str]) -> list[Row]:
     topic = "bench-failover"
     create_topic(cluster, topic, 1)
-    producer = Producer(
-        {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
-    )
+    conf = {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    producer = Producer({**conf, **client})
     acked: list[tuple[float, float]] = []
     errors: list[Any] = []
 
@@ -181,13 +180,18 @@ def failover(cluster: Cluster, kills: int) -> list[Row]:
                 f"kill {k + 1}: no produce acknowledged within 30 s of killing broker {victim}"
             )
         gaps.append(min(after) - killed)
-        print(f"kill {k + 1}/{kills}: broker {victim}, first ack after {gaps[-1]:.3f} s", flush=True)
+        at = time.time() - (time.monotonic() - killed)
+        wall = time.strftime("%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}"
+        print(
+            f"kill {k + 1}/{kills}: broker {victim} at {wall}, first ack after {gaps[-1]:.3f} s", flush=True
+        )
         acked.clear()
         cluster.brokers[victim].start()
     assert producer.flush(60) == 0
     assert not errors, errors[:3]
     return [
         (f"failover, SIGKILL of the leader x{kills}: first ack p50 (s)", f"{statistics.median(gaps):.3f}"),
+        ("  p90 (s)", f"{_percentile(gaps, 0.9):.3f}"),
         ("  max (s)", f"{max(gaps):.3f}"),
         ("  min (s)", f"{min(gaps):.3f}"),
     ]
@@ -244,6 +248,14 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--window", type=float, default=20.0, help="idle CPU measurement window in seconds")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: throughput,failover,idle")
+    ap.add_argument(
+        "--client",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra librdkafka setting for the failover producer (repeatable), e.g. debug=metadata,broker",
+    )
+    ap.add_argument("--log-dir", type=Path, help="keep the brokers' data and logs here (default: a temp dir)")
     args = ap.parse_args()
     assert 1 <= args.messages <= MAX_MESSAGES, args.messages
     assert 1 <= args.kills <= MAX_KILLS, args.kills
@@ -252,15 +264,20 @@ def main() -> None:
     assert skip <= {"throughput", "failover", "idle"}, skip
     rows: list[Row] = []
     load = psutil.getloadavg()
-    with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster(Path(tmp), 3)
+    with contextlib.ExitStack() as stack:
+        if args.log_dir is not None:
+            args.log_dir.mkdir(parents=True, exist_ok=False)
+            base = args.log_dir
+        else:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        cluster = Cluster(base, 3)
         for b in cluster.brokers.values():
             b.metrics = True
         with cluster:
             if "throughput" not in skip:
                 rows += throughput(cluster, args.messages)
             if "failover" not in skip:
-                rows += failover(cluster, args.kills)
+                rows += failover(cluster, args.kills, dict(kv.split("=", 1) for kv in args.client))
             if "idle" not in skip:
                 rows += idle(cluster, args.window)
     rows.append(("load average before / after", f"{load[0]:.2f} / {psutil.getloadavg()[0]:.2f}"))
