@@ -66,6 +66,9 @@ BALANCE_INTERVAL_S = 10.0
 """How often a leader hands a partition back to its preferred (first) replica, as Kafka's preferred
 leader election does: leaders then spread over brokers the way placement spread first replicas."""
 
+_BALANCE_STARTUP_SKEW_S = 5.0
+"""Brokers started within this of each other count as one cluster start, not a restart (balancing goes on)."""
+
 ProduceResult = tuple[int, int, int, int]
 """(error_code, base_offset, log_append_time, log_start_offset)"""
 
@@ -136,9 +139,23 @@ class ReplicationService:
                 # Only to a connected broker: a transfer to a dead one would stall proposals until it aborts.
                 if preferred == self.node_id or not self.runtime.transport.is_connected(preferred):
                     continue
+                if self._recently_restarted(preferred):
+                    continue
                 log.info("event=preferred_leader_transfer group=%d to=%d", gid, preferred)
                 with contextlib.suppress(ConsensusError, ValueError, TimeoutError):
                     await asyncio.wait_for(self.runtime.transfer_leadership(gid, preferred), 1.0)
+
+    def _recently_restarted(self, node: int) -> bool:
+        """True while ``node`` has run for less than the runtime's ``successor_settled_s`` and started well
+        after this broker (not a whole cluster starting together): its clients saw it fail moments ago and
+        back off reconnecting to it (librdkafka: up to 10 s), so leadership handed to it now would stall
+        their produce for that long. Preferred leadership returns to it once it has settled."""
+        transport = self.runtime.transport
+        up = transport.peer_uptime(node)
+        if up is None:
+            return True
+        settled = self.runtime.config.successor_settled_s
+        return up < settled and transport.uptime() - up > _BALANCE_STARTUP_SKEW_S
 
     async def stop(self) -> None:
         self.group_offsets.close()
