@@ -37,8 +37,9 @@ class RuntimeConfig:
     """When a leader's node dies, the survivor that campaigns at once is the longest-running one, counting
     every node up this long as equal (lowest id first among them). Above librdkafka's 10 s maximum
     reconnect backoff: a client that saw a node fail may wait that long before connecting to it again."""
-    successor_tie_s: float = 1.0
-    """Uptimes closer than this count as equal when choosing that successor."""
+    successor_tie_s: float = 0.25
+    """Uptimes closer than this count as equal when choosing that successor. Each node reports its own, so
+    the survivors' views of them differ only by message delays (ms); restarts are seconds apart."""
 
     def __post_init__(self) -> None:
         if self.node_id < 1:

@@ -467,7 +467,21 @@ class Runtime:
                 log.info("event=peer_up node=%d peer=%d", self.node_id, peer)
                 continue
             led = [g for g in self._groups.values() if g.leader == peer]
-            log.info("event=peer_down node=%d peer=%d groups_led=%d", self.node_id, peer, len(led))
+            uptimes = {
+                n: round(
+                    self.transport.uptime() if n == self.node_id else self.transport.peer_uptime(n) or 0, 1
+                )
+                for n in [self.node_id, *self.transport.peers()]
+                if n != peer
+            }
+            # The uptimes choose who campaigns at once for the groups the dead node led (_successor).
+            log.info(
+                "event=peer_down node=%d peer=%d groups_led=%d uptimes=%s",
+                self.node_id,
+                peer,
+                len(led),
+                uptimes,
+            )
             for g in self._groups.values():
                 if g.is_leader and g.quiesced and peer in g.peers(self.node_id):
                     # Tick again so check_quorum can find out whether this leader still has a quorum; it
