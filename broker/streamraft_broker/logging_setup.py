@@ -32,7 +32,8 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%H:%M:%S", time.gmtime(record.created))
+        # Milliseconds: failover and election events are ordered across brokers by these stamps.
+        ts = time.strftime("%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}"
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
             f" {extras}" if extras else ""

@@ -45,9 +45,10 @@ class Recorder:
 
 
 class Cluster:
-    def __init__(self, base: Path, faults: FaultInjector | None = None) -> None:
+    def __init__(self, base: Path, faults: FaultInjector | None = None, successor_tie_s: float = 1.0) -> None:
         self.base = base
         self.faults = faults
+        self.successor_tie_s = successor_tie_s
         self.nodes: dict[int, Runtime] = {}
         self.sms: dict[int, Recorder] = {}
         self.addresses: dict[int, str] = {}
@@ -58,7 +59,12 @@ class Cluster:
         # A restarted node reuses its address, as a pod behind a stable DNS name would.
         listen = self.addresses.get(node_id, "127.0.0.1:0")
         rt = Runtime(
-            RuntimeConfig(node_id, data_dir=self.base / f"n{node_id}", tick_interval_s=0.02),
+            RuntimeConfig(
+                node_id,
+                data_dir=self.base / f"n{node_id}",
+                tick_interval_s=0.02,
+                successor_tie_s=self.successor_tie_s,
+            ),
             sm,
             listen=listen,
             faults=self.faults,
@@ -295,5 +301,37 @@ async def test_partitioned_leader_is_replaced_and_rejoins(tmp_path: Path) -> Non
         await c.nodes[new].propose(9, b"after")
         want = [b"before", b"during", b"after"]
         await wait_until(lambda: all(sm.data(9) == want for sm in c.sms.values()))
+    finally:
+        await c.stop()
+
+
+async def test_the_longest_running_survivor_succeeds_a_dead_leader(tmp_path: Path) -> None:
+    """Node 1 restarted a moment ago, node 2 has run all along: when leader 3 dies, node 2 takes over at
+    once (the lowest id, node 1, would be the one clients just saw fail and back off from)."""
+    c = Cluster(tmp_path, successor_tie_s=0.05)
+    try:
+        for n in (1, 2, 3):
+            await c.start_node(n)
+        await c.create(5)
+        leader = await c.wait_leader(5)
+        if leader != 3:
+            await c.nodes[leader].transfer_leadership(5, 3)
+            await wait_until(lambda: c.leader(5) == 3)
+        await c.nodes[3].propose(5, b"before")
+        await wait_until(lambda: c.nodes[2].transport.uptime() > 0.3)
+        await c.nodes.pop(1).stop()
+        n1 = await c.start_node(1)
+        await n1.create_group(5, (1, 2, 3))
+        await wait_until(lambda: c.sms[1].data(5) == [b"before"])
+        # Both survivors know the other's uptime (every envelope carries it).
+        await wait_until(lambda: n1.transport.peer_uptime(2) is not None)
+        await wait_until(lambda: c.nodes[2].transport.peer_uptime(1) is not None)
+        c.changes.clear()
+        await c.nodes.pop(3).stop()
+        await wait_until(lambda: c.leader(5) in (1, 2))
+        # The first leader elected after the death is node 2, found by node 2's immediate campaign.
+        elected = [ch.leader for ch in c.changes if ch.group == 5 and ch.is_self]
+        assert elected[:1] == [2], c.changes
+        assert await c.nodes[2].propose(5, b"after") > 0
     finally:
         await c.stop()

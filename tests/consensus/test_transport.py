@@ -305,3 +305,34 @@ def test_generated_code_matches_proto(tmp_path: Path) -> None:
         assert filecmp.cmp(produced, committed, shallow=False), (
             f"{committed.name} is stale: run .venv/bin/python -m streamraft_consensus.transport.generate"
         )
+
+
+async def test_peers_learn_each_others_uptime(pair: tuple[Node, Node]) -> None:
+    a, b = pair
+    await wait_until(lambda: a.t.peer_uptime(2) is not None and b.t.peer_uptime(1) is not None)
+    for mine, theirs, peer in ((a, b, 2), (b, a, 1)):
+        reported = mine.t.peer_uptime(peer)
+        assert reported is not None
+        assert abs(reported - theirs.t.uptime()) < 0.5, (reported, theirs.t.uptime())
+    assert a.t.peer_uptime(3) is None
+
+
+async def test_confirm_alive_probes_and_tears_down_a_refused_peer(
+    pair: tuple[Node, Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamraft.consensus.transport")
+    a, b = pair
+    await wait_until(lambda: time.monotonic() - (a.t.last_heard(2) or 0.0) > 0.005)
+    assert await a.t.confirm_alive(2)  # probed: the connect succeeds
+    assert not await b.t.confirm_alive(3)  # not a peer at all
+    # Node 1's address now refuses connections while its stream to node 2 is still up: what node 2 sees
+    # for a few ms after node 1's process is killed, before the end of the stream reaches it.
+    b.t.add_peer(1, f"127.0.0.1:{free_port()}")
+    # Past the freshness window (a frame within 2 ms is trusted without a probe); nothing awaits between
+    # this check and the calls, so no frame can arrive in between.
+    await wait_until(lambda: time.monotonic() - (b.t.last_heard(1) or 0.0) > 0.005)
+    confirmed = [asyncio.ensure_future(b.t.confirm_alive(1)) for _ in range(3)]
+    assert await asyncio.gather(*confirmed) == [False, False, False]  # concurrent callers share one probe
+    # Torn down at once, as when the background probe finds a peer dead (node 1 then simply redials).
+    assert "event=peer_unreachable node=2 peer=1 reason=connect_refused_on_confirm" in caplog.text
+    await wait_until(lambda: "event=peer_disconnected node=2 peer=1" in caplog.text)

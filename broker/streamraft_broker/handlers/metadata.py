@@ -84,6 +84,14 @@ def _error_entry(version: int, name: str | None, topic_id: uuid.UUID | None, cod
 async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     registry = ctx.registry
+    rep = ctx.extra.get("replication")
+    if rep is not None:
+        wanted = (
+            registry.topics.values()
+            if request.topics is None
+            else [t for t in (registry.get(w.name) for w in request.topics if w.name is not None) if t]
+        )
+        await rep.await_live_leaders([(t.name, p.index) for t in wanted for p in t.partitions])
     entries: list[Any] = []
     if request.topics is None:
         entries = [_topic_entry(ctx, version, t) for t in registry.topics.values()]
@@ -109,7 +117,6 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
     broker_cls = nested(ApiKey.METADATA, version, "MetadataResponseBroker")
     brokers = (build(broker_cls, node_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),)
     controller_id = ctx.node_id
-    rep = ctx.extra.get("replication")
     if rep is not None:
         brokers = tuple(
             build(

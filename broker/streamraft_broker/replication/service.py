@@ -58,9 +58,16 @@ UNKNOWN_SERVER_ERROR = -1
 CONTROLLER_VOTERS = 3
 _RESULTS_KEPT = 100_000
 _TRANSFER_DEADLINE_S = 3.0
+METADATA_LEADER_WAIT_S = 0.5
+"""How long a Metadata request waits for the partitions it names to have a live leader. A follower that
+sees its leader's node die knows a new leader is typically one election round trip away (tens of ms);
+naming the dead one instead makes librdkafka wait for its next 1 s scan before asking again."""
 BALANCE_INTERVAL_S = 10.0
 """How often a leader hands a partition back to its preferred (first) replica, as Kafka's preferred
 leader election does: leaders then spread over brokers the way placement spread first replicas."""
+
+_BALANCE_STARTUP_SKEW_S = 5.0
+"""Brokers started within this of each other count as one cluster start, not a restart (balancing goes on)."""
 
 ProduceResult = tuple[int, int, int, int]
 """(error_code, base_offset, log_append_time, log_start_offset)"""
@@ -103,6 +110,7 @@ class ReplicationService:
         self._hosting_changes: set[int] = set()
         self._replaying = False
         self.group_offsets = GroupOffsets(self)
+        self._leaders_changed = asyncio.Event()
 
     @property
     def controller_voters(self) -> list[int]:
@@ -131,9 +139,23 @@ class ReplicationService:
                 # Only to a connected broker: a transfer to a dead one would stall proposals until it aborts.
                 if preferred == self.node_id or not self.runtime.transport.is_connected(preferred):
                     continue
+                if self._recently_restarted(preferred):
+                    continue
                 log.info("event=preferred_leader_transfer group=%d to=%d", gid, preferred)
                 with contextlib.suppress(ConsensusError, ValueError, TimeoutError):
                     await asyncio.wait_for(self.runtime.transfer_leadership(gid, preferred), 1.0)
+
+    def _recently_restarted(self, node: int) -> bool:
+        """True while ``node`` has run for less than the runtime's ``successor_settled_s`` and started well
+        after this broker (not a whole cluster starting together): its clients saw it fail moments ago and
+        back off reconnecting to it (librdkafka: up to 10 s), so leadership handed to it now would stall
+        their produce for that long. Preferred leadership returns to it once it has settled."""
+        transport = self.runtime.transport
+        up = transport.peer_uptime(node)
+        if up is None:
+            return True
+        settled = self.runtime.config.successor_settled_s
+        return up < settled and transport.uptime() - up > _BALANCE_STARTUP_SKEW_S
 
     async def stop(self) -> None:
         self.group_offsets.close()
@@ -282,6 +304,9 @@ class ReplicationService:
             log.exception("cannot create raft group %d", gid)
 
     def _on_leader_change(self, change: LeaderChange) -> None:
+        # Wake Metadata requests waiting for a live leader (a fresh Event: waiters already woken keep theirs).
+        self._leaders_changed.set()
+        self._leaders_changed = asyncio.Event()
         where = self._partitions.get(change.group)
         if where is None:
             return
@@ -313,6 +338,54 @@ class ReplicationService:
         if leader == 0:
             return LEADER_NOT_AVAILABLE, -1, self.runtime.term(gid), replicas
         return 0, leader, self.runtime.term(gid), replicas
+
+    def _without_live_leader(self, groups: Sequence[int], dead: set[int]) -> list[int]:
+        hosted = set(self.runtime.groups())
+        pending = []
+        for gid in groups:
+            if gid in hosted:
+                leader = self.runtime.leader(gid)
+                if leader == 0 or leader in dead or not self.runtime.peer_alive(leader):
+                    pending.append(gid)
+        return pending
+
+    async def await_live_leaders(self, partitions: Sequence[tuple[str, int]]) -> None:
+        """Wait (at most METADATA_LEADER_WAIT_S) until every hosted group among ``partitions`` and the
+        controller group has a leader whose node is alive, so Metadata names the new leader instead of a
+        dead one (or none) while an election completes. The leaders' nodes are checked first
+        (``confirm_alive``): a client whose connection to a leader just broke asks here for the new one a
+        few ms before this broker would notice that death by itself."""
+        groups = [CONTROLLER_GROUP]
+        for name, index in partitions:
+            meta = self.state.topics.get(name)
+            if meta is not None and 0 <= index < len(meta.replicas):
+                groups.append(meta.group(index))
+        hosted = set(self.runtime.groups())
+        groups = [g for g in groups if g in hosted]
+        leaders = sorted({self.runtime.leader(g) for g in groups} - {0, self.node_id})
+        transport = self.runtime.transport
+        alive = await asyncio.gather(*(transport.confirm_alive(n) for n in leaders))
+        dead = {n for n, ok in zip(leaders, alive, strict=True) if not ok}
+        pending = self._without_live_leader(groups, dead)
+        if not pending:
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + METADATA_LEADER_WAIT_S
+        while pending and loop.time() < deadline:
+            # A leader change wakes this at once; the short slice bounds how late a change of liveness alone
+            # (a node found dead without any leader change yet) is seen.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(0.05, deadline - loop.time())):
+                    await self._leaders_changed.wait()
+            pending = self._without_live_leader(pending, dead)
+        log.info(
+            "event=metadata_waited_for_leaders node=%d seconds=%.3f groups=%d still_pending=%d",
+            self.node_id,
+            loop.time() - started,
+            len(groups),
+            len(pending),
+        )
 
     def _guess_leader(self, replicas: list[int]) -> tuple[int, int, int, list[int]]:
         """Not hosted here: name the first replica this broker is connected to (a wrong guess costs the

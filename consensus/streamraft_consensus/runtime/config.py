@@ -11,10 +11,11 @@ class RuntimeConfig:
     """Timing defaults: a 50 ms tick with election_tick=10 gives a 0.5-1.0 s randomised election timeout
     after the last heartbeat, the fallback when a leader goes silent without its node being seen to die.
     When a peer node is seen to die (its stream breaks, a connect to it is refused, or its node-level pings
-    stop for ``peer_dead_after_s``), the groups it led are woken, the lowest-id live voter campaigns at once
-    (transfer-style) and the others' election clocks move close to their timeouts as a fallback: failover
-    is typically one election round trip after detection, well inside the 0.5 s p50 / 1.5 s max targets,
-    without tightening timeouts (and risking spurious elections) for everyone."""
+    stop for ``peer_dead_after_s``), the groups it led are woken, one live voter (the longest-running, see
+    ``successor_settled_s``) campaigns at once (transfer-style) and the others' election clocks move close
+    to their timeouts as a fallback: failover is typically one election round trip after detection, well
+    inside the 0.5 s p50 / 1.5 s max targets, without tightening timeouts (and risking spurious elections)
+    for everyone."""
 
     node_id: int
     data_dir: Path | None = None
@@ -32,6 +33,13 @@ class RuntimeConfig:
     election timeouts: a woken leader's first check_quorum round still sees activity from before it went
     quiet, only the second tells whether it has a quorum now."""
     peer_dead_after_s: float = 1.0
+    successor_settled_s: float = 15.0
+    """When a leader's node dies, the survivor that campaigns at once is the longest-running one, counting
+    every node up this long as equal (lowest id first among them). Above librdkafka's 10 s maximum
+    reconnect backoff: a client that saw a node fail may wait that long before connecting to it again."""
+    successor_tie_s: float = 0.25
+    """Uptimes closer than this count as equal when choosing that successor. Each node reports its own, so
+    the survivors' views of them differ only by message delays (ms); restarts are seconds apart."""
 
     def __post_init__(self) -> None:
         if self.node_id < 1:

@@ -13,7 +13,7 @@ Idle cost: a leader whose group has nothing to do (``can_quiesce``) for ``quiesc
 ticking it and tells the followers (coalesced into the heartbeat section) to stop too. Any message,
 proposal or read wakes a group. Node-level liveness (the transport's stream state and pings) replaces the
 per-group heartbeats of quiesced groups: when a peer node goes down, the groups it led are woken and the
-lowest-id live voter takes over; quiet groups it was a member of wake so check_quorum runs.
+longest-running live voter takes over; quiet groups it was a member of wake so check_quorum runs.
 
 Durability: one fsync per dirty group file per iteration (run in parallel threads when many groups are
 dirty). Groups with separate SegmentLogs cannot share one fsync; a shared write-ahead log could.
@@ -234,6 +234,12 @@ class Runtime:
 
     def applied(self, group: int) -> int:
         return self._group(group).applied
+
+    def peer_alive(self, node: int) -> bool:
+        """This node itself, or a peer whose stream is up and heard from within ``peer_dead_after_s``."""
+        if node == self.node_id:
+            return True
+        return self.transport.is_connected(node) and self._peer_alive.get(node, False)
 
     def is_quiesced(self, group: int) -> bool:
         return self._group(group).quiesced
@@ -461,7 +467,21 @@ class Runtime:
                 log.info("event=peer_up node=%d peer=%d", self.node_id, peer)
                 continue
             led = [g for g in self._groups.values() if g.leader == peer]
-            log.info("event=peer_down node=%d peer=%d groups_led=%d", self.node_id, peer, len(led))
+            uptimes = {
+                n: round(
+                    self.transport.uptime() if n == self.node_id else self.transport.peer_uptime(n) or 0, 1
+                )
+                for n in [self.node_id, *self.transport.peers()]
+                if n != peer
+            }
+            # The uptimes choose who campaigns at once for the groups the dead node led (_successor).
+            log.info(
+                "event=peer_down node=%d peer=%d groups_led=%d uptimes=%s",
+                self.node_id,
+                peer,
+                len(led),
+                uptimes,
+            )
             for g in self._groups.values():
                 if g.is_leader and g.quiesced and peer in g.peers(self.node_id):
                     # Tick again so check_quorum can find out whether this leader still has a quorum; it
@@ -471,10 +491,11 @@ class Runtime:
                 self._mark(g)
                 g.needs_wake = False
                 # The leader's node is gone: waiting out the whole election timeout only delays failover.
-                # The lowest-id live voter takes over at once, as if the dead leader had handed over to
-                # it: a transfer-style campaign skips pre-vote and the other followers' lease, which only
-                # protects a live leader. If its log is behind, the others' election clocks (moved close
-                # to, but still short of, their randomised timeouts) elect someone else soon after.
+                # One live voter (see _successor) takes over at once, as if the dead leader had handed over
+                # to it: a transfer-style campaign skips pre-vote and the other followers' lease, which only
+                # protects a live leader. If its log is behind, or the survivors disagree on who it is, the
+                # others' election clocks (moved close to, but still short of, their randomised timeouts)
+                # elect someone soon after.
                 for _ in range(max(0, self.config.election_tick - 4)):
                     g.raw.tick()
                 live = [
@@ -482,7 +503,7 @@ class Runtime:
                     for v in g.conf_state.voters
                     if v != peer and (v == self.node_id or self._peer_alive.get(v, False))
                 ]
-                if live and min(live) == self.node_id and not g.is_leader:
+                if live and self._successor(live) == self.node_id and not g.is_leader:
                     term = g.raw.status().hard_state.term
                     log.info("event=campaign_after_leader_death node=%d group=%d", self.node_id, g.id)
                     try:
@@ -491,6 +512,23 @@ class Runtime:
                         log.warning(
                             "event=campaign_failed node=%d group=%d error=%r", self.node_id, g.id, str(err)
                         )
+
+    def _successor(self, live: Sequence[int]) -> int:
+        """The live voter that campaigns at once when a group's leader dies: the longest-running node, up
+        to ``successor_settled_s`` (beyond that all count as settled), ties within ``successor_tie_s``
+        going to the lowest id. Every survivor computes this from uptimes the nodes report themselves, so
+        they agree (but for uptimes within measurement error of a tie boundary; then the fallback election
+        decides). A node that restarted moments ago is the worst successor: clients saw it fail and back
+        off reconnecting to it (librdkafka's reconnect backoff doubles up to 10 s), and it may be cold."""
+        settled = self.config.successor_settled_s
+
+        def uptime(node: int) -> float:
+            up = self.transport.uptime() if node == self.node_id else self.transport.peer_uptime(node)
+            return min(settled, up if up is not None else 0.0)
+
+        ups = {node: uptime(node) for node in live}
+        best = max(ups.values())
+        return min(node for node, up in ups.items() if up >= best - self.config.successor_tie_s)
 
     def _tick_all(self) -> None:
         quiesce = self.config.quiesce

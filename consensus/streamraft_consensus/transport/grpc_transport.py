@@ -56,6 +56,9 @@ class TransportConfig:
     probe_after_s: float = 0.12
     """A connected peer silent this long gets a TCP connect probe. The side that accepted a stream is not
     reliably told when the dialing process dies; a refused connect proves it is gone."""
+    confirm_fresh_s: float = 0.002
+    """``confirm_alive`` trusts a frame (or a confirmation) this recent without probing."""
+    confirm_timeout_s: float = 0.1
 
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 1024:
@@ -94,6 +97,10 @@ class _Link:
         self.chunks: list[bytes] = []
         self.chunk_bytes = 0
         self.dropped_frames = 0
+        self.confirming: asyncio.Future[bool] | None = None
+        self.confirmed_at = 0.0
+        self.peer_started: float | None = None
+        """time.monotonic() (ours) at which the peer's transport started, from the uptime it reports."""
 
     def has_pending(self) -> bool:
         return bool(self.messages or self.heartbeats or self.responses or self.quiesce)
@@ -125,6 +132,7 @@ class GrpcTransport:
         self._stopped = False
         self._liveness: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()
+        self._started = time.monotonic()
         limit = self.config.max_frame_bytes + (64 << 10)
         self._grpc_options = [
             ("grpc.max_send_message_length", limit),
@@ -198,6 +206,17 @@ class GrpcTransport:
         link = self._links.get(node_id)
         return link is not None and link.connected
 
+    def uptime(self) -> float:
+        """Seconds this transport has been running."""
+        return time.monotonic() - self._started
+
+    def peer_uptime(self, node_id: int) -> float | None:
+        """Seconds ``node_id``'s transport has been running, as it last reported; None when unknown."""
+        link = self._links.get(node_id)
+        if link is None or link.peer_started is None:
+            return None
+        return time.monotonic() - link.peer_started
+
     def last_heard(self, node_id: int) -> float | None:
         """time.monotonic() of the last frame received from ``node_id``."""
         link = self._links.get(node_id)
@@ -243,7 +262,10 @@ class GrpcTransport:
         link.quiesce = []
 
     def _envelope(self, peer: int) -> pb.Envelope:
-        return pb.Envelope(version=PROTOCOL_VERSION, from_node=self.node_id, to_node=peer)
+        uptime_ms = max(1, int((time.monotonic() - self._started) * 1000))
+        return pb.Envelope(
+            version=PROTOCOL_VERSION, from_node=self.node_id, to_node=peer, uptime_ms=uptime_ms
+        )
 
     def _frames(self, link: _Link) -> list[bytes]:
         env = self._envelope(link.peer)
@@ -455,6 +477,52 @@ class GrpcTransport:
                     self._probes.add(probe)
                     probe.add_done_callback(self._probes.discard)
 
+    async def confirm_alive(self, node_id: int) -> bool:
+        """Whether ``node_id`` still runs, checked now: True if a frame arrived within ``fresh_s`` or a TCP
+        connect to it succeeds (or is inconclusive); False if its stream is down or the connect is refused,
+        and then its stream is torn down at once, as when a probe finds it dead. For callers about to tell
+        clients who leads: a peer killed a moment ago is otherwise noticed a few ms later than the clients
+        connected to it notice, and they would be sent back to it. Concurrent calls share one probe."""
+        link = self._links.get(node_id)
+        if link is None or not link.connected or link.address is None:
+            return False
+        now = time.monotonic()
+        fresh_s = self.config.confirm_fresh_s
+        heard = link.last_heard if link.last_heard is not None else 0.0
+        if now - max(heard, link.confirmed_at) < fresh_s:
+            return True
+        if link.confirming is None:
+            link.confirming = asyncio.get_running_loop().create_future()
+            task = asyncio.get_running_loop().create_task(self._confirm(link, link.confirming))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+        return await asyncio.shield(link.confirming)
+
+    async def _confirm(self, link: _Link, result: asyncio.Future[bool]) -> None:
+        assert link.address is not None
+        host, port = link.address.rsplit(":", 1)
+        alive = True
+        try:
+            async with asyncio.timeout(self.config.confirm_timeout_s):
+                _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+        except (ConnectionRefusedError, ConnectionResetError):
+            alive = False
+            if link.connected and link.kill is not None and not link.kill.done():
+                log.info(
+                    "event=peer_unreachable node=%d peer=%d reason=connect_refused_on_confirm",
+                    self.node_id,
+                    link.peer,
+                )
+                link.kill.set_result(None)
+        except (OSError, TimeoutError):
+            pass  # busy or partitioned, not provably dead
+        finally:
+            if alive:
+                link.confirmed_at = time.monotonic()
+            link.confirming = None
+            result.set_result(alive)
+
     async def _probe(self, link: _Link) -> None:
         assert link.address is not None
         host, port = link.address.rsplit(":", 1)
@@ -520,6 +588,8 @@ class GrpcTransport:
             return env.from_node  # an injected partition also hides node-level liveness
         if link is not None:
             link.last_heard = time.monotonic()
+            if env.uptime_ms:
+                link.peer_started = link.last_heard - env.uptime_ms / 1000
         if env.HasField("chunk"):
             if link is not None:
                 self._reassemble(link, env.chunk)

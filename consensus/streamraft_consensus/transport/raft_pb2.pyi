@@ -113,17 +113,19 @@ class Chunk(_message.Message):
     def __init__(self, id: _Optional[int] = ..., seq: _Optional[int] = ..., last: _Optional[bool] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("version", "from_node", "to_node", "messages", "heartbeats", "chunk")
+    __slots__ = ("version", "from_node", "to_node", "messages", "heartbeats", "chunk", "uptime_ms")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     TO_NODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
     version: int
     from_node: int
     to_node: int
     messages: _containers.RepeatedCompositeFieldContainer[GroupMessage]
     heartbeats: HeartbeatSection
     chunk: Chunk
-    def __init__(self, version: _Optional[int] = ..., from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[GroupMessage, _Mapping]]] = ..., heartbeats: _Optional[_Union[HeartbeatSection, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ...) -> None: ...
+    uptime_ms: int
+    def __init__(self, version: _Optional[int] = ..., from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[GroupMessage, _Mapping]]] = ..., heartbeats: _Optional[_Union[HeartbeatSection, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., uptime_ms: _Optional[int] = ...) -> None: ...
