@@ -36,9 +36,10 @@ Decommission (used by the Kubernetes operator before shrinking a StatefulSet), o
   "rack": null, "incarnation": "...", "state": "active", "replicas": 12}, ...]}`` (this broker's applied
   view of the controller log; decommissioned brokers stay listed with state ``decommissioned``).
 
-Not done yet (item 4 of the design): a broker restarted on an empty disk registers its new incarnation
-and the controller counts it (``previous_incarnations``), but the broker still rejoins its Raft groups
-with an empty vote record instead of first being demoted to learner.
+A broker restarted on an empty disk registers its new incarnation (the controller counts it in
+``previous_incarnations``) and rejoins its Raft groups through ``replication.rejoin``: it votes and counts
+toward no quorum until each group's leader has demoted it to learner, it has caught up, and the leader has
+promoted it back.
 """
 
 from __future__ import annotations

@@ -241,5 +241,6 @@ def install(metrics: BrokerMetrics, service: ReplicationService) -> ReplicationM
     )
     metrics.admin.route("GET", "/admin/health", health, replace=True)
     service.membership.install_routes(metrics)  # GET /admin/brokers, POST .../decommission
+    service.rejoin.install_routes(metrics)  # GET /admin/rejoin
     collector.start()
     return collector

@@ -158,7 +158,8 @@ class Mover:
                 await asyncio.wait_for(runtime.add_learner(gid, node), STEP_TIMEOUT_S)
                 return
             progress = runtime.leader_progress(gid)
-            if progress is not None and progress.match.get(node, 0) >= progress.commit:
+            caught_up = progress is not None and progress.match.get(node, 0) >= progress.commit
+            if caught_up and progress is not None and node not in progress.recovering:
                 log.info("event=move_promote %s node=%d", where, node)
                 await asyncio.wait_for(runtime.promote(gid, node), STEP_TIMEOUT_S)
             return  # one change at a time: wait for this learner before touching another member

@@ -36,6 +36,7 @@ from streamraft_broker.replication.group_offsets import GroupOffsets
 from streamraft_broker.replication.members import Member
 from streamraft_broker.replication.membership import Membership
 from streamraft_broker.replication.reassign import Mover
+from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
 from streamraft_broker.topics import registry as registry_module
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
@@ -104,6 +105,9 @@ class ReplicationService:
         self.observe_commit: Callable[[float], None] | None = None
         """Metrics hook: seconds from proposing a produce batch until it is committed and applied here."""
         self.raft_dir = raft_dir
+        # Before Membership: it writes the incarnation file whose absence tells Rejoin the disk is blank.
+        self.rejoin = Rejoin(self)
+        self.rejoin_driver = RejoinDriver(self)
         self.membership = Membership(self, rack)
         self.mover = Mover(self)
         self._boot_commit = 0
@@ -124,6 +128,8 @@ class ReplicationService:
         voters = self.controller_voters
         learners = [n for n in sorted(self.members) if n not in voters]
         await self.runtime.create_group(CONTROLLER_GROUP, voters, learners)
+        self._spawn(self.rejoin.run())
+        self._spawn(self.rejoin_driver.run())
         self._start_membership()
         self._spawn(self._balance_loop())
         self.group_offsets.start()
@@ -141,6 +147,8 @@ class ReplicationService:
                     continue
                 if self._recently_restarted(preferred):
                     continue
+                if preferred not in self._transfer_targets(gid):
+                    continue  # rebuilding a wiped disk (or demoted for it): it cannot take over yet
                 log.info("event=preferred_leader_transfer group=%d to=%d", gid, preferred)
                 with contextlib.suppress(ConsensusError, ValueError, TimeoutError):
                     await asyncio.wait_for(self.runtime.transfer_leadership(gid, preferred), 1.0)
@@ -171,7 +179,7 @@ class ReplicationService:
         deadline = loop.time() + _TRANSFER_DEADLINE_S
         led = [g for g in self.runtime.groups() if self.runtime.is_leader(g)]
         for gid in led:
-            others = [v for v in self.runtime.conf_state(gid).voters if v != self.node_id]
+            others = self._transfer_targets(gid)
             if others:
                 with contextlib.suppress(ConsensusError, TimeoutError):
                     await asyncio.wait_for(self.runtime.transfer_leadership(gid, others[0]), 1.0)
@@ -186,6 +194,17 @@ class ReplicationService:
             len(led),
         )
         return len(led) - len(still), len(led)
+
+    def _transfer_targets(self, gid: int) -> list[int]:
+        """Voters of ``gid`` other than this broker that may take its leadership: not one rebuilding a wiped
+        disk (it never campaigns, so a transfer to it would only stall proposals until it aborts)."""
+        progress = self.runtime.leader_progress(gid)
+        recovering = progress.recovering if progress is not None else frozenset()
+        voters = self.runtime.conf_state(gid).voters
+        return [v for v in voters if v != self.node_id and v not in recovering]
+
+    def partition_of_group(self, gid: int) -> tuple[str, int] | None:
+        return self._partitions.get(gid)
 
     # ------------------------------------------------------------------ state machine (runtime loop)
 

@@ -18,6 +18,9 @@ class Config:
     check_quorum: bool = True
     applied: int = 0
     max_uncommitted_bytes: int = 64 << 20
+    recovering: bool = False
+    """This node's disk was wiped: it must not vote, campaign or have its acknowledgements counted until a
+    leader confirms it is a learner and it has applied past that point (see ``Raft.recovering``)."""
 
     def validate(self) -> None:
         if self.id <= NONE:

@@ -19,6 +19,7 @@ followers); ``wake()`` restarts the timers from zero so nobody campaigns or step
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -157,7 +158,7 @@ class RawNode:
             entries=tuple(log.unstable),
             snapshot=log.unstable_snapshot,
             committed_entries=tuple(log.next_committed_entries(_MAX_APPLY_BYTES)),
-            messages=tuple(r.msgs),
+            messages=tuple(_mark_recovering(r.msgs)) if r.recovering else tuple(r.msgs),
             read_states=tuple(r.read_states),
             must_sync=bool(log.unstable)
             or log.unstable_snapshot is not None
@@ -190,6 +191,8 @@ class RawNode:
             if r.role == Role.LEADER and r.uncommitted_size:
                 size = sum(len(e.data) for e in rd.committed_entries)
                 r.uncommitted_size = max(0, r.uncommitted_size - size)
+        if r.recovering:
+            r.maybe_end_recovery()
 
     # --- inspection -----------------------------------------------------------------------------------
     def status(self) -> Status:
@@ -222,12 +225,20 @@ class RawNode:
             return False
         if r.pending_conf_index > log.applied:
             return False
-        return all(pr.match == last for pr in r.prs.values())
+        # A recovering follower must keep hearing from us until it has been demoted and has caught up.
+        return all(pr.match == last and not pr.recovering for pr in r.prs.values())
 
     def wake(self) -> None:
         r = self.raft
         r.election_elapsed = 0
         r.heartbeat_elapsed = 0
+
+
+_ACKS = frozenset((_MT.APPEND_RESP, _MT.HEARTBEAT_RESP))
+
+
+def _mark_recovering(msgs: list[Message]) -> list[Message]:
+    return [dataclasses.replace(m, recovering=True) if m.type in _ACKS else m for m in msgs]
 
 
 def _validate(m: Message, node_id: int) -> None:

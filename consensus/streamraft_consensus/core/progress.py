@@ -60,6 +60,7 @@ class Progress:
         "pending_snapshot",
         "probe_sent",
         "recent_active",
+        "recovering",
         "state",
     )
 
@@ -72,6 +73,9 @@ class Progress:
         self.probe_sent = False
         self.inflights = Inflights(max_inflight)
         self.is_learner = is_learner
+        self.recovering = False
+        """The follower's last response said it is rebuilding a wiped disk: its match index drives
+        replication to it but counts toward no quorum."""
 
     def _reset_state(self, state: ProgressState) -> None:
         self.probe_sent = False

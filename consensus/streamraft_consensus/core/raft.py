@@ -20,6 +20,14 @@ append acknowledgement is never sent before the state it vouches for is durable.
 own log in the commit quorum immediately; that is safe because everything a commit causes (applying,
 telling followers) also happens only after the Ready holding those entries is persisted.
 
+Rejoin after a wiped disk (``Config.recovering``; design and safety argument in
+``streamraft_broker.replication.rejoin``): a recovering node never campaigns and never grants a vote, and
+marks its append/heartbeat responses ``recovering`` so that a leader uses them only to replicate to it,
+never toward a commit, check-quorum or read-index quorum. A leader may demote a voter to learner (an
+ADD_LEARNER change naming a voter); it tells a learner on every append whether its committed
+configuration has it as a learner (``learner_confirmed``), and the node leaves the recovering state once
+it has applied up to the commit index of such an append while its own applied configuration agrees.
+
 Reads are linearizable via read-index: the leader records its commit index, confirms leadership with a
 heartbeat round acknowledged by a quorum, then releases the read state. A new leader defers read-index
 requests until it has committed an entry of its own term.
@@ -99,6 +107,9 @@ class Raft:
         self.read_queue: list[bytes] = []
         self.pending_read_msgs: list[tuple[int, bytes]] = []
         self.bcast = _BCAST_NONE
+        self.recovering = cfg.recovering
+        self.learner_confirmed_at = 0
+        """Commit index of the last append from a leader that confirmed us as a committed learner."""
 
         hs, cs = storage.initial_state()
         snap = storage.snapshot()
@@ -195,7 +206,18 @@ class Raft:
 
     def promotable(self) -> bool:
         pr = self.prs.get(self.id)
-        return pr is not None and not pr.is_learner
+        return pr is not None and not pr.is_learner and not self.recovering
+
+    def maybe_end_recovery(self) -> bool:
+        """Leave the recovering state once a leader confirmed us as a learner in its committed configuration
+        and we have applied at least up to its commit index then (so our applied configuration is that one
+        or later) and it still has us as a learner. Returns True when this call ended it."""
+        if not self.recovering or self.learner_confirmed_at == 0:
+            return False
+        if self.log.applied < self.learner_confirmed_at or self.id not in self.applied_conf.learners:
+            return False
+        self.recovering = False
+        return True
 
     # --- role transitions -----------------------------------------------------------------------------
     def _reset(self, term: int) -> None:
@@ -263,6 +285,10 @@ class Raft:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
+        if self.recovering and self.election_elapsed >= self.randomized_election_timeout:
+            self.election_elapsed = 0
+            self._poke_voters()
+            return
         if self.promotable() and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
             self.hup(transfer=False)
@@ -286,7 +312,7 @@ class Raft:
         for i, pr in self.prs.items():
             if i == self.id:
                 continue
-            if pr.recent_active and not pr.is_learner:
+            if pr.recent_active and not pr.is_learner and not pr.recovering:
                 active.add(i)
             pr.recent_active = False
         return self.voters.has_quorum(active)
@@ -331,6 +357,15 @@ class Raft:
             if v != self.id:
                 self.msgs.append(Message(vtype, v, self.id, term, last_term, last, context=ctx))
 
+    def _poke_voters(self) -> None:
+        """A recovering node that has not heard from a leader: a pre-vote it will never act on wakes the
+        group on the other nodes (a quiesced leader resumes heartbeats and finds it recovering) and teaches
+        it the current term from the rejections. It changes no one's term or vote."""
+        last, last_term = self.log.last_index(), self.log.last_term()
+        for v in sorted(self.voters.voters):
+            if v != self.id:
+                self.msgs.append(Message(_MT.PRE_VOTE, v, self.id, self.term + 1, last_term, last))
+
     def _poll(self, frm: int, granted: bool) -> VoteResult:
         self.votes.setdefault(frm, granted)
         return self.voters.vote_result(self.votes)
@@ -345,6 +380,13 @@ class Raft:
 
     def _handle_vote(self, m: Message) -> None:
         rtype = _MT.VOTE_RESP if m.type == _MT.VOTE else _MT.PRE_VOTE_RESP
+        if self.recovering:
+            # A wiped disk forgot its votes and the entries it acknowledged: its vote could elect a leader
+            # missing committed entries, or a second leader in a term it already voted in. With no term yet
+            # (a pre-vote to a blank node) there is no valid rejection to send: the candidate times out.
+            if self.term > 0:
+                self.msgs.append(Message(rtype, m.frm, self.id, self.term, reject=True))
+            return
         if self.can_grant_vote(m) and self.log.is_up_to_date(m.index, m.log_term):
             self.msgs.append(Message(rtype, m.frm, self.id, m.term))
             if m.type == _MT.VOTE:
@@ -401,6 +443,8 @@ class Raft:
             self.election_elapsed = 0
             self.lead = m.frm
             if t == _MT.APPEND:
+                if m.learner_confirmed and self.recovering:
+                    self.learner_confirmed_at = max(self.learner_confirmed_at, m.commit)
                 self._handle_append(m)
             elif t == _MT.HEARTBEAT:
                 self._handle_heartbeat(m)
@@ -470,7 +514,11 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
-        self.log.commit_to(m.commit)
+        if self.recovering:
+            # The leader still thinks we hold what our wiped disk held: take only what we have.
+            self.log.commit_to(min(m.commit, self.log.last_index()))
+        else:
+            self.log.commit_to(m.commit)
         self.msgs.append(Message(_MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
 
     def _handle_snapshot(self, m: Message) -> None:
@@ -503,6 +551,7 @@ class Raft:
         if pr is None:
             return
         pr.recent_active = True
+        self._note_recovering(pr, m)
         if m.reject:
             next_probe = m.reject_hint
             if m.log_term > 0:
@@ -532,18 +581,28 @@ class Raft:
         if pr is None:
             return
         pr.recent_active = True
+        self._note_recovering(pr, m)
         pr.probe_sent = False
         if pr.state == ProgressState.REPLICATE and pr.inflights.full():
             pr.inflights.free_first_one()
         if pr.match < self.log.last_index() or pr.state == ProgressState.PROBE:
             self._send_append(m.frm)
-        if m.context:
+        if m.context and not m.recovering:
             self._ack_read(m.frm, m.context)
+
+    @staticmethod
+    def _note_recovering(pr: Progress, m: Message) -> None:
+        if m.recovering and not pr.recovering:
+            # The follower lost its log with its disk: what we knew it held is gone, probe from scratch.
+            pr.match = 0
+            pr.become_probe()
+        pr.recovering = m.recovering
 
     def maybe_commit(self) -> bool:
         """Advance the commit index to what a quorum of voters holds, if that is from this term."""
         prs = self.prs
-        mci = self.voters.committed_index(lambda v: prs[v].match)
+        # A recovering voter's match is real but its pre-wipe acknowledgements are lost: count none of them.
+        mci = self.voters.committed_index(lambda v: 0 if prs[v].recovering else prs[v].match)
         if not self.log.maybe_commit(mci, self.term):
             return False
         if self.pending_read_msgs:
@@ -588,8 +647,19 @@ class Raft:
             return True
         if not ents and not send_if_empty:
             return False
+        confirmed = pr.is_learner and self.last_conf_index <= log.committed
         self.msgs.append(
-            Message(_MT.APPEND, to, self.id, self.term, prev_term, prev, tuple(ents), log.committed)
+            Message(
+                _MT.APPEND,
+                to,
+                self.id,
+                self.term,
+                prev_term,
+                prev,
+                tuple(ents),
+                log.committed,
+                learner_confirmed=confirmed,
+            )
         )
         if pr.state == ProgressState.REPLICATE:
             if ents:
@@ -655,7 +725,10 @@ class Raft:
         if t == ConfChangeType.ADD_VOTER and pr is not None and not pr.is_learner:
             raise ValueError(f"node {nid} is already a voter")
         if t == ConfChangeType.ADD_LEARNER and pr is not None:
-            raise ValueError(f"node {nid} is already a member (demoting a voter is not supported)")
+            if pr.is_learner:
+                raise ValueError(f"node {nid} is already a learner")
+            if len(self.voters.voters) == 1:
+                raise ValueError(f"cannot demote {nid}, the last voter")
         if t == ConfChangeType.REMOVE:
             if pr is None:
                 raise ValueError(f"node {nid} is not a member")
@@ -759,6 +832,8 @@ def apply_change(cs: ConfState, cc: ConfChange) -> ConfState:
             if nid not in voters:
                 voters.append(nid)
         elif t == ConfChangeType.ADD_LEARNER:
+            if nid in voters and len(voters) > 1:
+                voters.remove(nid)  # a demotion: one voter fewer, as safe as a removal
             if nid not in voters and nid not in learners:
                 learners.append(nid)
         elif t == ConfChangeType.REMOVE:

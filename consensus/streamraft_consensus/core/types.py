@@ -130,6 +130,11 @@ class Message:
     snapshot: Snapshot | None = None
     # Opaque request context: read-index request ids, transfer/campaign markers.
     context: bytes = b""
+    # On APPEND_RESP / HEARTBEAT_RESP: the sender is rebuilding a wiped disk and its acknowledgement must
+    # not count toward a commit, check-quorum or read-index quorum (streamraft_broker.replication.rejoin).
+    recovering: bool = False
+    # On APPEND: the receiver is a learner in the leader's committed configuration (see ``recovering``).
+    learner_confirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,8 @@ class LeaderProgress:
     match: dict[int, int]
     """Other member (voter or learner) -> highest index known to be replicated on it."""
     learners: frozenset[int]
+    recovering: frozenset[int]
+    """Members whose last response said they are rebuilding a wiped disk (acks not counted)."""
     entry_bytes: float
     """Mean size of recently appended entries' data (moving average): follower lag in bytes is estimated
     as lag in entries times this, without reading the log."""

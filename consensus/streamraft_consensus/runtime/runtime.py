@@ -71,6 +71,10 @@ def _sync_all(storages: Sequence[RaftStorage]) -> None:
         storage.sync()
 
 
+def _never(_group: int) -> bool:
+    return False
+
+
 class Runtime:
     def __init__(
         self,
@@ -109,6 +113,9 @@ class Runtime:
         self.iterations = 0
         self.fsync_passes = 0
         self.group_ticks = 0
+        self.recover_group: Callable[[int], bool] = _never
+        """Whether a group created now must start recovering (this node's disk was wiped; see the
+        broker's replication.rejoin). Asked once per create_group."""
         """RawNode.tick() calls made by the tick schedule: stays flat while every group is quiet."""
 
     # ------------------------------------------------------------------ lifecycle
@@ -173,6 +180,7 @@ class Runtime:
             self._sm.restore(group, snap)
             cs = snap.meta.conf_state if snap.meta.index > 0 and not cs.voters else cs
         c = self.config
+        recovering = self.recover_group(group)
         raw = RawNode(
             Config(
                 id=self.node_id,
@@ -183,6 +191,7 @@ class Runtime:
                 pre_vote=c.pre_vote,
                 check_quorum=c.check_quorum,
                 applied=applied,
+                recovering=recovering,
             ),
             storage,
             random.Random(self._rand.getrandbits(64)),
@@ -191,12 +200,13 @@ class Runtime:
         self._groups[group] = g
         self._mark(g)
         log.info(
-            "event=group_created node=%d group=%d voters=%s learners=%s applied=%d",
+            "event=group_created node=%d group=%d voters=%s learners=%s applied=%d recovering=%s",
             self.node_id,
             group,
             list(cs.voters),
             list(cs.learners),
             applied,
+            recovering,
         )
 
     async def remove_group(self, group: int, delete_data: bool = False) -> None:
@@ -241,6 +251,18 @@ class Runtime:
             return True
         return self.transport.is_connected(node) and self._peer_alive.get(node, False)
 
+    def recovering(self, group: int) -> bool:
+        """Whether this node is still rebuilding ``group`` after a wiped disk (no votes, acks not counted)."""
+        return self._group(group).raw.raft.recovering
+
+    def end_recovery(self, group: int) -> None:
+        """The caller learnt that the cluster is brand new (not a rejoin): ``group`` may vote at once."""
+        g = self._group(group)
+        if g.raw.raft.recovering:
+            g.raw.raft.recovering = False
+            log.info("event=recovery_skipped node=%d group=%d", self.node_id, group)
+            self._mark(g)
+
     def is_quiesced(self, group: int) -> bool:
         return self._group(group).quiesced
 
@@ -259,6 +281,7 @@ class Runtime:
             commit=raft.log.committed,
             match={peer: pr.match for peer, pr in raft.prs.items() if peer != self.node_id},
             learners=frozenset(g.conf_state.learners),
+            recovering=frozenset(p for p, pr in raft.prs.items() if pr.recovering),
             entry_bytes=g.entry_bytes,
             quiesced=g.quiesced,
         )
@@ -465,6 +488,10 @@ class Runtime:
             self._peer_alive[peer] = alive
             if alive:
                 log.info("event=peer_up node=%d peer=%d", self.node_id, peer)
+                for g in self._groups.values():
+                    if g.is_leader and g.quiesced and peer in g.peers(self.node_id):
+                        # A restarted peer (maybe on a wiped disk) must hear from its leaders to catch up.
+                        self._mark(g)
                 continue
             led = [g for g in self._groups.values() if g.leader == peer]
             uptimes = {
@@ -681,7 +708,10 @@ class Runtime:
                     pr.index = rs.index
             if g.confirmed_reads:
                 self._serve_reads(g)
+            was_recovering = g.raw.raft.recovering
             g.raw.advance(rd)
+            if was_recovering and not g.raw.raft.recovering:
+                log.info("event=recovery_done node=%d group=%d applied=%d", self.node_id, g.id, g.applied)
             if g.raw.has_ready():
                 self._dirty.add(g.id)
                 self._kick.set()

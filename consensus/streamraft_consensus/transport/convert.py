@@ -37,6 +37,8 @@ def message_to_pb(msg: Message, out: pb.RaftMessage) -> None:
     out.reject = msg.reject
     out.reject_hint = msg.reject_hint
     out.context = msg.context
+    out.recovering = msg.recovering
+    out.learner_confirmed = msg.learner_confirmed
     if msg.entries:
         out.entries.extend(
             pb.Entry(term=e.term, index=e.index, type=int(e.type), data=e.data) for e in msg.entries
@@ -68,4 +70,6 @@ def message_from_pb(p: pb.RaftMessage, to: int, frm: int) -> Message:
         reject_hint=p.reject_hint,
         snapshot=snapshot,
         context=p.context,
+        recovering=p.recovering,
+        learner_confirmed=p.learner_confirmed,
     )

@@ -130,6 +130,9 @@ class GrpcTransport:
         self._server: grpc.aio.Server | None = None
         self._chunk_ids = itertools.count(1)
         self._stopped = False
+        self.blank = False
+        """Advertised to peers in every envelope (see the broker's replication.rejoin)."""
+        self._peer_blank: dict[int, bool] = {}
         self._liveness: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
@@ -217,6 +220,10 @@ class GrpcTransport:
             return None
         return time.monotonic() - link.peer_started
 
+    def peer_blank(self, node_id: int) -> bool | None:
+        """What ``node_id`` last advertised as its ``blank`` flag; None before any frame from it."""
+        return self._peer_blank.get(node_id)
+
     def last_heard(self, node_id: int) -> float | None:
         """time.monotonic() of the last frame received from ``node_id``."""
         link = self._links.get(node_id)
@@ -264,7 +271,11 @@ class GrpcTransport:
     def _envelope(self, peer: int) -> pb.Envelope:
         uptime_ms = max(1, int((time.monotonic() - self._started) * 1000))
         return pb.Envelope(
-            version=PROTOCOL_VERSION, from_node=self.node_id, to_node=peer, uptime_ms=uptime_ms
+            version=PROTOCOL_VERSION,
+            from_node=self.node_id,
+            to_node=peer,
+            uptime_ms=uptime_ms,
+            blank=self.blank,
         )
 
     def _frames(self, link: _Link) -> list[bytes]:
@@ -274,7 +285,12 @@ class GrpcTransport:
             section.heartbeats.add(group=group, term=m.term, commit=m.commit, context=m.context)
         for group, m in link.responses:
             section.responses.add(
-                group=group, term=m.term, commit=m.commit, context=m.context, reject=m.reject
+                group=group,
+                term=m.term,
+                commit=m.commit,
+                context=m.context,
+                reject=m.reject,
+                recovering=m.recovering,
             )
         section.quiesce.extend(link.quiesce)
         for group, m in link.messages:
@@ -590,6 +606,7 @@ class GrpcTransport:
             link.last_heard = time.monotonic()
             if env.uptime_ms:
                 link.peer_started = link.last_heard - env.uptime_ms / 1000
+        self._peer_blank[env.from_node] = env.blank
         if env.HasField("chunk"):
             if link is not None:
                 self._reassemble(link, env.chunk)
@@ -649,6 +666,7 @@ class GrpcTransport:
                         commit=hb.commit,
                         context=hb.context,
                         reject=hb.reject,
+                        recovering=hb.recovering,
                     ),
                 )
             )

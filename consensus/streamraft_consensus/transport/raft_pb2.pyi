@@ -45,7 +45,7 @@ class Snapshot(_message.Message):
     def __init__(self, index: _Optional[int] = ..., term: _Optional[int] = ..., conf_state: _Optional[_Union[ConfState, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class RaftMessage(_message.Message):
-    __slots__ = ("type", "term", "log_term", "index", "entries", "commit", "reject", "reject_hint", "snapshot", "context")
+    __slots__ = ("type", "term", "log_term", "index", "entries", "commit", "reject", "reject_hint", "snapshot", "context", "recovering", "learner_confirmed")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     LOG_TERM_FIELD_NUMBER: _ClassVar[int]
@@ -56,6 +56,8 @@ class RaftMessage(_message.Message):
     REJECT_HINT_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_CONFIRMED_FIELD_NUMBER: _ClassVar[int]
     type: int
     term: int
     log_term: int
@@ -66,7 +68,9 @@ class RaftMessage(_message.Message):
     reject_hint: int
     snapshot: Snapshot
     context: bytes
-    def __init__(self, type: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., context: _Optional[bytes] = ...) -> None: ...
+    recovering: bool
+    learner_confirmed: bool
+    def __init__(self, type: _Optional[int] = ..., term: _Optional[int] = ..., log_term: _Optional[int] = ..., index: _Optional[int] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., commit: _Optional[int] = ..., reject: _Optional[bool] = ..., reject_hint: _Optional[int] = ..., snapshot: _Optional[_Union[Snapshot, _Mapping]] = ..., context: _Optional[bytes] = ..., recovering: _Optional[bool] = ..., learner_confirmed: _Optional[bool] = ...) -> None: ...
 
 class GroupMessage(_message.Message):
     __slots__ = ("group", "message")
@@ -77,18 +81,20 @@ class GroupMessage(_message.Message):
     def __init__(self, group: _Optional[int] = ..., message: _Optional[_Union[RaftMessage, _Mapping]] = ...) -> None: ...
 
 class GroupHeartbeat(_message.Message):
-    __slots__ = ("group", "term", "commit", "context", "reject")
+    __slots__ = ("group", "term", "commit", "context", "reject", "recovering")
     GROUP_FIELD_NUMBER: _ClassVar[int]
     TERM_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     REJECT_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
     group: int
     term: int
     commit: int
     context: bytes
     reject: bool
-    def __init__(self, group: _Optional[int] = ..., term: _Optional[int] = ..., commit: _Optional[int] = ..., context: _Optional[bytes] = ..., reject: _Optional[bool] = ...) -> None: ...
+    recovering: bool
+    def __init__(self, group: _Optional[int] = ..., term: _Optional[int] = ..., commit: _Optional[int] = ..., context: _Optional[bytes] = ..., reject: _Optional[bool] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatSection(_message.Message):
     __slots__ = ("heartbeats", "responses", "quiesce")
@@ -113,7 +119,7 @@ class Chunk(_message.Message):
     def __init__(self, id: _Optional[int] = ..., seq: _Optional[int] = ..., last: _Optional[bool] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("version", "from_node", "to_node", "messages", "heartbeats", "chunk", "uptime_ms")
+    __slots__ = ("version", "from_node", "to_node", "messages", "heartbeats", "chunk", "uptime_ms", "blank")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     TO_NODE_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +127,7 @@ class Envelope(_message.Message):
     HEARTBEATS_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    BLANK_FIELD_NUMBER: _ClassVar[int]
     version: int
     from_node: int
     to_node: int
@@ -128,4 +135,5 @@ class Envelope(_message.Message):
     heartbeats: HeartbeatSection
     chunk: Chunk
     uptime_ms: int
-    def __init__(self, version: _Optional[int] = ..., from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[GroupMessage, _Mapping]]] = ..., heartbeats: _Optional[_Union[HeartbeatSection, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., uptime_ms: _Optional[int] = ...) -> None: ...
+    blank: bool
+    def __init__(self, version: _Optional[int] = ..., from_node: _Optional[int] = ..., to_node: _Optional[int] = ..., messages: _Optional[_Iterable[_Union[GroupMessage, _Mapping]]] = ..., heartbeats: _Optional[_Union[HeartbeatSection, _Mapping]] = ..., chunk: _Optional[_Union[Chunk, _Mapping]] = ..., uptime_ms: _Optional[int] = ..., blank: _Optional[bool] = ...) -> None: ...

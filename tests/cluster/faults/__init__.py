@@ -4,8 +4,8 @@
   isolation), bounded delay, heal. Plain proxies, not ``ip netns``: no privileges needed.
 - ``cluster``: ``ProxiedCluster``, the launcher's cluster with each broker's peers behind the proxies.
 - ``kinds``: the registry of fault kinds (kill, term, pause, isolate, split_pair, one_way, deaf_or_mute,
-  delay, leader_cutoff, create_topics, overlap; crash_all and empty_disk are registered but off until the
-  broker bugs they hit are fixed, see ``REGISTRY``); each draws its step from a seeded RNG and runs it.
+  delay, leader_cutoff, create_topics, overlap, empty_disk; crash_all is registered but off until the
+  broker bug it hits is fixed, see ``REGISTRY``); each draws its step from a seeded RNG and runs it.
 - ``schedule``: schedule ``K`` of seed ``S`` is a pure function of (S, K).
 - ``load``: idempotent acks=all producer, two readers (one committing as a group), watermark sampler.
 - ``driver``: runs schedules back to back, liveness and the history checker after each one.

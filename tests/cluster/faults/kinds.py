@@ -351,7 +351,7 @@ REGISTRY: dict[str, Kind] = {
         Kind("leader_cutoff", 3, _draw_leader, _leader_cutoff),
         Kind("create_topics", 1, _draw_create, _create_topics),
         Kind("overlap", 2, _draw_overlap, _overlap),
-        # Needs the empty-disk rejoin (membership work); enable with --kinds once it has landed.
-        Kind("empty_disk", 1, _one, _empty_disk, enabled=False),
+        # SIGKILL, data directory deleted, restart: the broker rejoins through replication.rejoin.
+        Kind("empty_disk", 1, _one, _empty_disk),
     ]
 }
