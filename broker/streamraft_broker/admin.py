@@ -18,6 +18,8 @@ Routes registered by the broker itself:
 - ``POST /admin/leadership/handoff`` -> ``{"moved": n, "of": m}`` once every Raft leadership this broker
   held has been handed to another voter (or the bounded wait ran out: then ``moved < of``). Used by the
   Kubernetes preStop hook. A single-node broker answers ``{"moved": 0, "of": 0}``.
+- ``GET /admin/rejoin`` (replicated) -> where this broker stands in a rejoin after an empty disk, and the
+  voters/learners of every Raft group it hosts (see ``replication.rejoin``).
 """
 
 from __future__ import annotations
