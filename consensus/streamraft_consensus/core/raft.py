@@ -514,11 +514,10 @@ class Raft:
         )
 
     def _handle_heartbeat(self, m: Message) -> None:
-        if self.recovering:
-            # The leader still thinks we hold what our wiped disk held: take only what we have.
-            self.log.commit_to(min(m.commit, self.log.last_index()))
-        else:
+        if not self.recovering:
             self.log.commit_to(m.commit)
+        # else: the leader may still count on what our wiped disk held (a stale match index), so its
+        # heartbeat commit proves nothing about our log; appends, checked against its log, commit instead.
         self.msgs.append(Message(_MT.HEARTBEAT_RESP, m.frm, self.id, self.term, context=m.context))
 
     def _handle_snapshot(self, m: Message) -> None:

@@ -63,6 +63,7 @@ class Stats:
     delivered: int = 0
     heal_to_commit_ticks: int = 0
     quiesced: int = 0
+    wipes: int = 0
 
 
 @dataclass
@@ -75,6 +76,8 @@ class _Node:
     last_term: int = 0
     last_commit: int = 0
     down_until: int = 0
+    rejoining: bool = False
+    """Restarted on a wiped disk and still recovering (the broker's rejoin marker)."""
 
 
 @dataclass
@@ -115,6 +118,7 @@ class World:
         fault_ticks: int = 200,
         node_factory: NodeFactory = RawNode,
         verbose: bool = False,
+        wipes: bool = False,
     ) -> None:
         self.seed = seed
         self.rng = rng = random.Random(seed)
@@ -138,6 +142,10 @@ class World:
             pre_vote=rng.random() < 0.8,
             check_quorum=rng.random() < 0.8,
         )
+        # Opt-in (drawn only then, so the seeds of runs without wipes stay what they were): a voter loses
+        # its disk and restarts recovering; a driver demotes it, and promotes it once it has caught up.
+        self.wipe_rate = rng.choice((0.003, 0.01, 0.02)) if wipes else 0.0
+        self.demoted: set[int] = set()
         self.stats = Stats()
         self.now = 0
         self.tick_no = 0
@@ -148,6 +156,7 @@ class World:
         self.healed = False
         self.quiesced = False
         conf = ConfState(voters=tuple(range(1, self.p.n_voters + 1)))
+        self.initial_conf = conf
         self.nodes: dict[int, _Node] = {}
         for i in range(1, 6):
             st = MemoryStorage.bootstrap(conf) if i <= self.p.n_voters else MemoryStorage()
@@ -192,6 +201,7 @@ class World:
             max_size_per_msg=p.max_size_per_msg,
             pre_vote=p.pre_vote,
             check_quorum=p.check_quorum,
+            recovering=sn.rejoining,
         )
         sn.node = self.factory(cfg, st, random.Random(self.rng.getrandbits(64)))
 
@@ -205,6 +215,45 @@ class World:
         sn.down_until = self.tick_no + self.rng.randint(3, 40)
         self.stats.crashes += 1
         self.log(f"node {sn.id} crashed ({why})")
+
+    def _wipe(self, sn: _Node) -> None:
+        """The node loses its disk: it restarts with what a blank broker bootstraps (the group's original
+        voters, or nothing for a node added later) and recovering."""
+        self._crash(sn, "disk wiped")
+        fresh = MemoryStorage.bootstrap(self.initial_conf) if sn.id <= self.p.n_voters else MemoryStorage()
+        sn.disk = Disk(fresh)
+        sn.rejoining = True
+        self.stats.wipes += 1
+
+    def _rejoin_driver(self, ld: _Node) -> None:
+        """What the broker's RejoinDriver does on a leader: demote a recovering voter, then promote it once
+        it has left recovery and caught up; one membership change at a time."""
+        assert ld.node is not None
+        r = ld.node.raft
+        if r.pending_conf_index > r.log.applied:
+            return
+        change: tuple[ConfChangeType, int] | None = None
+        for i, pr in sorted(r.prs.items()):
+            if i != ld.id and pr.recovering and not pr.is_learner:
+                change = (ConfChangeType.ADD_LEARNER, i)
+                break
+        else:
+            for i, pr in sorted(r.prs.items()):
+                if pr.is_learner and i in self.demoted and not pr.recovering and pr.match >= r.log.committed:
+                    change = (ConfChangeType.ADD_VOTER, i)
+                    break
+        if change is None:
+            return
+        self._wake()
+        try:
+            ld.node.propose_conf_change(ConfChange((change,)))
+        except (ProposalDropped, NotLeader, ValueError):
+            return
+        if change[0] == ConfChangeType.ADD_LEARNER:
+            self.demoted.add(change[1])
+        else:
+            self.demoted.discard(change[1])
+        self.log(f"leader {ld.id} rejoin driver proposes {change[0].name} {change[1]}")
 
     # --- checks ---------------------------------------------------------------------------------------
     def _check_leader(self, sn: _Node) -> None:
@@ -322,6 +371,9 @@ class World:
                     )
                 self.stats.reads += 1
             node.advance(rd)
+            if sn.rejoining and not node.raft.recovering:
+                sn.rejoining = False
+                self.log(f"node {sn.id} recovered from its wiped disk")
             self._check_leader(sn)
         raise Violation("ready loop", f"node {sn.id} kept producing Readies")
 
@@ -384,6 +436,19 @@ class World:
                     self._crash(sn, "corrupted unsynced tail", corrupt=True)
                 else:
                     self._crash(sn, "random")
+                down += 1
+        # One wiped disk at a time, and never while two nodes are down: Raft tolerates a minority of
+        # failures, and a wiped disk counts as one until its node is a voter again (a second wipe while
+        # the first is a demoted learner can leave two voters with one recovering: safe, but stuck).
+        rejoin_open = self.demoted or any(n.rejoining for n in self.nodes.values())
+        if self.wipe_rate and down < 2 and not rejoin_open:
+            voters = [
+                sn
+                for sn in self.nodes.values()
+                if sn.node is not None and sn.id in sn.node.raft.voters.voters
+            ]
+            if voters and rng.random() < self.wipe_rate:
+                self._wipe(rng.choice(voters))
                 down += 1
         for sn in self.nodes.values():
             if sn.node is None and self.tick_no >= sn.down_until:
@@ -468,6 +533,8 @@ class World:
                     self.reads[ctx] = self.max_acked
                 except NotLeader:
                     pass
+        if ld is not None and self.wipe_rate and rng.random() < 0.2:
+            self._rejoin_driver(ld)
         if ld is None or self.healed:
             return
         assert ld.node is not None
@@ -491,8 +558,11 @@ class World:
         cs = ld.node.raft.conf_state()
         members = set(cs.voters) | set(cs.learners)
         spares = [i for i in self.nodes if i not in members and i not in self.removed]
-        if cs.learners:
-            change = (ConfChangeType.ADD_VOTER, rng.choice(cs.learners))
+        ready = [i for i in cs.learners if not ld.node.raft.prs[i].recovering]
+        if ready:
+            change = (ConfChangeType.ADD_VOTER, rng.choice(ready))
+        elif cs.learners:
+            return  # a learner still rebuilding a wiped disk is promoted by the rejoin driver, not here
         elif spares and len(cs.voters) < 5 and rng.random() < 0.6:
             change = (ConfChangeType.ADD_LEARNER, rng.choice(spares))
         elif len(cs.voters) > 3:
@@ -608,10 +678,15 @@ class World:
 
 
 def run_seed(
-    seed: int, *, fault_ticks: int = 200, node_factory: NodeFactory = RawNode, verbose: bool = False
+    seed: int,
+    *,
+    fault_ticks: int = 200,
+    node_factory: NodeFactory = RawNode,
+    verbose: bool = False,
+    wipes: bool = False,
 ) -> Stats:
     """Run one seed; raises Violation on any broken invariant (core assertion failures included)."""
-    world = World(seed, fault_ticks=fault_ticks, node_factory=node_factory, verbose=verbose)
+    world = World(seed, fault_ticks=fault_ticks, node_factory=node_factory, verbose=verbose, wipes=wipes)
     try:
         return world.run()
     except AssertionError as e:
