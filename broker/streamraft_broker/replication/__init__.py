@@ -34,4 +34,6 @@ Design of this first slice (enabled with ``--replication raft``; the default sta
 - Idempotent producers: the producer-state hook runs at apply time on every replica in the same order, so
   each replica's duplicate detection reaches the same verdict.
 - SIGTERM: the broker hands each leadership it holds to another voter (bounded) before stopping.
+- A broker restarted on an EMPTY data directory rejoins without voting or counting with its blank state
+  (demoted to learner in each group, caught up, promoted back): ``replication.rejoin``.
 """

@@ -17,8 +17,11 @@ The design, in three parts.
    the disk was blank. While the marker says ``undecided`` or ``rejoin``, every Raft group the broker
    creates (controller group at start, partition groups as the controller log is replayed, groups joined
    through moves) starts *recovering* (``Config.recovering`` in the Raft core), except those the marker
-   lists as done. The broker also registers with its new incarnation id (``membership``), so the
-   controller log records that this node id came back on a new disk.
+   lists as done and those created by a controller entry applied after this broker's controller group
+   left recovery (that entry follows its demotion there, hence the wipe: such a group never existed on
+   the lost disk; a topic created during a rejoin thus needs no demotion). The broker also registers
+   with its new incarnation id (``membership``), so the controller log records that this node id came
+   back on a new disk.
 
 2. Brand-new cluster or rejoin? At first start every broker of a new cluster is blank, and if all of them
    refused to vote no controller could ever be elected. Each broker advertises in every transport envelope
@@ -134,6 +137,13 @@ class Rejoin:
             log.info(
                 "event=rejoin_state node=%d state=%s done=%s", service.node_id, self.state, sorted(self.done)
             )
+
+    def note_new_group(self, gid: int) -> None:
+        """The controller log just created ``gid`` with this broker as a replica. If this broker's own
+        controller group has already left recovery, that entry comes after its demotion there, hence after
+        the wipe: the group never existed on the lost disk, so it has no vote or ack to forget."""
+        if self.state == REJOIN and not self.service.runtime.recovering(CONTROLLER_GROUP):
+            self.done.add(gid)
 
     def _recover_group(self, gid: int) -> bool:
         return self.state in (UNDECIDED, REJOIN) and gid not in self.done

@@ -283,6 +283,8 @@ class ReplicationService:
                     self._spawn(self._ensure_hosting(meta.name, i))
                     continue
                 self._partitions[gid] = (meta.name, i)
+                if not self._replaying:
+                    self.rejoin.note_new_group(gid)
                 self._spawn(self._create_group(gid, meta.replicas[i]))
 
     def _add_partitions(self, meta: TopicMeta, first_new: int) -> None:
