@@ -31,7 +31,12 @@ The design, in three parts.
    blank (then at most a minority could hold any committed entry, and a majority of lost disks is beyond
    what Raft tolerates anyway). Fresh ends recovery of every group and deletes the marker; the broker stops
    saying blank once its controller group has committed an entry (a cluster has formed). Until one of the
-   two happens it waits: it neither votes nor counts, which is the safe side.
+   two happens it waits: it neither votes nor counts, which is the safe side. A broker that decided
+   ``rejoin`` but, once its controller group has recovered, finds no registration of an earlier
+   incarnation of its node id in the controller log is in its first life (a member of a new cluster that
+   started after the others formed it): it ends the recovery of its other groups at once. The gap this
+   leaves: a broker whose disk is lost within its first seconds, after it voted or acknowledged as a
+   member but before its first registration committed, is taken for a first life.
 
 3. The window, the demotion and the promotion (Raft core plus ``RejoinDriver``). A recovering node
    never campaigns, rejects every (pre-)vote request, and marks its append and heartbeat responses
@@ -200,9 +205,28 @@ class Rejoin:
                     wanted.add(meta.group(i))
         return wanted
 
+    def _first_life(self) -> bool:
+        """Once the controller group has left recovery (so this broker has applied every registration
+        committed before its wipe): no earlier incarnation of this node id ever registered."""
+        service = self.service
+        reg = service.state.brokers.get(service.node_id)
+        if reg is None:
+            return True
+        return reg.incarnation == service.membership.incarnation and reg.previous_incarnations == 0
+
     async def _watch(self) -> None:
         runtime = self.service.runtime
         while True:
+            if CONTROLLER_GROUP in self.done and self._first_life():
+                # A broker of a brand-new cluster that started after the others had formed it: nothing of
+                # it was on any disk, so its remaining groups need no demotion.
+                self.state = DONE
+                runtime.recover_group = _never
+                for gid in runtime.groups():
+                    runtime.end_recovery(gid)
+                await asyncio.to_thread(self.path.unlink, missing_ok=True)
+                log.info("event=rejoin_done node=%d first_life=true", self.service.node_id)
+                return
             hosted = set(runtime.groups())
             newly = {g for g in hosted - self.done if not runtime.recovering(g)}
             if newly:
