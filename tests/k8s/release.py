@@ -34,18 +34,16 @@ def installed_release(k8s: Cluster, prefix: str, helm: str = "helm") -> Iterator
         out = k8s.helm("status", name, "--namespace", ns, "-o", "json", binary=helm)
         assert json.loads(out.stdout)["info"]["status"] == "deployed", out.stdout
         yield Release(ns, name)
-        k8s.kubectl(
-            "delete",
-            "streamtopics",
-            "--all",
-            "-n",
-            ns,
-            "--wait=true",
-            "--timeout=90s",
-            check=False,
-            timeout=120,
-        )
-        k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
+        delete_streamraft_resources(k8s, ns)
+
+
+def delete_streamraft_resources(k8s: Cluster, ns: str) -> None:
+    """Topics first (their finalizer needs the operator, which the namespace's deletion takes away), then
+    the clusters. Our subprocess bound exceeds kubectl's own --timeout, so a slow deletion is reported by
+    kubectl, not cut off mid-wait."""
+    k8s.kubectl("delete", "streamtopics", "--all", "-n", ns, "--wait=true", "--timeout=90s", check=False,
+                timeout=120)  # fmt: skip
+    k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
 
 
 def resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

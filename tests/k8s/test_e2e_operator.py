@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.k8s.cluster import Cluster
+from tests.k8s.release import Release, delete_streamraft_resources
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -98,12 +98,6 @@ def _consume_all(bootstrap: str, topic: str, group: str, expected: set[bytes]) -
     return seen
 
 
-@dataclass(frozen=True)
-class Release:
-    namespace: str
-    name: str
-
-
 @pytest.fixture(scope="module")
 def release(k8s: Cluster) -> Iterator[Release]:
     with k8s.namespace("e2e") as ns:
@@ -124,19 +118,7 @@ def release(k8s: Cluster) -> Iterator[Release]:
             "180s",
         )
         yield Release(ns, name)
-        # Topics first (their finalizer needs the operator), then the clusters.
-        k8s.kubectl(
-            "delete",
-            "streamtopics",
-            "--all",
-            "-n",
-            ns,
-            "--wait=true",
-            "--timeout=90s",
-            check=False,
-            timeout=120,
-        )
-        k8s.kubectl("delete", "streamclusters", "--all", "-n", ns, "--wait=false", check=False)
+        delete_streamraft_resources(k8s, ns)
 
 
 def test_invalid_resources_are_rejected_with_the_schema_message(k8s: Cluster, release: Release) -> None:
