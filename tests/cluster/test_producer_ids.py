@@ -15,25 +15,11 @@ from kio.schema.types import ProducerId
 from kio.static.primitive import i16, i32Timedelta, i64
 from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
 from streamraft_broker.controller.state import ControllerState
-from streamraft_broker.replication.producer_ids import RANGE_BITS, node_unique_allocator
 
 from tests.cluster.launcher import Cluster, wait_controller
 from tests.support.wire import WireClient
 
 INIT_PRODUCER_ID = 22
-
-
-def test_allocators_of_different_nodes_never_overlap_and_resume_after_restart(tmp_path: Path) -> None:
-    one = node_unique_allocator(tmp_path / "1.json", 1)
-    two = node_unique_allocator(tmp_path / "2.json", 2)
-    ids_one = [one.allocate() for _ in range(5)]
-    ids_two = [two.allocate() for _ in range(5)]
-    assert not set(ids_one) & set(ids_two)
-    assert all(i >> RANGE_BITS == 1 for i in ids_one) and all(i >> RANGE_BITS == 2 for i in ids_two)
-    again = node_unique_allocator(tmp_path / "1.json", 1)
-    assert again.allocate() > max(ids_one)
-    with pytest.raises(ValueError, match="node id 0"):
-        node_unique_allocator(tmp_path / "0.json", 0)
 
 
 def _init_producer_id(port: int) -> int:

@@ -1,17 +1,18 @@
 """Replication: every partition is a Raft group; cluster metadata lives in a controller group.
 
-Design of this first slice (enabled with ``--replication raft``; the default stays single-node):
+Design (enabled with ``--replication raft``, the default of ``streamraft local up``):
 
 - One consensus ``Runtime`` per broker process, its gRPC transport on the member's raft address.
-  Membership is static: ``--cluster-members ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,...`` names every broker
-  (env STREAMRAFT_CLUSTER_MEMBERS; ``--raft-listen``/STREAMRAFT_RAFT_LISTEN overrides the bind address).
+  ``--cluster-members ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,...`` names the founding brokers (env
+  STREAMRAFT_CLUSTER_MEMBERS; ``--raft-listen``/STREAMRAFT_RAFT_LISTEN overrides the bind address).
 - Group 1 is the controller (the runtime reserves group ids >= 1, so "group 0" of the design is id 1):
   voters are the first three members (by id), the others follow as learners so every broker applies the
-  metadata log. Its state machine (``controller.state``) holds topics: id, name, replica set per partition,
-  configs. CreateTopics, DeleteTopics and CreatePartitions are proposed by the controller's Raft leader;
-  Metadata names that leader as the controller, so clients send them there (other brokers answer
-  NOT_CONTROLLER and clients retry). Placement rotates replica lists over the brokers (RF odd, default 3).
-  Broker registrations are not in the log yet: the static member list stands in for them.
+  metadata log. Its state machine (``controller.state``) holds broker registrations (id, addresses, rack,
+  incarnation id; ``membership``), topics (id, name, replica set per partition, configs, move targets) and
+  producer-id blocks (``producer_ids``). CreateTopics, DeleteTopics and CreatePartitions are proposed by
+  the controller's Raft leader; Metadata names that leader as the controller, so clients send them there
+  (other brokers answer NOT_CONTROLLER and clients retry). Placement spreads replicas, leaders and racks
+  over the registered brokers (RF odd, default min(3, brokers)).
 - A partition's group id is derived stably from (topic id, partition) (``group_id_for``).
 - Raft log and partition log: this slice uses the FALLBACK of the design — the consensus SegmentLog holds
   the Raft log (each entry = the producer's record batch bytes, unchanged), and every replica appends each
@@ -21,9 +22,10 @@ Design of this first slice (enabled with ``--replication raft``; the default sta
   offset IS the high watermark: consumers can never read an uncommitted record, and it never decreases.
 - On restart the partition logs and their producer state (kept under ``DATA/state``) are rebuilt by
   replaying the Raft logs under ``DATA/raft`` (no Raft snapshots are taken yet, so the Raft log is whole
-  and grows without bound: retention trims only the partition logs). Consumer-group offsets and the
-  producer-id allocator stay on local disk under ``DATA/local`` (not replicated yet); producer ids come
-  from a per-node range so ids handed out by different brokers never collide.
+  and grows without bound: retention trims only the partition logs). Consumer-group offsets live in the
+  replicated ``__consumer_offsets`` topic, whose partitions' Raft leaders are the group coordinators
+  (``group_offsets``); producer ids come in blocks granted through the controller log, so no two brokers
+  ever hand out the same id.
 - A fetch past a replica's end is OFFSET_OUT_OF_RANGE only from a leader that has applied its whole Raft
   log; any other replica (e.g. a new leader still applying) answers the retriable NOT_LEADER_OR_FOLLOWER.
 - Every 10 s a leader hands a partition back to its preferred (first) replica if that broker is

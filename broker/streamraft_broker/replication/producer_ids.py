@@ -7,10 +7,7 @@ controller request for blocks yet (Kafka's AllocateProducerIds, api 67, is not i
 the controller leader takes blocks for itself, and any other broker forwards the client's InitProducerId to
 it over the Kafka protocol and relays the answer. A forwarded request that reaches a broker which is not
 (or no longer) the controller is answered NOT_COORDINATOR rather than forwarded again, and the client
-retries.
-
-`node_unique_allocator` is the earlier per-node-range allocator, still wired by server.broker for the
-ProducerService; InitProducerId in replicated mode does not use it."""
+retries."""
 
 from __future__ import annotations
 
@@ -21,7 +18,6 @@ import logging
 import struct
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kio.index import load_request_schema, load_response_schema
@@ -30,7 +26,6 @@ from kio.serial import entity_reader, entity_writer
 
 from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
 from streamraft_broker.controller.state import CONTROLLER_GROUP
-from streamraft_broker.producer.ids import ProducerIdAllocator
 from streamraft_broker.protocol.codec import build
 
 if TYPE_CHECKING:
@@ -38,8 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RANGE_BITS = 44
-MAX_NODE_ID = (1 << (63 - RANGE_BITS)) - 1
 BLOCK_SIZE = 1000
 FORWARD_CLIENT_ID = "streamraft-pid-forward"
 """Marks a forwarded InitProducerId: the receiver answers it itself or refuses, never forwards again."""
@@ -49,17 +42,6 @@ INIT_PRODUCER_ID = 22
 _FORWARD_VERSION = 1
 _I32 = struct.Struct(">i")
 _correlation = itertools.count(1)
-
-
-def node_unique_allocator(path: Path, node_id: int) -> ProducerIdAllocator:
-    if not 1 <= node_id <= MAX_NODE_ID:
-        raise ValueError(f"node id {node_id} outside 1..{MAX_NODE_ID} (producer-id ranges)")
-    alloc = ProducerIdAllocator(path)
-    floor = node_id << RANGE_BITS
-    # Before any id is handed out: move the (persisted-on-first-use) block start into this node's range.
-    if alloc._block_end < floor:
-        alloc._next = alloc._block_end = floor
-    return alloc
 
 
 @dataclass(frozen=True)

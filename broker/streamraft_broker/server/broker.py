@@ -96,7 +96,9 @@ class Broker:
             auto_create_topics=cfg.auto_create_topics,
             default_partitions=cfg.default_partitions,
         )
-        # Group offsets and producer ids stay on local disk (kept across restarts, not replicated yet).
+        # Single node: group offsets and producer ids on local disk. Replicated: the groups and producer-id
+        # services start here too, then replication re-points them at __consumer_offsets and the
+        # controller's producer-id blocks.
         local_dir = cfg.data_dir / "local" if cfg.replication == "raft" else cfg.data_dir
         local_dir.mkdir(exist_ok=True)
         wire_optional_subsystems(self.ctx, local_dir)
@@ -154,12 +156,6 @@ class Broker:
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415
 
         install_metrics(self.metrics, service)
-        if self.ctx.producers is not None:
-            from streamraft_broker.replication.producer_ids import node_unique_allocator  # noqa: PLC0415
-
-            self.ctx.producers.ids = node_unique_allocator(
-                cfg.data_dir / "local" / "producer-ids.json", me.node_id
-            )
         await service.start()
         self.replication = service
         self.ctx.extra["replication"] = service
