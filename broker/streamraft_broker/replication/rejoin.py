@@ -96,7 +96,6 @@ MARKER = "rejoin.json"
 DECIDE_POLL_S = 0.05
 WATCH_POLL_S = 0.2
 DRIVE_INTERVAL_S = 0.3
-IDLE_INTERVAL_S = 1.0
 STEP_TIMEOUT_S = 5.0
 
 NONE = "none"
@@ -275,20 +274,9 @@ class RejoinDriver:
         self.service = service
 
     async def run(self) -> None:
-        busy = False
         while True:
-            # A round over every hosted group costs CPU on idle brokers (1,000 partitions): rounds are
-            # slow until some group has a recovering member or a learner, then fast until none has.
-            await asyncio.sleep(DRIVE_INTERVAL_S if busy else IDLE_INTERVAL_S)
-            busy = False
-            runtime = self.service.runtime
-            for gid in list(runtime.groups()):
-                if not runtime.is_leader(gid):
-                    continue
-                progress = runtime.leader_progress(gid)
-                if progress is None or not (progress.recovering or progress.learners):
-                    continue
-                busy = True
+            await asyncio.sleep(DRIVE_INTERVAL_S)
+            for gid in list(self.service.runtime.groups()):
                 try:
                     await self._step(gid)
                 except (ConsensusError, TimeoutError, ValueError, KeyError) as exc:
