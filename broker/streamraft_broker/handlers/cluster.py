@@ -95,10 +95,10 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
                 )
                 continue
             rep = ctx.extra.get("replication")
-            if rep is not None and not rep.caught_up(t.topic, int(p.partition)):
-                # Only a leader that has applied its whole Raft log knows where the log ends. A replica
-                # still applying (a new leader after a restart) would answer a short end offset, and the
-                # client would take it as truncation and rewind its position: it retries instead.
+            if rep is not None and not rep.leader_ready(t.topic, int(p.partition)):
+                # Only a leader that has applied everything committed before its term knows where the log
+                # ends. A replica still applying (a new leader after a restart) would answer a short end
+                # offset, and the client would take it as truncation and rewind: it retries instead.
                 parts.append(build(part_cls, error_code=err(NOT_LEADER_OR_FOLLOWER), partition=p.partition))
                 continue
             # Epochs are not tracked per offset: every epoch the client asks about ends at the log end,

@@ -11,6 +11,7 @@ from streamraft_broker.protocol.versions import ApiKey
 from streamraft_broker.topics.partition import Partition
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
+NOT_LEADER_OR_FOLLOWER = 6
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
@@ -47,6 +48,20 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
                         part_cls,
                         partition_index=p.partition_index,
                         error_code=err(UNKNOWN_TOPIC_OR_PARTITION),
+                    )
+                )
+                continue
+            rep = ctx.extra.get("replication")
+            if rep is not None and not rep.leader_ready(t.name, int(p.partition_index)):
+                # As in Kafka, only the leader answers; and a new leader only once it has applied what
+                # earlier leaders committed, or "latest" could go back (a restarted broker rebuilds its
+                # partition logs from the Raft log).
+                ctx.metrics.record_error(NOT_LEADER_OR_FOLLOWER)
+                parts.append(
+                    build(
+                        part_cls,
+                        partition_index=p.partition_index,
+                        error_code=err(NOT_LEADER_OR_FOLLOWER),
                     )
                 )
                 continue

@@ -416,6 +416,16 @@ class ReplicationService:
                 return 0, node, 0, replicas
         return LEADER_NOT_AVAILABLE, -1, -1, replicas
 
+    def leader_ready(self, topic: str, index: int) -> bool:
+        """True when this replica leads the partition and has applied everything committed before its term:
+        its high watermark is then never below one an earlier leader answered (ListOffsets,
+        OffsetForLeaderEpoch). Unlike ``caught_up`` it holds under load, while new batches commit."""
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return False
+        gid = meta.group(index)
+        return gid in self.runtime.groups() and self.runtime.leader_ready(gid)
+
     def caught_up(self, topic: str, index: int) -> bool:
         """True when this replica leads the partition and has applied everything in its Raft log, so its
         log end offset is the partition's true end."""

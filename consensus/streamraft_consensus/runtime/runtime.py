@@ -251,6 +251,17 @@ class Runtime:
             return True
         return self.transport.is_connected(node) and self._peer_alive.get(node, False)
 
+    def leader_ready(self, group: int) -> bool:
+        """This node leads ``group`` and has applied an entry of its own term, so everything committed
+        before its term (by any earlier leader) is applied here: what it has applied is at least what any
+        earlier leader had."""
+        g = self._group(group)
+        raft = g.raw.raft
+        if not g.is_leader or raft.role != Role.LEADER:
+            return False
+        applied = raft.log.applied
+        return applied > 0 and raft.log.term(applied) == raft.term
+
     def recovering(self, group: int) -> bool:
         """Whether this node is still rebuilding ``group`` after a wiped disk (no votes, acks not counted)."""
         return self._group(group).raw.raft.recovering
