@@ -185,6 +185,9 @@ class ControllerState:
         self.topics: dict[str, TopicMeta] = {}
         self.producer_ids = ProducerIdState()
         self.brokers: dict[int, BrokerReg] = {}
+        self.deleted_topics: set[str] = set()
+        """Names deleted and not created again since. A broker whose copy of this state lags knows fewer
+        topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
 
     def placeable_brokers(self) -> list[int]:
         """Registered brokers that may receive new replicas."""
@@ -218,10 +221,14 @@ class ControllerState:
                 origin=[list(rs) for rs in replicas],
             )
             self.topics[name] = meta
+            self.deleted_topics.discard(name)
             return Change("created", meta)
         if op == "delete_topic":
             gone = self.topics.pop(str(cmd["name"]), None)
-            return None if gone is None else Change("deleted", gone)
+            if gone is None:
+                return None
+            self.deleted_topics.add(gone.name)
+            return Change("deleted", gone)
         if op == "add_partitions":
             found = self.topics.get(str(cmd["name"]))
             if found is None:

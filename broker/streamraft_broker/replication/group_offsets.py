@@ -24,7 +24,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -155,6 +155,21 @@ class _Slot:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
+def drop_deleted_topics(state: LoadedState, deleted: Collection[str]) -> list[OffsetKey]:
+    """Removes from ``state`` the offsets of topics the controller log deleted; returns their keys.
+
+    Only an explicit deletion counts: a broker restarted with the whole cluster may load an offsets
+    partition before its own controller state has replayed the creation of the topics those offsets
+    name, and treating "not known yet" as deleted wrote tombstones over committed offsets. A deletion
+    applied after the load reaches the loaded coordinator through the registry's change listener."""
+    gone: list[OffsetKey] = []
+    for group_id, offsets in state.offsets.items():
+        for topic, index in [k for k in offsets if k[0] in deleted]:
+            del offsets[(topic, index)]
+            gone.append(OffsetKey(group_id, topic, index))
+    return gone
+
+
 class GroupOffsets:
     def __init__(self, replication: ReplicationService, config: GroupConfig | None = None) -> None:
         self.replication = replication
@@ -276,7 +291,7 @@ class GroupOffsets:
         coordinator = GroupCoordinator(
             clock=wall_clock_ms, config=self.config, store=slot.store, partition_exists=partition_exists
         )
-        gone = self._drop_deleted_topics(state)
+        gone = drop_deleted_topics(state, rep.state.deleted_topics)
         coordinator.restore(state)
         if gone:
             # A topic deleted while this partition had no loaded coordinator: its offsets go now.
@@ -293,15 +308,6 @@ class GroupOffsets:
             state.records_read,
             time.monotonic() - started,
         )
-
-    def _drop_deleted_topics(self, state: LoadedState) -> list[OffsetKey]:
-        registry = self.replication.registry
-        gone: list[OffsetKey] = []
-        for group_id, offsets in state.offsets.items():
-            for topic, index in [k for k in offsets if registry.get(k[0]) is None]:
-                del offsets[(topic, index)]
-                gone.append(OffsetKey(group_id, topic, index))
-        return gone
 
     # ------------------------------------------------------------------ what handlers ask
 
