@@ -295,6 +295,11 @@ class RejoinDriver:
             return False  # a move in progress: reassign.Mover promotes its learners
         return node in meta.replicas[where[1]]
 
+    def _lost_a_disk(self, node: int) -> bool:
+        """``node`` registered again with a new incarnation id: an earlier life's data is gone."""
+        reg = self.service.state.brokers.get(node)
+        return reg is not None and reg.previous_incarnations > 0
+
     async def _step(self, gid: int) -> None:
         runtime = self.service.runtime
         if gid not in runtime.groups() or not runtime.is_leader(gid):
@@ -304,6 +309,12 @@ class RejoinDriver:
             return
         conf = runtime.conf_state(gid)
         for node in sorted(progress.recovering & set(conf.voters)):
+            if gid != CONTROLLER_GROUP and not self._lost_a_disk(node):
+                # A blank broker with no earlier life (a new cluster's member that started late) ends its
+                # partitions' recovery itself once its controller group has recovered. Demoting it would
+                # leave the group two voters until a promotion only the leader can make: a leader killed
+                # in that window stalls the group until it returns.
+                continue
             log.info("event=rejoin_demote group=%d node=%d", gid, node)
             await asyncio.wait_for(runtime.add_learner(gid, node), STEP_TIMEOUT_S)
             return
