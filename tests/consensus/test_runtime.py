@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from streamraft_consensus.runtime import (
     StoppedError,
     UnknownGroupError,
 )
+from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport import FaultInjector
 
 
@@ -335,3 +337,48 @@ async def test_the_longest_running_survivor_succeeds_a_dead_leader(tmp_path: Pat
         assert await c.nodes[2].propose(5, b"after") > 0
     finally:
         await c.stop()
+
+
+class GatedLog(SegmentLog):
+    """A SegmentLog whose fsync waits for ``gate`` (a disk that is slow right now)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.syncs_waiting = 0
+
+    def sync(self) -> None:
+        if not self.gate.is_set():
+            self.syncs_waiting += 1
+            assert self.gate.wait(30), "gate never opened"
+        super().sync()
+
+
+async def test_leader_replicates_while_its_own_fsync_runs(cluster: Cluster, tmp_path: Path) -> None:
+    """The leader's appends go out before its own fsync (Raft thesis 10.2.1), so the two disk writes of a
+    commit overlap; the commit still waits for the leader's own copy to be durable."""
+    logs = {n: GatedLog(tmp_path / f"gated-{n}") for n in (1, 2, 3)}
+    for n in (1, 2, 3):
+        await cluster.nodes[n].create_group(9, (1, 2, 3), storage=logs[n])
+    leader = await cluster.wait_leader(9)
+    rt = cluster.nodes[leader]
+    await rt.propose(9, b"warm")
+    followers = [n for n in (1, 2, 3) if n != leader]
+    gate = logs[leader].gate
+    gate.clear()
+    try:
+        pending = asyncio.ensure_future(rt.propose(9, b"x"))
+        await wait_until(lambda: logs[leader].syncs_waiting > 0)
+        target = logs[leader].last_index()
+
+        # Both followers hold (and have synced) the entry while the leader's own sync has not finished.
+        def replicated(n: int) -> bool:
+            got = logs[n].entries(target, target + 1) if logs[n].last_index() >= target else []
+            return [e.data for e in got] == [b"x"]
+
+        await wait_until(lambda: all(replicated(n) for n in followers), limit_s=5)
+        assert not pending.done(), "committed before the leader's own copy was durable"
+    finally:
+        gate.set()
+    assert await pending == target

@@ -32,6 +32,9 @@ class RuntimeConfig:
     """A leader quiesces its group once it has been idle (can_quiesce) for this many ticks. Must exceed two
     election timeouts: a woken leader's first check_quorum round still sees activity from before it went
     quiet, only the second tells whether it has a quorum now."""
+    send_appends_before_sync: bool = True
+    """A leader sends its appends before its own fsync of them, so the two disk writes of a commit (its
+    own, a follower's) overlap. Off: appends go out after the sync, one fsync later (for comparison)."""
     peer_dead_after_s: float = 1.0
     successor_settled_s: float = 15.0
     """When a leader's node dies, the survivor that campaigns at once is the longest-running one, counting

@@ -47,6 +47,9 @@ class Group:
     """Woken from quiescence: the core's election/heartbeat clocks must restart from zero."""
     idle_ticks: int = 0
     stopped: bool = False
+    durable_vote: tuple[int, int] = (0, 0)
+    """(term, vote) of the last hard state made durable: a leader's appends of that term may go out
+    before its own entries are synced (see ``Runtime._handle_readies``)."""
     entry_bytes: float = 0.0
     """Moving average of appended entries' data size (for follower lag in bytes)."""
 

@@ -4,7 +4,11 @@ One loop drives every group: each iteration it steps queued inbound messages and
 groups' RawNodes, ticks (on the tick schedule), collects every group's Ready, writes all their entries and
 hard states, makes them durable with one pass of fsyncs on a worker thread (group commit: a Ready of many
 entries costs one fsync per touched file), sends every message (one envelope per peer), applies committed
-entries to the state machine, resolves waiting callers and advances.
+entries to the state machine, resolves waiting callers and advances. A leader's appends are the exception
+to "send after sync": they go out before its own fsync (Raft thesis 10.2.1), so its disk write and the
+followers' overlap. That is safe because responses are only stepped in the next iteration, after the
+sync, so a commit still counts the leader's copy only once it is durable; and an append never carries a
+term or vote not yet durable (a Ready that changes them sends nothing early).
 
 RawNodes are only ever touched by this loop; public methods enqueue work and wake it, so a RawNode is never
 used while its storage is being synced.
@@ -196,7 +200,7 @@ class Runtime:
             storage,
             random.Random(self._rand.getrandbits(64)),
         )
-        g = Group(group, raw, storage, cs, applied, term=hs.term)
+        g = Group(group, raw, storage, cs, applied, term=hs.term, durable_vote=(hs.term, hs.vote))
         self._groups[group] = g
         self._mark(g)
         log.info(
@@ -664,8 +668,17 @@ class Runtime:
             self.transport.flush()  # quiesce notices and node-level pings
             return
         to_sync: list[RaftStorage] = []
+        sent_early: set[int] = set()
         for g, rd in readies:
             storage = g.storage
+            if self.config.send_appends_before_sync and self._may_send_early(g, rd):
+                # Raft thesis 10.2.1: a leader may replicate entries before its own disk write; the
+                # followers' acknowledgements are stepped only after this iteration's fsyncs, so a commit
+                # still needs the leader's own copy durable. Its term is durable (checked above).
+                for msg in rd.messages:
+                    if msg.type == MessageType.APPEND and self.transport.is_connected(msg.to):
+                        self.transport.send(g.id, msg)
+                sent_early.add(g.id)
             if rd.snapshot is not None and not rd.snapshot.is_empty():
                 storage.apply_snapshot(rd.snapshot)
             if rd.entries:
@@ -678,6 +691,8 @@ class Runtime:
             if storage.needs_sync():
                 to_sync.append(storage)
         if to_sync:
+            if sent_early:
+                self.transport.flush()
             self.fsync_passes += 1
             loop = asyncio.get_running_loop()
             if len(to_sync) <= 2:
@@ -690,9 +705,14 @@ class Runtime:
                 )
         unreachable: set[tuple[int, int]] = set()
         for g, rd in readies:
+            if rd.hard_state is not None:
+                g.durable_vote = (rd.hard_state.term, rd.hard_state.vote)
             if g.stopped:
                 continue
+            early = g.id in sent_early
             for msg in rd.messages:
+                if early and msg.type == MessageType.APPEND and self.transport.is_connected(msg.to):
+                    continue  # sent before the sync
                 if not self.transport.is_connected(msg.to):
                     if (g.id, msg.to) not in unreachable:
                         unreachable.add((g.id, msg.to))
@@ -726,6 +746,15 @@ class Runtime:
             if g.raw.has_ready():
                 self._dirty.add(g.id)
                 self._kick.set()
+
+    @staticmethod
+    def _may_send_early(g: Group, rd: Ready) -> bool:
+        """A leader's appends may precede the sync of this Ready unless it changes the term or vote: an
+        append must never carry a term this node could forget in a crash."""
+        if g.raw.raft.role != Role.LEADER:
+            return False
+        hs = rd.hard_state
+        return hs is None or (hs.term, hs.vote) == g.durable_vote
 
     def _apply(self, g: Group, entries: Sequence[Entry]) -> None:
         batch: list[Entry] = []
