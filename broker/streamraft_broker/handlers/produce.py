@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from streamraft_broker.handlers.context import BrokerContext, err
@@ -55,16 +56,27 @@ def _append(
     return 0, info.base_offset, info.log_append_time, info.log_start_offset
 
 
-async def _replicated(
+Outcome = tuple[int, int, int, int]
+
+
+def _begin_replicated(
     ctx: BrokerContext, topic_name: str, index: int, records: bytes | None
-) -> tuple[int, int, int, int]:
-    """Answered once the batch is committed by the partition's Raft group (acks=1 gets that too)."""
+) -> Outcome | Coroutine[Any, Any, Outcome]:
+    """Proposes the batch to the partition's Raft group now; what it returns to await is answered once the
+    batch is committed (acks=1 gets that too)."""
     if not records:
         return INVALID_RECORD, -1, -1, -1
     topic = ctx.registry.get(topic_name)
     if topic is not None and len(records) > int(topic.configs.get("max.message.bytes", "1048588")) + 61:
         return MESSAGE_TOO_LARGE, -1, -1, -1
-    code, base, append_time, start = await ctx.extra["replication"].produce(topic_name, index, records)
+    pending = ctx.extra["replication"].begin_produce(topic_name, index, records)
+    return _committed(ctx, topic_name, records, pending)
+
+
+async def _committed(
+    ctx: BrokerContext, topic_name: str, records: bytes, pending: Coroutine[Any, Any, Outcome]
+) -> Outcome:
+    code, base, append_time, start = await pending
     if code == 0:
         # Headers only (the batches were validated on their way into the Raft log): no record decoded.
         count = sum(h.records_count for _, h in iter_batches(records))
@@ -73,28 +85,40 @@ async def _replicated(
 
 
 async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """Every partition's batch is appended (or, replicated, proposed) before the first wait: the partitions
+    of one request commit concurrently, and a pipelined connection's requests reach each partition's log
+    in the order they arrived (nothing here awaits before the last proposal)."""
     version = header.api_version
     acks = int(request.acks)
-    results: list[Any] = []
     part_cls = nested(ApiKey.PRODUCE, version, "PartitionProduceResponse")
     topic_cls = nested(ApiKey.PRODUCE, version, "TopicProduceResponse")
+    replicated = "replication" in ctx.extra
+    planned: list[tuple[str, list[tuple[int, Outcome | Coroutine[Any, Any, Outcome]]]]] = []
     for topic in request.topic_data:
-        parts = []
+        outcomes: list[tuple[int, Outcome | Coroutine[Any, Any, Outcome]]] = []
         for pd in topic.partition_data:
+            outcome: Outcome | Coroutine[Any, Any, Outcome]
             if acks not in (0, 1, -1):
-                code, base, append_time, start = INVALID_REQUIRED_ACKS, -1, -1, -1
+                outcome = INVALID_REQUIRED_ACKS, -1, -1, -1
             elif request.transactional_id is not None:
-                code, base, append_time, start = TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1
-            elif "replication" in ctx.extra:
-                code, base, append_time, start = await _replicated(ctx, topic.name, int(pd.index), pd.records)
+                outcome = TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1
+            elif replicated:
+                outcome = _begin_replicated(ctx, topic.name, int(pd.index), pd.records)
             else:
-                code, base, append_time, start = _append(ctx, topic.name, int(pd.index), pd.records)
+                outcome = _append(ctx, topic.name, int(pd.index), pd.records)
+            outcomes.append((int(pd.index), outcome))
+        planned.append((topic.name, outcomes))
+    results: list[Any] = []
+    for name, outcomes in planned:
+        parts = []
+        for index, outcome in outcomes:
+            code, base, append_time, start = outcome if isinstance(outcome, tuple) else await outcome
             if code:
                 ctx.metrics.record_error(code)
             parts.append(
                 build(
                     part_cls,
-                    index=pd.index,
+                    index=index,
                     error_code=err(code),
                     base_offset=base,
                     log_append_time=append_time,
@@ -103,7 +127,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                     error_message=None,
                 )
             )
-        results.append(build(topic_cls, name=topic.name, partition_responses=tuple(parts)))
+        results.append(build(topic_cls, name=name, partition_responses=tuple(parts)))
     if acks == 0:
         # With acks=0 the client reads no response; writing one would desynchronise its correlation ids.
         return None

@@ -10,7 +10,7 @@ import shutil
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,10 @@ _BALANCE_STARTUP_SKEW_S = 5.0
 
 ProduceResult = tuple[int, int, int, int]
 """(error_code, base_offset, log_append_time, log_start_offset)"""
+
+
+async def _ready(result: ProduceResult) -> ProduceResult:
+    return result
 
 
 class ReplicationService:
@@ -439,28 +443,42 @@ class ReplicationService:
         return status.applied == status.last_index == status.hard_state.commit
 
     async def produce(self, topic: str, index: int, records: bytes | memoryview) -> ProduceResult:
+        return await self.begin_produce(topic, index, records)
+
+    def begin_produce(
+        self, topic: str, index: int, records: bytes | memoryview
+    ) -> Coroutine[Any, Any, ProduceResult]:
+        """Proposes the batch now, before returning, and returns what to await for the result: batches
+        begun in some order reach the partition's log in that order (a pipelined connection relies on it
+        for an idempotent producer's in-flight requests)."""
         meta = self.state.topics.get(topic)
         if meta is None or not 0 <= index < len(meta.replicas):
-            return UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1
+            return _ready((UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1))
         gid = meta.group(index)
         if gid not in self.runtime.groups():
-            return NOT_LEADER_OR_FOLLOWER, -1, -1, -1
+            return _ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1))
+        started = time.perf_counter()
         try:
-            raft_index = await self._timed_propose(gid, bytes(records))
+            future = self.runtime.propose_nowait(gid, bytes(records))
+        except ConsensusError as exc:
+            log.debug("produce to %s-%d refused here: %s", topic, index, exc)
+            return _ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1))
+        return self._finish_produce(topic, index, gid, future, started)
+
+    async def _finish_produce(
+        self, topic: str, index: int, gid: int, future: asyncio.Future[int], started: float
+    ) -> ProduceResult:
+        try:
+            raft_index = await future
         except ConsensusError as exc:
             # Not leader, leadership lost before commit, or stopping: the client retries at the leader.
             log.debug("produce to %s-%d not committed here: %s", topic, index, exc)
             return NOT_LEADER_OR_FOLLOWER, -1, -1, -1
+        if self.observe_commit is not None:
+            self.observe_commit(time.perf_counter() - started)
         result = self._results.pop((gid, raft_index), None)
         assert result is not None, f"no apply result for {topic}-{index} raft index {raft_index}"
         return result
-
-    async def _timed_propose(self, gid: int, data: bytes) -> int:
-        started = time.perf_counter()
-        raft_index = await self.runtime.propose(gid, data)
-        if self.observe_commit is not None:
-            self.observe_commit(time.perf_counter() - started)
-        return raft_index
 
     async def create_topic(
         self, name: str, partitions: int, replication: int, configs: dict[str, str | None]

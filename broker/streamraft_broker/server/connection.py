@@ -1,8 +1,11 @@
-"""One client connection: frames in, dispatch in order, responses out (sendfile for file slices)."""
+"""One client connection: frames in, dispatch in order (replicated produce requests pipelined), responses
+out in request order (sendfile for file slices)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import os
 import time
@@ -21,6 +24,13 @@ from streamraft_broker.protocol.versions import ApiKey, is_supported
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+MAX_PIPELINED_REQUESTS = 8
+"""Produce requests of one connection handled at once (librdkafka and the Java client keep at most 5 in
+flight with idempotence); bounds the memory one connection holds to this many max-size requests."""
+
+
+def _is_produce(frame: bytes) -> bool:
+    return len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) == ApiKey.PRODUCE
 
 
 class CloseConnection(Exception):
@@ -43,8 +53,16 @@ class Connection:
         self.decoder = FrameDecoder(max_request_size)
         self.zero_copy = zero_copy
         self.peer = str(writer.get_extra_info("peername"))
-        self.busy = False
+        self._inline = False
+        self._pipeline: collections.deque[asyncio.Task[None]] = collections.deque()
+        self.pipelined = "replication" in ctx.extra
+        """Replicated produce requests are pipelined (see ``_start_pipelined``)."""
         self.closing = False
+
+    @property
+    def busy(self) -> bool:
+        """A request is being handled (graceful shutdown waits for these)."""
+        return self._inline or bool(self._pipeline)
 
     async def run(self) -> None:
         try:
@@ -61,23 +79,70 @@ class Connection:
                         return
                     if frame is None:
                         break
-                    self.busy = True
+                    if self.pipelined and _is_produce(frame):
+                        await self._start_pipelined(frame)
+                        continue
+                    await self._drain_pipeline()
+                    self._inline = True
                     try:
                         await self._handle(frame)
                     finally:
-                        self.busy = False
+                        self._inline = False
+            # Shutting down: requests already started still get their answers (the broker waits for busy
+            # connections, bounded, before cutting them).
+            with contextlib.suppress(Exception):
+                await self._drain_pipeline()
         except CloseConnection:
             return
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            # Ended by the client, an error or the shutdown's deadline: answers still pending cannot be
+            # delivered in order any more (the batches stay proposed; the client retries elsewhere).
+            for task in self._pipeline:
+                task.cancel()
             self.writer.close()
+
+    async def _start_pipelined(self, frame: bytes) -> None:
+        """Starts handling a Produce request while earlier ones on this connection still wait for their
+        Raft commits (a client keeps up to max.in.flight requests outstanding; handled one at a time, each
+        would cost a full replication round trip). Responses still go out in request order: each task
+        writes only after the one before it. Proposal order is request order because tasks start in
+        creation order and the produce handler proposes every batch before its first wait. Any other
+        request first waits for the pipeline to drain, so it sees every earlier produce applied."""
+        while len(self._pipeline) >= MAX_PIPELINED_REQUESTS:
+            await self._next_done()
+        before = self._pipeline[-1] if self._pipeline else None
+        task = asyncio.get_running_loop().create_task(self._handle(frame, after=before))
+        self._pipeline.append(task)
+        task.add_done_callback(self._pipelined_done)
+
+    def _pipelined_done(self, task: asyncio.Task[None]) -> None:
+        while self._pipeline and self._pipeline[0].done():
+            self._pipeline.popleft()
+        if not task.cancelled() and task.exception() is not None:
+            # The reader may be idle in read(): closing the transport ends it.
+            self.closing = True
+            self.writer.close()
+
+    async def _next_done(self) -> None:
+        """Waits for the oldest pipelined request (re-raising its failure) and drops it."""
+        oldest = self._pipeline[0]
+        await oldest
+        if self._pipeline and self._pipeline[0] is oldest:
+            self._pipeline.popleft()
+
+    async def _drain_pipeline(self) -> None:
+        while self._pipeline:
+            await self._next_done()
 
     def _protocol_error(self, reason: str, message: str) -> None:
         self.ctx.metrics.protocol_errors.labels(reason).inc()
         log.warning("closing connection: %s", message, extra={"peer": self.peer, "reason": reason})
 
-    async def _handle(self, frame: bytes) -> None:
+    async def _handle(self, frame: bytes, after: asyncio.Task[None] | None = None) -> None:
+        """Handles one request; with ``after`` (pipelined), its response is written only once that earlier
+        request's is."""
         try:
             api_key, version, corr = peek_fixed(frame)
         except ProtocolError as exc:
@@ -104,6 +169,8 @@ class Connection:
             self._protocol_error("bad_request", f"{ApiKey(api_key).name} v{version}: {exc}")
             raise CloseConnection from exc
         result = await self._dispatch(header, request)
+        if after is not None:
+            await after  # re-raises if it failed: this connection is being closed then
         if result is not None:
             if isinstance(result, RawResponse):
                 await self._write_parts(result.parts)

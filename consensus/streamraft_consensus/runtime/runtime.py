@@ -316,7 +316,15 @@ class Runtime:
     async def remove_member(self, group: int, node: int) -> int:
         return await self._propose(group, ConfChange(((ConfChangeType.REMOVE, node),)))
 
+    def propose_nowait(self, group: int, data: bytes) -> asyncio.Future[int]:
+        """Queues a proposal now (proposals queued in call order reach the log in that order) and returns
+        the future ``propose`` awaits. Raises at once (unknown group, a quiet follower) like ``propose``."""
+        return self._queue_proposal(group, data)
+
     async def _propose(self, group: int, data: bytes | ConfChange) -> int:
+        return await self._queue_proposal(group, data)
+
+    def _queue_proposal(self, group: int, data: bytes | ConfChange) -> asyncio.Future[int]:
         g = self._group(group)
         if g.quiesced and not g.is_leader and g.leader:
             # Waking a quiet follower only to refuse would restart its election clock for nothing.
@@ -324,7 +332,7 @@ class Runtime:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         g.proposals.append(Proposal(data, future))
         self._mark(g)
-        return await future
+        return future
 
     async def read_index(self, group: int) -> int:
         """Linearizable read barrier: resolves with an index; state applied up to it is up to date."""
