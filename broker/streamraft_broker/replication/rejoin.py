@@ -43,9 +43,13 @@ The design, in three parts.
    ``recovering``. A leader uses such a response only to replicate (match/next), never toward a commit,
    check-quorum or read-index quorum, and does not quiesce while a member is recovering. So from the
    first instant of the process the blank node cannot elect anyone or help commit anything, with or
-   without a controller. The group's leader (any group: controller and partitions) sees a recovering
-   *voter* and demotes it to learner (an ADD_LEARNER configuration change naming a voter, committed by the
-   other voters alone). Its appends then carry ``learner_confirmed`` (the receiver is a learner in the
+   without a controller. The group's leader sees a recovering *voter* and demotes it to learner (an
+   ADD_LEARNER configuration change naming a voter, committed by the other voters alone): in the controller
+   group at once, in a partition group only once the controller log shows the node registered again with
+   a new incarnation id (a disk really lost). A new cluster's member that started late is recovering too,
+   but in its first life; demoting it would leave the group two voters until a promotion only its leader
+   can make, so a leader killed in that window stalled the group. It ends those groups' recovery itself.
+   After a demotion, the leader's appends carry ``learner_confirmed`` (the receiver is a learner in the
    leader's committed configuration); the node leaves the recovering state once it has applied past the
    commit index of such an append and its applied configuration still has it as a learner. Its
    responses are then unmarked, and once its match index reaches the leader's commit index the leader
