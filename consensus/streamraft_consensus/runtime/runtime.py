@@ -284,6 +284,15 @@ class Runtime:
     def status(self, group: int) -> Status:
         return self._group(group).raw.status()
 
+    def membership_pending(self, group: int) -> bool:
+        """This node leads ``group`` and it has a learner or a recovering member: something a membership
+        driver may have to act on. Cheap enough to ask of every group several times a second."""
+        g = self._group(group)
+        raft = g.raw.raft
+        if not g.is_leader or raft.role != Role.LEADER:
+            return False
+        return bool(g.conf_state.learners) or any(pr.recovering for pr in raft.prs.values())
+
     def leader_progress(self, group: int) -> LeaderProgress | None:
         """How far each other member has replicated, when this node leads ``group`` (else None). Cheaper
         than ``status()`` and safe to call often: it copies only the match indexes."""
