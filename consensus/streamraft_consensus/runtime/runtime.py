@@ -685,17 +685,22 @@ class Runtime:
             self.transport.flush()  # quiesce notices and node-level pings
             return
         to_sync: list[RaftStorage] = []
-        sent_early: set[int] = set()
+        sent_early: dict[int, set[int]] = {}  # group -> positions in its Ready's messages already sent
         for g, rd in readies:
             storage = g.storage
             if self.config.send_appends_before_sync and self._may_send_early(g, rd):
                 # Raft thesis 10.2.1: a leader may replicate entries before its own disk write; the
                 # followers' acknowledgements are stepped only after this iteration's fsyncs, so a commit
-                # still needs the leader's own copy durable. Its term is durable (checked above).
-                for msg in rd.messages:
-                    if msg.type == MessageType.APPEND and self.transport.is_connected(msg.to):
-                        self.transport.send(g.id, msg)
-                sent_early.add(g.id)
+                # still needs the leader's own copy durable. Its term is durable (``_may_send_early``).
+                early = {
+                    i
+                    for i, msg in enumerate(rd.messages)
+                    if msg.type == MessageType.APPEND and self.transport.is_connected(msg.to)
+                }
+                for i in sorted(early):
+                    self.transport.send(g.id, rd.messages[i])
+                if early:
+                    sent_early[g.id] = early
             if rd.snapshot is not None and not rd.snapshot.is_empty():
                 storage.apply_snapshot(rd.snapshot)
             if rd.entries:
@@ -726,10 +731,10 @@ class Runtime:
                 g.durable_vote = (rd.hard_state.term, rd.hard_state.vote)
             if g.stopped:
                 continue
-            early = g.id in sent_early
-            for msg in rd.messages:
-                if early and msg.type == MessageType.APPEND and self.transport.is_connected(msg.to):
-                    continue  # sent before the sync
+            already = sent_early.get(g.id, ())
+            for i, msg in enumerate(rd.messages):
+                if i in already:
+                    continue  # sent before the sync (an append to a peer that connected since goes now)
                 if not self.transport.is_connected(msg.to):
                     if (g.id, msg.to) not in unreachable:
                         unreachable.add((g.id, msg.to))
