@@ -41,29 +41,18 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
         parts = []
         for p in t.partitions:
             partition = ctx.registry.partition(t.name, int(p.partition_index))
-            if partition is None:
-                ctx.metrics.record_error(UNKNOWN_TOPIC_OR_PARTITION)
-                parts.append(
-                    build(
-                        part_cls,
-                        partition_index=p.partition_index,
-                        error_code=err(UNKNOWN_TOPIC_OR_PARTITION),
-                    )
-                )
-                continue
             rep = ctx.extra.get("replication")
-            if rep is not None and not rep.leader_ready(t.name, int(p.partition_index)):
+            code = 0
+            if partition is None:
+                code = UNKNOWN_TOPIC_OR_PARTITION
+            elif rep is not None and not rep.leader_ready(t.name, int(p.partition_index)):
                 # As in Kafka, only the leader answers; and a new leader only once it has applied what
                 # earlier leaders committed, or "latest" could go back (a restarted broker rebuilds its
                 # partition logs from the Raft log).
-                ctx.metrics.record_error(NOT_LEADER_OR_FOLLOWER)
-                parts.append(
-                    build(
-                        part_cls,
-                        partition_index=p.partition_index,
-                        error_code=err(NOT_LEADER_OR_FOLLOWER),
-                    )
-                )
+                code = NOT_LEADER_OR_FOLLOWER
+            if partition is None or code:
+                ctx.metrics.record_error(code)
+                parts.append(build(part_cls, partition_index=p.partition_index, error_code=err(code)))
                 continue
             offset, ts = lookup(partition, int(p.timestamp))
             parts.append(
