@@ -43,6 +43,11 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--raft-listen", help="HOST:PORT for the Raft transport (default: from cluster members)")
     p.add_argument("--rack", help="rack or zone of this broker, for rack-aware placement (STREAMRAFT_RACK)")
+    p.add_argument(
+        "--raft-log",
+        help="partition (default: a partition's segments are its Raft log, one write per replica) or "
+        "separate (a consensus log beside them, copied as entries apply)",
+    )
 
 
 _BROKER_KEYS = [
@@ -64,6 +69,7 @@ _BROKER_KEYS = [
     "cluster_members",
     "raft_listen",
     "rack",
+    "raft_log",
 ]
 
 

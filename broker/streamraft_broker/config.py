@@ -50,6 +50,9 @@ class BrokerConfig:
     """HOST:PORT the Raft transport binds (default: this node's raft address in cluster_members)."""
     rack: str | None = None
     """Rack (or zone) of this broker: placement puts a partition's replicas in different racks."""
+    raft_log: str = "partition"
+    """"partition": a partition's Raft log is its own segments (each produced byte written once per
+    replica); "separate": a consensus log beside it, copied into the partition log as entries apply."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -117,6 +120,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "cluster_members": lambda v, _w: str(v),
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],
     "rack": lambda v, w: _rack(str(v), w),
+    "raft_log": _choice("partition", "separate"),
 }
 
 

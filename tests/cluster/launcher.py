@@ -28,7 +28,7 @@ def _admin_conf(bootstrap: str) -> dict[str, object]:
 
 
 class Cluster:
-    def __init__(self, base: Path, size: int = 3) -> None:
+    def __init__(self, base: Path, size: int = 3, extra_args: tuple[str, ...] = ()) -> None:
         assert 1 <= size <= 9, size
         self.kafka_ports = {n: free_port() for n in range(1, size + 1)}
         self.raft_ports = {n: free_port() for n in range(1, size + 1)}
@@ -47,6 +47,7 @@ class Cluster:
                     "raft",
                     "--cluster-members",
                     members,
+                    *extra_args,
                 ],
             )
             for n in self.kafka_ports

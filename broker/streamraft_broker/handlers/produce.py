@@ -60,16 +60,16 @@ Outcome = tuple[int, int, int, int]
 
 
 def _begin_replicated(
-    ctx: BrokerContext, topic_name: str, index: int, records: bytes | None
+    ctx: BrokerContext, topic_name: str, index: int, records: bytes | None, acks: int
 ) -> Outcome | Coroutine[Any, Any, Outcome]:
     """Proposes the batch to the partition's Raft group now; what it returns to await is answered once the
-    batch is committed (acks=1 gets that too)."""
+    batch is committed (acks=all) or written to the leader's log (acks=1; see ReplicationService)."""
     if not records:
         return INVALID_RECORD, -1, -1, -1
     topic = ctx.registry.get(topic_name)
     if topic is not None and len(records) > int(topic.configs.get("max.message.bytes", "1048588")) + 61:
         return MESSAGE_TOO_LARGE, -1, -1, -1
-    pending = ctx.extra["replication"].begin_produce(topic_name, index, records)
+    pending = ctx.extra["replication"].begin_produce(topic_name, index, records, acks)
     return _committed(ctx, topic_name, records, pending)
 
 
@@ -103,7 +103,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
             elif request.transactional_id is not None:
                 outcome = TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1
             elif replicated:
-                outcome = _begin_replicated(ctx, topic.name, int(pd.index), pd.records)
+                outcome = _begin_replicated(ctx, topic.name, int(pd.index), pd.records, acks)
             else:
                 outcome = _append(ctx, topic.name, int(pd.index), pd.records)
             outcomes.append((int(pd.index), outcome))

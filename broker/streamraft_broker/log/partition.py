@@ -320,6 +320,29 @@ class PartitionLog:
             bytes=total,
         )
 
+    def append_raft(self, data: bytes | bytearray | memoryview, header: BatchHeader) -> None:
+        """Append one batch whose header the caller has already parsed and whose base offset it has set to
+        ``log_end_offset`` (the Raft storage over this log: it assigns offsets as entries reach the log)."""
+        self._check_open()
+        if header.base_offset != self.log_end_offset:
+            raise ValueError(
+                f"batch base offset {header.base_offset} is not the log end offset {self.log_end_offset}"
+            )
+        now = self._now_ms()
+        self._maybe_roll(header.size, header.last_offset_delta + 1, now)
+        try:
+            self._active.append(data, [(0, header)])
+        except OSError as exc:
+            raise LogStorageError(exc.errno, f"append to {self._active.path} failed: {exc.strerror}") from exc
+        self._epochs.assign(header.partition_leader_epoch, header.base_offset)
+        self._size += header.size
+        self._bytes_since_checkpoint += header.size
+        self._after_append(now)
+
+    def sync_active(self) -> None:
+        """fsync the active segment's data (not its indexes, which recovery rebuilds from the data)."""
+        self._active.flush_log()
+
     def _after_append(self, now: int) -> None:
         flush = self._config.flush
         if flush.mode is FlushMode.EVERY_BATCH or (
@@ -586,6 +609,11 @@ class PartitionLog:
             write_log_start(self.directory, self.log_start_offset)
         self._checkpoint()
 
+    def reset_to(self, new_start: int) -> None:
+        """Empty the log; it restarts at ``new_start`` (a Raft snapshot installed from the leader)."""
+        self._check_open()
+        self._truncate_fully(new_start)
+
     def _truncate_fully(self, new_start: int) -> None:
         write_recovery_point(self.directory, RecoveryPoint(self._bases[0], self._bases[0], 0))
         for segment in self._segments:
@@ -614,6 +642,23 @@ class PartitionLog:
         """Delete whole closed segments past retention.ms (by their max timestamp) or beyond retention.bytes
         (oldest first); never the active segment. Returns how many were deleted. As in Kafka, retention
         only applies when cleanup.policy includes delete; compacted logs keep everything compact() leaves."""
+        count = self.retention_count()
+        if count:
+            self._delete_oldest(count, self._segments[count].base_offset)
+        return count
+
+    def retention_start(self, limit: int) -> int | None:
+        """The log start retention would move to, keeping every offset >= ``limit`` (a Raft log keeps
+        what is not yet committed and applied); None when nothing would go."""
+        count = self.retention_count()
+        while count and self._segments[count].base_offset > limit:
+            count -= 1
+        if not count:
+            return None
+        return self._segments[count].base_offset
+
+    def retention_count(self) -> int:
+        """How many of the oldest segments are past retention (retiring segments deleted earlier)."""
         self._check_open()
         for segment in self._graveyard:
             segment.close_reader()
@@ -633,8 +678,6 @@ class PartitionLog:
                 break
             size -= segment.size
             count += 1
-        if count:
-            self._delete_oldest(count, self._segments[count].base_offset)
         return count
 
     @staticmethod

@@ -193,6 +193,18 @@ class ProducerService:
         if part.directory is not None and Path(part.directory).is_dir():
             take_snapshot(Path(part.directory), part.state)
 
+    def on_appended(self, topic: str, index: int, header: HeaderLike) -> None:
+        """A batch reached the partition's log without the hook (a Raft replica's append: the leader
+        checked it before proposing). Loaded state follows it; unloaded state reads it from the log."""
+        part = self._partitions.get((topic, index))
+        if part is None or part.log is not self._partition_log(topic, index):
+            return
+        part.state.replay(header)
+        if header.producer_id != NO_PRODUCER_ID:
+            part.appends_since_snapshot += 1
+            if part.appends_since_snapshot >= self._snapshot_every:
+                self._snapshot(part)
+
     def forget_partition(self, topic: str, index: int) -> None:
         """Drop one partition's in-memory state, e.g. after its log was truncated; the next use rebuilds it
         from the snapshots (those past the new log end are discarded) and the log."""

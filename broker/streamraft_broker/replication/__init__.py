@@ -14,15 +14,22 @@ Design (enabled with ``--replication raft``, the default of ``streamraft local u
   (other brokers answer NOT_CONTROLLER and clients retry). Placement spreads replicas, leaders and racks
   over the registered brokers (RF odd, default min(3, brokers)).
 - A partition's group id is derived stably from (topic id, partition) (``group_id_for``).
-- Raft log and partition log: this slice uses the FALLBACK of the design — the consensus SegmentLog holds
-  the Raft log (each entry = the producer's record batch bytes, unchanged), and every replica appends each
-  committed entry to its PartitionLog in apply order (two writes per replica per batch). Offsets are
-  assigned at apply time by the PartitionLog (header rewrite); apply order is the Raft order, so every
-  replica assigns the same offsets. Because only committed entries reach the PartitionLog, its log end
-  offset IS the high watermark: consumers can never read an uncommitted record, and it never decreases.
-- On restart the partition logs and their producer state (kept under ``DATA/state``) are rebuilt by
-  replaying the Raft logs under ``DATA/raft`` (no Raft snapshots are taken yet, so the Raft log is whole
-  and grows without bound: retention trims only the partition logs). Consumer-group offsets live in the
+- Raft log and partition log (``partition_storage``, the default ``--raft-log partition``): a partition's
+  Raft log IS its Kafka log. Each data entry is one record batch, written once per replica into the
+  partition's segments as the entry reaches that replica's log; its offsets are assigned there (base offset
+  = the log end before it, partitionLeaderEpoch = the entry's Raft term), identically on every replica since
+  their logs match. Raft's own entries (a new leader's empty entry, configuration changes) take no offset:
+  they live in a small journal beside the segments, so consumers see neither a gap nor a bogus record. The
+  high watermark is the end of the last committed entry applied here; fetches never read past it, and
+  uncommitted batches in the log are invisible. The leader validates batches, sets LogAppendTime and checks
+  idempotent producers' sequences (against the log plus its own batches still in flight) before proposing,
+  so a duplicate never enters the log; every replica's producer state follows its log as batches are
+  appended (and is rebuilt from the log after a conflict truncation). Retention moves the log start through a
+  Raft snapshot (a position: index, term, offset); a replica behind it installs the snapshot and restarts its
+  log there, as a new Kafka replica copies from the leader's log start. ``--raft-log separate`` keeps the
+  earlier layout: a consensus SegmentLog per group whose committed entries are copied into the partition log
+  as they apply (two writes per replica, partition logs rebuilt from the Raft logs on restart, no snapshots).
+- Consumer-group offsets live in the
   replicated ``__consumer_offsets`` topic, whose partitions' Raft leaders are the group coordinators
   (``group_offsets``); producer ids come in blocks granted through the controller log, so no two brokers
   ever hand out the same id.
@@ -33,8 +40,8 @@ Design (enabled with ``--replication raft``, the default of ``streamraft local u
 - Produce (acks=1 and acks=all alike) is answered after the batch is committed on a majority (fsynced)
   and applied locally: acks=1 gets the stronger acks=all promise. Produce to a non-leader answers
   NOT_LEADER_OR_FOLLOWER; Metadata names the Raft leader and leader epoch = Raft term.
-- Idempotent producers: the producer-state hook runs at apply time on every replica in the same order, so
-  each replica's duplicate detection reaches the same verdict.
+- Idempotent producers (``--raft-log separate``): the producer-state hook runs at apply time on every
+  replica in the same order, so each replica's duplicate detection reaches the same verdict.
 - SIGTERM: the broker hands each leadership it holds to another voter (bounded) before stopping.
 - A broker restarted on an EMPTY data directory rejoins without voting or counting with its blank state
   (demoted to learner in each group, caught up, promoted back): ``replication.rejoin``.

@@ -273,7 +273,7 @@ class GroupOffsets:
         state = LoadedState()
         started = time.monotonic()
         last_report = started
-        offset, end = partition.log_start_offset, partition.log_end_offset
+        offset, end = partition.log_start_offset, partition.high_watermark
         while offset < end:
             data = partition.log.read_bytes(offset, LOAD_CHUNK_BYTES)
             if not data:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import time
@@ -31,10 +32,28 @@ from streamraft_broker.controller.state import (
     delete_topic_command,
     place_replicas,
 )
+from streamraft_broker.log.partition import PartitionLog, wall_clock_ms
 from streamraft_broker.producer.service import DuplicateBatchError
+from streamraft_broker.producer.state import (
+    BatchMetadata,
+    Duplicate,
+    ProducerEntry,
+    ProducerStateManager,
+    Rejected,
+)
+from streamraft_broker.producer.types import NO_PRODUCER_ID
+from streamraft_broker.records.batch import (
+    BatchHeader,
+    TimestampType,
+    assign_for_append,
+    parse_header,
+    validate_produce_batch,
+)
+from streamraft_broker.records.errors import InvalidRecordError, KafkaErrorCode
 from streamraft_broker.replication.group_offsets import GroupOffsets
 from streamraft_broker.replication.members import Member
 from streamraft_broker.replication.membership import Membership
+from streamraft_broker.replication.partition_storage import PartitionRaftStorage
 from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
 from streamraft_broker.topics import registry as registry_module
@@ -55,6 +74,7 @@ NOT_LEADER_OR_FOLLOWER = 6
 LEADER_NOT_AVAILABLE = 5
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_CONTROLLER = 41
+REQUEST_TIMED_OUT = 7
 UNKNOWN_SERVER_ERROR = -1
 CONTROLLER_VOTERS = 3
 _RESULTS_KEPT = 100_000
@@ -68,6 +88,9 @@ BALANCE_INTERVAL_S = 10.0
 leader election does: leaders then spread over brokers the way placement spread first replicas."""
 
 _BALANCE_STARTUP_SKEW_S = 5.0
+
+DUPLICATE_COMMIT_WAIT_S = 5.0
+"""How long a retried idempotent batch found in the log but not yet committed waits for the commit."""
 """Brokers started within this of each other count as one cluster start, not a restart (balancing goes on)."""
 
 ProduceResult = tuple[int, int, int, int]
@@ -76,6 +99,24 @@ ProduceResult = tuple[int, int, int, int]
 
 async def _ready(result: ProduceResult) -> ProduceResult:
     return result
+
+
+class _Inflight:
+    """An idempotent batch proposed by this leader and not yet committed: a retry of it waits for its
+    result, and the next batch of the same producer is checked as if it were already in the log."""
+
+    __slots__ = ("epoch", "first_seq", "last_seq", "max_timestamp", "pid", "result")
+
+    def __init__(self, header: BatchHeader) -> None:
+        self.pid = header.producer_id
+        self.epoch = header.producer_epoch
+        self.first_seq = header.base_sequence
+        self.last_seq = header.last_sequence
+        self.max_timestamp = header.max_timestamp
+        self.result: asyncio.Future[ProduceResult] = asyncio.get_running_loop().create_future()
+
+    async def wait(self) -> ProduceResult:
+        return await asyncio.shield(self.result)
 
 
 class ReplicationService:
@@ -88,6 +129,7 @@ class ReplicationService:
         registry: TopicRegistry,
         *,
         rack: str | None = None,
+        partition_raft_log: bool = True,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
@@ -105,7 +147,7 @@ class ReplicationService:
         self._partitions: dict[int, tuple[str, int]] = {}
         """group id -> (topic, partition) for the groups hosted here."""
         self._results: OrderedDict[tuple[int, int], ProduceResult] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.observe_commit: Callable[[float], None] | None = None
         """Metrics hook: seconds from proposing a produce batch until it is committed and applied here."""
         self.raft_dir = raft_dir
@@ -119,6 +161,11 @@ class ReplicationService:
         self._replaying = False
         self.group_offsets = GroupOffsets(self)
         self._leaders_changed = asyncio.Event()
+        self.partition_raft_log = partition_raft_log
+        """Partition groups keep their Raft log in the partition's own segments (one write per replica);
+        otherwise in a separate consensus SegmentLog, copied into the partition log as entries apply."""
+        self._storages: dict[int, PartitionRaftStorage] = {}
+        self._inflight: dict[int, list[_Inflight]] = {}
 
     @property
     def controller_voters(self) -> list[int]:
@@ -238,10 +285,37 @@ class ReplicationService:
         if where is None:
             log.error("entries for group %d which hosts no partition here", group)
             return
+        storage = self._storages.get(group)
+        if storage is not None:
+            self._apply_shared(group, storage, where[0], where[1], entries)
+            return
         for e in entries:
             self._results[(group, e.index)] = self._apply_batch(where[0], where[1], e)
             if len(self._results) > _RESULTS_KEPT:
                 self._results.popitem(last=False)
+
+    def _apply_shared(
+        self, group: int, storage: PartitionRaftStorage, topic: str, index: int, entries: Sequence[Entry]
+    ) -> None:
+        """The batches are in the log already (written as they were appended); committing them moves the
+        high watermark and answers their producers."""
+        partition = self.registry.partition(topic, index)
+        assert partition is not None, (topic, index)
+        hw = partition.high_watermark
+        for e in entries:
+            found = storage.data_range(e.index)
+            if found is None:
+                continue
+            base, hw = found
+            partition.leader_epoch = max(partition.leader_epoch, e.term)
+            header = parse_header(e.data)
+            append_time = (
+                header.max_timestamp if header.timestamp_type is TimestampType.LOG_APPEND_TIME else -1
+            )
+            self._results[(group, e.index)] = (0, base, append_time, partition.log_start_offset)
+            if len(self._results) > _RESULTS_KEPT:
+                self._results.popitem(last=False)
+        partition.advance_hw(hw)
 
     def _apply_batch(self, topic: str, index: int, e: Entry) -> ProduceResult:
         partition = self.registry.partition(topic, index)
@@ -261,8 +335,72 @@ class ReplicationService:
         return 0, info.base_offset, info.log_append_time, info.log_start_offset
 
     def restore(self, group: int, snapshot: Snapshot) -> None:
-        # No snapshots are taken yet, so none can arrive; refusing beats silently losing state.
-        raise RuntimeError(f"group {group}: snapshots are not supported by this replication slice yet")
+        storage = self._storages.get(group)
+        where = self._partitions.get(group)
+        if storage is None or where is None:
+            # A separate Raft log takes no snapshots, so none can arrive; refusing beats losing state.
+            raise RuntimeError(f"group {group}: snapshots need the partition's log as its Raft log")
+        partition = self.registry.partition(*where)
+        assert partition is not None, where
+        # The log restarts at the snapshot's offset (installed from the leader) or starts there (retention).
+        partition.advance_hw(max(storage.snapshot_offset, partition.log_start_offset))
+        if self.producers is not None:
+            self.producers.forget_partition(*where)
+        log.info(
+            "event=partition_snapshot_restored group=%d topic=%s partition=%d index=%d offset=%d",
+            group,
+            where[0],
+            where[1],
+            snapshot.meta.index,
+            storage.snapshot_offset,
+        )
+
+    def _make_storage(self, gid: int, name: str, index: int) -> PartitionRaftStorage | None:
+        """Open the partition's log as the Raft log of its group (None: keep a separate Raft log)."""
+        if not self.partition_raft_log:
+            return None
+        partition = self.registry.partition(name, index)
+        if partition is None or not isinstance(partition.log, PartitionLog):
+            return None
+        producers = self.producers
+
+        def on_append(header: BatchHeader) -> None:
+            if producers is not None:
+                producers.on_appended(name, index, header)
+
+        def on_truncate(offset: int) -> None:
+            if producers is not None:
+                producers.forget_partition(name, index)
+
+        storage = PartitionRaftStorage(
+            partition.log, self.raft_dir / f"group-{gid}", on_append=on_append, on_truncate=on_truncate
+        )
+        partition.raft_storage = storage
+        partition.raft_hw = storage.snapshot_offset
+        self._storages[gid] = storage
+        return storage
+
+    async def apply_retention(self) -> int:
+        """Retention for partitions whose log is their Raft log: a snapshot, then the oldest segments go
+        (see PartitionRaftStorage.retain). Returns how many Raft entries were dropped."""
+        dropped = 0
+        runtime = self.runtime
+
+        def retain(gid: int, storage: Any) -> int:
+            if not isinstance(storage, PartitionRaftStorage) or storage.log.closed:
+                return 0
+            return storage.retain(runtime.applied(gid), runtime.conf_state(gid))
+
+        for gid in list(self._storages):
+            if gid not in runtime.groups():
+                continue
+            try:
+                dropped += await runtime.with_storage(gid, functools.partial(retain, gid))
+            except ConsensusError:
+                continue
+            except Exception:
+                log.exception("retention of raft group %d failed", gid)
+        return dropped
 
     def _install_topic(self, meta: TopicMeta) -> None:
         if self.registry.get(meta.name) is not None:
@@ -276,8 +414,9 @@ class ReplicationService:
 
     def _open_partitions(self, topic: Topic, meta: TopicMeta, first: int) -> None:
         for i in range(first, len(meta.replicas)):
-            directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
-            shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the Raft log
+            if not self.partition_raft_log:
+                directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
+                shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the separate Raft log
             topic.partitions.append(self.registry._open_partition(topic, i))
             if self.node_id in meta.replicas[i]:
                 gid = meta.group(i)
@@ -289,7 +428,7 @@ class ReplicationService:
                 self._partitions[gid] = (meta.name, i)
                 if not self._replaying:
                     self.rejoin.note_new_group(gid)
-                self._spawn(self._create_group(gid, meta.replicas[i]))
+                self._spawn(self._create_group_as(gid, meta.replicas[i], []))
 
     def _add_partitions(self, meta: TopicMeta, first_new: int) -> None:
         topic = self.registry.get(meta.name)
@@ -302,11 +441,14 @@ class ReplicationService:
         if topic is None:
             return
         for p in topic.partitions:
-            p.close()
-            shutil.rmtree(self.registry.data_dir / "logs" / f"{meta.name}-{p.index}", ignore_errors=True)
             gid = meta.group(p.index)
+            directory = self.registry.data_dir / "logs" / f"{meta.name}-{p.index}"
             if self._partitions.pop(gid, None) is not None:
-                self._spawn(self._remove_group(gid))
+                # The group goes first: its storage may be this partition's log.
+                self._spawn(self._remove_group(gid, then_close=(p, directory)))
+            else:
+                p.close()
+                shutil.rmtree(directory, ignore_errors=True)
         for listener in self.registry._listeners:
             listener(meta.name, None)
         log.info("topic deleted from controller log", extra={"topic": meta.name})
@@ -316,17 +458,19 @@ class ReplicationService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _remove_group(self, gid: int) -> None:
+    async def _remove_group(self, gid: int, then_close: tuple[Any, Path] | None = None) -> None:
         try:
             await self.runtime.remove_group(gid, delete_data=True)
         except Exception:
             log.exception("cannot remove raft group %d", gid)
-
-    async def _create_group(self, gid: int, replicas: list[int]) -> None:
-        try:
-            await self.runtime.create_group(gid, replicas)
-        except Exception:
-            log.exception("cannot create raft group %d", gid)
+        storage = self._storages.pop(gid, None)
+        self._inflight.pop(gid, None)
+        if storage is not None:
+            shutil.rmtree(storage.dir, ignore_errors=True)
+        if then_close is not None:
+            partition, directory = then_close
+            partition.close()
+            shutil.rmtree(directory, ignore_errors=True)
 
     def _on_leader_change(self, change: LeaderChange) -> None:
         # Wake Metadata requests waiting for a live leader (a fresh Event: waiters already woken keep theirs).
@@ -446,17 +590,22 @@ class ReplicationService:
         return await self.begin_produce(topic, index, records)
 
     def begin_produce(
-        self, topic: str, index: int, records: bytes | memoryview
+        self, topic: str, index: int, records: bytes | memoryview, acks: int = -1
     ) -> Coroutine[Any, Any, ProduceResult]:
         """Proposes the batch now, before returning, and returns what to await for the result: batches
         begun in some order reach the partition's log in that order (a pipelined connection relies on it
-        for an idempotent producer's in-flight requests)."""
+        for an idempotent producer's in-flight requests). acks=-1 is answered once the batch is committed
+        (fsynced on a majority); acks=1 (and 0), when the partition's log is its Raft log, once the batch
+        is written to the leader's log (Kafka's promise: lost if the leader dies before a majority has
+        it); with a separate Raft log every acks waits for the commit."""
         meta = self.state.topics.get(topic)
         if meta is None or not 0 <= index < len(meta.replicas):
             return _ready((UNKNOWN_TOPIC_OR_PARTITION, -1, -1, -1))
         gid = meta.group(index)
         if gid not in self.runtime.groups():
             return _ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1))
+        if gid in self._storages:
+            return self._begin_shared(topic, index, gid, records, acks)
         started = time.perf_counter()
         try:
             future = self.runtime.propose_nowait(gid, bytes(records))
@@ -478,6 +627,172 @@ class ReplicationService:
             self.observe_commit(time.perf_counter() - started)
         result = self._results.pop((gid, raft_index), None)
         assert result is not None, f"no apply result for {topic}-{index} raft index {raft_index}"
+        return result
+
+    def _begin_shared(
+        self, topic: str, index: int, gid: int, records: bytes | memoryview, acks: int
+    ) -> Coroutine[Any, Any, ProduceResult]:
+        """The leader validates the request's batches (and sets LogAppendTime) before proposing: what is
+        proposed is what every replica stores. Each batch is its own Raft entry; an idempotent producer's
+        batch is checked against the log plus this leader's batches still in flight."""
+        partition = self.registry.partition(topic, index)
+        if partition is None or not self.runtime.is_leader(gid):
+            return _ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1))
+        config = partition.log.config
+        buf = bytearray(records)
+        append_time = wall_clock_ms() if config.log_append_time else None
+        batches: list[tuple[bytes, BatchHeader]] = []
+        try:
+            if not buf:
+                raise InvalidRecordError(
+                    KafkaErrorCode.CORRUPT_MESSAGE, "the records field holds no record batch"
+                )
+            view = memoryview(buf)
+            pos = 0
+            while pos < len(buf):
+                header = validate_produce_batch(buf, pos, max_batch_bytes=config.max_message_bytes)
+                header = assign_for_append(buf, pos, header, 0, leader_epoch=0, log_append_time=append_time)
+                batches.append((bytes(view[pos : pos + header.size]), header))
+                pos += header.size
+            view.release()
+        except InvalidRecordError as exc:
+            return _ready((exc.error_code, -1, -1, partition.log_start_offset))
+        started = time.perf_counter()
+        pending: list[Coroutine[Any, Any, ProduceResult]] = []
+        for data, header in batches:
+            inflight: _Inflight | None = None
+            if header.producer_id != NO_PRODUCER_ID and not header.is_control:
+                verdict = self._check_producer(gid, topic, index, header)
+                if isinstance(verdict, Rejected):
+                    pending.append(_ready((int(verdict.error_code), -1, -1, partition.log_start_offset)))
+                    break
+                if isinstance(verdict, Duplicate):
+                    pending.append(self._answer_duplicate(partition, verdict))
+                    continue
+                if isinstance(verdict, _Inflight):
+                    pending.append(verdict.wait())
+                    continue
+                inflight = _Inflight(header)
+            appended: asyncio.Future[int] | None = None
+            if acks != -1:
+                appended = asyncio.get_running_loop().create_future()
+            try:
+                future = self.runtime.propose_nowait(gid, data, appended)
+            except ConsensusError as exc:
+                log.debug("produce to %s-%d refused here: %s", topic, index, exc)
+                pending.append(_ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1)))
+                break
+            if inflight is not None:
+                self._inflight.setdefault(gid, []).append(inflight)
+            finish = self._finish_shared(topic, index, gid, future, started, inflight)
+            if appended is None:
+                pending.append(finish)
+            else:
+                committed = asyncio.get_running_loop().create_task(finish)
+                self._tasks.add(committed)
+                committed.add_done_callback(self._tasks.discard)
+                pending.append(self._leader_appended(gid, partition, header, appended, committed))
+        if len(pending) == 1:
+            return pending[0]
+        return self._first_result(pending)
+
+    async def _leader_appended(
+        self,
+        gid: int,
+        partition: Any,
+        header: BatchHeader,
+        appended: asyncio.Future[int],
+        committed: asyncio.Future[ProduceResult],
+    ) -> ProduceResult:
+        """acks=1: the answer once the batch is in the leader's log (its commit is still awaited, by
+        ``committed``, for the producer bookkeeping and metrics)."""
+        either: set[asyncio.Future[Any]] = {appended, committed}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        storage = self._storages.get(gid)
+        if appended.done() and storage is not None:
+            try:
+                found = storage.data_range(appended.result())
+            except Exception:  # cut off again already (a new leader): the commit's outcome says what
+                found = None
+            if found is not None:
+                append_time = (
+                    header.max_timestamp if header.timestamp_type is TimestampType.LOG_APPEND_TIME else -1
+                )
+                return 0, found[0], append_time, partition.log_start_offset
+        return await committed
+
+    @staticmethod
+    async def _first_result(pending: list[Coroutine[Any, Any, ProduceResult]]) -> ProduceResult:
+        """One answer for a request of several batches: the first error, else the first batch's offsets."""
+        results = [await p for p in pending]
+        for r in results:
+            if r[0] != 0:
+                return r
+        return results[0]
+
+    def _check_producer(
+        self, gid: int, topic: str, index: int, header: BatchHeader
+    ) -> Duplicate | Rejected | _Inflight | None:
+        state = self.producers.state(topic, index) if self.producers is not None else None
+        stored = state.entry(header.producer_id) if state is not None else None
+        current = stored.copy() if stored is not None else None
+        for f in self._inflight.get(gid, ()):
+            if f.pid != header.producer_id:
+                continue
+            if current is not None and current.find(f.epoch, f.first_seq, f.last_seq) is not None:
+                continue  # in the log already (appended, not yet committed)
+            if (f.epoch, f.first_seq, f.last_seq) == (
+                header.producer_epoch,
+                header.base_sequence,
+                header.last_sequence,
+            ):
+                return f
+            if current is None:
+                current = ProducerEntry(f.pid, f.epoch)
+            if current.epoch != f.epoch:
+                current.epoch = f.epoch
+                current.batches.clear()
+            current.batches.append(BatchMetadata(f.first_seq, f.last_seq, -1, -1, f.max_timestamp))
+        scratch = ProducerStateManager()
+        if current is not None:
+            scratch.restore([current], 0)
+        verdict = scratch.check([header])
+        if isinstance(verdict, Duplicate | Rejected):
+            return verdict
+        return None
+
+    async def _answer_duplicate(self, partition: Any, dup: Duplicate) -> ProduceResult:
+        """A retried batch already in the log: answer with its offsets once they are committed (an
+        uncommitted copy could still be cut off by a new leader)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DUPLICATE_COMMIT_WAIT_S
+        while partition.high_watermark <= dup.last_offset:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return REQUEST_TIMED_OUT, -1, -1, -1
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await partition.data_event().wait()
+        return 0, dup.base_offset, -1, partition.log_start_offset
+
+    async def _finish_shared(  # noqa: PLR0917
+        self,
+        topic: str,
+        index: int,
+        gid: int,
+        future: asyncio.Future[int],
+        started: float,
+        inflight: _Inflight | None,
+    ) -> ProduceResult:
+        try:
+            result = await self._finish_produce(topic, index, gid, future, started)
+        finally:
+            if inflight is not None:
+                waiting = self._inflight.get(gid)
+                if waiting is not None and inflight in waiting:
+                    waiting.remove(inflight)
+        if inflight is not None and not inflight.result.done():
+            inflight.result.set_result(result)
         return result
 
     async def create_topic(
@@ -629,7 +944,14 @@ class ReplicationService:
         topic.partitions[index] = self.registry._open_partition(topic, index)
 
     async def _create_group_as(self, gid: int, voters: list[int], learners: list[int]) -> None:
+        storage: PartitionRaftStorage | None = None
         try:
-            await self.runtime.create_group(gid, voters, learners)
+            where = self._partitions.get(gid)
+            storage = self._make_storage(gid, *where) if where is not None else None
+            await self.runtime.create_group(gid, voters, learners, storage=storage)
         except Exception:
             log.exception("cannot create raft group %d", gid)
+            if storage is not None and gid not in self.runtime.groups():
+                self._storages.pop(gid, None)
+                with contextlib.suppress(Exception):
+                    storage.close()

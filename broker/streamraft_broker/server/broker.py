@@ -74,8 +74,16 @@ class Broker:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = await datadir_lock.acquire(cfg.data_dir, LOCK_WAIT_S)
         if cfg.replication == "raft":
-            shutil.rmtree(self._state_dir, ignore_errors=True)
-            self._state_dir.mkdir()
+            # Everything here is rebuilt from the Raft logs, except partition logs that ARE Raft logs.
+            keep = {"logs"} if cfg.raft_log == "partition" else set()
+            self._state_dir.mkdir(exist_ok=True)
+            for entry in self._state_dir.iterdir():
+                if entry.name in keep:
+                    continue
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
         self.registry.load()
         self.metrics.watch_partitions(self._partition_stats)
         self._server = await asyncio.start_server(
@@ -151,6 +159,7 @@ class Broker:
             cfg.raft_listen or me.raft_address,
             self.registry,
             rack=cfg.rack,
+            partition_raft_log=cfg.raft_log == "partition",
         )
         service.producers = self.ctx.producers
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415
@@ -166,6 +175,8 @@ class Broker:
             await asyncio.sleep(interval)
             try:
                 deleted = self.registry.apply_retention()
+                if self.replication is not None:
+                    deleted += await self.replication.apply_retention()
             except Exception:
                 log.exception("retention pass failed")
                 continue

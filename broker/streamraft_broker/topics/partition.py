@@ -27,6 +27,10 @@ class Partition:
         self.log = log
         self.leader_epoch = 0
         self._data_arrived = asyncio.Event()
+        self.raft_storage: Any = None
+        """Set when this partition's log is also its Raft log (replication.partition_storage)."""
+        self.raft_hw: int | None = None
+        """The high watermark when replicated: the end of the last committed entry applied here."""
 
     @property
     def is_memory(self) -> bool:
@@ -42,7 +46,15 @@ class Partition:
 
     @property
     def high_watermark(self) -> int:
+        if self.raft_hw is not None:
+            return self.raft_hw
         return self.log_end_offset
+
+    def advance_hw(self, offset: int) -> None:
+        """A replicated partition's commit reached ``offset``: wake long-polling fetches."""
+        self.raft_hw = offset
+        self._data_arrived.set()
+        self._data_arrived = asyncio.Event()
 
     @property
     def size_bytes(self) -> int:

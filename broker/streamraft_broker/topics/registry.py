@@ -235,7 +235,8 @@ class TopicRegistry:
         deleted = 0
         for topic in list(self.topics.values()):
             for p in topic.partitions:
-                if not p.is_memory:
+                # A partition whose log is its Raft log is retained through Raft (a snapshot first).
+                if not p.is_memory and p.raft_storage is None:
                     deleted += int(p.log.apply_retention())
         return deleted
 

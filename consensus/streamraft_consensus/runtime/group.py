@@ -14,6 +14,8 @@ from streamraft_consensus.storage.protocol import RaftStorage
 class Proposal:
     data: bytes | ConfChange
     future: asyncio.Future[int]
+    appended: asyncio.Future[int] | None = None
+    """Resolved with the entry's index once it is written (not yet synced) to this leader's log."""
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Group:
     reads: list[tuple[bytes, PendingRead]] = field(default_factory=list)
     """Read-index requests not yet handed to the core."""
     waiting: dict[int, tuple[int, asyncio.Future[int]]] = field(default_factory=dict)
+    appending: dict[int, asyncio.Future[int]] = field(default_factory=dict)
+    """index -> future of a proposal that asked to hear when it reaches this leader's log."""
     """index -> (term, future) of proposals appended to the log, resolved when applied."""
     confirmed_reads: dict[bytes, PendingRead] = field(default_factory=dict)
     leader: int = 0

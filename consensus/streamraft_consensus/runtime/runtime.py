@@ -33,6 +33,7 @@ import random
 import shutil
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
+from typing import TypeVar
 
 from streamraft_consensus.core.node import Config, NotLeader, ProposalDropped, RawNode, Status
 from streamraft_consensus.core.types import (
@@ -62,6 +63,8 @@ from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport.faults import FaultInjector
 from streamraft_consensus.transport.grpc_transport import GrpcTransport, Inbound, TransportConfig
+
+T = TypeVar("T")
 
 log = logging.getLogger("streamraft.consensus.runtime")
 
@@ -325,21 +328,28 @@ class Runtime:
     async def remove_member(self, group: int, node: int) -> int:
         return await self._propose(group, ConfChange(((ConfChangeType.REMOVE, node),)))
 
-    def propose_nowait(self, group: int, data: bytes) -> asyncio.Future[int]:
+    def propose_nowait(
+        self, group: int, data: bytes, appended: asyncio.Future[int] | None = None
+    ) -> asyncio.Future[int]:
         """Queues a proposal now (proposals queued in call order reach the log in that order) and returns
-        the future ``propose`` awaits. Raises at once (unknown group, a quiet follower) like ``propose``."""
-        return self._queue_proposal(group, data)
+        the future ``propose`` awaits. Raises at once (unknown group, a quiet follower) like ``propose``.
+        ``appended``, if given, is resolved with the entry's index once it is written to this leader's own
+        log (before its fsync and before any follower has it: what Kafka's acks=1 promises); it is left
+        pending if the entry never gets there (the returned future then fails)."""
+        return self._queue_proposal(group, data, appended)
 
     async def _propose(self, group: int, data: bytes | ConfChange) -> int:
         return await self._queue_proposal(group, data)
 
-    def _queue_proposal(self, group: int, data: bytes | ConfChange) -> asyncio.Future[int]:
+    def _queue_proposal(
+        self, group: int, data: bytes | ConfChange, appended: asyncio.Future[int] | None = None
+    ) -> asyncio.Future[int]:
         g = self._group(group)
         if g.quiesced and not g.is_leader and g.leader:
             # Waking a quiet follower only to refuse would restart its election clock for nothing.
             raise NotLeaderError(group, g.leader)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        g.proposals.append(Proposal(data, future))
+        g.proposals.append(Proposal(data, future, appended))
         self._mark(g)
         return future
 
@@ -385,6 +395,21 @@ class Runtime:
 
         self._action(take)
         await done
+
+    async def with_storage(self, group: int, fn: Callable[[RaftStorage], T]) -> T:
+        """Run ``fn(storage)`` between loop iterations (never while the group's storage is being synced)
+        and return its result: for the owner of a group's storage, e.g. to compact it."""
+        g = self._group(group)
+        done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn(g.storage))
+            except Exception as err:
+                done.set_exception(err)
+
+        self._action(run)
+        return await done
 
     async def leadership_changes(self) -> AsyncGenerator[LeaderChange, None]:
         """Every leader/term change of every group on this node, from now on."""
@@ -462,6 +487,7 @@ class Runtime:
         futures += [f for _, _, f in g.control]
         g.proposals.clear()
         g.waiting.clear()
+        g.appending.clear()
         g.reads.clear()
         g.confirmed_reads.clear()
         g.control.clear()
@@ -649,6 +675,8 @@ class Runtime:
                         p.future.set_exception(ProposalRejectedError(f"group {gid}: {err}"))
                         continue
                     g.waiting[index] = (term, p.future)
+                    if p.appended is not None:
+                        g.appending[index] = p.appended
             if g.reads:
                 reads, g.reads = g.reads, []
                 for ctx, pr in reads:
@@ -705,6 +733,8 @@ class Runtime:
                 storage.apply_snapshot(rd.snapshot)
             if rd.entries:
                 storage.append(rd.entries)
+                if g.appending:
+                    self._resolve_appended(g, rd.entries[-1].index)
                 size = sum(len(e.data) for e in rd.entries) / len(rd.entries)
                 weight = _ENTRY_BYTES_WEIGHT if g.entry_bytes else 1.0
                 g.entry_bytes += weight * (size - g.entry_bytes)
@@ -768,6 +798,13 @@ class Runtime:
             if g.raw.has_ready():
                 self._dirty.add(g.id)
                 self._kick.set()
+
+    @staticmethod
+    def _resolve_appended(g: Group, last: int) -> None:
+        for index in [i for i in g.appending if i <= last]:
+            future = g.appending.pop(index)
+            if not future.done():
+                future.set_result(index)
 
     @staticmethod
     def _may_send_early(g: Group, rd: Ready) -> bool:
@@ -836,6 +873,7 @@ class Runtime:
                 if not future.done():
                     future.set_exception(TermChangedError(g.id, index, t))
             g.waiting.clear()
+            g.appending.clear()
             for pr in g.confirmed_reads.values():
                 if not pr.future.done():
                     pr.future.set_exception(NotLeaderError(g.id, leader))
