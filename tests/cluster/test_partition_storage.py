@@ -196,3 +196,21 @@ def test_installing_a_snapshot_restarts_the_log_at_its_offset(tmp_path: Path) ->
     follower.append(leader.entries(snap.meta.index + 1, leader.last_index() + 1))
     assert follower.log.log_end_offset == leader.log.log_end_offset
     assert follower.data_range(19) == leader.data_range(19)
+
+
+def test_unapplied_batches_are_served_from_memory_and_read_back_alike_once_released(tmp_path: Path) -> None:
+    s = open_storage(tmp_path)
+    s.append([Entry(1, 1)] + [Entry(1, i, data=batch(2, str(i))) for i in range(2, 6)])
+    cached = s.entries(1, 6)
+    assert len(s._cache) == 4
+    s.release(3)
+    assert sorted(s._cache) == [4, 5]
+    mixed = s.entries(1, 6)  # 2..3 from the file, 4..5 from memory
+    s.release(5)
+    assert not s._cache
+    from_file = s.entries(1, 6)
+    assert cached == mixed == from_file
+    s.append([Entry(2, 6, data=batch(1))])
+    s.set_hard_state(HardState(2, 0, 5))
+    s.append([Entry(3, 6, data=batch(3))])  # a conflict drops the cached entry it replaces
+    assert parse_header(s.entries(6, 7)[0].data).last_offset_delta == 2

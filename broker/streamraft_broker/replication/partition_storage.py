@@ -55,6 +55,9 @@ _SNAP_MAGIC = b"SRPS"
 _OFFSET = struct.Struct(">q")
 _PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
 _MAGIC_V2 = 2
+CACHE_MAX_BYTES = 16 << 20
+"""Batches appended and not yet applied are kept in memory (up to this much per partition): applying them,
+and sending them to followers right after, then reads no file. Past it, entries are read back from the log."""
 
 
 class RaftPartitionLogError(Exception):
@@ -93,6 +96,8 @@ class PartitionRaftStorage:
         self._terms = array("q")
         self._side: dict[int, Entry] = {}
         """Raft-only entries (empty, configuration changes) by index."""
+        self._cache: dict[int, Entry] = {}
+        self._cache_bytes = 0
         self._log_dirty = False
         self._journal_dirty = False
         self._dir_dirty = False
@@ -279,7 +284,7 @@ class PartitionRaftStorage:
         while i < hi:
             if out and max_bytes is not None and size >= max_bytes:
                 break
-            side = self._side.get(i)
+            side = self._side.get(i) or self._cache.get(i)
             if side is not None:
                 if out and max_bytes is not None and size + side.size() > max_bytes:
                     break
@@ -288,7 +293,7 @@ class PartitionRaftStorage:
                 i += 1
                 continue
             j = i
-            while j < hi and j not in self._side:
+            while j < hi and j not in self._side and j not in self._cache:
                 j += 1
             budget = max_bytes - size if max_bytes is not None else 1 << 62
             got = self._read_batches(i, j, max(budget, 1))
@@ -357,6 +362,15 @@ class PartitionRaftStorage:
             return self._snap_offset
         return self._start_of(index + 1)
 
+    def release(self, through: int) -> None:
+        """Entries up to ``through`` are applied: drop them from the in-memory cache."""
+        for index in [i for i in self._cache if i <= through]:
+            self._cache_bytes -= len(self._cache.pop(index).data)
+
+    def _drop_cache_from(self, index: int) -> None:
+        for i in [i for i in self._cache if i >= index]:
+            self._cache_bytes -= len(self._cache.pop(i).data)
+
     @property
     def snapshot_offset(self) -> int:
         return self._snap_offset
@@ -407,6 +421,10 @@ class PartitionRaftStorage:
         self._starts.append(base)
         self._terms.append(e.term)
         self._log_dirty = True
+        if self._cache_bytes + len(buf) <= CACHE_MAX_BYTES:
+            # As stored (offsets and epoch set), so a cached entry reads exactly like one from the file.
+            self._cache[e.index] = Entry(e.term, e.index, EntryType.NORMAL, bytes(buf))
+            self._cache_bytes += len(buf)
         if self.on_append is not None:
             self.on_append(stored)
 
@@ -437,6 +455,7 @@ class PartitionRaftStorage:
         del self._terms[k:]
         for i in dropped_side:
             del self._side[i]
+        self._drop_cache_from(index)
         if offset < self.log.log_end_offset:
             self.log.truncate_to(offset)
             self._log_dirty = True
@@ -500,6 +519,7 @@ class PartitionRaftStorage:
         del self._starts[:]
         del self._terms[:]
         self._side.clear()
+        self._drop_cache_from(0)
         self._reopen_journal([])
         self._log_dirty = False
         self._hs = HardState(self._hs.term, self._hs.vote, max(self._hs.commit, meta.index))
@@ -533,6 +553,7 @@ class PartitionRaftStorage:
         del self._terms[:k]
         for i in dropped_side:
             del self._side[i]
+        self.release(index)
         self._first = index + 1
         if new_start > self.log.log_start_offset:
             self.log.delete_records_before(new_start)

@@ -316,6 +316,8 @@ class ReplicationService:
             if len(self._results) > _RESULTS_KEPT:
                 self._results.popitem(last=False)
         partition.advance_hw(hw)
+        if entries:
+            storage.release(entries[-1].index)
 
     def _apply_batch(self, topic: str, index: int, e: Entry) -> ProduceResult:
         partition = self.registry.partition(topic, index)
