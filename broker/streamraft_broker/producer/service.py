@@ -202,8 +202,11 @@ class ProducerService:
         part.state.replay(header)
         if header.producer_id != NO_PRODUCER_ID:
             part.appends_since_snapshot += 1
-            if part.appends_since_snapshot >= self._snapshot_every:
-                self._snapshot(part)
+        if (
+            part.appends_since_snapshot >= self._snapshot_every
+            or part.state.map_end_offset - part.last_snapshot_offset >= self._snapshot_every_offsets
+        ):
+            self._snapshot(part)
 
     def forget_partition(self, topic: str, index: int) -> None:
         """Drop one partition's in-memory state, e.g. after its log was truncated; the next use rebuilds it

@@ -380,6 +380,11 @@ class ReplicationService:
         partition.raft_storage = storage
         partition.raft_hw = storage.snapshot_offset
         self._storages[gid] = storage
+        if producers is not None:
+            # Loaded now (snapshot + the batch headers after it) and kept current as batches arrive, so
+            # the first idempotent produce after this replica becomes leader finds it ready: loading it then
+            # would walk the whole log while producers wait out a failover.
+            producers.state(name, index)
         return storage
 
     async def apply_retention(self) -> int:
@@ -786,6 +791,7 @@ class ReplicationService:
         started: float,
         inflight: _Inflight | None,
     ) -> ProduceResult:
+        result: ProduceResult = (UNKNOWN_SERVER_ERROR, -1, -1, -1)
         try:
             result = await self._finish_produce(topic, index, gid, future, started)
         finally:
@@ -793,8 +799,9 @@ class ReplicationService:
                 waiting = self._inflight.get(gid)
                 if waiting is not None and inflight in waiting:
                     waiting.remove(inflight)
-        if inflight is not None and not inflight.result.done():
-            inflight.result.set_result(result)
+                if not inflight.result.done():
+                    # Retries waiting on this batch get its outcome (an error too: they must not hang).
+                    inflight.result.set_result(result)
         return result
 
     async def create_topic(
