@@ -101,6 +101,28 @@ async def _ready(result: ProduceResult) -> ProduceResult:
     return result
 
 
+def check_raft_layout(raft_dir: Path, partition_raft_log: bool) -> str | None:
+    """What is wrong with starting on ``raft_dir`` with this ``--raft-log`` layout (None: nothing). A data
+    directory written with one layout cannot be read with the other, and a broker starting with
+    ``separate`` would first delete the partition logs the other layout keeps as its Raft logs."""
+    if not raft_dir.is_dir():
+        return None
+    for directory in sorted(raft_dir.glob("group-*")):
+        if directory.name == f"group-{CONTROLLER_GROUP}":
+            continue  # the controller group keeps a consensus SegmentLog in either layout
+        if partition_raft_log and any(directory.glob("*.seg")):
+            return (
+                f"{directory} holds a separate Raft log (written with --raft-log separate); start this "
+                "broker with --raft-log separate, or on an empty data directory"
+            )
+        if not partition_raft_log and (directory / "entries").exists():
+            return (
+                f"{directory} is the Raft side of a partition log (written with --raft-log partition); "
+                "start this broker with --raft-log partition, or on an empty data directory"
+            )
+    return None
+
+
 class _Inflight:
     """An idempotent batch proposed by this leader and not yet committed: a retry of it waits for its
     result, and the next batch of the same producer is checked as if it were already in the log."""

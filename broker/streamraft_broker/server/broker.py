@@ -74,6 +74,11 @@ class Broker:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd = await datadir_lock.acquire(cfg.data_dir, LOCK_WAIT_S)
         if cfg.replication == "raft":
+            from streamraft_broker.replication.service import check_raft_layout  # noqa: PLC0415
+
+            problem = check_raft_layout(cfg.data_dir / "raft", cfg.raft_log == "partition")
+            if problem is not None:
+                raise ConfigError(problem)
             # Everything here is rebuilt from the Raft logs, except partition logs that ARE Raft logs.
             keep = {"logs"} if cfg.raft_log == "partition" else set()
             self._state_dir.mkdir(exist_ok=True)
