@@ -34,6 +34,7 @@ from streamraft_broker.controller.state import (
 )
 from streamraft_broker.log.partition import PartitionLog, wall_clock_ms
 from streamraft_broker.producer.service import DuplicateBatchError
+from streamraft_broker.producer.snapshot import list_snapshots
 from streamraft_broker.producer.state import (
     BatchMetadata,
     Duplicate,
@@ -392,9 +393,20 @@ class ReplicationService:
             if producers is not None:
                 producers.on_appended(name, index, header)
 
+        plog = partition.log
+
         def on_truncate(offset: int) -> None:
-            if producers is not None:
-                producers.forget_partition(name, index)
+            if producers is None:
+                return
+            if plog.log_start_offset == plog.log_end_offset == offset:
+                # Restarted empty from the leader's snapshot: this replica's own producer snapshots may
+                # hold batches the leader never had; like a new Kafka replica, it starts without them.
+                for _, path in list_snapshots(plog.directory):
+                    path.unlink(missing_ok=True)
+            # Rebuilt at once (newest snapshot below the new end, then the headers after it) so the
+            # batches appended next keep it current: this replica may lead soon.
+            producers.forget_partition(name, index)
+            producers.state(name, index)
 
         storage = PartitionRaftStorage(
             partition.log, self.raft_dir / f"group-{gid}", on_append=on_append, on_truncate=on_truncate
