@@ -33,6 +33,7 @@ which is what a new Kafka replica does (it copies from the leader's log start).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import os
 import struct
@@ -44,13 +45,13 @@ from streamraft_consensus.core.storage import Compacted, Unavailable
 from streamraft_consensus.core.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from streamraft_consensus.storage import codec
 from streamraft_consensus.storage.files import atomic_write, fsync_dir, read_checked, write_all
+from streamraft_consensus.storage.state_file import StateFile
 
 from streamraft_broker.log.partition import PartitionLog
 from streamraft_broker.records.batch import BatchHeader, parse_header
 
 log = logging.getLogger(__name__)
 
-_STATE_MAGIC = b"SRHS"
 _SNAP_MAGIC = b"SRPS"
 _OFFSET = struct.Struct(">q")
 _PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
@@ -84,10 +85,7 @@ class PartitionRaftStorage:
         """Called with each batch's header (real offsets) as it reaches this replica's log."""
         self.on_truncate = on_truncate
         """Called with the Kafka offset the log was cut back to (conflict truncation or a snapshot)."""
-        self._hs = HardState()
-        self._cs = ConfState()
-        self._state_dirty = False
-        self._commit_dirty = False
+        self._state = StateFile(self.dir / "state")
         self._snap_meta = SnapshotMeta()
         self._snap_offset = 0
         self._first = 1
@@ -102,18 +100,12 @@ class PartitionRaftStorage:
         self._journal_dirty = False
         self._dir_dirty = False
         self._closed = False
-        self._load_state()
         self._load_snapshot()
         self._journal_path = self.dir / "entries"
         self._recover()
         self._journal_fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     # ------------------------------------------------------------------ recovery
-
-    def _load_state(self) -> None:
-        path = self.dir / "state"
-        if path.exists():
-            self._hs, self._cs = codec.decode_state(read_checked(path, _STATE_MAGIC))
 
     def _load_snapshot(self) -> None:
         for stale in self.dir.glob("*.tmp"):
@@ -206,10 +198,11 @@ class PartitionRaftStorage:
                 index += 1
                 j += 1
         last = index - 1
-        if last < self._hs.commit:
+        commit = self._state.hard_state.commit
+        if last < commit:
             raise RaftPartitionLogError(
                 f"{plog.directory} with {self.dir}: the log is consistent only up to index {last} "
-                f"(offset {offset}), below the durable commit index {self._hs.commit}: {stop_reason}"
+                f"(offset {offset}), below the durable commit index {commit}: {stop_reason}"
             )
         if offset < plog.log_end_offset:
             log.warning(
@@ -255,7 +248,7 @@ class PartitionRaftStorage:
     # ------------------------------------------------------------------ LogStorage (reads)
 
     def initial_state(self) -> tuple[HardState, ConfState]:
-        return self._hs, self._cs
+        return self._state.hard_state, self._state.conf_state
 
     def first_index(self) -> int:
         return self._first
@@ -402,21 +395,7 @@ class PartitionRaftStorage:
             )
         base = self.log.log_end_offset
         _PREFIX.pack_into(buf, 0, base, header.batch_length, e.term)
-        stored = BatchHeader(
-            base,
-            header.batch_length,
-            e.term,
-            header.magic,
-            header.crc,
-            header.attributes,
-            header.last_offset_delta,
-            header.base_timestamp,
-            header.max_timestamp,
-            header.producer_id,
-            header.producer_epoch,
-            header.base_sequence,
-            header.records_count,
-        )
+        stored = dataclasses.replace(header, base_offset=base, partition_leader_epoch=e.term)
         self.log.append_raft(buf, stored)
         self._starts.append(base)
         self._terms.append(e.term)
@@ -442,10 +421,9 @@ class PartitionRaftStorage:
             os.fsync(self._journal_fd)
 
     def _truncate_suffix(self, index: int) -> None:
-        if index <= self._hs.commit:
-            raise ValueError(
-                f"refusing to truncate committed entries: from {index}, commit {self._hs.commit}"
-            )
+        commit = self._state.hard_state.commit
+        if index <= commit:
+            raise ValueError(f"refusing to truncate committed entries: from {index}, commit {commit}")
         if index < self._first:
             raise Compacted(f"cannot truncate from {index}: first index is {self._first}")
         k = index - self._first
@@ -465,22 +443,13 @@ class PartitionRaftStorage:
             self.on_truncate(offset)
 
     def set_hard_state(self, hs: HardState) -> None:
-        if hs == self._hs:
-            return
-        if hs.term != self._hs.term or hs.vote != self._hs.vote:
-            self._state_dirty = True
-        else:
-            # Commit-only changes are recovered from the leader; written with the next term/vote change.
-            self._commit_dirty = True
-        self._hs = hs
+        self._state.set_hard_state(hs)
 
     def set_conf_state(self, cs: ConfState) -> None:
-        if cs != self._cs:
-            self._cs = cs
-            self._state_dirty = True
+        self._state.set_conf_state(cs)
 
     def needs_sync(self) -> bool:
-        return self._log_dirty or self._journal_dirty or self._state_dirty
+        return self._log_dirty or self._journal_dirty or self._state.dirty
 
     def sync(self) -> None:
         if self._log_dirty:
@@ -489,13 +458,8 @@ class PartitionRaftStorage:
         if self._journal_dirty:
             self._journal_dirty = False
             os.fsync(self._journal_fd)
-        if self._state_dirty:
-            self._write_state()
-
-    def _write_state(self) -> None:
-        self._state_dirty = False
-        self._commit_dirty = False
-        atomic_write(self.dir / "state", _STATE_MAGIC, codec.encode_state(self._hs, self._cs))
+        if self._state.dirty:
+            self._state.write()
 
     def _write_snapshot(self, meta: SnapshotMeta, offset: int) -> None:
         atomic_write(self.dir / "snapshot", _SNAP_MAGIC, codec.encode_snapshot(meta, _OFFSET.pack(offset)))
@@ -522,9 +486,7 @@ class PartitionRaftStorage:
         self._drop_cache_from(0)
         self._reopen_journal([])
         self._log_dirty = False
-        self._hs = HardState(self._hs.term, self._hs.vote, max(self._hs.commit, meta.index))
-        self._cs = meta.conf_state
-        self._write_state()
+        self._state.install(meta.index, meta.conf_state)
         if self.on_truncate is not None:
             self.on_truncate(offset)
 
@@ -536,8 +498,7 @@ class PartitionRaftStorage:
             raise Unavailable(f"snapshot index {index} is past last index {self.last_index()}")
         meta = SnapshotMeta(index, self.term(index), conf_state)
         self._write_snapshot(meta, self.offset_after(index))
-        if self._commit_dirty:
-            self._write_state()
+        self._state.write_if_commit_dirty()
         return self.snapshot()
 
     def compact(self, index: int) -> None:
@@ -577,8 +538,7 @@ class PartitionRaftStorage:
             return 0
         meta = SnapshotMeta(index, self.term(index), conf_state)
         self._write_snapshot(meta, new_start)
-        if self._commit_dirty:
-            self._write_state()
+        self._state.write_if_commit_dirty()
         before = self._first
         self.compact(index)
         log.info(
@@ -598,8 +558,7 @@ class PartitionRaftStorage:
         if self.log.closed:
             self._log_dirty = False  # closed (and flushed) by its owner already
         self.sync()
-        if self._commit_dirty:
-            self._write_state()
+        self._state.write_if_commit_dirty()
         os.close(self._journal_fd)
         self._closed = True
 

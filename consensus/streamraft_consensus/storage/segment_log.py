@@ -30,11 +30,11 @@ from streamraft_consensus.core.types import ConfState, Entry, EntryType, HardSta
 from streamraft_consensus.storage import codec
 from streamraft_consensus.storage.errors import CorruptLogError
 from streamraft_consensus.storage.files import atomic_write, fsync_dir, read_checked, write_all
+from streamraft_consensus.storage.state_file import StateFile
 
 log = logging.getLogger("streamraft.consensus.storage")
 
 DEFAULT_SEGMENT_BYTES = 64 << 20
-_STATE_MAGIC = b"SRHS"
 _SNAP_MAGIC = b"SRSN"
 _SEG_SUFFIX = ".seg"
 _VALID_TYPES = frozenset(int(t) for t in EntryType)
@@ -90,10 +90,7 @@ class SegmentLog:
         self.dir = Path(directory)
         self.segment_bytes = segment_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._hs = HardState()
-        self._cs = ConfState()
-        self._state_dirty = False
-        self._commit_dirty = False
+        self._state = StateFile(self.dir / "state")
         self._snap_meta = SnapshotMeta()
         self._snap_path: Path | None = None
         self._segments: list[_Segment] = []
@@ -101,18 +98,12 @@ class SegmentLog:
         self._dirty_fds: set[int] = set()
         self._dir_dirty = False
         self._closed = False
-        self._load_state()
         self._load_snapshot()
         # (index, term) of the entry just before the first one we serve.
         self._prev = (self._snap_meta.index, self._snap_meta.term)
         self._load_segments()
 
     # ---------------------------------------------------------------- recovery
-
-    def _load_state(self) -> None:
-        path = self.dir / "state"
-        if path.exists():
-            self._hs, self._cs = codec.decode_state(read_checked(path, _STATE_MAGIC))
 
     def _load_snapshot(self) -> None:
         snaps = sorted(self.dir.glob("snap-*.snap"))
@@ -194,7 +185,7 @@ class SegmentLog:
     # ---------------------------------------------------------------- LogStorage (reads)
 
     def initial_state(self) -> tuple[HardState, ConfState]:
-        return self._hs, self._cs
+        return self._state.hard_state, self._state.conf_state
 
     def first_index(self) -> int:
         return self._prev[0] + 1
@@ -329,23 +320,13 @@ class SegmentLog:
         log.info("event=log_suffix_truncated dir=%s from_index=%d", self.dir, index)
 
     def set_hard_state(self, hs: HardState) -> None:
-        if hs == self._hs:
-            return
-        if hs.term != self._hs.term or hs.vote != self._hs.vote:
-            self._state_dirty = True
-        else:
-            # A commit-only change need not be durable before replying: the commit index is recovered
-            # from the leader. Written with the next term/vote change or on close.
-            self._commit_dirty = True
-        self._hs = hs
+        self._state.set_hard_state(hs)
 
     def set_conf_state(self, cs: ConfState) -> None:
-        if cs != self._cs:
-            self._cs = cs
-            self._state_dirty = True
+        self._state.set_conf_state(cs)
 
     def needs_sync(self) -> bool:
-        return bool(self._dirty_fds) or self._dir_dirty or self._state_dirty
+        return bool(self._dirty_fds) or self._dir_dirty or self._state.dirty
 
     def sync(self) -> None:
         for fd in list(self._dirty_fds):
@@ -354,13 +335,8 @@ class SegmentLog:
         if self._dir_dirty:
             self._dir_dirty = False
             fsync_dir(self.dir)
-        if self._state_dirty:
-            self._write_state()
-
-    def _write_state(self) -> None:
-        self._state_dirty = False
-        self._commit_dirty = False
-        atomic_write(self.dir / "state", _STATE_MAGIC, codec.encode_state(self._hs, self._cs))
+        if self._state.dirty:
+            self._state.write()
 
     def _write_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
         path = self.dir / f"snap-{meta.index:020d}.snap"
@@ -381,9 +357,7 @@ class SegmentLog:
         self._write_snapshot(meta, snapshot.data)
         self._drop_all_segments()
         self._prev = (meta.index, meta.term)
-        self._hs = HardState(self._hs.term, self._hs.vote, max(self._hs.commit, meta.index))
-        self._cs = meta.conf_state
-        self._write_state()
+        self._state.install(meta.index, meta.conf_state)
 
     def create_snapshot(self, index: int, conf_state: ConfState, data: bytes) -> Snapshot:
         if index <= self._snap_meta.index:
@@ -392,9 +366,8 @@ class SegmentLog:
             raise Unavailable(f"snapshot index {index} is past last index {self.last_index()}")
         meta = SnapshotMeta(index, self.term(index), conf_state)
         self._write_snapshot(meta, data)
-        if self._commit_dirty:
-            # On restart the snapshot index becomes the applied index, which must not exceed the commit.
-            self._write_state()
+        # On restart the snapshot index becomes the applied index, which must not exceed the commit.
+        self._state.write_if_commit_dirty()
         return Snapshot(meta, data)
 
     def compact(self, index: int) -> None:
@@ -418,8 +391,7 @@ class SegmentLog:
         if self._closed:
             return
         self.sync()
-        if self._commit_dirty:
-            self._write_state()
+        self._state.write_if_commit_dirty()
         for seg in self._segments:
             os.close(seg.fd)
         self._closed = True
