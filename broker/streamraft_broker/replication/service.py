@@ -89,10 +89,10 @@ BALANCE_INTERVAL_S = 10.0
 leader election does: leaders then spread over brokers the way placement spread first replicas."""
 
 _BALANCE_STARTUP_SKEW_S = 5.0
+"""Brokers started within this of each other count as one cluster start, not a restart (balancing goes on)."""
 
 DUPLICATE_COMMIT_WAIT_S = 5.0
 """How long a retried idempotent batch found in the log but not yet committed waits for the commit."""
-"""Brokers started within this of each other count as one cluster start, not a restart (balancing goes on)."""
 
 ProduceResult = tuple[int, int, int, int]
 """(error_code, base_offset, log_append_time, log_start_offset)"""
@@ -368,9 +368,8 @@ class ReplicationService:
         partition = self.registry.partition(*where)
         assert partition is not None, where
         # The log restarts at the snapshot's offset (installed from the leader) or starts there (retention).
+        # Producer state already matches the log: the storage's truncation callback rebuilt it.
         partition.advance_hw(max(storage.snapshot_offset, partition.log_start_offset))
-        if self.producers is not None:
-            self.producers.forget_partition(*where)
         log.info(
             "event=partition_snapshot_restored group=%d topic=%s partition=%d index=%d offset=%d",
             group,
