@@ -8,9 +8,12 @@ logs that (the suite's clients silence it), and nothing in the broker compares t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 
@@ -39,7 +42,8 @@ class ProxiedCluster(Cluster):
         return BrokerProcess(
             self.base / f"b{n}",
             node_id=n,
-            metrics=False,
+            # The metrics port also serves /admin/rejoin, which ``fully_replicated`` reads.
+            metrics=True,
             extra_args=[
                 "--listen",
                 f"127.0.0.1:{self.kafka_ports[n]}",
@@ -64,6 +68,38 @@ class ProxiedCluster(Cluster):
         if n in self.paused and pid is not None and self.brokers[n].running:
             os.kill(pid, signal.SIGCONT)
         self.paused.discard(n)
+
+    def _rejoin_status(self, n: int) -> dict[str, object]:
+        port = self.brokers[n].metrics_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/rejoin", timeout=5) as resp:
+            status: dict[str, object] = json.loads(resp.read())
+        return status
+
+    def fully_replicated(self) -> bool:
+        """Every broker is up, none is rebuilding from an empty disk, and no Raft group it hosts has a
+        learner (a replica still catching up after a rebuild or a move)."""
+        for n, broker in self.brokers.items():
+            if not broker.running or n in self.paused:
+                return False
+            try:
+                status = self._rejoin_status(n)
+            except OSError:
+                return False
+            groups = status.get("groups")
+            # "fresh": a new cluster's first life; "undecided"/"rejoin": a wiped disk not yet rebuilt.
+            if status.get("state") not in ("none", "fresh", "done") or not isinstance(groups, dict):
+                return False
+            if any(g["learners"] or g["recovering"] for g in groups.values()):
+                return False
+        return True
+
+    def wait_fully_replicated(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.fully_replicated():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)  # polling the brokers' admin endpoints against a deadline
+        return True
 
     def wipe(self, n: int) -> None:
         """Delete a stopped broker's data directory (the empty-disk restart)."""

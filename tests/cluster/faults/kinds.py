@@ -24,6 +24,8 @@ MAX_HOLD_S = 2.0
 TOPIC = "faults"
 PARTITIONS = 2
 CREATE_DEADLINE_S = 20.0
+REBUILD_WAIT_S = 60.0
+"""How long an empty_disk step waits for an earlier rebuild to finish before it wipes another disk."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +89,20 @@ def _kill(env: Env, step: Step) -> None:
 
 def _empty_disk(env: Env, step: Step) -> None:
     broker = env.cluster.brokers[step.target]
+    # A disk is only wiped once every other copy is whole again: a second lost disk while the first is
+    # still being rebuilt is a majority of a 3-replica group's copies gone, which no Raft system survives
+    # (the rejoin design's one assumption). A rebuild still running after the deadline turns this into a kill.
+    whole = env.cluster.wait_fully_replicated(REBUILD_WAIT_S)
     env.coordinator_may_move()
     broker.kill()
+    if not whole:
+        env.note(
+            f"empty_disk on broker {step.target}: a rebuild still ran after {REBUILD_WAIT_S:.0f}s, "
+            "so it was killed only"
+        )
+        time.sleep(step.hold)  # the fault's duration
+        broker.start()
+        return
     env.cluster.wipe(step.target)
     time.sleep(step.hold)  # the fault's duration
     broker.start()
