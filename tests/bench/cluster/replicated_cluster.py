@@ -1,20 +1,26 @@
 """Benchmark of a 3-broker replicated cluster (RF=3, acks=all); prints one table.
 
-    .venv/bin/python -m tests.bench.cluster.replicated_cluster [--messages 150000] [--kills 20] [--window 20]
+    .venv/bin/python -m tests.bench.cluster.replicated_cluster [--messages 150000] [--rounds 3] [--kills 20]
 
 Sections (each can be skipped: --skip throughput,failover,idle):
-- throughput: 1 KiB records to a 6-partition RF=3 topic with acks=all (idempotent confluent-kafka producer,
-  linger 5 ms) once leaders are spread over the brokers, everything enqueued as fast as the client accepts:
-  MB/s, and produce -> ack latency p50/p99 (under that full load it measures queueing) plus p50/p99 with one
-  record in flight (request latency).
+- throughput: 1 KiB records to a 6-partition RF=3 topic with acks=all, linger 5 ms, once leaders are spread
+  over the brokers, everything enqueued as fast as the client accepts; --rounds alternating rounds of two
+  confluent-kafka producers: librdkafka's defaults (not idempotent) and an idempotent one. Per kind: MB/s
+  (median, min-max), produce -> ack p50/p99 (under that full load it measures queueing), and the client's own
+  CPU seconds and librdkafka broker-thread loop wakeups per round: librdkafka's idempotent producer keeps one
+  request per partition in flight and its broker threads spin meanwhile (millions of wakeups per round, a
+  whole core of the two that the brokers also run on), which is what separates the two rows. Then p50/p99
+  with one record in flight (request latency).
 - failover: a producer sends to a 1-partition RF=3 topic every 2 ms; the partition's leader (from the
-  brokers' metadata once every broker reports nothing under-replicated) is SIGKILLed; the figure is the time
-  from the kill to the first acknowledgement of a record produced after it. The victim is restarted and the
-  cluster let heal before the next kill (plus --settle seconds: librdkafka's reconnect backoff to a broker
-  it saw fail grows per attempt and resets only after 10 s without attempts, so kills seconds apart
-  measure that backoff too). Client defaults otherwise (retry.backoff.ms=100 etc.; --client KEY=VALUE adds
-  settings, --log-dir keeps the brokers' logs). Beside it, the time until a surviving broker's Metadata
-  (asked over a connection opened before the kill) names the new leader: the cluster's side of failover.
+  brokers' metadata once every broker reports nothing under-replicated, and the producer, which keeps a
+  connection to every broker, has reconnected to all of them) is SIGKILLed; the figure is the time from the
+  kill to the first acknowledgement of a record produced after it. The victim is restarted before the next
+  kill. --no-client-wait kills once the cluster healed without waiting for the producer's reconnections, so
+  the figure includes librdkafka's reconnect backoff to a broker it saw fail seconds before (it doubles per
+  attempt up to 10 s and resets only after 10 s without attempts); --settle S produces S seconds more before
+  each kill. Client defaults otherwise (--client KEY=VALUE adds settings, --log-dir keeps the brokers' logs).
+  Beside it, the time until a surviving broker's Metadata (asked over a connection opened before the kill)
+  names the new leader: the cluster's side of failover.
 - idle: CPU (% of one core, user+system from psutil over --window seconds, nothing scraped meanwhile) and
   RSS per broker with 10 partitions in total, then with 1,000 (RF=3 each, so every broker hosts all).
 Targets (reported, not gated): failover p50 <= 0.5 s, max <= 1.5 s; 1,000 idle <= 10 % core per broker;
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import statistics
 import tempfile
 import threading
@@ -43,6 +50,9 @@ from tests.cluster.test_metrics_replication import scrape, value
 MAX_MESSAGES = 2_000_000
 MAX_KILLS = 100
 RECORD = 1024
+STATS_INTERVAL_MS = 200
+MAX_ROUNDS = 20
+CLIENT_WAIT_S = 30.0
 Row = tuple[str, str]
 
 
@@ -63,30 +73,27 @@ def _metric_sum(cluster: Cluster, name: str) -> float:
     return sum(value(scrape(b.metrics_port), name) for b in cluster.brokers.values() if b.running)
 
 
-def _produce(producer: Producer, topic: str, count: int, partitions: int, pace_s: float = 0.0) -> list[float]:
+def _produce(producer: Producer, topic: str, count: int, partitions: int) -> list[float]:
+    """Enqueue ``count`` records as fast as the client takes them; returns produce -> ack latencies.
+    One shared callback reading ``Message.latency()`` keeps the client's own Python work per record small
+    (it shares the two cores with the brokers)."""
     payload = bytes(range(256)) * (RECORD // 256)
     latencies: list[float] = []
     failures: list[Any] = []
 
-    def done(sent: float) -> Callable[[Any, Any], None]:
-        def on_delivery(err: Any, _msg: Any) -> None:
-            if err is not None:
-                failures.append(err)
-            else:
-                latencies.append(time.perf_counter() - sent)
-
-        return on_delivery
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            failures.append(err)
+        else:
+            latencies.append(msg.latency())
 
     for i in range(count):
         while True:
             try:
-                producer.produce(
-                    topic, payload, partition=i % partitions, on_delivery=done(time.perf_counter())
-                )
+                producer.produce(topic, payload, partition=i % partitions, on_delivery=on_delivery)
                 break
             except BufferError:
                 producer.poll(0.01)
-        producer.poll(pace_s)
     assert producer.flush(120) == 0, "records left unacknowledged after 120 s"
     assert not failures, failures[:3]
     return latencies
@@ -112,28 +119,88 @@ def _leaders_spread(cluster: Cluster, partitions: int) -> Callable[[], bool]:
     )
 
 
-def throughput(cluster: Cluster, messages: int) -> list[Row]:
+class _Client:
+    """One confluent-kafka producer for the throughput rounds, with its librdkafka statistics (the broker
+    threads' loop wakeups show when the client itself is spinning) and this process's CPU time."""
+
+    def __init__(self, bootstrap: str, idempotent: bool) -> None:
+        self.stats: list[dict[str, Any]] = []
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "acks": "all",
+                "enable.idempotence": idempotent,
+                "linger.ms": 5,
+                "statistics.interval.ms": STATS_INTERVAL_MS,
+                "stats_cb": lambda raw: self.stats.append(json.loads(raw)),
+            }
+        )
+
+    def wakeups(self) -> int:
+        """Broker-thread wakeups so far, from a statistics report emitted after this call."""
+        seen = len(self.stats)
+        deadline = time.monotonic() + 5
+        while len(self.stats) == seen and time.monotonic() < deadline:
+            self.producer.poll(0.05)  # serves the statistics callback
+        assert len(self.stats) > seen, "no librdkafka statistics report within 5 s"
+        return sum(int(b.get("wakeups", 0)) for b in self.stats[-1]["brokers"].values())
+
+    def run(self, topic: str, messages: int, partitions: int) -> tuple[float, list[float], float, int]:
+        """MB/s, latencies, client CPU seconds, wakeups."""
+        me = psutil.Process()
+        woke = self.wakeups()
+        cpu = me.cpu_times()
+        start = time.perf_counter()
+        latencies = _produce(self.producer, topic, messages, partitions)
+        took = time.perf_counter() - start
+        used = me.cpu_times()
+        cpu_s = used.user + used.system - cpu.user - cpu.system
+        return messages * RECORD / took / 1e6, latencies, cpu_s, self.wakeups() - woke
+
+
+def throughput(cluster: Cluster, messages: int, rounds: int) -> list[Row]:
+    """Alternating rounds of a librdkafka-default producer (not idempotent) and an idempotent one."""
     topic, partitions = "bench-throughput", 6
     create_topic(cluster, topic, partitions)
-    config = {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True}
-    producer = Producer({**config, "linger.ms": 5})
-    _produce(producer, topic, min(2000, messages), partitions)  # warm-up: connections, metadata, leaders
+    clients = {"plain": _Client(cluster.bootstrap, False), "idempotent": _Client(cluster.bootstrap, True)}
+    for c in clients.values():
+        _produce(c.producer, topic, min(2000, messages), partitions)  # warm-up: connections, metadata
     _wait("leaders spread over the brokers", _leaders_spread(cluster, partitions), 60)
-    _produce(producer, topic, 10, partitions)  # the client learns the moved leaders
-    start = time.perf_counter()
-    latencies = _produce(producer, topic, messages, partitions)
-    took = time.perf_counter() - start
-    one = _sequential(Producer({**config, "linger.ms": 0}), topic, 500, partitions)
+    for c in clients.values():
+        _produce(c.producer, topic, 10, partitions)  # the clients learn the moved leaders
+    results: dict[str, list[tuple[float, list[float], float, int]]] = {name: [] for name in clients}
+    for r in range(rounds):
+        for name, c in clients.items():
+            results[name].append(c.run(topic, messages, partitions))
+            mbs, _, cpu_s, woke = results[name][-1]
+            print(
+                f"round {r + 1}/{rounds} {name}: {mbs:.1f} MB/s, client CPU {cpu_s:.2f} s, {woke:,} wakeups"
+            )
+    one = _sequential(clients["idempotent"].producer, topic, 500, partitions)
     ms = 1000
-    mbs = messages * RECORD / took / 1e6
-    full = f"{_percentile(latencies, 0.5) * ms:.0f} / {_percentile(latencies, 0.99) * ms:.0f}"
-    single = f"{_percentile(one, 0.5) * ms:.1f} / {_percentile(one, 0.99) * ms:.1f}"
-    return [
-        (f"produce 1 KiB acks=all, {partitions} partitions RF=3, {messages:,} records: MB/s", f"{mbs:.1f}"),
-        ("  records/s", f"{messages / took:,.0f}"),
-        ("  produce->ack p50 / p99, all enqueued at once (ms, mostly queueing)", full),
-        ("  produce->ack p50 / p99, one record in flight (ms)", single),
-    ]
+    rows: list[Row] = []
+    for name, label in (("plain", "librdkafka defaults"), ("idempotent", "idempotent producer")):
+        runs = results[name]
+        rates = [x[0] for x in runs]
+        latencies = [v for x in runs for v in x[1]]
+        rows += [
+            (
+                f"produce 1 KiB acks=all, {partitions} partitions RF=3, {label}, "
+                f"{messages:,} records x{rounds}: MB/s median (min-max)",
+                f"{statistics.median(rates):.1f} ({min(rates):.1f}-{max(rates):.1f})",
+            ),
+            ("  produce->ack p50 / p99, all enqueued at once (ms, mostly queueing)", _p50_p99(latencies, ms)),
+            (
+                "  client: CPU s per round / librdkafka broker-thread wakeups per round (medians)",
+                f"{statistics.median(x[2] for x in runs):.2f} / {statistics.median(x[3] for x in runs):,.0f}",
+            ),
+        ]
+    rows.append(("produce->ack p50 / p99, one record in flight, idempotent (ms)", _p50_p99(one, ms, 1)))
+    return rows
+
+
+def _p50_p99(values: list[float], scale: float, digits: int = 0) -> str:
+    return f"{_percentile(values, 0.5) * scale:.{digits}f} / {_percentile(values, 0.99) * scale:.{digits}f}"
 
 
 def _healthy(cluster: Cluster) -> bool:
@@ -149,13 +216,34 @@ def _acked_after(acked: list[tuple[float, float]], t: float) -> Callable[[], boo
     return lambda: any(sent >= t for sent, _ in acked)
 
 
-def failover(cluster: Cluster, kills: int, client: dict[str, str], settle: float) -> list[Row]:
+def failover(
+    cluster: Cluster, kills: int, client: dict[str, str], settle: float, wait_client: bool
+) -> list[Row]:
     topic = "bench-failover"
     create_topic(cluster, topic, 1)
-    conf = {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    states: dict[int, str] = {}
+
+    def on_stats(raw: str) -> None:
+        brokers = json.loads(raw)["brokers"].values()
+        states.clear()
+        states.update({int(b["nodeid"]): str(b["state"]) for b in brokers if int(b["nodeid"]) > 0})
+
+    conf = {
+        "bootstrap.servers": cluster.bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 0,
+        "statistics.interval.ms": 100,
+        "stats_cb": on_stats,
+        # A connection to every broker, not only to those it needs now, so "reconnected" is observable.
+        "enable.sparse.connections": False,
+    }
     producer = Producer({**conf, **client})
     acked: list[tuple[float, float]] = []
     errors: list[Any] = []
+
+    def client_connected() -> bool:
+        return all(states.get(n) == "UP" for n in cluster.brokers)
 
     def pump(seconds: float, until: Callable[[], bool] = lambda: False) -> None:
         end = time.monotonic() + seconds
@@ -177,6 +265,9 @@ def failover(cluster: Cluster, kills: int, client: dict[str, str], settle: float
     for k in range(kills):
         _wait("cluster healthy", lambda: _healthy(cluster), 60)
         pump(0.5 + settle)
+        if wait_client:
+            pump(CLIENT_WAIT_S, client_connected)
+            print(f"client connections before kill {k + 1}: {dict(sorted(states.items()))}", flush=True)
         victim = partition_leader(producer, topic, 0)
         survivor = min(n for n in cluster.brokers if n != victim)
         probe = _LeaderProbe(f"127.0.0.1:{cluster.kafka_ports[survivor]}", topic, victim)
@@ -292,6 +383,7 @@ def idle(cluster: Cluster, window: float) -> list[Row]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=150_000)
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds per producer kind (alternating)")
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--window", type=float, default=20.0, help="idle CPU measurement window in seconds")
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: throughput,failover,idle")
@@ -308,10 +400,16 @@ def main() -> None:
         default=0.0,
         help="seconds more of producing between a healed cluster and the next kill (default 0: kill at once)",
     )
+    ap.add_argument(
+        "--no-client-wait",
+        action="store_true",
+        help="kill once the cluster healed, without waiting for the producer to reconnect to every broker",
+    )
     ap.add_argument("--log-dir", type=Path, help="keep the brokers' data and logs here (default: a temp dir)")
     args = ap.parse_args()
     assert 1 <= args.messages <= MAX_MESSAGES, args.messages
     assert 1 <= args.kills <= MAX_KILLS, args.kills
+    assert 1 <= args.rounds <= MAX_ROUNDS, args.rounds
     assert 1 <= args.window <= 600, args.window
     assert 0 <= args.settle <= 120, args.settle
     skip = {s for s in args.skip.split(",") if s}
@@ -329,10 +427,10 @@ def main() -> None:
             b.metrics = True
         with cluster:
             if "throughput" not in skip:
-                rows += throughput(cluster, args.messages)
+                rows += throughput(cluster, args.messages, args.rounds)
             if "failover" not in skip:
                 client = dict(kv.split("=", 1) for kv in args.client)
-                rows += failover(cluster, args.kills, client, args.settle)
+                rows += failover(cluster, args.kills, client, args.settle, not args.no_client_wait)
             if "idle" not in skip:
                 rows += idle(cluster, args.window)
     rows.append(("load average before / after", f"{load[0]:.2f} / {psutil.getloadavg()[0]:.2f}"))
