@@ -23,6 +23,7 @@ from streamraft_consensus.storage.segment_log import _SNAP_MAGIC, SegmentLog
 from tests.cluster.history import History
 from tests.cluster.launcher import Cluster, _admin_conf, consume_all, create_topic, wait_controller
 from tests.cluster.test_empty_disk import rejoin_view
+from tests.cluster.test_membership_support import add_broker, registered, wait_for
 from tests.cluster.test_metrics_replication import poll
 from tests.support.broker_process import BrokerProcess
 from tests.support.wire import WireClient
@@ -244,3 +245,16 @@ def test_broker_on_an_empty_disk_gets_the_controller_snapshot_from_the_leader(tm
         cluster.brokers[controller].kill()
         _serves_metadata(cluster, victim, expected)
         _produce_and_read(cluster, expected, "after-wipe")
+
+
+def test_broker_joining_after_compaction_gets_a_snapshot_naming_it(tmp_path: Path) -> None:
+    """A broker that joins the controller group (as a learner) after every snapshot was taken cannot
+    restore those: the Raft core refuses a snapshot whose configuration lacks it, and the entries before
+    them are gone. The configuration change that adds it makes every broker snapshot again."""
+    with Cluster(tmp_path, 3, extra_args=("--controller-snapshot-entries", str(THRESHOLD))) as cluster:
+        _create_topics(cluster)
+        _snapshotted_everywhere(cluster)
+        joined = add_broker(cluster, tmp_path, 4, "a")
+        wait_for("broker 4 sees its own registration", lambda: 4 in registered(joined), logs=cluster.logs)
+        _serves_metadata(cluster, 4, TOPICS)
+        assert "event=controller_snapshot_restored node=4 " in joined.log_path.read_text(errors="replace")

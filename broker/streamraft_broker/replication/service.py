@@ -15,7 +15,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamraft_consensus.core.types import Entry, Snapshot
+from streamraft_consensus.core.types import ConfState, Entry, Snapshot
 from streamraft_consensus.runtime.api import LeaderChange
 from streamraft_consensus.runtime.config import RuntimeConfig
 from streamraft_consensus.runtime.errors import ConsensusError
@@ -169,6 +169,7 @@ class ReplicationService:
             self,
             listen=raft_listen,
             on_leader_change=self._on_leader_change,
+            on_conf_change=self._on_conf_change,
         )
         self._partitions: dict[int, tuple[str, int]] = {}
         """group id -> (topic, partition) for the groups hosted here."""
@@ -196,6 +197,8 @@ class ReplicationService:
         self._controller_snapshot_index = 0
         """Index of the controller group's latest snapshot here (taken or restored)."""
         self._controller_snapshotting = False
+        self._controller_snapshot_again = False
+        """A snapshot was asked for while one was being taken (maybe of an index before the reason)."""
 
     @property
     def controller_voters(self) -> list[int]:
@@ -330,11 +333,23 @@ class ReplicationService:
             self._add_partitions(change.topic, change.first_new)
 
     def _maybe_snapshot_controller(self, applied: int) -> None:
+        if applied - self._controller_snapshot_index >= self.controller_snapshot_entries:
+            self._request_controller_snapshot()
+
+    def _on_conf_change(self, group: int, index: int, conf: ConfState) -> None:
+        # The Raft core refuses a snapshot whose configuration lacks the receiver, so a broker added to the
+        # controller group after the latest snapshot could never catch up (the entries before it are gone)
+        # until the next one: snapshot again now, so whoever leads has one naming it.
+        if group == CONTROLLER_GROUP and self._controller_snapshot_index > 0:
+            log.info("event=controller_snapshot_for_conf_change index=%d voters=%s", index, list(conf.voters))
+            self._request_controller_snapshot()
+
+    def _request_controller_snapshot(self) -> None:
         if self._controller_snapshotting:
-            return
-        if applied - self._controller_snapshot_index < self.controller_snapshot_entries:
+            self._controller_snapshot_again = True
             return
         self._controller_snapshotting = True
+        self._controller_snapshot_again = False
         self._spawn(self._snapshot_controller())
 
     async def _snapshot_controller(self) -> None:
@@ -357,6 +372,8 @@ class ReplicationService:
             return
         finally:
             self._controller_snapshotting = False
+            if self._controller_snapshot_again:
+                self._request_controller_snapshot()
         self._controller_snapshot_index = max(self._controller_snapshot_index, index)
         log.info("event=controller_snapshot node=%d index=%d bytes=%d", self.node_id, index, len(data))
 

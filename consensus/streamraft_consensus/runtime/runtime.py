@@ -92,6 +92,7 @@ class Runtime:
         transport_config: TransportConfig | None = None,
         faults: FaultInjector | None = None,
         on_leader_change: Callable[[LeaderChange], None] | None = None,
+        on_conf_change: Callable[[int, int, ConfState], None] | None = None,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -113,6 +114,8 @@ class Runtime:
         self._stopped = False
         self._watchers: list[asyncio.Queue[LeaderChange]] = []
         self._on_leader_change = on_leader_change
+        self._on_conf_change = on_conf_change
+        """Told (group, index, configuration) after each configuration change entry is applied here."""
         self._peer_alive: dict[int, bool] = {}
         self._read_ids = itertools.count(1)
         self._rand = random.Random()
@@ -853,6 +856,8 @@ class Runtime:
                     list(cs.voters),
                     list(cs.learners),
                 )
+                if self._on_conf_change is not None:
+                    self._on_conf_change(g.id, e.index, cs)
             elif e.data:
                 batch.append(e)
             g.applied = e.index
