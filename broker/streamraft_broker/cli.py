@@ -13,7 +13,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamraft_broker.config import DEFAULT_METRICS_PORT, DEFAULT_PORT, ConfigError, load_config
+from streamraft_broker.config import (
+    DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_PORT,
+    ConfigError,
+    load_config,
+)
 from streamraft_broker.logging_setup import setup_logging
 
 log = logging.getLogger("streamraft")
@@ -48,6 +54,11 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="partition (default: a partition's segments are its Raft log, one write per replica) or "
         "separate (a consensus log beside them, copied as entries apply)",
     )
+    p.add_argument(
+        "--controller-snapshot-entries",
+        help="snapshot the cluster metadata and compact the controller's Raft log every this many applied "
+        f"entries, default {DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES} (replication=raft)",
+    )
 
 
 _BROKER_KEYS = [
@@ -70,6 +81,7 @@ _BROKER_KEYS = [
     "raft_listen",
     "rack",
     "raft_log",
+    "controller_snapshot_entries",
 ]
 
 

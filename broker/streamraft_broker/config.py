@@ -17,6 +17,8 @@ from streamraft_broker.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, MIN_FRA
 
 DEFAULT_PORT = 9092
 DEFAULT_METRICS_PORT = 9644
+DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES = 1_000
+"""Controller log entries applied between two snapshots of the metadata state (each broker takes its own)."""
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,8 @@ class BrokerConfig:
     raft_log: str = "partition"
     """"partition": a partition's Raft log is its own segments (each produced byte written once per
     replica); "separate": a consensus log beside it, copied into the partition log as entries apply."""
+    controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
+    """Snapshot the controller group's state (and compact its Raft log) after this many applied entries."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -121,6 +125,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],
     "rack": lambda v, w: _rack(str(v), w),
     "raft_log": _choice("partition", "separate"),
+    "controller_snapshot_entries": _int(1, 2**31 - 1),
 }
 
 

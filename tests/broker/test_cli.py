@@ -38,6 +38,9 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     toml.write_text('metrics_listen = "off"\nmax_request_size = 4096\n')
     config = load_config({}, {}, toml)
     assert (config.metrics_port, config.max_request_size) == (None, 4096)
+    assert config.controller_snapshot_entries == 1_000
+    config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
+    assert config.controller_snapshot_entries == 20
 
 
 @pytest.mark.parametrize(
@@ -55,6 +58,7 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
         ({}, {}, "bogus: 1\n", "unknown setting 'bogus'"),
         ({}, {}, "- a list\n", "must hold a mapping"),
         ({}, {}, "auto_create_topics: maybe\n", "is not a boolean"),
+        ({"controller_snapshot_entries": "0"}, {}, None, "--controller-snapshot-entries: 0 is outside 1.."),
     ],
 )
 def test_bad_config_names_the_setting(

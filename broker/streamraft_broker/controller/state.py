@@ -8,6 +8,9 @@ rack, incarnation), ``decommission_broker`` (state -> decommissioning), ``unregi
 decommissioned: gone from Metadata). Replica moves (``replication.reassign``): ``reassign`` records a
 partition's target replicas (or cancels), ``reassigned`` records the final replicas once the partition's
 leader has moved the Raft group there.
+
+Snapshots: ``ControllerState.to_snapshot()`` is the whole state as versioned JSON, so the controller group's
+Raft log can be compacted; ``changes_between`` is what a broker must do when a snapshot replaces its state.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdState
+from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdBlock, ProducerIdState
 
 CONTROLLER_GROUP = 1
+SNAPSHOT_VERSION = 1
+"""Version of ``ControllerState.to_snapshot()``'s format; a broker refuses snapshots of any other."""
 _GROUP_BITS = 48
 
 
@@ -189,6 +194,62 @@ class ControllerState:
         """Names deleted and not created again since. A broker whose copy of this state lags knows fewer
         topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
 
+    def to_snapshot(self) -> bytes:
+        """Everything this state holds, as JSON. Topics and brokers keep their order (the order of the log
+        that built them), so a restored state iterates exactly like the one that was saved."""
+        return json.dumps(
+            {
+                "version": SNAPSHOT_VERSION,
+                "topics": [_topic_json(t) for t in self.topics.values()],
+                "brokers": [_broker_json(b) for b in self.brokers.values()],
+                "deleted_topics": sorted(self.deleted_topics),
+                "producer_ids": {
+                    "next_id": self.producer_ids.next_id,
+                    "last_grant": [
+                        {"broker": b.broker, "request": b.request_id, "start": b.start, "size": b.size}
+                        for b in self.producer_ids.last_grant.values()
+                    ],
+                },
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_snapshot(cls, data: bytes) -> ControllerState:
+        """The state ``to_snapshot`` saved. Raises ValueError naming what is wrong with ``data``."""
+        try:
+            doc: Any = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"controller snapshot is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or "version" not in doc:
+            raise ValueError("controller snapshot has no version field")
+        if doc["version"] != SNAPSHOT_VERSION:
+            raise ValueError(
+                f"controller snapshot version {doc['version']!r} is not supported "
+                f"(this broker reads version {SNAPSHOT_VERSION})"
+            )
+        state = cls()
+        field_name = "topics"
+        try:
+            for t in doc["topics"]:
+                meta = _topic_from_json(t)
+                state.topics[meta.name] = meta
+            field_name = "brokers"
+            for b in doc["brokers"]:
+                reg = _broker_from_json(b)
+                state.brokers[reg.node_id] = reg
+            field_name = "deleted_topics"
+            state.deleted_topics = {str(n) for n in doc["deleted_topics"]}
+            field_name = "producer_ids"
+            pids = doc["producer_ids"]
+            state.producer_ids.next_id = int(pids["next_id"])
+            for g in pids["last_grant"]:
+                block = ProducerIdBlock(int(g["broker"]), str(g["request"]), int(g["start"]), int(g["size"]))
+                state.producer_ids.last_grant[block.broker] = block
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"controller snapshot field {field_name!r} is malformed: {exc!r}") from None
+        return state
+
     def placeable_brokers(self) -> list[int]:
         """Registered brokers that may receive new replicas."""
         return sorted(n for n, b in self.brokers.items() if b.state == BROKER_ACTIVE)
@@ -291,3 +352,88 @@ class ControllerState:
         if sorted(meta.targets.get(index, [])) == sorted(final):
             del meta.targets[index]
         return Change("reassigned", meta, partition=index, before=before)
+
+
+def _topic_json(t: TopicMeta) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "id": str(t.topic_id),
+        "replicas": t.replicas,
+        "configs": t.configs,
+        "origin": t.origin,
+        # JSON object keys are strings; the partition index is restored as an int.
+        "targets": {str(p): rs for p, rs in t.targets.items()},
+    }
+
+
+def _topic_from_json(t: Any) -> TopicMeta:
+    meta = TopicMeta(
+        str(t["name"]),
+        uuid.UUID(t["id"]),
+        [[int(b) for b in rs] for rs in t["replicas"]],
+        {str(k): str(v) for k, v in t["configs"].items()},
+        origin=[[int(b) for b in rs] for rs in t["origin"]],
+        targets={int(p): [int(b) for b in rs] for p, rs in t["targets"].items()},
+    )
+    # Hosting a partition reads its origin; a target names an existing partition.
+    if len(meta.origin) != len(meta.replicas) or any(not 0 <= p < len(meta.replicas) for p in meta.targets):
+        raise ValueError(f"topic {meta.name!r}: origin or targets do not match its partitions")
+    return meta
+
+
+def _broker_json(b: BrokerReg) -> dict[str, Any]:
+    return {
+        "id": b.node_id,
+        "kafka_host": b.kafka_host,
+        "kafka_port": b.kafka_port,
+        "raft": b.raft_address,
+        "rack": b.rack,
+        "incarnation": b.incarnation,
+        "state": b.state,
+        "previous_incarnations": b.previous_incarnations,
+    }
+
+
+def _broker_from_json(b: Any) -> BrokerReg:
+    state = str(b["state"])
+    if state not in (BROKER_ACTIVE, BROKER_DECOMMISSIONING, BROKER_DECOMMISSIONED):
+        raise ValueError(f"unknown broker state {state!r}")
+    return BrokerReg(
+        int(b["id"]),
+        str(b["kafka_host"]),
+        int(b["kafka_port"]),
+        str(b["raft"]),
+        None if b["rack"] is None else str(b["rack"]),
+        str(b["incarnation"]),
+        state=state,
+        previous_incarnations=int(b["previous_incarnations"]),
+    )
+
+
+def changes_between(old: ControllerState, new: ControllerState) -> list[Change]:
+    """What a broker holding ``old`` must act on when a snapshot replaces it with ``new``, as the Changes
+    applying the commands in between would have reported: registrations first (the transport must know a
+    broker's address before a group needs it), then deleted, created and extended topics, then partitions
+    whose replicas or target moved. A topic whose id differs is deleted and created again. In log order of
+    ``new``, so every broker acting on the same pair does the same."""
+    changes = [
+        Change("broker", broker=reg) for node, reg in new.brokers.items() if old.brokers.get(node) != reg
+    ]
+    for name, meta in old.topics.items():
+        now = new.topics.get(name)
+        if now is None or now.topic_id != meta.topic_id:
+            changes.append(Change("deleted", meta))
+    moves: list[Change] = []
+    for name, meta in new.topics.items():
+        was = old.topics.get(name)
+        if was is None or was.topic_id != meta.topic_id:
+            changes.append(Change("created", meta))
+            continue
+        if len(meta.replicas) > len(was.replicas):
+            changes.append(Change("extended", meta, len(was.replicas)))
+        for p, (before, now_replicas) in enumerate(zip(was.replicas, meta.replicas, strict=False)):
+            if now_replicas != before:
+                moves.append(Change("reassigned", meta, partition=p, before=before))
+            elif meta.targets.get(p) != was.targets.get(p):
+                moves.append(Change("target", meta, partition=p))
+    return changes + moves

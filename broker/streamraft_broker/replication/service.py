@@ -15,12 +15,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from streamraft_consensus.core.types import Entry, Snapshot
+from streamraft_consensus.core.types import ConfState, Entry, Snapshot
 from streamraft_consensus.runtime.api import LeaderChange
 from streamraft_consensus.runtime.config import RuntimeConfig
 from streamraft_consensus.runtime.errors import ConsensusError
 from streamraft_consensus.runtime.runtime import Runtime
 
+from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
 from streamraft_broker.controller.state import (
     CONTROLLER_GROUP,
     BrokerReg,
@@ -28,6 +29,7 @@ from streamraft_broker.controller.state import (
     ControllerState,
     TopicMeta,
     add_partitions_command,
+    changes_between,
     create_topic_command,
     delete_topic_command,
     place_replicas,
@@ -153,6 +155,7 @@ class ReplicationService:
         *,
         rack: str | None = None,
         partition_raft_log: bool = True,
+        controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
@@ -166,6 +169,7 @@ class ReplicationService:
             self,
             listen=raft_listen,
             on_leader_change=self._on_leader_change,
+            on_conf_change=self._on_conf_change,
         )
         self._partitions: dict[int, tuple[str, int]] = {}
         """group id -> (topic, partition) for the groups hosted here."""
@@ -189,6 +193,12 @@ class ReplicationService:
         otherwise in a separate consensus SegmentLog, copied into the partition log as entries apply."""
         self._storages: dict[int, PartitionRaftStorage] = {}
         self._inflight: dict[int, list[_Inflight]] = {}
+        self.controller_snapshot_entries = controller_snapshot_entries
+        self._controller_snapshot_index = 0
+        """Index of the controller group's latest snapshot here (taken or restored)."""
+        self._controller_snapshotting = False
+        self._controller_snapshot_again = False
+        """A snapshot was asked for while one was being taken (maybe of an index before the reason)."""
 
     @property
     def controller_voters(self) -> list[int]:
@@ -291,18 +301,10 @@ class ReplicationService:
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("bad controller entry %d skipped: %s", e.index, exc)
                     continue
-                if change is None:
-                    continue
-                if change.kind in ("broker", "target", "reassigned"):
-                    self._on_membership_change(change)
-                    continue
-                assert change.topic is not None, change
-                if change.kind == "created":
-                    self._install_topic(change.topic)
-                elif change.kind == "deleted":
-                    self._remove_topic(change.topic)
-                else:
-                    self._add_partitions(change.topic, change.first_new)
+                if change is not None:
+                    self._act_on(change)
+            if entries:
+                self._maybe_snapshot_controller(entries[-1].index)
             return
         where = self._partitions.get(group)
         if where is None:
@@ -316,6 +318,64 @@ class ReplicationService:
             self._results[(group, e.index)] = self._apply_batch(where[0], where[1], e)
             if len(self._results) > _RESULTS_KEPT:
                 self._results.popitem(last=False)
+
+    def _act_on(self, change: Change) -> None:
+        """What this broker does when the controller state changed (one applied entry, or a snapshot)."""
+        if change.kind in ("broker", "target", "reassigned"):
+            self._on_membership_change(change)
+            return
+        assert change.topic is not None, change
+        if change.kind == "created":
+            self._install_topic(change.topic)
+        elif change.kind == "deleted":
+            self._remove_topic(change.topic)
+        else:
+            self._add_partitions(change.topic, change.first_new)
+
+    def _maybe_snapshot_controller(self, applied: int) -> None:
+        if applied - self._controller_snapshot_index >= self.controller_snapshot_entries:
+            self._request_controller_snapshot()
+
+    def _on_conf_change(self, group: int, index: int, conf: ConfState) -> None:
+        # The Raft core refuses a snapshot whose configuration lacks the receiver, so a broker added to the
+        # controller group after the latest snapshot could never catch up (the entries before it are gone)
+        # until the next one: snapshot again now, so whoever leads has one naming it.
+        if group == CONTROLLER_GROUP and self._controller_snapshot_index > 0:
+            log.info("event=controller_snapshot_for_conf_change index=%d voters=%s", index, list(conf.voters))
+            self._request_controller_snapshot()
+
+    def _request_controller_snapshot(self) -> None:
+        if self._controller_snapshotting:
+            self._controller_snapshot_again = True
+            return
+        self._controller_snapshotting = True
+        self._controller_snapshot_again = False
+        self._spawn(self._snapshot_controller())
+
+    async def _snapshot_controller(self) -> None:
+        """Snapshot the controller state and compact the group's log up to it. Every broker does this with
+        its own copy (as etcd does), so a restart replays only the entries after its latest snapshot."""
+        try:
+            # Read together, with no await in between: the runtime applies entries only inside its loop,
+            # so on this event loop the state reflects exactly the entries applied up to ``index``.
+            index = self.runtime.applied(CONTROLLER_GROUP)
+            data = self.state.to_snapshot()
+            await self.runtime.snapshot(CONTROLLER_GROUP, index, data)
+        except (ConsensusError, ValueError) as exc:
+            # Stopping, a newer snapshot arrived from the leader, or a configuration change was applied
+            # before the runtime got to it: the next applied entry tries again.
+            log.info("event=controller_snapshot_skipped reason=%r", str(exc))
+            return
+        except Exception:
+            # A disk error: the log keeps growing until a later attempt succeeds; say so loudly.
+            log.exception("event=controller_snapshot_failed node=%d", self.node_id)
+            return
+        finally:
+            self._controller_snapshotting = False
+            if self._controller_snapshot_again:
+                self._request_controller_snapshot()
+        self._controller_snapshot_index = max(self._controller_snapshot_index, index)
+        log.info("event=controller_snapshot node=%d index=%d bytes=%d", self.node_id, index, len(data))
 
     def _apply_shared(
         self, group: int, storage: PartitionRaftStorage, topic: str, index: int, entries: Sequence[Entry]
@@ -360,6 +420,9 @@ class ReplicationService:
         return 0, info.base_offset, info.log_append_time, info.log_start_offset
 
     def restore(self, group: int, snapshot: Snapshot) -> None:
+        if group == CONTROLLER_GROUP:
+            self._restore_controller(snapshot)
+            return
         storage = self._storages.get(group)
         where = self._partitions.get(group)
         if storage is None or where is None:
@@ -377,6 +440,31 @@ class ReplicationService:
             where[1],
             snapshot.meta.index,
             storage.snapshot_offset,
+        )
+
+    def _restore_controller(self, snapshot: Snapshot) -> None:
+        """Replace the controller state with the snapshot's and act on the difference, as applying the
+        entries it stands for would have. Raises ValueError for a snapshot this broker cannot read (at
+        start-up the broker then refuses to start rather than run on a wrong state)."""
+        new = ControllerState.from_snapshot(snapshot.data)
+        # The runtime restores a snapshot found on disk while it creates the group at start-up: everything
+        # in it was committed before this boot, which ``apply`` treats as replaying (so partition groups
+        # with no data here wait for the replay to end). One from the leader holds entries new here.
+        self._replaying = CONTROLLER_GROUP not in self.runtime.groups()
+        old, self.state = self.state, new
+        self._controller_snapshot_index = snapshot.meta.index
+        changes = changes_between(old, new)
+        for change in changes:
+            self._act_on(change)
+        self.membership.changed.set()
+        log.info(
+            "event=controller_snapshot_restored node=%d index=%d bytes=%d topics=%d changes=%d replaying=%s",
+            self.node_id,
+            snapshot.meta.index,
+            len(snapshot.data),
+            len(new.topics),
+            len(changes),
+            self._replaying,
         )
 
     def _make_storage(self, gid: int, name: str, index: int) -> PartitionRaftStorage | None:
@@ -458,6 +546,12 @@ class ReplicationService:
                 directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
                 shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the separate Raft log
             topic.partitions.append(self.registry._open_partition(topic, i))
+            if meta.replicas[i] != meta.origin[i] or i in meta.targets:
+                # Only from a snapshot: the partition moved after it was created. Its group must start from
+                # its origin (as a learner if this broker joined through a move): _ensure_hosting decides.
+                if self.node_id in meta.replicas[i] or self.node_id in meta.targets.get(i, ()):
+                    self._spawn(self._ensure_hosting(meta.name, i))
+                continue
             if self.node_id in meta.replicas[i]:
                 gid = meta.group(i)
                 if self._replaying and not (self.raft_dir / f"group-{gid}").exists():
@@ -960,7 +1054,11 @@ class ReplicationService:
             self._partitions[gid] = (name, index)
             self._hosting_changes.add(gid)
             try:
-                if self.node_id in meta.replicas[index]:
+                # A replica resumes from its Raft data, or bootstraps with the others if it was one from
+                # the partition's creation. One added by a move, with no data here (a move already finished
+                # in a snapshot, or in a replay on an empty disk), can only start as a learner.
+                has_data = (self.raft_dir / f"group-{gid}").exists()
+                if self.node_id in meta.replicas[index] and (self.node_id in origin or has_data):
                     await self._create_group_as(gid, origin, [])
                 else:
                     # Joining through a move: start as a learner of the group's original configuration, so

@@ -165,6 +165,7 @@ class Broker:
             self.registry,
             rack=cfg.rack,
             partition_raft_log=cfg.raft_log == "partition",
+            controller_snapshot_entries=cfg.controller_snapshot_entries,
         )
         service.producers = self.ctx.producers
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415

@@ -32,6 +32,9 @@ class Group:
     storage: RaftStorage
     conf_state: ConfState
     applied: int
+    conf_index: int = 0
+    """``conf_state`` is the configuration as of every applied index from here on: the index of the last
+    configuration change applied (or an upper bound of it), below which a snapshot cannot be taken."""
     inbox: list[Message] = field(default_factory=list)
     proposals: list[Proposal] = field(default_factory=list)
     control: list[tuple[str, int, asyncio.Future[int]]] = field(default_factory=list)

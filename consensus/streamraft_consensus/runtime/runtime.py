@@ -92,6 +92,7 @@ class Runtime:
         transport_config: TransportConfig | None = None,
         faults: FaultInjector | None = None,
         on_leader_change: Callable[[LeaderChange], None] | None = None,
+        on_conf_change: Callable[[int, int, ConfState], None] | None = None,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -113,6 +114,8 @@ class Runtime:
         self._stopped = False
         self._watchers: list[asyncio.Queue[LeaderChange]] = []
         self._on_leader_change = on_leader_change
+        self._on_conf_change = on_conf_change
+        """Told (group, index, configuration) after each configuration change entry is applied here."""
         self._peer_alive: dict[int, bool] = {}
         self._read_ids = itertools.count(1)
         self._rand = random.Random()
@@ -203,7 +206,18 @@ class Runtime:
             storage,
             random.Random(self._rand.getrandbits(64)),
         )
-        g = Group(group, raw, storage, cs, applied, term=hs.term, durable_vote=(hs.term, hs.vote))
+        # The stored configuration is the last one applied before the restart, maybe from an entry past the
+        # snapshot that is applied again: it is only known to hold from the end of the log on.
+        g = Group(
+            group,
+            raw,
+            storage,
+            cs,
+            applied,
+            conf_index=storage.last_index(),
+            term=hs.term,
+            durable_vote=(hs.term, hs.vote),
+        )
         self._groups[group] = g
         self._mark(g)
         log.info(
@@ -377,13 +391,20 @@ class Runtime:
         await future
 
     async def snapshot(self, group: int, index: int, data: bytes) -> None:
-        """Persist ``data`` as the state at ``index`` (<= applied) and drop the log up to it."""
+        """Persist ``data`` as the state at ``index`` (<= applied, and not before the last configuration
+        change applied) and drop the log up to it."""
         g = self._group(group)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def take() -> None:
             if index > g.applied:
                 done.set_exception(ValueError(f"snapshot index {index} is past applied {g.applied}"))
+                return
+            if index < g.conf_index:
+                # The snapshot must record the configuration as of ``index``; only the current one is known.
+                done.set_exception(
+                    ValueError(f"snapshot index {index} is before the configuration change at {g.conf_index}")
+                )
                 return
             try:
                 g.storage.create_snapshot(index, g.conf_state, data)
@@ -781,6 +802,7 @@ class Runtime:
                 self._sm.restore(g.id, rd.snapshot)
                 g.applied = rd.snapshot.meta.index
                 g.conf_state = rd.snapshot.meta.conf_state
+                g.conf_index = rd.snapshot.meta.index
             if rd.committed_entries:
                 self._apply(g, rd.committed_entries)
             if rd.soft_state is not None or rd.hard_state is not None:
@@ -824,6 +846,7 @@ class Runtime:
                     batch = []
                 cs = g.raw.apply_conf_change(ConfChange.decode(e.data))
                 g.conf_state = cs
+                g.conf_index = e.index
                 g.storage.set_conf_state(cs)
                 log.info(
                     "event=conf_change_applied node=%d group=%d index=%d voters=%s learners=%s",
@@ -833,6 +856,8 @@ class Runtime:
                     list(cs.voters),
                     list(cs.learners),
                 )
+                if self._on_conf_change is not None:
+                    self._on_conf_change(g.id, e.index, cs)
             elif e.data:
                 batch.append(e)
             g.applied = e.index
