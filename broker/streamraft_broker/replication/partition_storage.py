@@ -521,10 +521,11 @@ class PartitionRaftStorage:
         if dropped_side:
             self._reopen_journal(self._side_records(self._first, self.last_index() + 1))
 
-    def retain(self, applied: int, conf_state: ConfState) -> int:
+    def retain(self, applied: int, conf_state: ConfState, conf_index: int = 0) -> int:
         """Apply the topic's retention to a Raft log: pick the new log start (whole segments, as Kafka
         does), never past what is applied, write the snapshot there, then drop the entries before it.
-        ``conf_state`` is the configuration as of ``applied``; the snapshot carries the configuration as of
+        ``conf_state`` is the configuration as of ``applied`` and every index from ``conf_index`` on (after a
+        restart the runtime only knows it from the log's end); the snapshot carries the configuration as of
         its own index, so none may happen between (retention then waits). Returns how many entries went."""
         limit = self.offset_after(applied) if applied >= self._first else self._snap_offset
         new_start = self.log.retention_start(limit)
@@ -532,7 +533,7 @@ class PartitionRaftStorage:
             return 0
         k = bisect.bisect_left(self._starts, new_start)
         index = self._first + k - 1
-        if index < self._first or index > applied:
+        if index < self._first or index > applied or index < conf_index:
             return 0
         if any(index < i <= applied for i in self.conf_change_indexes()):
             return 0

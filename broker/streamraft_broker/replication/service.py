@@ -517,7 +517,7 @@ class ReplicationService:
         def retain(gid: int, storage: Any) -> int:
             if not isinstance(storage, PartitionRaftStorage) or storage.log.closed:
                 return 0
-            return storage.retain(runtime.applied(gid), runtime.conf_state(gid))
+            return storage.retain(runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid))
 
         for gid in list(self._storages):
             if gid not in runtime.groups():

@@ -263,6 +263,11 @@ class Runtime:
     def conf_state(self, group: int) -> ConfState:
         return self._group(group).conf_state
 
+    def conf_index(self, group: int) -> int:
+        """The index from which ``conf_state`` is known to hold (see ``Group.conf_index``): a snapshot taken
+        below it could record the wrong configuration."""
+        return self._group(group).conf_index
+
     def applied(self, group: int) -> int:
         return self._group(group).applied
 
