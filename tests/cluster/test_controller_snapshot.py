@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Message, Producer
 from confluent_kafka.admin import AdminClient
-from kio.schema.metadata.v12.request import MetadataRequest
 from streamraft_broker.controller.state import CONTROLLER_GROUP, ControllerState
 from streamraft_consensus.core.storage import Compacted
 from streamraft_consensus.storage import codec
@@ -26,7 +25,7 @@ from tests.cluster.test_empty_disk import rejoin_view
 from tests.cluster.test_membership_support import add_broker, registered, wait_for
 from tests.cluster.test_metrics_replication import poll
 from tests.support.broker_process import BrokerProcess
-from tests.support.wire import WireClient
+from tests.support.wire import metadata_topics
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -35,7 +34,6 @@ THRESHOLD = 20
 TOPICS = {f"t{i:02d}": 1 + i % 3 for i in range(24)}
 GONE = "gone"
 """Created and deleted before the snapshot: must never come back."""
-METADATA = 3
 CONSUMED = ("t00", "t01", "t02", "t23")
 """Topics read back in full after the produce (reading all 24 would only make the test slower)."""
 
@@ -81,21 +79,9 @@ def _create_topics(cluster: Cluster) -> None:
 
 def _metadata(port: int) -> dict[str, tuple[str, dict[int, int]]]:
     """This broker's own Metadata answer: topic -> (topic id, {partition: leader}) for error-free topics."""
-    try:
-        with WireClient("127.0.0.1", port, timeout=5) as client:
-            resp = client.request(
-                METADATA,
-                12,
-                MetadataRequest(
-                    topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False
-                ),
-            )
-    except (OSError, ConnectionError):
-        return {}
     return {
         str(t.name): (str(t.topic_id), {int(p.partition_index): int(p.leader_id) for p in t.partitions})
-        for t in resp.topics
-        if int(t.error_code) == 0 and t.name is not None
+        for t in metadata_topics("127.0.0.1", port, 5)
     }
 
 
@@ -162,14 +148,21 @@ def _produce_and_read(cluster: Cluster, expected: dict[str, int], tag: str) -> N
         assert not problems, (name, problems[:5])
 
 
+def _compacted_then_kill_a_follower(cluster: Cluster) -> tuple[int, int]:
+    """Topics created (one deleted) until every broker snapshotted the controller group, then a broker other
+    than the controller leader SIGKILLed. Returns (controller, victim)."""
+    _create_topics(cluster)
+    _snapshotted_everywhere(cluster)
+    controller = wait_controller(cluster)
+    victim = next(n for n in sorted(cluster.brokers) if n != controller)
+    cluster.brokers[victim].kill()
+    return controller, victim
+
+
 def test_restart_on_own_disk_rebuilds_metadata_from_the_controller_snapshot(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3, extra_args=("--controller-snapshot-entries", str(THRESHOLD))) as cluster:
-        _create_topics(cluster)
-        _snapshotted_everywhere(cluster)
-        controller = wait_controller(cluster)
-        victim = next(n for n in sorted(cluster.brokers) if n != controller)
+        controller, victim = _compacted_then_kill_a_follower(cluster)
         broker = cluster.brokers[victim]
-        broker.kill()
 
         # On the victim's disk the controller log Raft will read starts after the snapshot, not at 1.
         snap = _read_snapshot(broker)
@@ -218,12 +211,8 @@ def test_broker_on_an_empty_disk_gets_the_controller_snapshot_from_the_leader(tm
     for b in cluster.brokers.values():
         b.metrics = True  # for the rejoin view
     with cluster:
-        _create_topics(cluster)
-        _snapshotted_everywhere(cluster)
-        controller = wait_controller(cluster)
-        victim = next(n for n in sorted(cluster.brokers) if n != controller)
+        controller, victim = _compacted_then_kill_a_follower(cluster)
         broker = cluster.brokers[victim]
-        broker.kill()
         offset = broker.log_path.stat().st_size
         shutil.rmtree(broker.data_dir)
         broker.start()

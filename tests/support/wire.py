@@ -12,6 +12,7 @@ from kio.serial import entity_reader, entity_writer
 
 _I32 = struct.Struct(">i")
 API_VERSIONS = 18
+METADATA = 3
 
 
 class WireClient:
@@ -87,3 +88,19 @@ def api_versions_ok(host: str, port: int, timeout: float = 2.0) -> bool:
             return int(resp.error_code) == 0
     except (OSError, ConnectionError, AssertionError):
         return False
+
+
+def metadata_topics(host: str, port: int, timeout: float) -> list[Any]:
+    """The topics of this broker's own Metadata answer (v12, all topics) that carry no error; [] when it
+    cannot be reached."""
+    from kio.schema.metadata.v12.request import MetadataRequest  # noqa: PLC0415
+
+    request = MetadataRequest(
+        topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False
+    )
+    try:
+        with WireClient(host, port, timeout=timeout) as client:
+            resp = client.request(METADATA, 12, request)
+    except (OSError, ConnectionError):
+        return []
+    return [t for t in resp.topics if int(t.error_code) == 0 and t.name is not None]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
-from kio.schema.metadata.v12.request import MetadataRequest
 
 from tests.cluster.faults.cluster import ProxiedCluster
 from tests.cluster.faults.diagnose import DIALER_SILENT_S, dead_dialers
@@ -26,13 +25,12 @@ from tests.cluster.faults.load import Load
 from tests.cluster.faults.schedule import MAX_STEPS, default_kinds, generate
 from tests.cluster.history import History
 from tests.cluster.launcher import create_topic
-from tests.support.wire import WireClient
+from tests.support.wire import metadata_topics
 
 LIVENESS_S = 20.0
 CATCH_UP_S = 30.0
 TOPIC_LISTED_S = 15.0
 PRODUCE_BUDGET_S = 30.0
-METADATA = 3
 _NO_ID = uuid.UUID(int=0)
 
 
@@ -228,21 +226,8 @@ def _observe_topics(env: Env) -> None:
 
 
 def _topic_ids(port: int) -> dict[str, str]:
-    try:
-        with WireClient("127.0.0.1", port, timeout=3) as client:
-            resp = client.request(
-                METADATA,
-                12,
-                MetadataRequest(
-                    topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False
-                ),
-            )
-    except (OSError, ConnectionError):
-        return {}
     return {
-        str(t.name): str(t.topic_id)
-        for t in resp.topics
-        if int(t.error_code) == 0 and t.name is not None and t.topic_id != _NO_ID
+        str(t.name): str(t.topic_id) for t in metadata_topics("127.0.0.1", port, 3) if t.topic_id != _NO_ID
     }
 
 
