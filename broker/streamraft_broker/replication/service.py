@@ -20,6 +20,7 @@ from streamraft_consensus.runtime.api import LeaderChange
 from streamraft_consensus.runtime.config import RuntimeConfig
 from streamraft_consensus.runtime.errors import ConsensusError
 from streamraft_consensus.runtime.runtime import Runtime
+from streamraft_consensus.storage.segment_log import SegmentLog
 
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
 from streamraft_broker.controller.state import (
@@ -80,6 +81,8 @@ NOT_CONTROLLER = 41
 REQUEST_TIMED_OUT = 7
 UNKNOWN_SERVER_ERROR = -1
 CONTROLLER_VOTERS = 3
+CONTROLLER_SEGMENT_BYTES = 1 << 20
+"""Segment size of the controller group's log (about 3,000 metadata commands each)."""
 _RESULTS_KEPT = 100_000
 _TRANSFER_DEADLINE_S = 3.0
 METADATA_LEADER_WAIT_S = 0.5
@@ -211,7 +214,11 @@ class ReplicationService:
                 self.runtime.add_node(m.node_id, m.raft_address)
         voters = self.controller_voters
         learners = [n for n in sorted(self.members) if n not in voters]
-        await self.runtime.create_group(CONTROLLER_GROUP, voters, learners)
+        # Small segments: compaction after a snapshot frees whole segments only, and metadata grows slowly.
+        storage = SegmentLog(
+            self.raft_dir / f"group-{CONTROLLER_GROUP}", segment_bytes=CONTROLLER_SEGMENT_BYTES
+        )
+        await self.runtime.create_group(CONTROLLER_GROUP, voters, learners, storage=storage)
         self._spawn(self.rejoin.run())
         self._spawn(self.rejoin_driver.run())
         self._start_membership()
