@@ -3,6 +3,8 @@ and deletions from the metadata log."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader
+from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader, wait_controller
 
 pytestmark = pytest.mark.timeout(180)
 TOPIC = "admin"
@@ -93,3 +95,81 @@ def test_leaders_move_to_preferred_replicas(tmp_path: Path) -> None:
             time.sleep(0.2)  # pacing between metadata polls
         # Placement rotates first replicas, so preferred leadership spreads over all three brokers.
         assert {lead for lead, _ in leaders.values()} == {1, 2, 3}
+
+
+def test_recreated_topic_survives_a_restart_that_replays_its_deletion(tmp_path: Path) -> None:
+    """A broker restarting replays the controller log: the topic's first life, its deletion and its second
+    life, all at the same partition directory. Its copy of the second life must come back whole (it once
+    was wiped by the replayed deletion), so that it can carry the partition with one other broker down."""
+    with Cluster(tmp_path, 3) as cluster:
+        create_topic(cluster, TOPIC, 1)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        producer.produce(TOPIC, value=b"first-life", partition=0)
+        assert producer.flush(30) == 0
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.delete_topics([TOPIC], operation_timeout=10)[TOPIC].result(15)
+        _wait(cluster, None)
+        create_topic(cluster, TOPIC, 1)
+        _wait(cluster, 1)
+        fresh = [f"second-life-{i}".encode() for i in range(3)]
+        for value in fresh:
+            producer.produce(TOPIC, value=value, partition=0)
+        assert producer.flush(30) == 0
+
+        leader = partition_leader(producer, TOPIC, 0)
+        victim = next(n for n in sorted(cluster.brokers) if n != leader)
+        cluster.brokers[victim].kill()
+        cluster.brokers[victim].start()
+        _wait(cluster, 1)
+        # With the leader gone, the partition needs the restarted broker's replica for every commit.
+        cluster.brokers[leader].kill()
+        deadline = time.monotonic() + 60
+        while True:
+            producer.produce(TOPIC, value=b"after-restart", partition=0)
+            if producer.flush(10) == 0:
+                break
+            assert time.monotonic() < deadline, f"no commit without broker {leader}\n{cluster.logs()}"
+        history = History()
+        consume_all(cluster.bootstrap, "reader", TOPIC, {0: 4}, history)
+        values = [v for _, v in history.reads["reader"][0]]
+        assert values[:3] == fresh and b"first-life" not in values, values
+
+
+def test_follower_applying_deletion_and_recreation_together_keeps_the_new_topic(tmp_path: Path) -> None:
+    """A follower frozen (SIGSTOP) across DeleteTopics and CreateTopics of one name receives both entries
+    at once on SIGCONT: its old partition is still closing in the directory the new one uses, so the new
+    one opens only once it is gone. Then the follower's copy must carry the partition."""
+    with Cluster(tmp_path, 3) as cluster:
+        create_topic(cluster, TOPIC, 1)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        producer.produce(TOPIC, value=b"first-life", partition=0)
+        assert producer.flush(30) == 0
+        controller = wait_controller(cluster)
+        frozen = next(n for n in sorted(cluster.brokers) if n != controller)
+        pid = cluster.brokers[frozen].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            others = ",".join(f"127.0.0.1:{cluster.kafka_ports[n]}" for n in cluster.brokers if n != frozen)
+            admin = AdminClient({"bootstrap.servers": others})
+            admin.delete_topics([TOPIC], operation_timeout=10)[TOPIC].result(15)
+            admin.create_topics([NewTopic(TOPIC, 1, 3)], operation_timeout=10)[TOPIC].result(15)
+            fresh = Producer({"bootstrap.servers": others, "acks": "all"})
+            fresh.produce(TOPIC, value=b"second-life", partition=0)
+            assert fresh.flush(30) == 0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        _wait(cluster, 1)
+        survivor = next(n for n in sorted(cluster.brokers) if n not in (frozen, controller))
+        # Wait until the thawed follower holds the new record, then leave it and one other broker only.
+        cluster.brokers[survivor].kill()
+        deadline = time.monotonic() + 60
+        while True:
+            producer.produce(TOPIC, value=b"after", partition=0)
+            if producer.flush(10) == 0:
+                break
+            assert time.monotonic() < deadline, f"no commit without broker {survivor}\n{cluster.logs()}"
+        history = History()
+        consume_all(cluster.bootstrap, "reader", TOPIC, {0: 2}, history)
+        values = [v for _, v in history.reads["reader"][0]]
+        assert values[0] == b"second-life" and b"first-life" not in values, values

@@ -60,6 +60,7 @@ from streamraft_broker.replication.membership import Membership
 from streamraft_broker.replication.partition_storage import PartitionRaftStorage
 from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
+from streamraft_broker.topics import partition_metadata
 from streamraft_broker.topics import registry as registry_module
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
@@ -195,6 +196,9 @@ class ReplicationService:
         """Partition groups keep their Raft log in the partition's own segments (one write per replica);
         otherwise in a separate consensus SegmentLog, copied into the partition log as entries apply."""
         self._storages: dict[int, PartitionRaftStorage] = {}
+        self._removing: dict[str, list[asyncio.Task[None]]] = {}
+        """Deleted topic name -> its partitions' removals still running."""
+        self._deferred_installs: set[str] = set()
         self._inflight: dict[int, list[_Inflight]] = {}
         self.controller_snapshot_entries = controller_snapshot_entries
         self._controller_snapshot_index = 0
@@ -540,6 +544,12 @@ class ReplicationService:
     def _install_topic(self, meta: TopicMeta) -> None:
         if self.registry.get(meta.name) is not None:
             return
+        pending = [t for t in self._removing.pop(meta.name, []) if not t.done()]
+        if pending:
+            # Deleted moments ago and its partitions still closing: they share the directories.
+            self._deferred_installs.add(meta.name)
+            self._spawn(self._install_after(meta, pending))
+            return
         topic = Topic(meta.name, meta.topic_id, dict(meta.configs))
         self.registry.topics[meta.name] = topic
         self._open_partitions(topic, meta, 0)
@@ -571,7 +581,15 @@ class ReplicationService:
                     self.rejoin.note_new_group(gid)
                 self._spawn(self._create_group_as(gid, meta.replicas[i], []))
 
+    async def _install_after(self, meta: TopicMeta, removals: list[asyncio.Task[None]]) -> None:
+        await asyncio.gather(*removals, return_exceptions=True)
+        self._deferred_installs.discard(meta.name)
+        if self.state.topics.get(meta.name) is meta:  # not deleted again meanwhile
+            self._install_topic(meta)
+
     def _add_partitions(self, meta: TopicMeta, first_new: int) -> None:
+        if meta.name in self._deferred_installs:
+            return  # the deferred install opens every partition meta has by then
         topic = self.registry.get(meta.name)
         assert topic is not None and len(topic.partitions) == first_new, (meta.name, first_new)
         self._open_partitions(topic, meta, first_new)
@@ -581,25 +599,41 @@ class ReplicationService:
         topic = self.registry.topics.pop(meta.name, None)
         if topic is None:
             return
+        removals: list[asyncio.Task[None]] = []
         for p in topic.partitions:
             gid = meta.group(p.index)
             directory = self.registry.data_dir / "logs" / f"{meta.name}-{p.index}"
             if self._partitions.pop(gid, None) is not None:
                 # The group goes first: its storage may be this partition's log.
-                self._spawn(self._remove_group(gid, then_close=(p, directory)))
+                removals.append(
+                    self._spawn(self._remove_group(gid, then_close=(p, directory, meta.topic_id)))
+                )
             else:
                 p.close()
-                shutil.rmtree(directory, ignore_errors=True)
+                self._delete_partition_dir(directory, meta.topic_id)
+        if removals:
+            # A topic created again under this name must not open the directory until it is gone.
+            self._removing[meta.name] = removals
         for listener in self.registry._listeners:
             listener(meta.name, None)
         log.info("topic deleted from controller log", extra={"topic": meta.name})
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
-    async def _remove_group(self, gid: int, then_close: tuple[Any, Path] | None = None) -> None:
+    @staticmethod
+    def _delete_partition_dir(directory: Path, topic_id: uuid.UUID) -> None:
+        """Delete a deleted topic's partition directory, unless it holds a later topic of the same name (a
+        broker replaying the controller log meets the deletion after the directory was reused)."""
+        if partition_metadata.holds_other_topic(directory, topic_id):
+            log.info("event=partition_dir_kept directory=%s reason=holds_another_topic_id", directory)
+            return
+        shutil.rmtree(directory, ignore_errors=True)
+
+    async def _remove_group(self, gid: int, then_close: tuple[Any, Path, uuid.UUID] | None = None) -> None:
         try:
             await self.runtime.remove_group(gid, delete_data=True)
         except Exception:
@@ -609,9 +643,9 @@ class ReplicationService:
         if storage is not None:
             shutil.rmtree(storage.dir, ignore_errors=True)
         if then_close is not None:
-            partition, directory = then_close
+            partition, directory, topic_id = then_close
             partition.close()
-            shutil.rmtree(directory, ignore_errors=True)
+            self._delete_partition_dir(directory, topic_id)
 
     def _on_leader_change(self, change: LeaderChange) -> None:
         # Wake Metadata requests waiting for a live leader (a fresh Event: waiters already woken keep theirs).
@@ -1003,7 +1037,11 @@ class ReplicationService:
     def _start_membership(self) -> None:
         # Partition groups wait until the controller log is applied up to here: a replica removed by a
         # later move must not bootstrap its group again from the topic's creation while replaying.
-        self._boot_commit = self.runtime.status(CONTROLLER_GROUP).hard_state.commit
+        # Everything in the local controller log was written before this boot, committed or not: the
+        # durable commit index alone can lag it (it is written lazily), and an entry wrongly taken for new
+        # would bootstrap a partition group this broker may no longer hold.
+        status = self.runtime.status(CONTROLLER_GROUP)
+        self._boot_commit = max(status.hard_state.commit, status.last_index)
         self._spawn(self.membership.registrar())
         self._spawn(self.membership.duties())
         self._spawn(self.mover.run())

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamraft_broker.log import LogConfig, PartitionLog
+from streamraft_broker.topics import partition_metadata
 from streamraft_broker.topics.configs import validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
 from streamraft_broker.topics.partition import Partition
@@ -139,7 +140,10 @@ class TopicRegistry:
             mem = MemoryLog(log_append_time=topic.configs.get("message.timestamp.type") == "LogAppendTime")
             return Partition(topic.name, index, mem)
         directory = self._partition_dir(topic, index)
+        fresh = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            partition_metadata.write_topic_id(directory, topic.topic_id)
         return Partition(topic.name, index, _open_log(directory, topic.configs))
 
     # -- operations ---------------------------------------------------------------------------------------
