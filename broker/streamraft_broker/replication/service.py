@@ -584,8 +584,10 @@ class ReplicationService:
     async def _install_after(self, meta: TopicMeta, removals: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*removals, return_exceptions=True)
         self._deferred_installs.discard(meta.name)
-        if self.state.topics.get(meta.name) is meta:  # not deleted again meanwhile
-            self._install_topic(meta)
+        # Still this incarnation (not deleted again meanwhile); a restored snapshot may hold a new object.
+        current = self.state.topics.get(meta.name)
+        if current is not None and current.topic_id == meta.topic_id:
+            self._install_topic(current)
 
     def _add_partitions(self, meta: TopicMeta, first_new: int) -> None:
         if meta.name in self._deferred_installs:
@@ -611,6 +613,7 @@ class ReplicationService:
             else:
                 p.close()
                 self._delete_partition_dir(directory, meta.topic_id)
+        self._removing = {n: ts for n, ts in self._removing.items() if not all(t.done() for t in ts)}
         if removals:
             # A topic created again under this name must not open the directory until it is gone.
             self._removing[meta.name] = removals
