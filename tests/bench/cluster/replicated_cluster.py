@@ -7,9 +7,9 @@ Sections (each can be skipped: --skip throughput,failover,idle):
   over the brokers, everything enqueued as fast as the client accepts; --rounds alternating rounds of two
   confluent-kafka producers: librdkafka's defaults (not idempotent) and an idempotent one. Per kind: MB/s
   (median, min-max), produce -> ack p50/p99 (under that full load it measures queueing), and the client's own
-  CPU seconds and librdkafka broker-thread loop wakeups per round: librdkafka's idempotent producer keeps one
-  request per partition in flight and its broker threads spin meanwhile (millions of wakeups per round, a
-  whole core of the two that the brokers also run on), which is what separates the two rows. Then p50/p99
+  CPU seconds and librdkafka broker-thread loop wakeups per round: while librdkafka's idempotent producer
+  waits for its requests its broker threads spin (millions of wakeups per round, a whole core of the two
+  that the brokers also run on), which is what separates the two rows. Then p50/p99
   with one record in flight (request latency).
 - failover: a producer sends to a 1-partition RF=3 topic every 2 ms; the partition's leader (from the
   brokers' metadata once every broker reports nothing under-replicated, and the producer, which keeps a
