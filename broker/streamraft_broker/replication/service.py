@@ -1050,8 +1050,11 @@ class ReplicationService:
         self._spawn(self.mover.run())
 
     def placement_brokers(self) -> list[int]:
-        """Brokers that may receive replicas: registered active ones, else the static members."""
-        return self.state.placeable_brokers() or sorted(self.members)
+        """Brokers that may receive replicas: registered active ones, plus static members not registered yet
+        (one starting a moment later than the others; a topic created meanwhile must still get its replicas
+        there, as it does when nobody has registered yet)."""
+        late = {n for n in self.members if n not in self.state.brokers}
+        return sorted(set(self.state.placeable_brokers()) | late)
 
     def broker_address(self, node: int) -> tuple[str, int] | None:
         reg = self.state.brokers.get(node)
