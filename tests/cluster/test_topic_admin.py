@@ -15,6 +15,7 @@ from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from tests.cluster.history import History
 from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader, wait_controller
+from tests.cluster.test_membership_support import registered
 
 pytestmark = pytest.mark.timeout(180)
 TOPIC = "admin"
@@ -173,3 +174,39 @@ def test_follower_applying_deletion_and_recreation_together_keeps_the_new_topic(
         consume_all(cluster.bootstrap, "reader", TOPIC, {0: 2}, history)
         values = [v for _, v in history.reads["reader"][0]]
         assert values[0] == b"second-life" and b"first-life" not in values, values
+
+
+def test_topic_created_before_the_last_member_starts_gets_all_its_replicas(tmp_path: Path) -> None:
+    """Two of three configured members up (a controller quorum), the third not started yet: CreateTopics
+    with RF 3 places a replica on it too, and once it starts it hosts that replica."""
+    cluster = Cluster(tmp_path, 3)
+    try:
+        for n in (1, 2):
+            cluster.brokers[n].metrics = True  # the admin endpoint lists registrations
+            cluster.brokers[n].start()
+        deadline = time.monotonic() + 60
+        while set(registered(cluster.brokers[1])) != {1, 2}:
+            assert time.monotonic() < deadline, registered(cluster.brokers[1])
+            time.sleep(0.2)  # pacing between admin polls
+        early = ",".join(f"127.0.0.1:{cluster.kafka_ports[n]}" for n in (1, 2))
+        admin = AdminClient({"bootstrap.servers": early})
+        while True:
+            try:
+                admin.create_topics([NewTopic(TOPIC, 3, 3)], operation_timeout=10)[TOPIC].result(15)
+                break
+            except KafkaException as exc:
+                # Only "no controller yet" may be retried; a refused replication factor fails the test.
+                assert "REPLICATION_FACTOR" not in str(exc), exc
+                assert time.monotonic() < deadline, exc
+                time.sleep(0.2)  # pacing between attempts while the controller is elected
+        parts = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
+        assert all(sorted(p.replicas) == [1, 2, 3] for p in parts.values()), parts
+        cluster.brokers[3].start()
+        _wait(cluster, 3)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        for p in range(3):
+            producer.produce(TOPIC, value=b"v", partition=p)
+        assert producer.flush(30) == 0
+    finally:
+        for b in cluster.brokers.values():
+            b.kill()
