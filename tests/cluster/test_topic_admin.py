@@ -98,6 +98,21 @@ def test_leaders_move_to_preferred_replicas(tmp_path: Path) -> None:
         assert {lead for lead, _ in leaders.values()} == {1, 2, 3}
 
 
+def _kill_then_commit(cluster: Cluster, gone: int, producer: Producer, expected: int) -> list[bytes]:
+    """SIGKILL broker ``gone``, produce to partition 0 until a record commits without it (60 s at most), then
+    read the partition from the start: its first ``expected`` values."""
+    cluster.brokers[gone].kill()
+    deadline = time.monotonic() + 60
+    while True:
+        producer.produce(TOPIC, value=b"after-kill", partition=0)
+        if producer.flush(10) == 0:
+            break
+        assert time.monotonic() < deadline, f"no commit without broker {gone}\n{cluster.logs()}"
+    history = History()
+    consume_all(cluster.bootstrap, "reader", TOPIC, {0: expected}, history)
+    return [v for _, v in history.reads["reader"][0]]
+
+
 def test_recreated_topic_survives_a_restart_that_replays_its_deletion(tmp_path: Path) -> None:
     """A broker restarting replays the controller log: the topic's first life, its deletion and its second
     life, all at the same partition directory. Its copy of the second life must come back whole (it once
@@ -123,16 +138,7 @@ def test_recreated_topic_survives_a_restart_that_replays_its_deletion(tmp_path: 
         cluster.brokers[victim].start()
         _wait(cluster, 1)
         # With the leader gone, the partition needs the restarted broker's replica for every commit.
-        cluster.brokers[leader].kill()
-        deadline = time.monotonic() + 60
-        while True:
-            producer.produce(TOPIC, value=b"after-restart", partition=0)
-            if producer.flush(10) == 0:
-                break
-            assert time.monotonic() < deadline, f"no commit without broker {leader}\n{cluster.logs()}"
-        history = History()
-        consume_all(cluster.bootstrap, "reader", TOPIC, {0: 4}, history)
-        values = [v for _, v in history.reads["reader"][0]]
+        values = _kill_then_commit(cluster, leader, producer, expected=4)
         assert values[:3] == fresh and b"first-life" not in values, values
 
 
@@ -162,17 +168,8 @@ def test_follower_applying_deletion_and_recreation_together_keeps_the_new_topic(
             os.kill(pid, signal.SIGCONT)
         _wait(cluster, 1)
         survivor = next(n for n in sorted(cluster.brokers) if n not in (frozen, controller))
-        # Wait until the thawed follower holds the new record, then leave it and one other broker only.
-        cluster.brokers[survivor].kill()
-        deadline = time.monotonic() + 60
-        while True:
-            producer.produce(TOPIC, value=b"after", partition=0)
-            if producer.flush(10) == 0:
-                break
-            assert time.monotonic() < deadline, f"no commit without broker {survivor}\n{cluster.logs()}"
-        history = History()
-        consume_all(cluster.bootstrap, "reader", TOPIC, {0: 2}, history)
-        values = [v for _, v in history.reads["reader"][0]]
+        # Only the thawed follower and the controller left: every commit needs the thawed follower's copy.
+        values = _kill_then_commit(cluster, survivor, producer, expected=2)
         assert values[0] == b"second-life" and b"first-life" not in values, values
 
 
