@@ -12,7 +12,6 @@ from streamraft_broker.controller.state import (
     BROKER_DECOMMISSIONED,
     BROKER_DECOMMISSIONING,
     SNAPSHOT_VERSION,
-    BrokerReg,
     ControllerState,
     add_partitions_command,
     broker_state_command,
@@ -24,9 +23,7 @@ from streamraft_broker.controller.state import (
     register_broker_command,
 )
 
-
-def _reg(node: int, rack: str | None = None, incarnation: str = "inc-1", port: int = 9000) -> BrokerReg:
-    return BrokerReg(node, "127.0.0.1", port + node, f"127.0.0.1:{port + 100 + node}", rack, incarnation)
+from tests.cluster.test_membership_state import _reg
 
 
 def _commands() -> list[bytes]:
