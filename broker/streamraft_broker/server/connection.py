@@ -20,6 +20,7 @@ from streamraft_broker.protocol.framing import FrameDecoder
 from streamraft_broker.protocol.header import RequestHeader, parse_request_header, peek_fixed
 from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
+from streamraft_broker.security.principal import Session, bind_session
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class Connection:
         self.decoder = FrameDecoder(max_request_size)
         self.zero_copy = zero_copy
         self.peer = str(writer.get_extra_info("peername"))
+        peername = writer.get_extra_info("peername")
+        self.session = Session(client_host=str(peername[0]) if peername else "unknown")
+        """Who this connection is; handlers read it through ``current_session()``."""
         self._inline = False
         self._pipeline: collections.deque[asyncio.Task[None]] = collections.deque()
         self.pipelined = "replication" in ctx.extra
@@ -65,6 +69,7 @@ class Connection:
         return self._inline or bool(self._pipeline)
 
     async def run(self) -> None:
+        bind_session(self.session)  # this task's context: every request it dispatches sees it
         try:
             while not self.closing:
                 data = await self.reader.read(READ_SIZE)

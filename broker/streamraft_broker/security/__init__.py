@@ -1,0 +1,1 @@
+"""Who a request comes from (principals, sessions) and the certificates that prove it."""
