@@ -32,3 +32,40 @@ def test_layering_contracts_hold() -> None:
     lint = Path(sys.executable).parent / "lint-imports"
     out = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+CORE_ALLOWED_IMPORTS = {
+    "__future__",
+    "typing",
+    "dataclasses",
+    "enum",
+    "collections",
+    "collections.abc",
+    "random",  # only for the type of the Random the caller injects (checked below)
+}
+
+
+def test_raft_core_imports_no_io_clock_or_randomness() -> None:
+    """The core decides, the shell does I/O: core/ may import only pure standard modules and itself, and
+    uses ``random`` only as the type of the generator its caller injects (never the global one)."""
+    import ast
+
+    for path in sorted((ROOT / "consensus" / "streamraft_consensus" / "core").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                names = []
+            for name in names:
+                assert name in CORE_ALLOWED_IMPORTS or name.startswith("streamraft_consensus.core"), (
+                    f"{path.name} imports {name}: the Raft core must stay free of I/O, clocks and randomness"
+                )
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "random"
+            ):
+                assert node.attr == "Random", f"{path.name} calls random.{node.attr}: use the injected Random"
