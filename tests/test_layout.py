@@ -1,6 +1,7 @@
 """Repository-level guarantees: the package layout does not shadow the standard library, and the
 layering contracts (import-linter) hold."""
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -48,8 +49,6 @@ CORE_ALLOWED_IMPORTS = {
 def test_raft_core_imports_no_io_clock_or_randomness() -> None:
     """The core decides, the shell does I/O: core/ may import only pure standard modules and itself, and
     uses ``random`` only as the type of the generator its caller injects (never the global one)."""
-    import ast
-
     for path in sorted((ROOT / "consensus" / "streamraft_consensus" / "core").glob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
@@ -69,3 +68,12 @@ def test_raft_core_imports_no_io_clock_or_randomness() -> None:
                 and node.value.id == "random"
             ):
                 assert node.attr == "Random", f"{path.name} calls random.{node.attr}: use the injected Random"
+
+
+def test_test_modules_import_helpers_only_from_support() -> None:
+    """Shared helpers live in tests/support (or a tool's own package), never in another test module."""
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                last = node.module.rsplit(".", 1)[-1]
+                assert not last.startswith("test_"), f"{path.relative_to(ROOT)} imports from {node.module}"

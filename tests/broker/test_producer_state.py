@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,45 +18,9 @@ from streamraft_broker.producer import (
 )
 from streamraft_broker.producer.snapshot import list_snapshots
 from streamraft_broker.producer.types import MAX_SEQUENCE
-from streamraft_broker.records import BatchHeader, SimpleRecord, build_batch, parse_header
+from streamraft_broker.records import BatchHeader
 
-PID = 4242
-
-
-def header(seq: int, count: int = 1, *, pid: int = PID, epoch: int = 0, base_offset: int = 0) -> BatchHeader:
-    records = [SimpleRecord(None, f"v{i}".encode()) for i in range(count)]
-    raw = build_batch(
-        records,
-        base_offset=base_offset,
-        producer_id=pid,
-        producer_epoch=epoch,
-        base_sequence=seq,
-        timestamp_ms=1_700_000_000_000,
-    )
-    return parse_header(raw)
-
-
-@dataclass(frozen=True)
-class Appended:
-    """The two AppendInfo fields the state reads."""
-
-    base_offset: int
-    log_append_time: int = -1
-
-
-class Appender:
-    """Drives a ProducerStateManager the way the produce path does: check, then append, then update."""
-
-    def __init__(self, state: ProducerStateManager) -> None:
-        self.state = state
-        self.next_offset = 0
-
-    def produce(self, *headers: BatchHeader) -> Ok | Duplicate | Rejected:
-        verdict = self.state.check(headers)
-        if isinstance(verdict, Ok):
-            self.state.update(headers, Appended(self.next_offset))
-            self.next_offset += sum(h.last_offset_delta + 1 for h in headers)
-        return verdict
+from tests.support.producer_state import PID, Appender, header
 
 
 def test_retry_of_appended_batch_returns_original_offsets() -> None:

@@ -15,7 +15,7 @@ from kio.schema.types import TopicName
 from kio.static.primitive import i16, i32, i32Timedelta, i64
 from streamraft_broker.records import SimpleRecord, build_batch
 
-from tests.broker.test_groups_clients import ThreadedBroker
+from tests.support.threaded_broker import ThreadedBroker
 from tests.support.wire import WireClient
 
 TOPIC = "payments"

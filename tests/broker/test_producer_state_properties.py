@@ -10,7 +10,7 @@ from kio.schema.errors import ErrorCode
 from streamraft_broker.producer import Duplicate, Ok, ProducerStateManager, Rejected
 from streamraft_broker.producer.types import MAX_SEQUENCE, increment_sequence
 
-from tests.broker.test_producer_state import Appender, header
+from tests.support.producer_state import Appender, header
 
 ops = st.lists(
     st.tuples(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from tests.cluster.launcher import Cluster, create_topic, partition_leader
+from tests.support.launcher import Cluster, create_topic, partition_leader
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -19,12 +19,11 @@ from streamraft_consensus.storage import codec
 from streamraft_consensus.storage.files import read_checked
 from streamraft_consensus.storage.segment_log import _SNAP_MAGIC, SegmentLog
 
-from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, _admin_conf, consume_all, create_topic, wait_controller
-from tests.cluster.test_empty_disk import rejoin_view
-from tests.cluster.test_membership_support import add_broker, registered, wait_for
-from tests.cluster.test_metrics_replication import poll
 from tests.support.broker_process import BrokerProcess
+from tests.support.history import History
+from tests.support.launcher import Cluster, _admin_conf, consume_all, create_topic, wait_controller
+from tests.support.membership import add_broker, registered, rejoin_view
+from tests.support.poll import poll, wait_for
 from tests.support.wire import metadata_topics
 
 pytestmark = pytest.mark.timeout(300)

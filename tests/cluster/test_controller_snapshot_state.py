@@ -23,18 +23,18 @@ from streamraft_broker.controller.state import (
     register_broker_command,
 )
 
-from tests.cluster.test_membership_state import _reg
+from tests.support.controller import broker_reg
 
 
 def _commands() -> list[bytes]:
     """A cluster's life: registrations (one broker back on a new disk, one decommissioned), topics with
     configs, partitions added, moves finished and in progress, a delete, producer-id blocks."""
     return [
-        register_broker_command(_reg(1, "a")),
-        register_broker_command(_reg(2, "b")),
-        register_broker_command(_reg(3, None)),
-        register_broker_command(_reg(4, "a")),
-        register_broker_command(_reg(5, "b")),
+        register_broker_command(broker_reg(1, "a")),
+        register_broker_command(broker_reg(2, "b")),
+        register_broker_command(broker_reg(3, None)),
+        register_broker_command(broker_reg(4, "a")),
+        register_broker_command(broker_reg(5, "b")),
         create_topic_command("orders", uuid.uuid4(), [[1, 2, 3], [2, 3, 4]], {"retention.ms": "60000"}),
         create_topic_command("gone", uuid.uuid4(), [[3, 4, 5]], {}),
         create_topic_command("events", uuid.uuid4(), [[4, 5, 1]], {"cleanup.policy": "compact"}),
@@ -44,7 +44,9 @@ def _commands() -> list[bytes]:
         reassigned_command("orders", 0, [5, 2, 3]),
         reassign_command("events", 0, [2, 5, 1]),  # still moving when the snapshot is taken
         delete_topic_command("gone"),
-        register_broker_command(_reg(2, "b", incarnation="inc-2", port=7000)),  # restarted on an empty disk
+        register_broker_command(
+            broker_reg(2, "b", incarnation="inc-2", port=7000)
+        ),  # restarted on an empty disk
         broker_state_command(5, BROKER_DECOMMISSIONING),
         broker_state_command(4, BROKER_DECOMMISSIONING),
         broker_state_command(4, BROKER_DECOMMISSIONED),

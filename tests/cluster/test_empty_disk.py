@@ -5,30 +5,24 @@ write readable (real processes, SIGKILL, history checker)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 
-from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader, wait_controller
-from tests.cluster.test_metrics_replication import metrics_cluster, poll
+from tests.support.history import History
+from tests.support.launcher import Cluster, consume_all, create_topic, partition_leader, wait_controller
+from tests.support.membership import rejoin_view
+from tests.support.metrics import metrics_cluster
+from tests.support.poll import poll
 
 pytestmark = pytest.mark.timeout(300)
 
 TOPIC = "wiped"
 PARTITIONS = 2
 PER_PHASE = 200
-
-
-def rejoin_view(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/rejoin", timeout=10) as resp:
-        body: dict[str, Any] = json.loads(resp.read())
-        return body
 
 
 def _produce(producer: Producer, history: History, phase: str) -> None:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader
-from tests.cluster.test_metrics_replication import metrics_cluster, poll, scrape, value
+from tests.support.history import History
+from tests.support.launcher import Cluster, consume_all, create_topic, partition_leader
+from tests.support.metrics import metrics_cluster, scrape, value
+from tests.support.poll import poll
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from kio.schema.fetch.v12 import request as fr
 from streamraft_broker.protocol.codec import build
 
-from tests.cluster.launcher import Cluster, create_topic, partition_leader
+from tests.support.launcher import Cluster, create_topic, partition_leader
 from tests.support.wire import WireClient
 
 TOPIC = "edge"

@@ -19,7 +19,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from tests.cluster.launcher import Cluster, create_topic
+from tests.support.launcher import Cluster, create_topic
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.cluster.history import History
+from tests.support.history import History
 
 
 def _good() -> History:

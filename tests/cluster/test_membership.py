@@ -9,19 +9,19 @@ from pathlib import Path
 
 from kio.schema.describe_cluster.v0.request import DescribeClusterRequest
 
-from tests.cluster.launcher import create_topic, wait_controller
-from tests.cluster.test_membership_support import (
+from tests.support.broker_process import BrokerProcess
+from tests.support.kafka_io import read_all, send
+from tests.support.launcher import create_topic, wait_controller
+from tests.support.membership import (
     add_broker,
     admin,
     metadata_brokers,
     racked_cluster,
     registered,
     replicas,
-    wait_for,
     wire,
 )
-from tests.cluster.test_reassign import read_all, send
-from tests.support.broker_process import BrokerProcess
+from tests.support.poll import wait_for
 
 TOPIC = "spread"
 RACKS = {1: "a", 2: "b", 3: "c"}

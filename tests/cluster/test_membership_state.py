@@ -10,7 +10,6 @@ from streamraft_broker.controller.state import (
     BROKER_ACTIVE,
     BROKER_DECOMMISSIONED,
     BROKER_DECOMMISSIONING,
-    BrokerReg,
     ControllerState,
     broker_state_command,
     create_topic_command,
@@ -21,31 +20,29 @@ from streamraft_broker.controller.state import (
     register_broker_command,
 )
 
-
-def _reg(node: int, rack: str | None = None, incarnation: str = "inc-1", port: int = 9000) -> BrokerReg:
-    return BrokerReg(node, "127.0.0.1", port + node, f"127.0.0.1:{port + 100 + node}", rack, incarnation)
+from tests.support.controller import broker_reg
 
 
 def _state_with_topic(brokers: int = 4) -> ControllerState:
     state = ControllerState()
     for n in range(1, brokers + 1):
-        state.apply(register_broker_command(_reg(n)))
+        state.apply(register_broker_command(broker_reg(n)))
     state.apply(create_topic_command("t", uuid.uuid4(), [[1, 2, 3], [2, 3, 4]], {}))
     return state
 
 
 def test_registration_is_recorded_once_and_updated_on_change() -> None:
     state = ControllerState()
-    change = state.apply(register_broker_command(_reg(1, "a")))
+    change = state.apply(register_broker_command(broker_reg(1, "a")))
     assert change is not None and change.kind == "broker" and change.broker is not None
     assert state.brokers[1].rack == "a" and state.brokers[1].state == BROKER_ACTIVE
-    assert state.apply(register_broker_command(_reg(1, "a"))) is None, (
+    assert state.apply(register_broker_command(broker_reg(1, "a"))) is None, (
         "an identical registration changed state"
     )
-    moved = state.apply(register_broker_command(_reg(1, "a", port=7000)))
+    moved = state.apply(register_broker_command(broker_reg(1, "a", port=7000)))
     assert moved is not None and state.brokers[1].kafka_port == 7001
     assert state.brokers[1].previous_incarnations == 0
-    state.apply(register_broker_command(_reg(1, "a", incarnation="inc-2", port=7000)))
+    state.apply(register_broker_command(broker_reg(1, "a", incarnation="inc-2", port=7000)))
     assert state.brokers[1].previous_incarnations == 1, "a new incarnation id was not counted"
 
 
@@ -59,7 +56,7 @@ def test_decommission_states_and_placeable_brokers() -> None:
     state.apply(broker_state_command(4, BROKER_DECOMMISSIONED))
     assert state.brokers[4].state == BROKER_DECOMMISSIONED
     # Registering again brings a decommissioned broker back as a new, active one.
-    state.apply(register_broker_command(_reg(4, incarnation="inc-9")))
+    state.apply(register_broker_command(broker_reg(4, incarnation="inc-9")))
     assert state.brokers[4].state == BROKER_ACTIVE
     assert state.apply(broker_state_command(99, BROKER_DECOMMISSIONING)) is None
 

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.launcher import Cluster, create_topic
+from tests.support.launcher import create_topic
+from tests.support.metrics import Samples, hosted, metrics_cluster, scrape, value
+from tests.support.poll import poll
 
 pytestmark = pytest.mark.timeout(300)
 
 TOPIC = "observed"
 PARTITIONS = 6
-
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    out: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out.setdefault(s.name, []).append((dict(s.labels), float(s.value)))
-    return out
-
-
-def value(samples: Samples, name: str) -> float:
-    return sum(v for _, v in samples.get(name, []))
-
-
-def hosted(samples: Samples, topic: str | None = None) -> int:
-    """Partitions hosted by the scraped broker (of ``topic``, or all)."""
-    return sum(1 for labels, _ in samples.get("streamraft_raft_term", []) if topic in (None, labels["topic"]))
 
 
 def handoff(port: int) -> dict[str, int]:
@@ -47,20 +25,6 @@ def handoff(port: int) -> dict[str, int]:
         assert resp.status == 200
         body: dict[str, int] = json.loads(resp.read())
         return body
-
-
-def poll(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not reached within {timeout}s: {what}"
-        time.sleep(0.2)  # pacing between scrapes; the sampler refreshes once a second
-
-
-def metrics_cluster(tmp_path: Path) -> Cluster:
-    cluster = Cluster(tmp_path, 3)
-    for b in cluster.brokers.values():
-        b.metrics = True  # the launcher turns metrics off; these tests read them
-    return cluster
 
 
 def test_replication_metrics_and_handoff(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from streamraft_broker.protocol.codec import build
 from streamraft_broker.records import SimpleRecord, build_batch
 from streamraft_broker.server.connection import MAX_PIPELINED_REQUESTS
 
-from tests.cluster.launcher import Cluster, create_topic
+from tests.support.launcher import Cluster, create_topic
 from tests.support.wire import WireClient
 
 TOPIC = "pipelined"

@@ -16,7 +16,7 @@ from kio.static.primitive import i16, i32Timedelta, i64
 from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
 from streamraft_broker.controller.state import ControllerState
 
-from tests.cluster.launcher import Cluster, wait_controller
+from tests.support.launcher import Cluster, wait_controller
 from tests.support.wire import WireClient
 
 INIT_PRODUCER_ID = 22

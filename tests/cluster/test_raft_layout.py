@@ -8,8 +8,8 @@ import pytest
 from confluent_kafka import Producer
 from streamraft_broker.replication.service import check_raft_layout
 
-from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, consume_all, create_topic
+from tests.support.history import History
+from tests.support.launcher import Cluster, consume_all, create_topic
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from tests.cluster.launcher import Cluster, partition_leader, wait_controller
+from tests.support.launcher import Cluster, partition_leader, wait_controller
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, consume_all, create_topic
-from tests.cluster.test_metrics_replication import metrics_cluster, poll
+from tests.support.history import History
+from tests.support.launcher import Cluster, consume_all, create_topic
+from tests.support.metrics import metrics_cluster
+from tests.support.poll import poll
 
 pytestmark = pytest.mark.timeout(420)
 

@@ -13,9 +13,9 @@ from confluent_kafka import KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewPartitions, NewTopic
 
-from tests.cluster.history import History
-from tests.cluster.launcher import Cluster, consume_all, create_topic, partition_leader, wait_controller
-from tests.cluster.test_membership_support import registered
+from tests.support.history import History
+from tests.support.launcher import Cluster, consume_all, create_topic, partition_leader, wait_controller
+from tests.support.membership import registered
 
 pytestmark = pytest.mark.timeout(180)
 TOPIC = "admin"

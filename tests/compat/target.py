@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster.launcher import Cluster, wait_controller
 from tests.javakafka.cluster import KafkaCluster
 from tests.support.broker import running_broker
+from tests.support.launcher import Cluster, wait_controller
 
 TARGET_ENV = "STREAMRAFT_COMPAT_TARGET"
 BOOTSTRAP_ENV = "STREAMRAFT_BOOTSTRAP"

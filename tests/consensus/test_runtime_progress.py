@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.consensus.test_runtime import Cluster, cluster, wait_until
+from tests.support.poll import wait_until
+from tests.support.runtime_cluster import Cluster, cluster
 
 __all__ = ["cluster"]  # the fixture, re-used
 

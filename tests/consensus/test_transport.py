@@ -8,7 +8,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -26,14 +26,9 @@ from streamraft_consensus.transport.grpc_transport import (
     TransportConfig,
 )
 
+from tests.support.poll import wait_until
+
 TRANSPORT_DIR = Path(__file__).resolve().parents[2] / "consensus" / "streamraft_consensus" / "transport"
-
-
-async def wait_until(cond: Callable[[], bool], limit_s: float = 10.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached before the deadline"
-        await asyncio.sleep(0.01)
 
 
 class Node:

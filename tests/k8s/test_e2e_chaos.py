@@ -15,7 +15,7 @@ replacement pod can be Ready here within seconds, faster than a client notices a
 so without the hold "produce carried on without the pod" would be a race). Failed writes are never
 retried as the same value; only acknowledged ones count.
 
-Afterwards two consumers read every partition from offset 0 and tests/cluster/history.py checks the
+Afterwards two consumers read every partition from offset 0 and tests/support/history.py checks the
 history: no acknowledged write lost, one value per offset, no duplicates, both consumers read the same log.
 
 Printed (run with -s): chart install, cluster Ready, and per deletion the delete -> leaders re-elected,
@@ -35,10 +35,10 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from tests.cluster.history import History
-from tests.cluster.launcher import consume_all
 from tests.k8s.cluster import Cluster
 from tests.k8s.release import Release, installed_release, ready, resource
+from tests.support.history import History
+from tests.support.launcher import consume_all
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 

@@ -44,8 +44,8 @@ import psutil
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from tests.cluster.launcher import Cluster, create_topic, partition_leader
-from tests.cluster.test_metrics_replication import scrape, value
+from tests.support.launcher import Cluster, create_topic, partition_leader
+from tests.support.metrics import scrape, value
 
 MAX_MESSAGES = 2_000_000
 MAX_KILLS = 100

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from tests.cluster.launcher import Cluster, create_topic, partition_leader
+from tests.support.launcher import Cluster, create_topic, partition_leader
 
 MAX_MESSAGES = 1_000_000
 TOPIC = "bench"

@@ -25,8 +25,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from pyinstrument.frame import Frame
 from pyinstrument.session import Session
 
-from tests.cluster.launcher import Cluster, create_topic
 from tests.support.broker_process import BrokerProcess
+from tests.support.launcher import Cluster, create_topic
 
 MAX_RECORDS = 1_000_000
 RECORD = 1024

@@ -18,9 +18,9 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from tests.cluster.launcher import Cluster, wait_controller
-from tests.cluster.test_metrics_replication import scrape, value
 from tests.javakafka.cluster import KafkaCluster, partition_leader
+from tests.support.launcher import Cluster, wait_controller
+from tests.support.metrics import scrape, value
 
 NODES = 3
 HEAL_TIMEOUT_S = 180.0

@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.cluster.faults.net import FaultyNet
-from tests.cluster.launcher import Cluster
 from tests.support.broker_process import BrokerProcess
+from tests.support.launcher import Cluster
 from tests.support.ports import free_port
 
 

@@ -23,8 +23,8 @@ from tests.cluster.faults.diagnose import DIALER_SILENT_S, dead_dialers
 from tests.cluster.faults.kinds import PARTITIONS, REGISTRY, TOPIC, Env, Step, client_conf
 from tests.cluster.faults.load import Load
 from tests.cluster.faults.schedule import MAX_STEPS, default_kinds, generate
-from tests.cluster.history import History
-from tests.cluster.launcher import create_topic
+from tests.support.history import History
+from tests.support.launcher import create_topic
 from tests.support.wire import metadata_topics
 
 LIVENESS_S = 20.0

@@ -17,7 +17,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from tests.cluster.faults.cluster import ProxiedCluster
 from tests.cluster.faults.net import Link
-from tests.cluster.history import History
+from tests.support.history import History
 
 MAX_HOLD_S = 2.0
 """How long one fault stays in place, at most: a schedule is a few seconds."""

@@ -13,7 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from tests.cluster.faults.kinds import PARTITIONS, TOPIC
-from tests.cluster.history import History
+from tests.support.history import History
 
 MAX_PER_SCHEDULE = 400
 """Produce attempts per schedule at most (the faults, not the volume, are the point)."""

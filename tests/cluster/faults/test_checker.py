@@ -4,7 +4,7 @@ Each test starts from a history that passes and injects exactly one fault into t
 
 from __future__ import annotations
 
-from tests.cluster.history import History
+from tests.support.history import History
 
 
 def _good() -> History:

@@ -1,41 +1,20 @@
-"""Helpers for the membership and replica-move tests (this module holds no tests): a launcher cluster with
-metrics/admin ports and racks, brokers added later, admin HTTP calls, polling with deadlines."""
+"""Brokers joining and moving: a launcher cluster with metrics/admin ports and racks, brokers added later,
+the admin HTTP calls that show registrations and rejoins, and the replicas Metadata reports."""
 
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from tests.cluster.launcher import Cluster
 from tests.support.broker_process import BrokerProcess
+from tests.support.launcher import Cluster
 from tests.support.ports import free_port
 from tests.support.wire import WireClient
-
-T = TypeVar("T")
-
-
-def wait_for(
-    what: str, probe: Callable[[], T | None], timeout: float = 60.0, logs: Callable[[], str] = str
-) -> T:
-    """Poll ``probe`` until it returns something truthy (bounded); fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            got = probe()
-        except (OSError, AssertionError, KeyError, ValueError) as exc:
-            got, last = None, exc
-        if got:
-            return got
-        time.sleep(0.2)  # pacing between polls of a condition with a deadline
-    raise AssertionError(f"timed out waiting for {what} (last error: {last!r})\n{logs()}")
 
 
 def racked_cluster(base: Path, racks: dict[int, str]) -> Cluster:
@@ -102,3 +81,9 @@ def metadata_brokers(port: int) -> set[int]:
 def wire(port: int, api_key: int, version: int, body: Any) -> Any:
     with WireClient("127.0.0.1", port, timeout=30) as client:
         return client.request(api_key, version, body)
+
+
+def rejoin_view(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/rejoin", timeout=10) as resp:
+        body: dict[str, Any] = json.loads(resp.read())
+        return body

@@ -15,14 +15,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from tests.cluster.history import History
 from tests.support.broker_process import BrokerProcess
+from tests.support.history import History
 from tests.support.ports import free_port
 
 
 def _admin_conf(bootstrap: str) -> dict[str, object]:
     """Admin clients here poll while brokers come and go: librdkafka's connection warnings are noise."""
-    log = logging.getLogger("tests.cluster.launcher.librdkafka")
+    log = logging.getLogger("tests.support.launcher.librdkafka")
     log.setLevel(logging.CRITICAL)
     return {"bootstrap.servers": bootstrap, "logger": log}
 
