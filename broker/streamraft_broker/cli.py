@@ -17,6 +17,7 @@ from streamraft_broker.config import (
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
+    BrokerConfig,
     ConfigError,
     load_config,
 )
@@ -85,27 +86,18 @@ _BROKER_KEYS = [
 ]
 
 
-async def _serve(configs: list[Any], announce: bool) -> int:
+async def _serve(config: BrokerConfig) -> int:
     from streamraft_broker.server.broker import Broker  # noqa: PLC0415
 
-    brokers = [Broker(c) for c in configs]
-    for b in brokers:
-        await b.start()
-    if announce:
-        boot = ",".join(f"{b.ctx.host}:{b.ctx.port}" for b in brokers if b.ctx is not None)
-        print(f"bootstrap servers: {boot}", flush=True)
-        for b in brokers:
-            if b.metrics_port:
-                print(f"metrics: http://{b.config.metrics_host}:{b.metrics_port}/metrics", flush=True)
-        print("press Ctrl-C to stop", flush=True)
+    broker = Broker(config)
+    await broker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down on signal")
-    for b in brokers:
-        await b.stop()
+    await broker.stop()
     return 0
 
 
@@ -113,45 +105,37 @@ def cmd_broker(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in _BROKER_KEYS}
     config = load_config(flags, os.environ, args.config)
     setup_logging(config.log_format, config.log_level)
-    return asyncio.run(_serve([config], announce=False))
+    return asyncio.run(_serve(config))
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
-    brokers = args.brokers
-    if not 1 <= brokers <= 9:
-        raise ConfigError(f"--brokers {brokers} is outside 1..9")
-    # Several brokers only make sense replicated; one broker is the plain single node unless asked.
-    replicated = brokers > 1 or args.replicated
-    if not 1 <= args.base_port <= 65535 - 3 * brokers:
-        raise ConfigError(f"--base-port {args.base_port} leaves no room for {brokers} brokers' ports")
-    if not replicated:
-        flags = {
-            "node_id": "0",
-            "data_dir": str(Path(args.data_dir) / "broker-0"),
-            "listen": f"127.0.0.1:{args.base_port}",
-            "metrics_listen": f"127.0.0.1:{args.base_port + 1}",
-        }
-        configs = [load_config(flags, {})]
-    else:
-        # Broker n (from 1) uses base+3(n-1) for Kafka, the next port for metrics, the one after for Raft.
-        ports = {n: args.base_port + 3 * (n - 1) for n in range(1, brokers + 1)}
-        members = ",".join(f"{n}=127.0.0.1:{p}/127.0.0.1:{p + 2}" for n, p in ports.items())
-        configs = [
-            load_config(
-                {
-                    "node_id": str(n),
-                    "data_dir": str(Path(args.data_dir) / f"broker-{n}"),
-                    "listen": f"127.0.0.1:{p}",
-                    "metrics_listen": f"127.0.0.1:{p + 1}",
-                    "replication": "raft",
-                    "cluster_members": members,
-                },
-                {},
-            )
-            for n, p in ports.items()
-        ]
-    setup_logging("text", "INFO")
-    return asyncio.run(_serve(configs, announce=True))
+    from streamraft_broker.local.plan import plan_cluster  # noqa: PLC0415
+    from streamraft_broker.local.supervisor import Supervisor  # noqa: PLC0415
+
+    data_dir = Path(args.data_dir)
+    brokers = plan_cluster(args.brokers, args.base_port, data_dir, args.replicated)
+    return asyncio.run(Supervisor(data_dir, brokers).run())
+
+
+def cmd_local_kill(args: argparse.Namespace) -> int:
+    from streamraft_broker.local.commands import kill  # noqa: PLC0415
+
+    print(kill(Path(args.data_dir), args.node, args.signal))
+    return 0
+
+
+def cmd_local_start(args: argparse.Namespace) -> int:
+    from streamraft_broker.local.commands import start  # noqa: PLC0415
+
+    print(start(Path(args.data_dir), args.node))
+    return 0
+
+
+def cmd_local_status(args: argparse.Namespace) -> int:
+    from streamraft_broker.local.commands import render, status  # noqa: PLC0415
+
+    print(render(status(Path(args.data_dir)), args.format))
+    return 0
 
 
 def _kafka() -> Any:
@@ -309,7 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = sub.add_parser("local", help="local development cluster")
     local_sub = local.add_subparsers(dest="local_cmd", required=True)
-    up = local_sub.add_parser("up", help="start a local cluster in the foreground; Ctrl-C stops it")
+    up = local_sub.add_parser(
+        "up",
+        help="start a local cluster in the foreground, one process per broker; Ctrl-C stops it",
+        description="Runs each broker as its own process (logs in DATA_DIR/broker-N/broker.log) and restarts "
+        "none by itself: kill one to watch failover, bring it back with `local start N`.",
+    )
     up.add_argument(
         "--brokers",
         type=int,
@@ -325,8 +314,29 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_PORT,
         help="broker n listens on BASE+3(n-1) for Kafka, the next port for metrics/admin, then Raft",
     )
-    up.add_argument("--data-dir", default="./streamraft-local", help="parent data directory")
+
+    def local_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", default="./streamraft-local", help="the local cluster's data directory")
+
+    local_dir(up)
     up.set_defaults(func=cmd_local_up)
+    kill = local_sub.add_parser(
+        "kill", help="send a signal (default SIGKILL) to one broker of a local cluster"
+    )
+    kill.add_argument("node", type=int, help="broker node id")
+    kill.add_argument(
+        "--signal", choices=["KILL", "TERM", "STOP", "CONT"], default="KILL", help="default KILL"
+    )
+    local_dir(kill)
+    kill.set_defaults(func=cmd_local_kill)
+    start = local_sub.add_parser("start", help="start a broker of a running local cluster again")
+    start.add_argument("node", type=int, help="broker node id")
+    local_dir(start)
+    start.set_defaults(func=cmd_local_start)
+    st = local_sub.add_parser("status", help="brokers, controller, and per partition: leader, Raft term, lag")
+    st.add_argument("--format", choices=["table", "json"], default="table")
+    local_dir(st)
+    st.set_defaults(func=cmd_local_status)
 
     def client(p: argparse.ArgumentParser) -> None:
         p.add_argument("--bootstrap-server", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT")
@@ -380,6 +390,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamraft: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # Output piped into `head` and the like: the reader has all it wanted.
+        sys.stderr.close()
+        return 0
     except OSError as exc:
         # Start-up failures such as a port in use or an unwritable data directory: one clear line.
         print(f"streamraft: error: {exc}", file=sys.stderr)

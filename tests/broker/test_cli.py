@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -14,6 +15,7 @@ from streamraft_broker.cli import main
 from streamraft_broker.config import ConfigError, load_config
 
 from tests.support.broker_process import BrokerProcess
+from tests.support.poll import poll
 from tests.support.ports import free_port
 from tests.support.wire import api_versions_ok
 
@@ -163,55 +165,90 @@ def _local_up(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     )
 
 
-def test_local_up_runs_three_replicated_brokers_and_stops_on_sigterm(tmp_path: Path) -> None:
-    import time  # noqa: PLC0415
+def _read_until(proc: subprocess.Popen[str], last: str, limit: int = 20) -> list[str]:
+    """The supervisor's lines up to and including ``last`` (bounded by ``limit`` lines)."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while len(lines) < limit:
+        line = proc.stdout.readline()
+        assert line, f"supervisor ended before printing {last!r}: {lines}"
+        lines.append(line.strip())
+        if lines[-1].startswith(last):
+            return lines
+    raise AssertionError(f"no {last!r} in {lines}")
 
+
+def _status(data_dir: Path) -> dict[str, Any]:
+    out = _cli("local", "status", "--format", "json", "--data-dir", str(data_dir))
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def test_local_up_runs_one_process_per_broker_and_survives_killing_one(tmp_path: Path) -> None:
     base = _free_port_run(9)
     proc = _local_up(tmp_path, "--base-port", str(base))
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline().strip() for _ in range(5)]
+        lines = _read_until(proc, "press Ctrl-C to stop")
         kafka = [base, base + 3, base + 6]
         assert lines[0] == "bootstrap servers: " + ",".join(f"127.0.0.1:{p}" for p in kafka)
         urls = [f"http://127.0.0.1:{p + 1}/metrics" for p in kafka]
         assert lines[1:4] == [f"metrics: {u}" for u in urls]
-        assert lines[4] == "press Ctrl-C to stop"
+        pids = {int(ln.split("pid ")[1].split(",")[0]) for ln in lines if ln.startswith("broker ")}
+        assert len(pids) == 3 and proc.pid not in pids, lines  # three processes, none the supervisor
         assert all(api_versions_ok("127.0.0.1", p) for p in kafka)
         # The three form one Raft cluster: every broker names the same elected controller.
-        deadline = time.monotonic() + 30
-        while True:
-            seen = set()
-            for url in urls:
-                text = _scrape(url)
-                seen |= {
-                    ln.split()[-1]
-                    for ln in text.splitlines()
-                    if ln.startswith("streamraft_controller_leader_id")
-                }
-            if len(seen) == 1 and seen != {"-1.0"}:
-                break
-            assert time.monotonic() < deadline, f"no agreed controller: {seen}"
-            time.sleep(0.2)  # pacing between scrapes
+        poll("an agreed controller", lambda: _status(tmp_path)["controller"] in (1, 2, 3))
         # The README's quick check: `topics create` without a factor gets the cluster's default, RF 3.
         bootstrap = f"127.0.0.1:{base}"
         assert main(["topics", "create", "demo", "--partitions", "3", "--bootstrap-server", bootstrap]) == 0
         topic = AdminClient({"bootstrap.servers": bootstrap}).list_topics("demo", timeout=10).topics["demo"]
         assert sorted(len(p.replicas) for p in topic.partitions.values()) == [3, 3, 3], topic.partitions
+
+        # Killing broker 2 kills that process only: the others elect leaders and keep taking writes.
+        killed = _cli("local", "kill", "2", "--data-dir", str(tmp_path))
+        assert killed.returncode == 0, killed.stderr
+        assert _read_until(proc, "broker 2 killed by SIGKILL")
+
+        def failed_over() -> bool:
+            st = _status(tmp_path)
+            up = {b["node_id"]: b["up"] for b in st["brokers"]}
+            demo = [p for p in st["partitions"] if p["topic"] == "demo"]
+            return (
+                up == {1: True, 2: False, 3: True}
+                and len(demo) == 3
+                and all(p["leader"] in (1, 3) for p in demo)
+            )
+
+        poll("every demo partition led by broker 1 or 3", failed_over)
+        survivors = f"127.0.0.1:{kafka[0]},127.0.0.1:{kafka[2]}"
+        produced = _cli("produce", "demo", "--bootstrap-server", survivors, stdin="a\nb\nc\n")
+        assert produced.returncode == 0, produced.stderr
+
+        # `local start 2` brings it back under the same supervisor.
+        started = _cli("local", "start", "2", "--data-dir", str(tmp_path))
+        assert started.returncode == 0, started.stderr
+        poll("broker 2 up again", lambda: all(b["up"] for b in _status(tmp_path)["brokers"]))
+        again = _cli("local", "start", "2", "--data-dir", str(tmp_path))
+        assert again.returncode != 0 and "already running" in again.stderr
+
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=90) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    # Each broker's log is a file under its data dir; nothing is left claiming the cluster runs.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broker-1", "broker-2", "broker-3"]
+    assert all((tmp_path / f"broker-{n}" / "broker.log").stat().st_size > 0 for n in (1, 2, 3))
+    gone = _cli("local", "status", "--data-dir", str(tmp_path))
+    assert gone.returncode == 2 and "no local cluster runs" in gone.stderr
 
 
 def test_local_up_single_broker(tmp_path: Path) -> None:
     base = _free_port_run(2)
     proc = _local_up(tmp_path, "--brokers", "1", "--base-port", str(base))
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(3)]
+        lines = _read_until(proc, "press Ctrl-C to stop")
         assert lines[0].strip() == f"bootstrap servers: 127.0.0.1:{base}"
         assert lines[1].strip() == f"metrics: http://127.0.0.1:{base + 1}/metrics"
         assert api_versions_ok("127.0.0.1", base)
