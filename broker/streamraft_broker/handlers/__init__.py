@@ -18,6 +18,7 @@ from streamraft_broker.handlers.list_offsets import handle_list_offsets
 from streamraft_broker.handlers.metadata import handle_metadata
 from streamraft_broker.handlers.produce import handle_produce
 from streamraft_broker.handlers.producer_id import handle_init_producer_id
+from streamraft_broker.handlers.quorum import handle_describe_quorum
 from streamraft_broker.handlers.reassign import (
     handle_alter_partition,
     handle_alter_partition_reassignments,
@@ -52,4 +53,5 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.ALTER_PARTITION: handle_alter_partition,
     ApiKey.BROKER_REGISTRATION: handle_broker_registration,
     ApiKey.UNREGISTER_BROKER: handle_unregister_broker,
+    ApiKey.DESCRIBE_QUORUM: handle_describe_quorum,
 }
