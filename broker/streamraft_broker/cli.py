@@ -13,6 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaException
+
+from streamraft_broker.clitools.errors import CommandError
+from streamraft_broker.clitools.kafka import add_client_flags, client_config
 from streamraft_broker.config import (
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
@@ -150,7 +154,7 @@ def _admin(args: argparse.Namespace) -> Any:
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415
 
     _kafka()
-    return AdminClient({"bootstrap.servers": args.bootstrap_server})
+    return AdminClient(client_config(args))
 
 
 def _wait(futures: dict[Any, Any], timeout: float) -> int:
@@ -210,7 +214,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
     ck = _kafka()
     producer = ck.Producer(
         {
-            "bootstrap.servers": args.bootstrap_server,
+            **client_config(args),
             "acks": args.acks,
             "enable.idempotence": args.acks == "all",
         }
@@ -247,7 +251,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
     ck = _kafka()
     consumer = ck.Consumer(
         {
-            "bootstrap.servers": args.bootstrap_server,
+            **client_config(args),
             "group.id": args.group or f"streamraft-cli-{os.getpid()}",
             "auto.offset.reset": "earliest" if args.from_beginning else "latest",
             "enable.auto.commit": args.group is not None,
@@ -338,9 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     local_dir(st)
     st.set_defaults(func=cmd_local_status)
 
-    def client(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-server", default=f"127.0.0.1:{DEFAULT_PORT}", help="HOST:PORT")
-        p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+    client = add_client_flags
 
     topics = sub.add_parser("topics", help="manage topics")
     tsub = topics.add_subparsers(dest="topics_cmd", required=True)
@@ -379,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--key-separator", default="\t")
     client(consume)
     consume.set_defaults(func=cmd_consume)
+
+    from streamraft_broker.clitools import cluster as cluster_cmds  # noqa: PLC0415
+    from streamraft_broker.clitools import groups as group_cmds  # noqa: PLC0415
+
+    cluster_cmds.add_parsers(sub)
+    group_cmds.add_parsers(sub)
     return parser
 
 
@@ -390,6 +398,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"streamraft: error: {exc}", file=sys.stderr)
         return 2
+    except KafkaException as exc:
+        describe = getattr(exc.args[0], "str", None) if exc.args else None
+        text = describe() if callable(describe) else str(exc)
+        where = getattr(args, "bootstrap_server", "the cluster")
+        print(f"streamraft: error: {text or 'no answer'} (from {where})", file=sys.stderr)
+        return 1
+    except CommandError as exc:
+        print(f"streamraft: error: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        where = getattr(args, "bootstrap_server", "the cluster")
+        print(f"streamraft: error: no answer from {where} within --timeout", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # Output piped into `head` and the like: the reader has all it wanted.
         sys.stderr.close()

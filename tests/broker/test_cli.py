@@ -22,7 +22,21 @@ from tests.support.wire import api_versions_ok
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["broker"], ["local"], ["local", "up"], ["topics"], ["topics", "create"], ["produce"], ["consume"]],
+    [
+        [],
+        ["broker"],
+        ["local"],
+        ["local", "up"],
+        ["local", "kill"],
+        ["local", "status"],
+        ["topics"],
+        ["topics", "create"],
+        ["produce"],
+        ["consume"],
+        ["cluster", "status"],
+        ["groups", "describe"],
+        ["groups", "reset-offsets"],
+    ],
 )
 def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -220,6 +234,12 @@ def test_local_up_runs_one_process_per_broker_and_survives_killing_one(tmp_path:
             )
 
         poll("every demo partition led by broker 1 or 3", failed_over)
+        # `cluster status` from a survivor: every partition has a leader, the controller is a live broker.
+        survivor = f"127.0.0.1:{kafka[0]}"
+        status = _cli("cluster", "status", "--format", "json", "--bootstrap-server", survivor)
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert doc["leaderless_partitions"] == [] and doc["controller_quorum"]["leader"] in (1, 3), doc
         survivors = f"127.0.0.1:{kafka[0]},127.0.0.1:{kafka[2]}"
         produced = _cli("produce", "demo", "--bootstrap-server", survivors, stdin="a\nb\nc\n")
         assert produced.returncode == 0, produced.stderr
