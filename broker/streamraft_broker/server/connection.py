@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -26,6 +27,12 @@ from streamraft_broker.server.limits import ConnectionLimits, RequestMemory
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+OFF_LOOP_FRAME_BYTES = 64 * 1024
+"""Non-produce requests at least this large are decoded on a worker thread: bounds-checking and decoding
+cost microseconds per element in Python, and a request of tens of thousands of elements would otherwise
+hold the event loop (and every other client) for a second."""
+OFF_LOOP_RESPONSE_ELEMENTS = 2_000
+"""Responses with an array this long are encoded on a worker thread, for the same reason."""
 MAX_PIPELINED_REQUESTS = 8
 """Produce requests of one connection handled at once (librdkafka and the Java client keep at most 5 in
 flight with idempotence); bounds the memory one connection holds to this many max-size requests."""
@@ -33,6 +40,16 @@ flight with idempotence); bounds the memory one connection holds to this many ma
 
 def _is_produce(frame: bytes) -> bool:
     return len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) == ApiKey.PRODUCE
+
+
+def _has_long_array(response: Any) -> bool:
+    """Whether a top-level array of the response is long enough to encode off the event loop."""
+    if not dataclasses.is_dataclass(response):
+        return False
+    return any(
+        isinstance(v := getattr(response, f.name), tuple) and len(v) >= OFF_LOOP_RESPONSE_ELEMENTS
+        for f in dataclasses.fields(response)
+    )
 
 
 class CloseConnection(Exception):
@@ -253,6 +270,8 @@ class Connection:
             header, offset = parse_request_header(frame, flexible=is_flexible_request(api_key, version))
             if api_key == ApiKey.PRODUCE:
                 request: Any = parse_produce_request(frame, offset, version)
+            elif len(frame) >= OFF_LOOP_FRAME_BYTES:
+                request = await asyncio.to_thread(decode_request, api_key, version, frame, offset)
             else:
                 request = decode_request(api_key, version, frame, offset)
         except ProtocolError as exc:
@@ -264,6 +283,8 @@ class Connection:
         if result is not None:
             if isinstance(result, RawResponse):
                 await self._write_parts(result.parts)
+            elif _has_long_array(result):
+                await self._write(await asyncio.to_thread(encode_response, api_key, version, corr, result))
             else:
                 await self._write(encode_response(api_key, version, corr, result))
         self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
