@@ -39,7 +39,29 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-listen", help=f"HOST:PORT for /metrics (default port {DEFAULT_METRICS_PORT}) or off"
     )
-    p.add_argument("--max-request-size", help="largest accepted request in bytes (socket.request.max.bytes)")
+    p.add_argument(
+        "--socket-request-max-bytes",
+        help="largest accepted request frame in bytes (Kafka's socket.request.max.bytes, default 104857600)",
+    )
+    p.add_argument(
+        "--queued-max-request-bytes",
+        help="bytes of requests held for all connections together before the broker stops reading sockets "
+        "(Kafka's queued.max.request.bytes; default 536870912, -1 = unbounded as Kafka's default)",
+    )
+    p.add_argument(
+        "--connections-max-idle-ms",
+        help="close connections with no request for this long (connections.max.idle.ms, default 600000)",
+    )
+    p.add_argument(
+        "--request-read-timeout-ms",
+        help="a started request frame must arrive whole within this (not a Kafka setting; default 60000)",
+    )
+    p.add_argument("--max-connections", help="refuse connections beyond this many (max.connections)")
+    p.add_argument("--max-connections-per-ip", help="refuse connections beyond this many per client address")
+    p.add_argument(
+        "--message-max-bytes",
+        help="max.message.bytes of topics that set none (Kafka's message.max.bytes, default 1048588)",
+    )
     p.add_argument("--auto-create-topics", help="true/false: create unknown topics on metadata requests")
     p.add_argument("--default-partitions", help="partitions for auto-created topics")
     p.add_argument("--log-format", help="text or json")
@@ -72,7 +94,13 @@ _BROKER_KEYS = [
     "listen",
     "advertise",
     "metrics_listen",
-    "max_request_size",
+    "socket_request_max_bytes",
+    "queued_max_request_bytes",
+    "connections_max_idle_ms",
+    "request_read_timeout_ms",
+    "max_connections",
+    "max_connections_per_ip",
+    "message_max_bytes",
     "auto_create_topics",
     "default_partitions",
     "log_format",

@@ -14,11 +14,15 @@ from typing import Any
 import yaml
 
 from streamraft_broker.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, MIN_FRAME_SIZE
+from streamraft_broker.topics.configs import DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES_LIMIT
 
 DEFAULT_PORT = 9092
 DEFAULT_METRICS_PORT = 9644
 DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES = 1_000
 """Controller log entries applied between two snapshots of the metadata state (each broker takes its own)."""
+DEFAULT_QUEUED_MAX_REQUEST_BYTES = 512 * 1024 * 1024
+DEFAULT_MESSAGE_MAX_BYTES = DEFAULT_MAX_MESSAGE_BYTES
+_INT32_MAX = 2**31 - 1
 
 
 class ConfigError(ValueError):
@@ -35,7 +39,22 @@ class BrokerConfig:
     advertise_port: int | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = DEFAULT_METRICS_PORT
-    max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
+    socket_request_max_bytes: int = DEFAULT_MAX_REQUEST_SIZE
+    """Kafka's socket.request.max.bytes: the largest request frame a client may send."""
+    queued_max_request_bytes: int = DEFAULT_QUEUED_MAX_REQUEST_BYTES
+    """Kafka's queued.max.request.bytes: bytes of requests the broker holds for all connections together
+    (each frame reserved whole once its size prefix arrives); at the cap it stops reading sockets. Kafka's
+    default is -1 (unbounded); ours is 512 MiB, and -1 still means unbounded."""
+    connections_max_idle_ms: int = 600_000
+    """Kafka's connections.max.idle.ms: a connection with no request for this long is closed."""
+    request_read_timeout_ms: int = 60_000
+    """Not a Kafka setting: a request frame, once started, must arrive whole within this (slowloris)."""
+    max_connections: int = 2**31 - 1
+    """Kafka's max.connections (default unbounded): connections over it are refused with a log line."""
+    max_connections_per_ip: int = 2**31 - 1
+    """Kafka's max.connections.per.ip (default unbounded)."""
+    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
+    """Kafka's message.max.bytes: the max.message.bytes of topics that do not set their own."""
     auto_create_topics: bool = False
     default_partitions: int = 1
     log_format: str = "text"
@@ -111,7 +130,13 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "metrics_listen": lambda v, w: (
         None if str(v).lower() in ("off", "none", "") else parse_host_port(str(v), w)
     ),
-    "max_request_size": _int(MIN_FRAME_SIZE, 2**31 - 1),
+    "socket_request_max_bytes": _int(MIN_FRAME_SIZE, _INT32_MAX),
+    "queued_max_request_bytes": lambda v, w: _unbounded_or(_int(MIN_FRAME_SIZE, 2**63 - 1), v, w),
+    "connections_max_idle_ms": _int(1, 2**63 - 1),
+    "request_read_timeout_ms": _int(1, 2**63 - 1),
+    "max_connections": _int(0, _INT32_MAX),
+    "max_connections_per_ip": _int(0, _INT32_MAX),
+    "message_max_bytes": _int(0, MAX_MESSAGE_BYTES_LIMIT),
     "auto_create_topics": _bool,
     "default_partitions": _int(1, 10_000),
     "log_format": _choice("text", "json"),
@@ -127,6 +152,24 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "raft_log": _choice("partition", "separate"),
     "controller_snapshot_entries": _int(1, 2**31 - 1),
 }
+
+
+def _unbounded_or(conv: Callable[[str, str], int], value: str, what: str) -> int:
+    """-1 (Kafka's "no limit") or a value ``conv`` accepts."""
+    if str(value).strip() == "-1":
+        return -1
+    return conv(value, what)
+
+
+def _check_together(values: dict[str, Any], where: dict[str, str]) -> None:
+    """Settings that bound each other (as Kafka checks them)."""
+    config = BrokerConfig(**values)
+    queued = config.queued_max_request_bytes
+    if queued != -1 and queued < config.socket_request_max_bytes:
+        raise ConfigError(
+            f"{where.get('queued_max_request_bytes', 'queued_max_request_bytes')}: {queued} is below "
+            f"socket_request_max_bytes {config.socket_request_max_bytes} (one largest request must fit)"
+        )
 
 
 def _rack(value: str, what: str) -> str | None:
@@ -172,7 +215,9 @@ def load_config(
             assert key in SETTINGS, f"flag {key} has no setting"
             layered[key] = (value, f"--{key.replace('_', '-')}")
     values: dict[str, Any] = {}
+    wheres: dict[str, str] = {}
     for key, (raw, where) in layered.items():
+        wheres[key] = where
         converted = SETTINGS[key](raw, where)
         if key == "listen":
             values["listen_host"], values["listen_port"] = converted
@@ -185,4 +230,5 @@ def load_config(
                 values["metrics_host"], values["metrics_port"] = converted
         else:
             values[key] = converted
+    _check_together(values, wheres)
     return BrokerConfig(**values)

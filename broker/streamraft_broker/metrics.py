@@ -110,6 +110,28 @@ class BrokerMetrics:
         self.connections_total = Counter(
             "streamraft_connections_accepted", "Accepted connections", registry=r
         )
+        self.connections_refused = Counter(
+            "streamraft_connections_refused",
+            "Connections closed at accept: max_connections or max_connections_per_ip reached",
+            ["reason"],
+            registry=r,
+        )
+        self.connections_closed = Counter(
+            "streamraft_connections_closed_by_broker",
+            "Connections the broker closed for a resource bound (idle, request_read_timeout)",
+            ["reason"],
+            registry=r,
+        )
+        self.accept_failures = Counter(
+            "streamraft_accept_failures",
+            "accept() failures for lack of resources (fd limit); accepting pauses after each",
+            registry=r,
+        )
+        self.request_memory_waits = Counter(
+            "streamraft_request_memory_waits",
+            "Times a connection stopped reading because queued.max.request.bytes was reached",
+            registry=r,
+        )
         self.errors = Counter("streamraft_errors", "Error codes returned to clients", ["code"], registry=r)
         self.protocol_errors = Counter(
             "streamraft_protocol_errors", "Connections closed for malformed requests", ["reason"], registry=r

@@ -77,7 +77,7 @@ BROKER_KEYS: tuple[ConfigKey, ...] = (
         "Largest request a client may send.",
         1024,
         _INT32_MAX,
-        setting="max_request_size",
+        setting="socket_request_max_bytes",
     ),
     ConfigKey("zero.copy.enable", "boolean", "Serve fetches with sendfile.", setting="zero_copy"),
     ConfigKey(

@@ -51,9 +51,9 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     config = load_config({"node_id": None, "listen": "127.0.0.1:2000"}, {"STREAMRAFT_NODE_ID": "4"}, cfg)
     assert (config.node_id, config.listen_port, config.auto_create_topics) == (4, 2000, True)
     toml = tmp_path / "broker.toml"
-    toml.write_text('metrics_listen = "off"\nmax_request_size = 4096\n')
+    toml.write_text('metrics_listen = "off"\nsocket_request_max_bytes = 4096\n')
     config = load_config({}, {}, toml)
-    assert (config.metrics_port, config.max_request_size) == (None, 4096)
+    assert (config.metrics_port, config.socket_request_max_bytes) == (None, 4096)
     assert config.controller_snapshot_entries == 1_000
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20

@@ -66,7 +66,7 @@ def test_random_bodies_decode_or_raise_protocol_error(key_version: tuple[int, in
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
     yield from module_broker(
-        tmp_path_factory, metrics=False, extra_args=["--max-request-size", str(MAX_REQUEST)]
+        tmp_path_factory, metrics=False, extra_args=["--socket-request-max-bytes", str(MAX_REQUEST)]
     )
 
 

@@ -36,3 +36,14 @@ def metrics_cluster(tmp_path: Path) -> Cluster:
     for b in cluster.brokers.values():
         b.metrics = True  # the launcher turns metrics off; these tests read them
     return cluster
+
+
+def scrape_flat(url: str) -> dict[str, float]:
+    """Every sample on the page at ``url``: 'name{labels}' -> value (for exact series lookups)."""
+    values: dict[str, float] = {}
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+    return values

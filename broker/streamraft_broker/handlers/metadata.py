@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -13,6 +14,9 @@ from streamraft_broker.topics.registry import UNKNOWN_TOPIC_OR_PARTITION, Topic,
 
 # kio writes None as the all-zero UUID Kafka uses for "no id".
 _NO_ID = None
+YIELD_EVERY = 500
+"""Topics answered between two yields to the event loop: a request naming tens of thousands of topics
+(the protocol caps allow 50,000) must not hold every other client for its whole duration."""
 
 
 def _replicated_partitions(ctx: BrokerContext, version: int, topic: Topic) -> tuple[Any, ...]:
@@ -94,13 +98,18 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         await rep.await_live_leaders([(t.name, p.index) for t in wanted for p in t.partitions])
     entries: list[Any] = []
     if request.topics is None:
-        entries = [_topic_entry(ctx, version, t) for t in registry.topics.values()]
+        for i, t in enumerate(list(registry.topics.values())):
+            if i and i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            entries.append(_topic_entry(ctx, version, t))
     else:
         allow_auto = bool(getattr(request, "allow_auto_topic_creation", True)) and ctx.auto_create_topics
         # Replicated topics are only created through the controller (CreateTopics).
         allow_auto = allow_auto and "replication" not in ctx.extra
         by_id = {t.topic_id: t for t in registry.topics.values()}
-        for wanted in request.topics:
+        for i, wanted in enumerate(request.topics):
+            if i and i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             name: str | None = wanted.name
             topic_id = getattr(wanted, "topic_id", None)
             topic = registry.get(name) if name is not None else by_id.get(topic_id) if topic_id else None

@@ -37,8 +37,9 @@ class FrameDecoder:
         assert not self._broken, "decoder is unusable after a framing error"
         self._buf += data
 
-    def next_frame(self) -> bytes | None:
-        """Return the next whole frame, None if more bytes are needed; raise on a bad prefix."""
+    def next_size(self) -> int | None:
+        """Size of the next frame once its 4-byte prefix has arrived (validated), else None. Lets the
+        connection reserve the frame's memory before reading its body."""
         if self._expected is None:
             if len(self._buf) < 4:
                 return None
@@ -52,6 +53,13 @@ class FrameDecoder:
                 self._broken = True
                 raise FrameTooSmallError(f"request size {size} is below the minimum {MIN_FRAME_SIZE}")
             self._expected = size
+        return self._expected
+
+    def next_frame(self) -> bytes | None:
+        """Return the next whole frame, None if more bytes are needed; raise on a bad prefix."""
+        if self.next_size() is None:
+            return None
+        assert self._expected is not None
         end = 4 + self._expected
         if len(self._buf) < end:
             return None

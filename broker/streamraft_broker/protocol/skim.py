@@ -3,6 +3,12 @@
 kio's native reader sizes allocations from the declared array and string lengths, and aborts the whole
 process when an allocation fails; one request with a count of 2**31 would kill the broker. This walk
 checks every declared length against the bytes that are actually left, without building anything.
+
+It also caps how many elements one request may hold (topics, partitions, ids, ...): every element costs the
+broker microseconds of Python work to decode, handle and answer, and a 4 MiB Metadata request naming two
+million empty topics used to hold the event loop for 12 s. Kafka has no such caps; these are far above what
+clients send (topic and partition counts of whole large clusters) and refuse the request before any of that
+work starts.
 """
 
 from __future__ import annotations
@@ -43,11 +49,15 @@ _FIXED = {
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I8 = struct.Struct(">b")
-_PLAN: dict[type[Any], list[tuple[str, str, Any, bool]]] = {}
+_PLAN: dict[type[Any], list[tuple[str, str, Any, bool, str]]] = {}
+MAX_ARRAY_ELEMENTS = 50_000
+"""Elements one array of a request may hold (a registry holds at most 10,000 partitions per topic)."""
+MAX_REQUEST_ELEMENTS = 200_000
+"""Elements of all arrays of one request together."""
 
 
-def _plan(cls: type[Any]) -> list[tuple[str, str, Any, bool]]:
-    """(kind, kafka_type, inner entity type, optional) per inline field, computed once per class."""
+def _plan(cls: type[Any]) -> list[tuple[str, str, Any, bool, str]]:
+    """(kind, kafka_type, inner entity type, optional, field name) per inline field, computed once."""
     plan = _PLAN.get(cls)
     if plan is None:
         plan = []
@@ -57,13 +67,13 @@ def _plan(cls: type[Any]) -> list[tuple[str, str, Any, bool]]:
             fc = classify_field(f)
             kafka_type = str(f.metadata.get("kafka_type", ""))
             if isinstance(fc, EntityTupleField):
-                plan.append(("entity_array", kafka_type, fc.type_, False))
+                plan.append(("entity_array", kafka_type, fc.type_, False, f.name))
             elif isinstance(fc, EntityField):
-                plan.append(("entity", kafka_type, fc.type_, is_optional(f)))
+                plan.append(("entity", kafka_type, fc.type_, is_optional(f), f.name))
             elif isinstance(fc, PrimitiveTupleField):
-                plan.append(("array", kafka_type, None, False))
+                plan.append(("array", kafka_type, None, False, f.name))
             else:
-                plan.append(("primitive", kafka_type, None, False))
+                plan.append(("primitive", kafka_type, None, False, f.name))
         _PLAN[cls] = plan
     return plan
 
@@ -72,6 +82,7 @@ class _Skimmer:
     def __init__(self, buf: bytes, pos: int) -> None:
         self.buf = buf
         self.pos = pos
+        self.elements = 0
 
     def _advance(self, n: int, what: str) -> None:
         if n < 0 or self.pos + n > len(self.buf):
@@ -114,12 +125,21 @@ class _Skimmer:
         # Every element takes at least one byte: a larger count is a lie, refused before any allocation.
         if n > len(self.buf) - self.pos:
             raise ProtocolError(f"{what}: array count {n} exceeds the {len(self.buf) - self.pos} bytes left")
+        if n > MAX_ARRAY_ELEMENTS:
+            raise ProtocolError(
+                f"{what}: array count {n} exceeds the cap of {MAX_ARRAY_ELEMENTS} elements per array"
+            )
+        self.elements += max(n, 0)
+        if self.elements > MAX_REQUEST_ELEMENTS:
+            raise ProtocolError(
+                f"{what}: the request holds more than {MAX_REQUEST_ELEMENTS} array elements in all"
+            )
         return max(n, 0)
 
     def entity(self, cls: type[Any]) -> None:
         flexible = bool(cls.__flexible__)
-        for kind, kafka_type, inner, optional in _plan(cls):
-            what = f"{cls.__name__}.{kafka_type}"
+        for kind, kafka_type, inner, optional, name in _plan(cls):
+            what = f"{cls.__name__}.{name}"
             if kind == "primitive":
                 self.primitive(kafka_type, flexible, what)
             elif kind == "array":

@@ -20,8 +20,16 @@ _XERIAL_MAGIC = b"\x82SNAPPY\x00"
 _XERIAL_HEADER = struct.Struct(">8sii")
 _XERIAL_BLOCK = 32 * 1024
 _INT32 = struct.Struct(">i")
-# Bounded decompression: a batch inflating beyond this is treated as corrupt rather than eating memory.
-MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+_CHUNK = 1 << 20
+"""Output is produced this much at a time: a bomb is refused at most one chunk past the cap."""
+MAX_DECOMPRESSED_BYTES = 100 * 1024 * 1024
+"""Default cap on what one batch's records may inflate to: Kafka's socket.request.max.bytes default, i.e. no
+more than the broker would accept uncompressed in one request. A batch inflating beyond it is refused as
+corrupt (CORRUPT_MESSAGE) rather than eating memory; callers with a tighter bound pass ``max_bytes``."""
+
+
+class _TooLarge(Exception):
+    """Raised inside a codec loop once the output passes the cap (turned into InvalidRecordError)."""
 
 
 def compress(codec: Compression, data: bytes) -> bytes:
@@ -43,9 +51,28 @@ def compress(codec: Compression, data: bytes) -> bytes:
     raise ValueError(f"unknown compression codec {codec!r}")
 
 
-def _snappy_decompress(data: bytes) -> bytes:
+def _raw_snappy_length(block: bytes) -> int:
+    """The uncompressed length a raw snappy block declares (its varint preamble), read before inflating."""
+    length = shift = 0
+    for i in range(min(len(block), 5)):
+        byte = block[i]
+        length |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return length
+        shift += 7
+    raise ValueError("raw snappy block has no valid length preamble")
+
+
+def _raw_snappy(block: bytes, room: int) -> bytes:
+    # Raw snappy states its output size up front: refuse before the library allocates for it.
+    if _raw_snappy_length(block) > room:
+        raise _TooLarge
+    return bytes(cramjam.snappy.decompress_raw(block))
+
+
+def _snappy_decompress(data: bytes, cap: int) -> bytes:
     if not data.startswith(_XERIAL_MAGIC):
-        return bytes(cramjam.snappy.decompress_raw(data))
+        return _raw_snappy(data, cap)
     out = bytearray()
     pos = _XERIAL_HEADER.size
     while pos < len(data):
@@ -55,39 +82,66 @@ def _snappy_decompress(data: bytes) -> bytes:
         pos += 4
         if length < 0 or pos + length > len(data):
             raise ValueError(f"xerial snappy block of {length} bytes overruns the batch")
-        out += bytes(cramjam.snappy.decompress_raw(data[pos : pos + length]))
+        out += _raw_snappy(data[pos : pos + length], cap - len(out))
         pos += length
-        if len(out) > MAX_DECOMPRESSED_BYTES:
-            raise ValueError("decompressed size limit exceeded")
     return bytes(out)
 
 
-def decompress(codec: Compression, data: bytes) -> bytes:
-    """Inflate a batch's records section; corrupt input raises InvalidRecordError(CORRUPT_MESSAGE)."""
+def _lz4_decompress(data: bytes, cap: int) -> bytes:
+    out = bytearray()
+    pending = data
+    while True:
+        # A fresh decompressor per frame: Kafka clients may concatenate frames.
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        while not decompressor.eof:
+            chunk = decompressor.decompress(pending, max_length=_CHUNK)
+            pending = b""
+            out += chunk
+            if len(out) > cap:
+                raise _TooLarge
+            if not chunk and decompressor.needs_input:
+                raise ValueError("LZ4 frame is truncated")
+        pending = decompressor.unused_data
+        if not pending:
+            return bytes(out)
+
+
+def _read_capped(
+    reader: io.BufferedIOBase | io.RawIOBase | zstandard.ZstdDecompressionReader, cap: int
+) -> bytes:
+    out = bytearray()
+    while True:
+        chunk = reader.read(_CHUNK)
+        if not chunk:
+            return bytes(out)
+        out += chunk
+        if len(out) > cap:
+            raise _TooLarge
+
+
+def decompress(codec: Compression, data: bytes, max_bytes: int = MAX_DECOMPRESSED_BYTES) -> bytes:
+    """Inflate a batch's records section, streaming in chunks and stopping once the output passes
+    ``max_bytes``; corrupt or oversized input raises InvalidRecordError(CORRUPT_MESSAGE)."""
     try:
         if codec is Compression.NONE:
             return data
         if codec is Compression.GZIP:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
-                out = f.read(MAX_DECOMPRESSED_BYTES + 1)
-        elif codec is Compression.SNAPPY:
-            out = _snappy_decompress(data)
-        elif codec is Compression.LZ4:
-            out = bytes(lz4.frame.decompress(data))
-        elif codec is Compression.ZSTD:
-            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-            out = reader.read(MAX_DECOMPRESSED_BYTES + 1)
-        else:
-            raise ValueError(f"unknown compression codec {codec!r}")
-    except InvalidRecordError:
-        raise
+                return _read_capped(f, max_bytes)
+        if codec is Compression.SNAPPY:
+            return _snappy_decompress(data, max_bytes)
+        if codec is Compression.LZ4:
+            return _lz4_decompress(data, max_bytes)
+        if codec is Compression.ZSTD:
+            with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as r:
+                return _read_capped(r, max_bytes)
+        raise ValueError(f"unknown compression codec {codec!r}")
+    except _TooLarge:
+        raise InvalidRecordError(
+            KafkaErrorCode.CORRUPT_MESSAGE,
+            f"{codec.name} records inflate beyond the cap of {max_bytes} bytes (a decompression bomb?)",
+        ) from None
     except Exception as exc:  # each codec library raises its own exception types for corrupt input
         raise InvalidRecordError(
             KafkaErrorCode.CORRUPT_MESSAGE, f"cannot decompress {codec.name} records: {exc}"
         ) from exc
-    if len(out) > MAX_DECOMPRESSED_BYTES:
-        raise InvalidRecordError(
-            KafkaErrorCode.CORRUPT_MESSAGE,
-            f"{codec.name} records inflate beyond {MAX_DECOMPRESSED_BYTES} bytes",
-        )
-    return out

@@ -19,11 +19,20 @@ from streamraft_broker.handlers.groups_wiring import install as install_groups_a
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
+from streamraft_broker.server.limits import (
+    ConnectionAdmission,
+    ConnectionLimits,
+    RateLimitedLog,
+    RequestMemory,
+)
 from streamraft_broker.topics.registry import TopicRegistry
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_S = 10.0
+LIMIT_LOG_INTERVAL_S = 10.0
+"""A repeating resource condition (refused connections, accept failing at the fd limit) is logged at most
+once per this interval, with the count of occurrences in between."""
 LOCK_WAIT_S = 30.0
 """How long a broker waits for a previous process on its data directory to exit (force-deleted pods)."""
 
@@ -55,6 +64,14 @@ class Broker:
         self.ctx: BrokerContext | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
+        self.request_memory = RequestMemory(config.queued_max_request_bytes)
+        self.admission = ConnectionAdmission(config.max_connections, config.max_connections_per_ip)
+        self._limit_log = RateLimitedLog(log, LIMIT_LOG_INTERVAL_S)
+        self._connection_limits = ConnectionLimits(
+            socket_request_max_bytes=config.socket_request_max_bytes,
+            idle_s=config.connections_max_idle_ms / 1000,
+            request_read_timeout_s=config.request_read_timeout_ms / 1000,
+        )
 
     def _partition_stats(self) -> Iterator[tuple[str, int, int, int, int]]:
         for topic in list(self.registry.topics.values()):
@@ -95,6 +112,7 @@ class Broker:
             self._on_client, cfg.listen_host, cfg.listen_port, reuse_address=True, limit=1 << 20
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
+        self._watch_accept_failures()
         adv_host = cfg.advertise_host or (
             cfg.listen_host if cfg.listen_host not in ("", "0.0.0.0") else "127.0.0.1"
         )
@@ -189,14 +207,75 @@ class Broker:
             if deleted:
                 log.info("retention deleted segments", extra={"segments": deleted})
 
+    def _watch_accept_failures(self) -> None:
+        """At the fd limit accept() fails; asyncio then pauses accepting for a second (existing connections
+        are served meanwhile) but logs every failure with a traceback, a line a second for as long as the
+        limit lasts. This counts them in a metric and logs once per interval instead."""
+        loop = asyncio.get_running_loop()
+        previous = loop.get_exception_handler()
+        assert self._server is not None
+        ours = {s.fileno() for s in self._server.sockets}
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            sock = context.get("socket")
+            exc = context.get("exception")
+            if (
+                str(context.get("message", "")).startswith("socket.accept() out of system resource")
+                and sock is not None
+                and sock.fileno() in ours
+            ):
+                self.metrics.accept_failures.inc()
+                self._limit_log.warning(
+                    "accept",
+                    "cannot accept connections: %s; pausing accepts for 1 s each time (existing connections "
+                    "are still served). Raise the open-files limit (ulimit -n) or lower max.connections",
+                    exc,
+                )
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self.ctx is not None
+        peername = writer.get_extra_info("peername")
+        host = str(peername[0]) if peername else "unknown"
+        refused = self.admission.admit(host)
+        if refused is not None:
+            self.metrics.connections_refused.labels(refused).inc()
+            limit = (
+                self.config.max_connections
+                if refused == "max_connections"
+                else self.config.max_connections_per_ip
+            )
+            self._limit_log.warning(
+                refused,
+                "refusing connection from %s: %s (%d) reached",
+                host,
+                refused.replace("_", "."),
+                limit,
+                peer=host,
+                reason=refused,
+            )
+            writer.transport.abort()
+            return
+        try:
+            await self._serve_client(reader, writer)
+        finally:
+            self.admission.release(host)
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self.ctx is not None
         conn = Connection(
             self.ctx,
             reader,
             writer,
-            max_request_size=self.config.max_request_size,
+            limits=self._connection_limits,
             zero_copy=self.config.zero_copy,
+            memory=self.request_memory,
         )
         self._connections.add(conn)
         self.metrics.connections.inc()

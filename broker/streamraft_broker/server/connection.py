@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -21,10 +22,17 @@ from streamraft_broker.protocol.header import RequestHeader, parse_request_heade
 from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
 from streamraft_broker.security.principal import Session, bind_session
+from streamraft_broker.server.limits import ConnectionLimits, RequestMemory
 
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+OFF_LOOP_FRAME_BYTES = 64 * 1024
+"""Non-produce requests at least this large are decoded on a worker thread: bounds-checking and decoding
+cost microseconds per element in Python, and a request of tens of thousands of elements would otherwise
+hold the event loop (and every other client) for a second."""
+OFF_LOOP_RESPONSE_ELEMENTS = 2_000
+"""Responses with an array this long are encoded on a worker thread, for the same reason."""
 MAX_PIPELINED_REQUESTS = 8
 """Produce requests of one connection handled at once (librdkafka and the Java client keep at most 5 in
 flight with idempotence); bounds the memory one connection holds to this many max-size requests."""
@@ -32,6 +40,16 @@ flight with idempotence); bounds the memory one connection holds to this many ma
 
 def _is_produce(frame: bytes) -> bool:
     return len(frame) >= 2 and int.from_bytes(frame[:2], "big", signed=True) == ApiKey.PRODUCE
+
+
+def _has_long_array(response: Any) -> bool:
+    """Whether a top-level array of the response is long enough to encode off the event loop."""
+    if not dataclasses.is_dataclass(response):
+        return False
+    return any(
+        isinstance(v := getattr(response, f.name), tuple) and len(v) >= OFF_LOOP_RESPONSE_ELEMENTS
+        for f in dataclasses.fields(response)
+    )
 
 
 class CloseConnection(Exception):
@@ -45,13 +63,25 @@ class Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,
-        max_request_size: int,
+        limits: ConnectionLimits,
         zero_copy: bool,
+        memory: RequestMemory | None = None,
     ) -> None:
         self.ctx = ctx
         self.reader = reader
         self.writer = writer
-        self.decoder = FrameDecoder(max_request_size)
+        self.limits = limits
+        self.decoder = FrameDecoder(limits.socket_request_max_bytes)
+        self.memory = memory if memory is not None else RequestMemory(-1)
+        """The broker-wide budget (queued.max.request.bytes) this connection's frames are reserved from."""
+        self._reserved = 0
+        """Bytes reserved for the frame being read (handed to its handling once whole)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._last_active = loop.time()
+        """Last request received or response written (connections.max.idle.ms counts from here)."""
+        self._frame_started: float | None = None
+        """When the incomplete frame in the decoder began arriving (request.read.timeout.ms)."""
         self.zero_copy = zero_copy
         self.peer = str(writer.get_extra_info("peername"))
         peername = writer.get_extra_info("peername")
@@ -72,20 +102,32 @@ class Connection:
         bind_session(self.session)  # this task's context: every request it dispatches sees it
         try:
             while not self.closing:
-                data = await self.reader.read(READ_SIZE)
+                data = await self._read()
                 if not data:
                     return
                 self.decoder.feed(data)
                 while not self.closing:
                     try:
-                        frame = self.decoder.next_frame()
+                        size = self.decoder.next_size()
                     except ProtocolError as exc:
                         self._protocol_error("bad_frame", str(exc))
                         return
+                    if size is None:
+                        break
+                    if not self._reserved:
+                        if self.decoder.buffered >= 4 + size:
+                            self.memory.take(size)  # already read whole: nothing more to buffer
+                            self._reserved = size
+                        else:
+                            await self._reserve(size)
+                    frame = self.decoder.next_frame()
                     if frame is None:
                         break
+                    reserved, self._reserved = self._reserved, 0
+                    self._frame_started = None
+                    self._last_active = self._loop.time()
                     if self.pipelined and _is_produce(frame):
-                        await self._start_pipelined(frame)
+                        await self._start_pipelined(frame, reserved)
                         continue
                     await self._drain_pipeline()
                     self._inline = True
@@ -93,6 +135,7 @@ class Connection:
                         await self._handle(frame)
                     finally:
                         self._inline = False
+                        self.memory.release(reserved)
             # Shutting down: requests already started still get their answers (the broker waits for busy
             # connections, bounded, before cutting them).
             with contextlib.suppress(Exception):
@@ -106,9 +149,67 @@ class Connection:
             # delivered in order any more (the batches stay proposed; the client retries elsewhere).
             for task in self._pipeline:
                 task.cancel()
+            if self._reserved:
+                self.memory.release(self._reserved)
+                self._reserved = 0
             self.writer.close()
 
-    async def _start_pipelined(self, frame: bytes) -> None:
+    async def _reserve(self, size: int) -> None:
+        """Takes ``size`` bytes of the broker's request budget for the frame whose prefix just arrived; until
+        it fits, this connection reads nothing more (backpressure through TCP instead of buffering)."""
+        if not self.memory.try_reserve(size):
+            self.ctx.metrics.request_memory_waits.inc()
+            # The frame's read timeout keeps running while muted: half-sent frames holding the budget are
+            # cut after request.read.timeout.ms whether or not their senders are the ones waiting.
+            if self._frame_started is None:
+                self._frame_started = self._loop.time()
+            deadline = self._frame_started + self.limits.request_read_timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self.memory.reserve(size)
+            except TimeoutError:
+                self._close_for(
+                    "request_read_timeout",
+                    f"request of {size} bytes waited {self.limits.request_read_timeout_s:g} s for "
+                    f"request memory (queued.max.request.bytes {self.memory.limit} in use)",
+                )
+        self._reserved = size
+
+    async def _read(self) -> bytes:
+        """The next bytes from the client, within the idle bound between requests or the read bound of a
+        started frame; closes the connection (with a log line) when a bound passes."""
+        while True:
+            now = self._loop.time()
+            if self.decoder.buffered:
+                if self._frame_started is None:
+                    self._frame_started = now
+                deadline = self._frame_started + self.limits.request_read_timeout_s
+            else:
+                deadline = self._last_active + self.limits.idle_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    data = await self.reader.read(READ_SIZE)
+            except TimeoutError:
+                if self.decoder.buffered:
+                    self._close_for(
+                        "request_read_timeout",
+                        f"request frame incomplete after {self.limits.request_read_timeout_s:g} s "
+                        f"({self.decoder.buffered} bytes received; request.read.timeout.ms)",
+                    )
+                if self._pipeline:
+                    self._last_active = self._loop.time()  # answers still pending: not idle
+                    continue
+                self._close_for("idle", f"no request for {self.limits.idle_s:g} s (connections.max.idle.ms)")
+            if data:
+                self._last_active = self._loop.time()
+            return data
+
+    def _close_for(self, reason: str, message: str) -> None:
+        self.ctx.metrics.connections_closed.labels(reason).inc()
+        log.info("closing connection: %s", message, extra={"peer": self.peer, "reason": reason})
+        raise CloseConnection
+
+    async def _start_pipelined(self, frame: bytes, reserved: int) -> None:
         """Starts handling a Produce request while earlier ones on this connection still wait for their
         Raft commits (a client keeps up to max.in.flight requests outstanding; handled one at a time, each
         would cost a full replication round trip). Responses still go out in request order: each task
@@ -120,6 +221,7 @@ class Connection:
         before = self._pipeline[-1] if self._pipeline else None
         task = asyncio.get_running_loop().create_task(self._handle(frame, after=before))
         self._pipeline.append(task)
+        task.add_done_callback(lambda _t: self.memory.release(reserved))
         task.add_done_callback(self._pipelined_done)
 
     def _pipelined_done(self, task: asyncio.Task[None]) -> None:
@@ -168,6 +270,8 @@ class Connection:
             header, offset = parse_request_header(frame, flexible=is_flexible_request(api_key, version))
             if api_key == ApiKey.PRODUCE:
                 request: Any = parse_produce_request(frame, offset, version)
+            elif len(frame) >= OFF_LOOP_FRAME_BYTES:
+                request = await asyncio.to_thread(decode_request, api_key, version, frame, offset)
             else:
                 request = decode_request(api_key, version, frame, offset)
         except ProtocolError as exc:
@@ -179,6 +283,8 @@ class Connection:
         if result is not None:
             if isinstance(result, RawResponse):
                 await self._write_parts(result.parts)
+            elif _has_long_array(result):
+                await self._write(await asyncio.to_thread(encode_response, api_key, version, corr, result))
             else:
                 await self._write(encode_response(api_key, version, corr, result))
         self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
@@ -201,6 +307,7 @@ class Connection:
     async def _write(self, data: bytes) -> None:
         self.writer.write(data)
         await self.writer.drain()
+        self._last_active = self._loop.time()
 
     async def _write_parts(self, parts: list[Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -211,6 +318,7 @@ class Connection:
             await self.writer.drain()
             await self._send_slice(loop, part)
         await self.writer.drain()
+        self._last_active = self._loop.time()
 
     async def _send_slice(self, loop: asyncio.AbstractEventLoop, part: Any) -> None:
         """Send one FileSlice; sendfile on plaintext sockets, a positional read otherwise."""

@@ -11,7 +11,17 @@ class InvalidTopicConfigError(ValueError):
         self.key = key
 
 
-def _int_at_least(low: int) -> Callable[[str], None]:
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+"""Kafka's default: 1 MiB of records plus the 12-byte offset/length prefix (broker message.max.bytes)."""
+MAX_MESSAGE_BYTES_LIMIT = INT32_MAX
+"""Kafka types max.message.bytes (and message.max.bytes) as an INT: nothing above 2147483647."""
+
+
+def _int_in(low: int, high: int = INT64_MAX) -> Callable[[str], None]:
+    """An integer in low..high; ``high`` is Kafka's type bound (INT or LONG) unless the config has its own."""
+
     def check(value: str) -> None:
         try:
             n = int(value)
@@ -19,6 +29,8 @@ def _int_at_least(low: int) -> Callable[[str], None]:
             raise ValueError(f"{value!r} is not an integer") from None
         if n < low:
             raise ValueError(f"{n} is below the minimum {low}")
+        if n > high:
+            raise ValueError(f"{n} is above the maximum {high}")
 
     return check
 
@@ -40,22 +52,22 @@ def _cleanup(value: str) -> None:
 # name -> (default, validator)
 TOPIC_CONFIGS: dict[str, tuple[str, Callable[[str], None]]] = {
     "cleanup.policy": ("delete", _cleanup),
-    "retention.ms": ("604800000", _int_at_least(-1)),
-    "retention.bytes": ("-1", _int_at_least(-1)),
-    "segment.bytes": ("1073741824", _int_at_least(14)),
-    "segment.ms": ("604800000", _int_at_least(1)),
-    "segment.index.bytes": ("10485760", _int_at_least(4)),
-    "index.interval.bytes": ("4096", _int_at_least(0)),
-    "max.message.bytes": ("1048588", _int_at_least(0)),
+    "retention.ms": ("604800000", _int_in(-1)),
+    "retention.bytes": ("-1", _int_in(-1)),
+    "segment.bytes": ("1073741824", _int_in(14, INT32_MAX)),
+    "segment.ms": ("604800000", _int_in(1)),
+    "segment.index.bytes": ("10485760", _int_in(4, INT32_MAX)),
+    "index.interval.bytes": ("4096", _int_in(0, INT32_MAX)),
+    "max.message.bytes": (str(DEFAULT_MAX_MESSAGE_BYTES), _int_in(0, MAX_MESSAGE_BYTES_LIMIT)),
     "message.timestamp.type": ("CreateTime", _one_of("CreateTime", "LogAppendTime")),
-    "flush.messages": ("9223372036854775807", _int_at_least(1)),
-    "flush.ms": ("9223372036854775807", _int_at_least(0)),
-    "min.insync.replicas": ("1", _int_at_least(1)),
+    "flush.messages": ("9223372036854775807", _int_in(1)),
+    "flush.ms": ("9223372036854775807", _int_in(0)),
+    "min.insync.replicas": ("1", _int_in(1, INT32_MAX)),
     "compression.type": ("producer", _one_of("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")),
-    "delete.retention.ms": ("86400000", _int_at_least(0)),
-    "min.compaction.lag.ms": ("0", _int_at_least(0)),
-    "max.compaction.lag.ms": ("9223372036854775807", _int_at_least(1)),
-    "message.timestamp.difference.max.ms": ("9223372036854775807", _int_at_least(0)),
+    "delete.retention.ms": ("86400000", _int_in(0)),
+    "min.compaction.lag.ms": ("0", _int_in(0)),
+    "max.compaction.lag.ms": ("9223372036854775807", _int_in(1)),
+    "message.timestamp.difference.max.ms": ("9223372036854775807", _int_in(0)),
     "unclean.leader.election.enable": ("false", _one_of("true", "false")),
 }
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -16,13 +15,17 @@ from streamraft_broker.log import LogConfig, PartitionLog
 from streamraft_broker.topics import partition_metadata
 from streamraft_broker.topics.configs import validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
+from streamraft_broker.topics.names import (
+    INVALID_TOPIC_EXCEPTION,
+    MAX_TOPIC_NAME_LENGTH,
+    topic_name_problem,
+)
 from streamraft_broker.topics.partition import Partition
 
 log = logging.getLogger(__name__)
 
-MAX_TOPIC_NAME = 249
+MAX_TOPIC_NAME = MAX_TOPIC_NAME_LENGTH
 MAX_PARTITIONS = 10_000
-_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 
 class TopicError(Exception):
@@ -39,19 +42,13 @@ TOPIC_ALREADY_EXISTS = 36
 INVALID_PARTITIONS = 37
 INVALID_REPLICATION_FACTOR = 38
 INVALID_CONFIG = 40
-INVALID_TOPIC_EXCEPTION = 17
 
 
 def validate_topic_name(name: str) -> None:
-    if not name or name in (".", ".."):
-        raise TopicError(INVALID_TOPIC_EXCEPTION, f"topic name {name!r} is not allowed")
-    if len(name) > MAX_TOPIC_NAME:
-        raise TopicError(INVALID_TOPIC_EXCEPTION, f"topic name is longer than {MAX_TOPIC_NAME} characters")
-    if not _LEGAL.match(name):
-        raise TopicError(
-            INVALID_TOPIC_EXCEPTION,
-            f"topic name {name!r} may only hold ASCII letters, digits, . _ -",
-        )
+    """Kafka's rule (topics/names.py) as a TopicError(INVALID_TOPIC_EXCEPTION) for request handlers."""
+    problem = topic_name_problem(name)
+    if problem is not None:
+        raise TopicError(INVALID_TOPIC_EXCEPTION, problem)
 
 
 @dataclass
