@@ -36,8 +36,15 @@ class BrokerConfig:
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = DEFAULT_METRICS_PORT
     max_request_size: int = DEFAULT_MAX_REQUEST_SIZE
-    auto_create_topics: bool = False
-    default_partitions: int = 1
+    auto_create_topics_enable: bool = True
+    """Kafka's auto.create.topics.enable: a Metadata request naming an unknown topic (with
+    allow_auto_topic_creation) creates it, through the controller when replicated."""
+    num_partitions: int = 1
+    """Kafka's num.partitions: partitions of auto-created topics and of CreateTopics asking for -1."""
+    default_replication_factor: int = 3
+    """Kafka's default.replication.factor (replicas of auto-created topics and of CreateTopics asking for
+    -1), capped at the brokers available and made odd (a Raft group of an even size tolerates no more
+    failures than one replica fewer); a single-node broker always uses 1."""
     log_format: str = "text"
     log_level: str = "INFO"
     in_memory: bool = False
@@ -112,8 +119,9 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
         None if str(v).lower() in ("off", "none", "") else parse_host_port(str(v), w)
     ),
     "max_request_size": _int(MIN_FRAME_SIZE, 2**31 - 1),
-    "auto_create_topics": _bool,
-    "default_partitions": _int(1, 10_000),
+    "auto_create_topics_enable": _bool,
+    "num_partitions": _int(1, 10_000),
+    "default_replication_factor": _int(1, 32_767),
     "log_format": _choice("text", "json"),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "in_memory": _bool,
@@ -126,6 +134,14 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "rack": lambda v, w: _rack(str(v), w),
     "raft_log": _choice("partition", "separate"),
     "controller_snapshot_entries": _int(1, 2**31 - 1),
+}
+
+
+# Earlier names of settings, still accepted (flag, STREAMRAFT_ env variable, config file key): the operator
+# and existing config files write them.
+ALIASES: dict[str, str] = {
+    "auto_create_topics": "auto_create_topics_enable",
+    "default_partitions": "num_partitions",
 }
 
 
@@ -159,10 +175,15 @@ def load_config(
 ) -> BrokerConfig:
     layered: dict[str, tuple[Any, str]] = {}
     if config_file is not None:
-        for key, value in read_config_file(config_file).items():
+        for read_key, value in read_config_file(config_file).items():
+            key = ALIASES.get(read_key, read_key)
             if key not in SETTINGS:
                 raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
-            layered[key] = (value, f"{key} in {config_file}")
+            layered[key] = (value, f"{read_key} in {config_file}")
+    for alias, key in ALIASES.items():
+        env_name = "STREAMRAFT_" + alias.upper()
+        if env_name in env:
+            layered[key] = (env[env_name], f"environment variable {env_name}")
     for key in SETTINGS:
         env_name = "STREAMRAFT_" + key.upper()
         if env_name in env:

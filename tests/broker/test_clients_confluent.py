@@ -185,7 +185,14 @@ def test_unknown_topic_and_invalid_config_errors(broker: BrokerProcess) -> None:
     err = exc.value.args[0]
     assert err.code() == KafkaError.INVALID_CONFIG
     assert "retention.ms" in err.str()
-    producer = Producer({"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 3000})
+    # A producer that does not ask for auto-creation (the broker's auto.create.topics.enable is true).
+    producer = Producer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "message.timeout.ms": 3000,
+            "allow.auto.create.topics": False,
+        }
+    )
     errors: list[Any] = []
     producer.produce("no-such-topic", value=b"x", on_delivery=lambda e, _m: errors.append(e))
     producer.flush(15)
