@@ -21,8 +21,6 @@ from streamraft_broker.topics.registry import (
 # kio writes None as the all-zero UUID Kafka uses for "no id".
 _NO_ID = None
 INVALID_REQUEST = 42
-DEFAULT_CONFIG_SOURCE = 5
-TOPIC_CONFIG_SOURCE = 1
 
 
 def deadline_of(request: Any) -> float:
@@ -89,13 +87,13 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
             else tuple(
                 build(
                     cfg_cls,
-                    name=k,
-                    value=v,
+                    name=c.name,
+                    value=c.value,
                     read_only=False,
-                    config_source=DEFAULT_CONFIG_SOURCE if dflt else TOPIC_CONFIG_SOURCE,
+                    config_source=int(c.source),
                     is_sensitive=False,
                 )
-                for k, (v, dflt) in effective_configs(clean).items()
+                for c in effective_configs(clean).values()
             )
         )
         results.append(
