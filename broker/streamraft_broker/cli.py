@@ -59,11 +59,23 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-connections", help="refuse connections beyond this many (max.connections)")
     p.add_argument("--max-connections-per-ip", help="refuse connections beyond this many per client address")
     p.add_argument(
-        "--message-max-bytes",
-        help="max.message.bytes of topics that set none (Kafka's message.max.bytes, default 1048588)",
+        "--auto-create-topics-enable",
+        "--auto-create-topics",
+        dest="auto_create_topics_enable",
+        help="true (default)/false: create unknown topics a Metadata request names "
+        "(auto.create.topics.enable)",
     )
-    p.add_argument("--auto-create-topics", help="true/false: create unknown topics on metadata requests")
-    p.add_argument("--default-partitions", help="partitions for auto-created topics")
+    p.add_argument(
+        "--num-partitions",
+        "--default-partitions",
+        dest="num_partitions",
+        help="partitions of auto-created topics, default 1 (num.partitions)",
+    )
+    p.add_argument(
+        "--default-replication-factor",
+        help="replicas of auto-created topics, default 3, capped at the brokers there are "
+        "(default.replication.factor)",
+    )
     p.add_argument("--log-format", help="text or json")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--in-memory", help="true/false: keep partition logs in memory (tests only)")
@@ -100,9 +112,9 @@ _BROKER_KEYS = [
     "request_read_timeout_ms",
     "max_connections",
     "max_connections_per_ip",
-    "message_max_bytes",
-    "auto_create_topics",
-    "default_partitions",
+    "auto_create_topics_enable",
+    "num_partitions",
+    "default_replication_factor",
     "log_format",
     "log_level",
     "in_memory",

@@ -14,14 +14,12 @@ from typing import Any
 import yaml
 
 from streamraft_broker.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, MIN_FRAME_SIZE
-from streamraft_broker.topics.configs import DEFAULT_MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES_LIMIT
 
 DEFAULT_PORT = 9092
 DEFAULT_METRICS_PORT = 9644
 DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES = 1_000
 """Controller log entries applied between two snapshots of the metadata state (each broker takes its own)."""
 DEFAULT_QUEUED_MAX_REQUEST_BYTES = 512 * 1024 * 1024
-DEFAULT_MESSAGE_MAX_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 _INT32_MAX = 2**31 - 1
 
 
@@ -53,10 +51,15 @@ class BrokerConfig:
     """Kafka's max.connections (default unbounded): connections over it are refused with a log line."""
     max_connections_per_ip: int = 2**31 - 1
     """Kafka's max.connections.per.ip (default unbounded)."""
-    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES
-    """Kafka's message.max.bytes: the max.message.bytes of topics that do not set their own."""
-    auto_create_topics: bool = False
-    default_partitions: int = 1
+    auto_create_topics_enable: bool = True
+    """Kafka's auto.create.topics.enable: a Metadata request naming an unknown topic (with
+    allow_auto_topic_creation) creates it, through the controller when replicated."""
+    num_partitions: int = 1
+    """Kafka's num.partitions: partitions of auto-created topics and of CreateTopics asking for -1."""
+    default_replication_factor: int = 3
+    """Kafka's default.replication.factor (replicas of auto-created topics and of CreateTopics asking for
+    -1), capped at the brokers available and made odd (a Raft group of an even size tolerates no more
+    failures than one replica fewer); a single-node broker always uses 1."""
     log_format: str = "text"
     log_level: str = "INFO"
     in_memory: bool = False
@@ -136,9 +139,9 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "request_read_timeout_ms": _int(1, 2**63 - 1),
     "max_connections": _int(0, _INT32_MAX),
     "max_connections_per_ip": _int(0, _INT32_MAX),
-    "message_max_bytes": _int(0, MAX_MESSAGE_BYTES_LIMIT),
-    "auto_create_topics": _bool,
-    "default_partitions": _int(1, 10_000),
+    "auto_create_topics_enable": _bool,
+    "num_partitions": _int(1, 10_000),
+    "default_replication_factor": _int(1, 32_767),
     "log_format": _choice("text", "json"),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "in_memory": _bool,
@@ -172,6 +175,14 @@ def _check_together(values: dict[str, Any], where: dict[str, str]) -> None:
         )
 
 
+# Earlier names of settings, still accepted (flag, STREAMRAFT_ env variable, config file key): the operator
+# and existing config files write them.
+ALIASES: dict[str, str] = {
+    "auto_create_topics": "auto_create_topics_enable",
+    "default_partitions": "num_partitions",
+}
+
+
 def _rack(value: str, what: str) -> str | None:
     text = value.strip()
     if len(text) > 255 or any(not c.isprintable() for c in text):
@@ -202,10 +213,15 @@ def load_config(
 ) -> BrokerConfig:
     layered: dict[str, tuple[Any, str]] = {}
     if config_file is not None:
-        for key, value in read_config_file(config_file).items():
+        for read_key, value in read_config_file(config_file).items():
+            key = ALIASES.get(read_key, read_key)
             if key not in SETTINGS:
                 raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
-            layered[key] = (value, f"{key} in {config_file}")
+            layered[key] = (value, f"{read_key} in {config_file}")
+    for alias, key in ALIASES.items():
+        env_name = "STREAMRAFT_" + alias.upper()
+        if env_name in env:
+            layered[key] = (env[env_name], f"environment variable {env_name}")
     for key in SETTINGS:
         env_name = "STREAMRAFT_" + key.upper()
         if env_name in env:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from streamraft_broker.cli import main
+from streamraft_broker.cli import build_parser, main
 from streamraft_broker.config import ConfigError, load_config
 
 from tests.support.broker_process import BrokerProcess
@@ -47,9 +47,9 @@ def test_help_everywhere(argv: list[str], capsys: pytest.CaptureFixture[str]) ->
 
 def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     cfg = tmp_path / "broker.yaml"
-    cfg.write_text("node_id: 3\nlisten: 127.0.0.1:1000\nauto_create_topics: true\n")
+    cfg.write_text("node_id: 3\nlisten: 127.0.0.1:1000\nauto.create.topics.enable: false\n")
     config = load_config({"node_id": None, "listen": "127.0.0.1:2000"}, {"STREAMRAFT_NODE_ID": "4"}, cfg)
-    assert (config.node_id, config.listen_port, config.auto_create_topics) == (4, 2000, True)
+    assert (config.node_id, config.listen_port, config.auto_create_topics_enable) == (4, 2000, False)
     toml = tmp_path / "broker.toml"
     toml.write_text('metrics_listen = "off"\nsocket_request_max_bytes = 4096\n')
     config = load_config({}, {}, toml)
@@ -57,6 +57,27 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     assert config.controller_snapshot_entries == 1_000
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20
+
+
+def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_path: Path) -> None:
+    default = load_config({}, {}, None)
+    # Kafka's auto.create.topics.enable=true and num.partitions=1; three replicas where there are brokers.
+    assert (default.auto_create_topics_enable, default.num_partitions) == (True, 1)
+    assert default.default_replication_factor == 3
+    cfg = tmp_path / "broker.yaml"
+    cfg.write_text("num.partitions: 4\ndefault.replication.factor: 5\n")
+    config = load_config({}, {}, cfg)
+    assert (config.num_partitions, config.default_replication_factor) == (4, 5)
+    # The earlier names still work as config keys, environment variables and flags.
+    cfg.write_text("auto_create_topics: false\ndefault_partitions: 2\n")
+    config = load_config({}, {}, cfg)
+    assert (config.auto_create_topics_enable, config.num_partitions) == (False, 2)
+    config = load_config({}, {"STREAMRAFT_DEFAULT_PARTITIONS": "6"}, None)
+    assert config.num_partitions == 6
+    parsed = build_parser().parse_args(
+        ["broker", "--auto-create-topics", "false", "--default-partitions", "7"]
+    )
+    assert (parsed.auto_create_topics_enable, parsed.num_partitions) == ("false", "7")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +94,8 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
         ({"log_format": "xml"}, {}, None, "--log-format: 'xml' is not one of text, json"),
         ({}, {}, "bogus: 1\n", "unknown setting 'bogus'"),
         ({}, {}, "- a list\n", "must hold a mapping"),
-        ({}, {}, "auto_create_topics: maybe\n", "is not a boolean"),
+        ({}, {}, "auto_create_topics: maybe\n", "auto_create_topics in"),
+        ({"default_replication_factor": "0"}, {}, None, "--default-replication-factor: 0 is outside"),
         ({"controller_snapshot_entries": "0"}, {}, None, "--controller-snapshot-entries: 0 is outside 1.."),
     ],
 )

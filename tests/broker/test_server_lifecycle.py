@@ -64,13 +64,13 @@ def test_sigterm_exits_zero_and_topics_survive_restart(tmp_path: Path) -> None:
                         MetadataRequestTopic(topic_id=None, name="kept"),
                         MetadataRequestTopic(topic_id=None, name="nope"),
                     ),
-                    allow_auto_topic_creation=True,
+                    allow_auto_topic_creation=False,
                     include_topic_authorized_operations=False,
                 ),
             )
         by_name = {t.name: t for t in resp.topics}
         assert len(by_name["kept"].partitions) == 3
-        assert int(by_name["nope"].error_code) == 3  # auto-create is off by default
+        assert int(by_name["nope"].error_code) == 3  # the client did not ask for it to be created
         assert broker.terminate() == 0
 
 

@@ -5,69 +5,86 @@ from __future__ import annotations
 from typing import Any
 
 from streamraft_broker.handlers.context import BrokerContext, err
-from streamraft_broker.protocol.codec import build, nested, response_type
+from streamraft_broker.protocol.codec import build, nested, nested_or_none, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
-from streamraft_broker.topics.configs import effective_configs
+from streamraft_broker.topics.configs import (
+    TOPIC_CONFIGS,
+    ConfigSource,
+    ConfigType,
+    EffectiveConfig,
+    effective_configs,
+)
 from streamraft_broker.topics.registry import INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION, TopicError
 
 TOPIC = 2
 BROKER = 4
 INVALID_REQUEST = 42
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
-TOPIC_CONFIG_SOURCE = 1
-STATIC_BROKER_CONFIG_SOURCE = 4
-DEFAULT_CONFIG_SOURCE = 5
 
 
-def _broker_configs(ctx: BrokerContext) -> dict[str, str]:
+def _broker_configs(ctx: BrokerContext) -> dict[str, tuple[str, ConfigType]]:
     return {
-        "broker.id": str(ctx.node_id),
-        "auto.create.topics.enable": str(ctx.auto_create_topics).lower(),
-        "num.partitions": str(ctx.default_partitions),
-        "advertised.listeners": f"PLAINTEXT://{ctx.host}:{ctx.port}",
+        "broker.id": (str(ctx.node_id), ConfigType.INT),
+        "auto.create.topics.enable": (str(ctx.auto_create_topics).lower(), ConfigType.BOOLEAN),
+        "num.partitions": (str(ctx.default_partitions), ConfigType.INT),
+        "default.replication.factor": (str(ctx.default_replication_factor), ConfigType.SHORT),
+        "advertised.listeners": (f"PLAINTEXT://{ctx.host}:{ctx.port}", ConfigType.LIST),
     }
+
+
+def _described(ctx: BrokerContext, rtype: int, name: str) -> list[EffectiveConfig]:
+    if rtype == TOPIC:
+        topic = ctx.registry.get(name)
+        if topic is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        return list(effective_configs(topic.configs).values())
+    if rtype == BROKER:
+        return [
+            EffectiveConfig(
+                k, v, ConfigSource.STATIC_BROKER_CONFIG, t, ((k, v, ConfigSource.STATIC_BROKER_CONFIG),)
+            )
+            for k, (v, t) in _broker_configs(ctx).items()
+        ]
+    raise TopicError(INVALID_REQUEST, f"resource type {rtype} is not supported")
 
 
 async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsResult")
     entry_cls = nested(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsResourceResult")
+    synonym_cls = nested_or_none(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsSynonym")
+    with_synonyms = bool(getattr(request, "include_synonyms", False))
     results = []
     for res in request.resources:
         rtype, name = int(res.resource_type), res.resource_name
         # Null means every config; an empty list means none (as Kafka answers).
         wanted = set(res.configuration_keys) if res.configuration_keys is not None else None
         code, message = 0, None
-        values: dict[str, tuple[str, int]] = {}
-        if rtype == TOPIC:
-            topic = ctx.registry.get(name)
-            if topic is None:
-                code, message = UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist"
-            else:
-                values = {
-                    k: (v, DEFAULT_CONFIG_SOURCE if d else TOPIC_CONFIG_SOURCE)
-                    for k, (v, d) in effective_configs(topic.configs).items()
-                }
-        elif rtype == BROKER:
-            values = {k: (v, STATIC_BROKER_CONFIG_SOURCE) for k, v in _broker_configs(ctx).items()}
-        else:
-            code, message = INVALID_REQUEST, f"resource type {rtype} is not supported"
+        described: list[EffectiveConfig] = []
+        try:
+            described = _described(ctx, rtype, name)
+        except TopicError as exc:
+            code, message = exc.error_code, str(exc)
         entries = tuple(
             build(
                 entry_cls,
-                name=k,
-                value=v,
+                name=c.name,
+                value=c.value,
                 read_only=rtype == BROKER,
-                config_source=src,
-                is_default=src == DEFAULT_CONFIG_SOURCE,
+                config_source=int(c.source),
+                is_default=c.is_default,
                 is_sensitive=False,
-                synonyms=(),
-                config_type=0,
+                synonyms=tuple(
+                    build(synonym_cls, name=n, value=v, source=int(src)) for n, v, src in c.synonyms
+                )
+                if with_synonyms and synonym_cls is not None
+                else (),
+                config_type=int(c.type),
                 documentation=None,
             )
-            for k, (v, src) in sorted(values.items())
-            if wanted is None or k in wanted
+            for c in sorted(described, key=lambda c: c.name)
+            if wanted is None or c.name in wanted
         )
         results.append(
             build(
@@ -80,6 +97,10 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
             )
         )
     return build(response_type(ApiKey.DESCRIBE_CONFIGS, version), throttle_time=0, results=tuple(results))
+
+
+def _list_items(value: str | None) -> list[str]:
+    return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
 async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -104,6 +125,20 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHe
                     updated[c.name] = c.value
                 elif op == DELETE:
                     updated.pop(c.name, None)
+                elif op in (APPEND, SUBTRACT):
+                    # Only list configs take APPEND/SUBTRACT (as in Kafka), item by item.
+                    definition = TOPIC_CONFIGS.get(c.name)
+                    if definition is None or definition.type is not ConfigType.LIST:
+                        raise TopicError(
+                            INVALID_CONFIG, f"config {c.name!r}: APPEND/SUBTRACT need a list config"
+                        )
+                    current = _list_items(updated.get(c.name, definition.default))
+                    given = _list_items(c.value)
+                    if op == APPEND:
+                        items = current + [v for v in given if v not in current]
+                    else:
+                        items = [v for v in current if v not in given]
+                    updated[c.name] = ",".join(items)
                 else:
                     raise TopicError(INVALID_CONFIG, f"config {c.name!r}: operation {op} is not supported")
             if request.validate_only:

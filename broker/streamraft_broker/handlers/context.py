@@ -30,8 +30,10 @@ class BrokerContext:
     cluster_id: str
     registry: TopicRegistry
     metrics: BrokerMetrics
-    auto_create_topics: bool = False
+    # The settings auto_create_topics_enable, num_partitions and default_replication_factor.
+    auto_create_topics: bool = True
     default_partitions: int = 1
+    default_replication_factor: int = 3
     # Consumer-group coordinator and idempotent-producer state, wired in when those modules are present.
     groups: Any = None
     producers: Any = None

@@ -18,7 +18,8 @@ MAX_TIMESTAMP = -3
 
 
 def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
-    """(offset, timestamp) for one ListOffsets query; offset = log end when nothing matches."""
+    """(offset, timestamp) for one ListOffsets query. A timestamp after every record's matches nothing:
+    Kafka answers offset -1 with timestamp -1 (clients' offsets_for_times then give None)."""
     if timestamp == LATEST:
         return partition.high_watermark, -1
     if timestamp == EARLIEST:
@@ -28,7 +29,7 @@ def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
         return found if found is not None else (-1, -1)
     found = partition.offset_for_timestamp(timestamp)
     if found is None:
-        return partition.high_watermark, -1
+        return -1, -1
     return found
 
 

@@ -1,4 +1,5 @@
-"""Metadata: brokers (this node) and topics with their partitions, auto-creating when enabled."""
+"""Metadata: brokers and topics with their partitions, auto-creating unknown ones when enabled (see
+topic_autocreate)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import uuid
 from typing import Any
 
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.topic_autocreate import auto_create
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
-from streamraft_broker.topics.registry import UNKNOWN_TOPIC_OR_PARTITION, Topic, TopicError
+from streamraft_broker.topics.internal import is_internal
+from streamraft_broker.topics.registry import UNKNOWN_TOPIC_OR_PARTITION, Topic
 
 # kio writes None as the all-zero UUID Kafka uses for "no id".
 _NO_ID = None
@@ -66,7 +69,7 @@ def _topic_entry(ctx: BrokerContext, version: int, topic: Topic) -> Any:
         error_code=err(0),
         name=topic.name,
         topic_id=topic.topic_id,
-        is_internal=topic.internal,
+        is_internal=topic.internal or is_internal(topic.name),
         partitions=partitions,
         topic_authorized_operations=-2147483648,
     )
@@ -103,9 +106,15 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
                 await asyncio.sleep(0)
             entries.append(_topic_entry(ctx, version, t))
     else:
+        # Versions before 4 have no allow_auto_topic_creation: Kafka treats them as allowing it.
         allow_auto = bool(getattr(request, "allow_auto_topic_creation", True)) and ctx.auto_create_topics
-        # Replicated topics are only created through the controller (CreateTopics).
-        allow_auto = allow_auto and "replication" not in ctx.extra
+        created: dict[str, int] = {}
+        if allow_auto:
+            unknown = list(
+                dict.fromkeys(w.name for w in request.topics if w.name and registry.get(w.name) is None)
+            )
+            codes = await asyncio.gather(*(auto_create(ctx, n) for n in unknown))
+            created = dict(zip(unknown, codes, strict=True))
         by_id = {t.topic_id: t for t in registry.topics.values()}
         for i, wanted in enumerate(request.topics):
             if i and i % YIELD_EVERY == 0:
@@ -113,14 +122,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             name: str | None = wanted.name
             topic_id = getattr(wanted, "topic_id", None)
             topic = registry.get(name) if name is not None else by_id.get(topic_id) if topic_id else None
-            if topic is None and name is not None and allow_auto:
-                try:
-                    topic = registry.create(name, ctx.default_partitions, 1, {})
-                except TopicError as exc:
-                    entries.append(_error_entry(version, name, topic_id, exc.error_code))
-                    continue
             if topic is None:
-                entries.append(_error_entry(version, name, topic_id, UNKNOWN_TOPIC_OR_PARTITION))
+                code = created.get(name, 0) if name is not None else 0
+                entries.append(_error_entry(version, name, topic_id, code or UNKNOWN_TOPIC_OR_PARTITION))
             else:
                 entries.append(_topic_entry(ctx, version, topic))
     broker_cls = nested(ApiKey.METADATA, version, "MetadataResponseBroker")

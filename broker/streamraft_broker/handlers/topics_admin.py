@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.topic_autocreate import default_replication_factor
 from streamraft_broker.protocol.codec import build, nested, nested_or_none, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
@@ -19,14 +21,25 @@ from streamraft_broker.topics.registry import (
 # kio writes None as the all-zero UUID Kafka uses for "no id".
 _NO_ID = None
 INVALID_REQUEST = 42
-DEFAULT_CONFIG_SOURCE = 5
-TOPIC_CONFIG_SOURCE = 1
+
+
+def deadline_of(request: Any) -> float:
+    """The loop time when the request's timeout field (kio decodes it as a timedelta) runs out; a timeout
+    <= 0 means "do not wait" (as Kafka answers such a request without waiting for the outcome)."""
+    value = getattr(request, "timeout", None)
+    seconds = 0.0 if value is None else max(0.0, value.total_seconds())
+    return asyncio.get_running_loop().time() + seconds
+
+
+def remaining(deadline: float) -> float:
+    return max(0.0, deadline - asyncio.get_running_loop().time())
 
 
 async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.CREATE_TOPICS, version, "CreatableTopicResult")
     cfg_cls = nested_or_none(ApiKey.CREATE_TOPICS, version, "CreatableTopicConfigs")
+    deadline = deadline_of(request)
     results = []
     seen: set[str] = set()
     for t in request.topics:
@@ -36,7 +49,7 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
             num = ctx.default_partitions
         rep = ctx.extra.get("replication")
         if replication == -1:
-            replication = 1 if rep is None else min(3, len(rep.members))
+            replication = default_replication_factor(ctx)
         configs = {c.name: c.value for c in t.configs}
         topic_id = _NO_ID
         code, message = 0, None
@@ -56,6 +69,9 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
                     raise TopicError(INVALID_REQUEST, "validate_only is not supported with replication yet")
                 meta = await rep.create_topic(t.name, num, replication, configs)
                 clean, topic_id = meta.configs, meta.topic_id
+                # Answer once the partitions have leaders (bounded by the request's timeout): the topic is
+                # created either way, so running out of time is not an error.
+                await rep.await_partition_leaders(t.name, 0, remaining(deadline))
             elif request.validate_only:
                 clean = ctx.registry.check_create(t.name, num, replication, configs)
             else:
@@ -71,13 +87,13 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
             else tuple(
                 build(
                     cfg_cls,
-                    name=k,
-                    value=v,
+                    name=c.name,
+                    value=c.value,
                     read_only=False,
-                    config_source=DEFAULT_CONFIG_SOURCE if dflt else TOPIC_CONFIG_SOURCE,
+                    config_source=int(c.source),
                     is_sensitive=False,
                 )
-                for k, (v, dflt) in effective_configs(clean).items()
+                for c in effective_configs(clean).values()
             )
         )
         results.append(
@@ -130,6 +146,7 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
 async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.CREATE_PARTITIONS, version, "CreatePartitionsTopicResult")
+    deadline = deadline_of(request)
     results = []
     for t in request.topics:
         code, message = 0, None
@@ -138,7 +155,10 @@ async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, re
             if topic is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name!r} does not exist")
             if "replication" in ctx.extra and not request.validate_only:
-                await ctx.extra["replication"].add_partitions(t.name, int(t.count))
+                rep = ctx.extra["replication"]
+                have = len(topic.partitions)
+                await rep.add_partitions(t.name, int(t.count))
+                await rep.await_partition_leaders(t.name, have, remaining(deadline))
             elif not request.validate_only:
                 ctx.registry.add_partitions(t.name, int(t.count))
             elif int(t.count) <= len(topic.partitions):

@@ -734,6 +734,41 @@ class ReplicationService:
             len(pending),
         )
 
+    def _partition_settled(self, meta: TopicMeta, index: int) -> bool:
+        """True when this broker can name the partition's elected leader: it hosts the group and knows the
+        leader, and if that is itself, it has committed an entry of its term (a produce is accepted).
+        A partition not replicated here counts as settled: this broker cannot see its election."""
+        if self.node_id not in meta.replicas[index]:
+            return True
+        gid = meta.group(index)
+        if gid not in self._partitions or gid not in self.runtime.groups():
+            return False
+        leader = self.runtime.leader(gid)
+        if leader == 0:
+            return False
+        return leader != self.node_id or self.runtime.leader_ready(gid)
+
+    async def await_partition_leaders(self, name: str, first: int, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until partitions ``first``.. of topic ``name`` have an elected leader
+        as seen here (see ``_partition_settled``). CreateTopics and CreatePartitions answer after this, as
+        Kafka's do once leaders are assigned: the first produce to a new partition then finds its leader
+        instead of NOT_LEADER_OR_FOLLOWER. Returns whether all did in time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout_s)
+        while True:
+            meta = self.state.topics.get(name)
+            if meta is None:
+                return False  # deleted meanwhile
+            pending = [i for i in range(first, len(meta.replicas)) if not self._partition_settled(meta, i)]
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return not pending
+            # A leader change wakes this at once; the slice bounds how late a group created here or a
+            # leader's first commit (neither is a leader change) is seen.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(0.02, remaining)):
+                    await self._leaders_changed.wait()
+
     def _guess_leader(self, replicas: list[int]) -> tuple[int, int, int, list[int]]:
         """Not hosted here: name the first replica this broker is connected to (a wrong guess costs the
         client one retry; naming a dead broker would leave it retrying there until its metadata ages)."""

@@ -124,8 +124,9 @@ class Broker:
             cluster_id=_cluster_id(cfg.data_dir),
             registry=self.registry,
             metrics=self.metrics,
-            auto_create_topics=cfg.auto_create_topics,
-            default_partitions=cfg.default_partitions,
+            auto_create_topics=cfg.auto_create_topics_enable,
+            default_partitions=cfg.num_partitions,
+            default_replication_factor=cfg.default_replication_factor,
         )
         # Single node: group offsets and producer ids on local disk. Replicated: the groups and producer-id
         # services start here too, then replication re-points them at __consumer_offsets and the

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from streamraft_broker.log import LogConfig, PartitionLog
 from streamraft_broker.topics import partition_metadata
-from streamraft_broker.topics.configs import validate_topic_configs
+from streamraft_broker.topics.configs import log_configs, validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
 from streamraft_broker.topics.names import (
     INVALID_TOPIC_EXCEPTION,
@@ -61,14 +61,14 @@ class Topic:
 
 
 def _open_log(directory: Path, configs: dict[str, str]) -> PartitionLog:
-    return PartitionLog.open(directory, LogConfig.from_topic_configs(configs))
+    return PartitionLog.open(directory, LogConfig.from_topic_configs(log_configs(configs)))
 
 
 def _validated(configs: dict[str, str | None]) -> dict[str, str]:
     """Our config table first (names every known key), then the log's own parse of the values it uses."""
     try:
         clean = validate_topic_configs(configs)
-        LogConfig.from_topic_configs(clean)
+        LogConfig.from_topic_configs(log_configs(clean))
     except ValueError as exc:
         raise TopicError(INVALID_CONFIG, str(exc)) from None
     return clean
@@ -226,7 +226,7 @@ class TopicRegistry:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
         topic.configs = _validated(dict(configs))
         self._save()
-        log_config = LogConfig.from_topic_configs(topic.configs)
+        log_config = LogConfig.from_topic_configs(log_configs(topic.configs))
         for p in topic.partitions:
             if not p.is_memory:
                 p.log.update_config(log_config)

@@ -1,0 +1,225 @@
+"""Topic administration on a single broker as Kafka clients use it: auto-creation on by default,
+ListOffsets by timestamps past the end, every topic config Kafka 4 documents (validated and described),
+and DeleteRecords."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from confluent_kafka.admin import NewTopic as ConfluentNewTopic
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource as KafkaConfigResource
+from kafka.admin import ConfigResourceType, NewTopic
+
+from tests.support.broker_process import BrokerProcess
+from tests.support.fixtures import module_broker
+
+DEADLINE_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    # Default settings: auto.create.topics.enable is true, as in Kafka.
+    yield from module_broker(tmp_path_factory)
+
+
+def _produce(bootstrap: str, topic: str, timestamps: list[int]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for i, ts in enumerate(timestamps):
+        producer.send(topic, value=f"v{i}".encode(), partition=0, timestamp_ms=ts)
+    producer.flush(timeout=DEADLINE_S)
+    producer.close(timeout=10)
+
+
+def test_offsets_for_times_after_the_last_record_is_none(broker: BrokerProcess) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("by-time", num_partitions=1, replication_factor=1)])
+    admin.close()
+    base = 1_700_000_000_000
+    _produce(broker.bootstrap, "by-time", [base + 10 * i for i in range(5)])
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    tp = TopicPartition("by-time", 0)
+    try:
+        found = consumer.offsets_for_times({tp: base + 15})
+        assert (found[tp].offset, found[tp].timestamp) == (2, base + 20)
+        # Kafka answers offset -1 and timestamp -1; kafka-python turns that into None.
+        assert consumer.offsets_for_times({tp: base + 41}) == {tp: None}
+    finally:
+        consumer.close()
+
+
+def test_producing_to_an_unknown_topic_creates_it(broker: BrokerProcess) -> None:
+    _produce(broker.bootstrap, "made-on-produce", [1, 2])
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False)
+    try:
+        assert consumer.partitions_for_topic("made-on-produce") == {0}
+        assert consumer.end_offsets([TopicPartition("made-on-produce", 0)]) == {
+            TopicPartition("made-on-produce", 0): 2
+        }
+    finally:
+        consumer.close()
+
+
+# A valid value other than the default for every topic config Kafka 4 defines.
+EVERY_TOPIC_CONFIG = {
+    "cleanup.policy": "compact,delete",
+    "compression.gzip.level": "5",
+    "compression.lz4.level": "10",
+    "compression.type": "zstd",
+    "compression.zstd.level": "7",
+    "delete.retention.ms": "1000",
+    "file.delete.delay.ms": "1000",
+    "flush.messages": "1000",
+    "flush.ms": "60000",
+    "follower.replication.throttled.replicas": "0:1",
+    "index.interval.bytes": "8192",
+    "leader.replication.throttled.replicas": "*",
+    "local.retention.bytes": "1000",
+    "local.retention.ms": "1000",
+    "max.compaction.lag.ms": "100000",
+    "max.message.bytes": "500000",
+    "message.timestamp.after.max.ms": "1000",
+    "message.timestamp.before.max.ms": "1000",
+    "message.timestamp.type": "LogAppendTime",
+    "min.cleanable.dirty.ratio": "0.25",
+    "min.compaction.lag.ms": "10",
+    "min.insync.replicas": "2",
+    "preallocate": "true",
+    "remote.log.copy.disable": "true",
+    "remote.log.delete.on.disable": "true",
+    "remote.storage.enable": "false",
+    "retention.bytes": "-5",
+    "retention.ms": "3600000",
+    "segment.bytes": "1048576",
+    "segment.index.bytes": "1000",
+    "segment.jitter.ms": "100",
+    "segment.ms": "3600000",
+    "unclean.leader.election.enable": "true",
+}
+# Kafka's config types, as DescribeConfigs reports them.
+KAFKA_TYPES = {
+    "cleanup.policy": "LIST",
+    "compression.type": "STRING",
+    "follower.replication.throttled.replicas": "LIST",
+    "index.interval.bytes": "INT",
+    "max.message.bytes": "INT",
+    "message.timestamp.type": "STRING",
+    "min.cleanable.dirty.ratio": "DOUBLE",
+    "min.insync.replicas": "INT",
+    "preallocate": "BOOLEAN",
+    "retention.bytes": "LONG",
+    "retention.ms": "LONG",
+    "segment.bytes": "INT",
+    "segment.jitter.ms": "LONG",
+    "unclean.leader.election.enable": "BOOLEAN",
+}
+
+
+def _describe(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_configs(
+            [KafkaConfigResource(ConfigResourceType.TOPIC, topic)], include_synonyms=True, config_filter="all"
+        )
+    finally:
+        admin.close()
+    configs: dict[str, dict[str, Any]] = described["topic"][topic]
+    return configs
+
+
+def test_every_kafka_topic_config_is_accepted_and_described(broker: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([ConfluentNewTopic("all-configs", 1, 1, config=EVERY_TOPIC_CONFIG)])[
+        "all-configs"
+    ].result(timeout=DEADLINE_S)
+    described = _describe(broker.bootstrap, "all-configs")
+    assert set(described) == set(EVERY_TOPIC_CONFIG)
+    for name, value in EVERY_TOPIC_CONFIG.items():
+        entry = described[name]
+        assert (entry["value"], entry["config_source"]) == (value, "DYNAMIC_TOPIC_CONFIG"), (name, entry)
+    for name, kind in KAFKA_TYPES.items():
+        assert described[name]["config_type"] == kind, (name, described[name])
+    # The synonyms, most specific first: the topic's override, then the broker-level default.
+    assert [(s["name"], s["value"], s["source"]) for s in described["retention.ms"]["synonyms"]] == [
+        ("retention.ms", "3600000", "DYNAMIC_TOPIC_CONFIG"),
+        ("log.retention.ms", "604800000", "DEFAULT_CONFIG"),
+    ]
+
+
+def test_defaults_are_described_with_their_kafka_types(broker: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([ConfluentNewTopic("plain-configs", 1, 1)])["plain-configs"].result(
+        timeout=DEADLINE_S
+    )
+    described = _describe(broker.bootstrap, "plain-configs")
+    retention = described["retention.bytes"]
+    assert (retention["value"], retention["config_source"], retention["config_type"]) == (
+        "-1",
+        "DEFAULT_CONFIG",
+        "LONG",
+    )
+    assert [(s["name"], s["source"]) for s in retention["synonyms"]] == [
+        ("log.retention.bytes", "DEFAULT_CONFIG")
+    ]
+    assert described["min.cleanable.dirty.ratio"]["value"] == "0.5"
+    assert described["segment.jitter.ms"]["value"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("min.cleanable.dirty.ratio", "1.5", "no more than 1"),
+        ("min.cleanable.dirty.ratio", "half", "DOUBLE"),
+        ("segment.jitter.ms", "-1", "at least 0"),
+        ("preallocate", "yes", "true or false"),
+        ("compression.gzip.level", "0", "between 1 and 9 or equal to -1"),
+        ("compression.zstd.level", "23", "no more than 22"),
+        ("follower.replication.throttled.replicas", "x", "[partitionId]:[brokerId]"),
+        ("max.message.bytes", "3000000000", "INT"),
+        ("retention.ms", "-2", "at least -1"),
+        ("remote.storage.enable", "true", "Tiered Storage"),
+        ("message.downconversion.enable", "true", "Unknown topic config"),  # removed in Kafka 4.0
+    ],
+)
+def test_bad_topic_config_values_are_invalid_config(
+    broker: BrokerProcess, name: str, value: str, says: str
+) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    future = admin.create_topics([ConfluentNewTopic("bad-config", 1, 1, config={name: value})])["bad-config"]
+    with pytest.raises(KafkaException) as raised:
+        future.result(timeout=DEADLINE_S)
+    error = raised.value.args[0]
+    assert error.code() == KafkaError.INVALID_CONFIG
+    assert name in error.str() and says in error.str(), error.str()
+
+
+def test_list_configs_take_append_and_subtract(broker: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([ConfluentNewTopic("listy", 1, 1)])["listy"].result(timeout=DEADLINE_S)
+    resource = ConfigResource(
+        "TOPIC",
+        "listy",
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+            ConfigEntry(
+                "leader.replication.throttled.replicas", "0:0", incremental_operation=AlterConfigOpType.APPEND
+            ),
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=DEADLINE_S)
+    described = _describe(broker.bootstrap, "listy")
+    assert described["cleanup.policy"]["value"] == "delete,compact"
+    assert described["leader.replication.throttled.replicas"]["value"] == "0:0"
+    resource = ConfigResource(
+        "TOPIC",
+        "listy",
+        incremental_configs=[
+            ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SUBTRACT)
+        ],
+    )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=DEADLINE_S)
+    assert _describe(broker.bootstrap, "listy")["cleanup.policy"]["value"] == "compact"
