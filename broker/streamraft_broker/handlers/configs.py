@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.handlers.authz import config_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import Operation
 from streamraft_broker.topics.configs import effective_configs
 from streamraft_broker.topics.registry import INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION, TopicError
 
@@ -40,7 +42,9 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
         wanted = set(res.configuration_keys) if res.configuration_keys is not None else None
         code, message = 0, None
         values: dict[str, tuple[str, int]] = {}
-        if rtype == TOPIC:
+        if denied := config_denied(ctx, Operation.DESCRIBE_CONFIGS, rtype, name):
+            code, message = denied, f"DescribeConfigs on {name!r} is not allowed"
+        elif rtype == TOPIC:
             topic = ctx.registry.get(name)
             if topic is None:
                 code, message = UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist"
@@ -90,6 +94,8 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHe
         rtype, name = int(res.resource_type), res.resource_name
         code, message = 0, None
         try:
+            if denied := config_denied(ctx, Operation.ALTER_CONFIGS, rtype, name):
+                raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
             if rtype != TOPIC:
                 raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
             topic = ctx.registry.get(name)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from streamraft_broker.handlers.authz import may_create_topic, may_topic, operations
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import CLUSTER, TOPIC_AUTHORIZATION_FAILED, Operation, Resource
+from streamraft_broker.topics.internal import is_internal
 from streamraft_broker.topics.registry import UNKNOWN_TOPIC_OR_PARTITION, Topic, TopicError
 
 # kio writes None as the all-zero UUID Kafka uses for "no id".
@@ -37,7 +40,7 @@ def _replicated_partitions(ctx: BrokerContext, version: int, topic: Topic) -> tu
     return tuple(out)
 
 
-def _topic_entry(ctx: BrokerContext, version: int, topic: Topic) -> Any:
+def _topic_entry(ctx: BrokerContext, version: int, topic: Topic, request: Any) -> Any:
     part_cls = nested(ApiKey.METADATA, version, "MetadataResponsePartition")
     topic_cls = nested(ApiKey.METADATA, version, "MetadataResponseTopic")
     partitions = (
@@ -62,9 +65,13 @@ def _topic_entry(ctx: BrokerContext, version: int, topic: Topic) -> Any:
         error_code=err(0),
         name=topic.name,
         topic_id=topic.topic_id,
-        is_internal=topic.internal,
+        is_internal=topic.internal or is_internal(topic.name),
         partitions=partitions,
-        topic_authorized_operations=-2147483648,
+        topic_authorized_operations=operations(
+            ctx,
+            Resource.topic(topic.name),
+            bool(getattr(request, "include_topic_authorized_operations", False)),
+        ),
     )
 
 
@@ -94,7 +101,9 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         await rep.await_live_leaders([(t.name, p.index) for t in wanted for p in t.partitions])
     entries: list[Any] = []
     if request.topics is None:
-        entries = [_topic_entry(ctx, version, t) for t in registry.topics.values()]
+        # As Kafka: the topics this principal may not Describe are left out.
+        visible = [t for t in registry.topics.values() if may_topic(ctx, Operation.DESCRIBE, t.name)]
+        entries = [_topic_entry(ctx, version, t, request) for t in visible]
     else:
         allow_auto = bool(getattr(request, "allow_auto_topic_creation", True)) and ctx.auto_create_topics
         # Replicated topics are only created through the controller (CreateTopics).
@@ -104,6 +113,14 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             name: str | None = wanted.name
             topic_id = getattr(wanted, "topic_id", None)
             topic = registry.get(name) if name is not None else by_id.get(topic_id) if topic_id else None
+            shown = topic.name if topic is not None else name
+            if shown is not None and not may_topic(ctx, Operation.DESCRIBE, shown):
+                # Kafka answers this whether or not the topic exists, so existence does not leak.
+                entries.append(_error_entry(version, name, topic_id, TOPIC_AUTHORIZATION_FAILED))
+                continue
+            if topic is None and name is not None and allow_auto and not may_create_topic(ctx, name):
+                entries.append(_error_entry(version, name, topic_id, TOPIC_AUTHORIZATION_FAILED))
+                continue
             if topic is None and name is not None and allow_auto:
                 try:
                     topic = registry.create(name, ctx.default_partitions, 1, {})
@@ -113,7 +130,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             if topic is None:
                 entries.append(_error_entry(version, name, topic_id, UNKNOWN_TOPIC_OR_PARTITION))
             else:
-                entries.append(_topic_entry(ctx, version, topic))
+                entries.append(_topic_entry(ctx, version, topic, request))
     broker_cls = nested(ApiKey.METADATA, version, "MetadataResponseBroker")
     brokers = (build(broker_cls, node_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),)
     controller_id = ctx.node_id
@@ -136,5 +153,7 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         cluster_id=ctx.cluster_id,
         controller_id=controller_id,
         topics=tuple(entries),
-        cluster_authorized_operations=-2147483648,
+        cluster_authorized_operations=operations(
+            ctx, CLUSTER, bool(getattr(request, "include_cluster_authorized_operations", False))
+        ),
     )
