@@ -1,17 +1,23 @@
 """CreateAcls (30), DescribeAcls (29), DeleteAcls (31): Kafka's ACL admin APIs over ``ctx.authorizer``'s
 store. As in Kafka, they answer SECURITY_DISABLED when no authorizer is configured; creating and deleting
-need Alter on the cluster, describing needs Describe."""
+need Alter on the cluster (or come forwarded by a broker that checked it: replication.acls), describing
+needs Describe. In a replicated cluster any broker answers: changes go through the controller log."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.handlers.authz import cluster_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.replication import broker_proof
+from streamraft_broker.replication.acls import forward_message
 from streamraft_broker.security.acl import (
+    CREATE_ACLS,
+    DELETE_ACLS,
     SECURITY_DISABLED,
     AclBinding,
     AclError,
@@ -22,6 +28,7 @@ from streamraft_broker.security.acl import (
 from streamraft_broker.security.acl_store import AclStore
 
 UNKNOWN_SERVER_ERROR = -1
+NOT_CONTROLLER = 41
 _DISABLED = "no authorizer is configured on this broker (set authorizer.class.name)"
 
 
@@ -36,39 +43,52 @@ def _failure(exc: Exception) -> tuple[int, str]:
     return int(getattr(exc, "error_code", UNKNOWN_SERVER_ERROR)), str(exc)
 
 
+def _change_denied(ctx: BrokerContext, header: RequestHeader, op: str, items: list[Any]) -> int:
+    """0 when this request may change ACLs: Alter on the cluster, or forwarded by a broker that checked it
+    (see replication.acls) to this broker as the controller's leader (never forwarded a second time)."""
+    rep = ctx.extra.get("replication")
+    message = forward_message(op, items)
+    if rep is None or not items or broker_proof.sender(header.client_id, rep.state.brokers, message) is None:
+        return cluster_denied(ctx, Operation.ALTER)
+    return 0 if rep.runtime.is_leader(CONTROLLER_GROUP) else NOT_CONTROLLER
+
+
 async def handle_create_acls(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.CREATE_ACLS, version, "AclCreationResult")
     store = _store(ctx)
-    outcomes: list[tuple[int, str | None]] = []
-    valid: list[AclBinding] = []
-    denied = cluster_denied(ctx, Operation.ALTER)
+    parsed: list[AclBinding | AclError] = []
     for c in request.creations:
-        if store is None:
-            outcomes.append((SECURITY_DISABLED, _DISABLED))
-            continue
-        if denied:
-            outcomes.append((denied, "Alter on the cluster is required to create ACLs"))
-            continue
         try:
-            binding = validate_binding(
-                int(c.resource_type),
-                str(c.resource_name),
-                int(getattr(c, "resource_pattern_type", 3)),
-                str(c.principal),
-                str(c.host),
-                int(c.operation),
-                int(c.permission_type),
+            parsed.append(
+                validate_binding(
+                    int(c.resource_type),
+                    str(c.resource_name),
+                    int(getattr(c, "resource_pattern_type", 3)),
+                    str(c.principal),
+                    str(c.host),
+                    int(c.operation),
+                    int(c.permission_type),
+                )
             )
         except AclError as exc:
-            outcomes.append((exc.error_code, str(exc)))
-            continue
-        valid.append(binding)
-        outcomes.append((0, None))
-    if store is not None and valid:
+            parsed.append(exc)
+    valid = [b for b in parsed if isinstance(b, AclBinding)]
+    denied = _change_denied(ctx, header, CREATE_ACLS, valid)
+    outcomes: list[tuple[int, str | None]] = []
+    for item in parsed:
+        if store is None:
+            outcomes.append((SECURITY_DISABLED, _DISABLED))
+        elif denied:
+            outcomes.append((denied, "Alter on the cluster is required to create ACLs (or the controller)"))
+        elif isinstance(item, AclError):
+            outcomes.append((item.error_code, str(item)))
+        else:
+            outcomes.append((0, None))
+    if store is not None and not denied and valid:
         try:
             await store.create(valid)
-        except Exception as exc:
+        except Exception as exc:  # any store failure is answered for every binding it held
             code, message = _failure(exc)
             outcomes = [(code, message) if o == (0, None) else o for o in outcomes]
     results = tuple(build(result_cls, error_code=err(c), error_message=m) for c, m in outcomes)
@@ -133,18 +153,26 @@ async def handle_delete_acls(ctx: BrokerContext, header: RequestHeader, request:
     result_cls = nested(ApiKey.DELETE_ACLS, version, "DeleteAclsFilterResult")
     match_cls = nested(ApiKey.DELETE_ACLS, version, "DeleteAclsMatchingAcl")
     store = _store(ctx)
-    denied = cluster_denied(ctx, Operation.ALTER)
-    per_filter: list[tuple[int, str | None, list[AclBinding]]] = []
+    parsed: list[AclFilter | AclError] = []
     for f in request.filters:
+        try:
+            parsed.append(_filter(f))
+        except AclError as exc:
+            parsed.append(exc)
+    valid = [f for f in parsed if isinstance(f, AclFilter)]
+    denied = _change_denied(ctx, header, DELETE_ACLS, valid)
+    per_filter: list[tuple[int, str | None, list[AclBinding]]] = []
+    for item in parsed:
         if store is None:
             per_filter.append((SECURITY_DISABLED, _DISABLED, []))
         elif denied:
-            per_filter.append((denied, "Alter on the cluster is required to delete ACLs", []))
+            per_filter.append(
+                (denied, "Alter on the cluster is required to delete ACLs (or the controller)", [])
+            )
+        elif isinstance(item, AclError):
+            per_filter.append((item.error_code, str(item), []))
         else:
-            try:
-                per_filter.append((0, None, store.current().matching(_filter(f))))
-            except AclError as exc:
-                per_filter.append((exc.error_code, str(exc), []))
+            per_filter.append((0, None, store.current().matching(item)))
     doomed = list(dict.fromkeys(b for _c, _m, matched in per_filter for b in matched))
     if store is not None and doomed:
         try:

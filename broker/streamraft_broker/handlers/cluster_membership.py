@@ -65,16 +65,19 @@ def _may_unregister(ctx: BrokerContext, rep: Any, header: RequestHeader, node: i
 async def handle_broker_registration(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_type(ApiKey.BROKER_REGISTRATION, header.api_version)
     rep = ctx.extra.get("replication")
-    code = cluster_denied(ctx, Operation.CLUSTER_ACTION)
-    if code:
-        pass
-    elif rep is None:
+    code = 0
+    if rep is None:
         code = INVALID_REQUEST
     elif not rep.runtime.is_leader(CONTROLLER_GROUP):
         code = NOT_CONTROLLER
     else:
         try:
             reg = _registration(request)
+            # With an authorizer: ClusterAction, or a configured member at its configured addresses.
+            if not rep.membership.as_configured(reg):
+                code = cluster_denied(ctx, Operation.CLUSTER_ACTION)
+            if code:
+                return build(cls, throttle_time=0, error_code=err(code), broker_epoch=-1)
             rep.membership.admit(reg, str(request.cluster_id))
             await rep.membership.register(reg)
         except ValueError:

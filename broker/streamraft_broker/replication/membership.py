@@ -195,6 +195,14 @@ class Membership:
 
     # ------------------------------------------------------------------ controller leader side
 
+    def as_configured(self, reg: BrokerReg) -> bool:
+        """``reg`` puts a ``--cluster-members`` broker exactly at its configured addresses (what a broker on
+        a PLAINTEXT listener, User:ANONYMOUS, may still register when an authorizer is on)."""
+        member = self.service.members.get(reg.node_id)
+        if member is None:
+            return False
+        return (member.kafka_host, member.kafka_port, member.raft_address) == _addresses(reg)
+
     def admit(self, reg: BrokerReg, cluster_id: str) -> None:
         """Controller leader: raises RegistrationRefused unless a BrokerRegistration received over the
         Kafka port may change the controller log. Clients reach that port too, so without authentication

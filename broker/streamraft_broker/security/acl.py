@@ -316,6 +316,11 @@ class AclFilter:
         return self.name is None or self.name == b.name
 
 
+def exact_filter(b: AclBinding) -> AclFilter:
+    """The filter matching exactly this binding (and no other)."""
+    return AclFilter(b.resource_type, b.name, b.pattern_type, b.principal, b.host, b.operation, b.permission)
+
+
 class AclSet:
     """The bindings of a cluster in creation order; deterministic, so every broker applying the same
     commands holds the same set. Indexed by resource so a decision looks at the bindings that can apply
