@@ -98,6 +98,21 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="snapshot the cluster metadata and compact the controller's Raft log every this many applied "
         f"entries, default {DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES} (replication=raft)",
     )
+    p.add_argument(
+        "--authorizer-class-name",
+        help="authorizer.class.name: any non-empty value (e.g. streamraft.acl) enables Kafka ACLs",
+    )
+    p.add_argument(
+        "--super-users", help="super.users: principals allowed everything, e.g. User:admin;User:ops"
+    )
+    p.add_argument(
+        "--allow-everyone-if-no-acl-found",
+        help="allow.everyone.if.no.acl.found: true/false (default false): resources without ACLs are open",
+    )
+    p.add_argument(
+        "--allow-broker-join",
+        help="true/false (default false): accept registrations of broker ids not in --cluster-members",
+    )
 
 
 _BROKER_KEYS = [
@@ -127,6 +142,10 @@ _BROKER_KEYS = [
     "rack",
     "raft_log",
     "controller_snapshot_entries",
+    "authorizer_class_name",
+    "super_users",
+    "allow_everyone_if_no_acl_found",
+    "allow_broker_join",
 ]
 
 

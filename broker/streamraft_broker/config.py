@@ -79,6 +79,16 @@ class BrokerConfig:
     replica); "separate": a consensus log beside it, copied into the partition log as entries apply."""
     controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
     """Snapshot the controller group's state (and compact its Raft log) after this many applied entries."""
+    authorizer_class_name: str = ""
+    """Kafka's authorizer.class.name: any non-empty value (``streamraft.acl``, or Kafka's
+    ``org.apache.kafka.metadata.authorizer.StandardAuthorizer``) turns on ACL authorization."""
+    super_users: frozenset[str] = frozenset()
+    """Kafka's super.users: principals (``User:admin;User:broker``) allowed everything."""
+    allow_everyone_if_no_acl_found: bool = False
+    """Kafka's allow.everyone.if.no.acl.found: a resource without any ACL is open to everyone."""
+    allow_broker_join: bool = False
+    """Accept BrokerRegistration from broker ids missing from this broker's cluster_members (a broker
+    added without restarting the others). Off: only configured members and already-registered ids."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -154,6 +164,10 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "rack": lambda v, w: _rack(str(v), w),
     "raft_log": _choice("partition", "separate"),
     "controller_snapshot_entries": _int(1, 2**31 - 1),
+    "authorizer_class_name": lambda v, _w: str(v).strip(),
+    "super_users": lambda v, w: _principals(str(v), w),
+    "allow_everyone_if_no_acl_found": _bool,
+    "allow_broker_join": _bool,
 }
 
 
@@ -181,6 +195,15 @@ ALIASES: dict[str, str] = {
     "auto_create_topics": "auto_create_topics_enable",
     "default_partitions": "num_partitions",
 }
+
+
+def _principals(value: str, what: str) -> frozenset[str]:
+    from streamraft_broker.security.acl import parse_super_users  # noqa: PLC0415
+
+    try:
+        return parse_super_users(value)
+    except ValueError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
 
 
 def _rack(value: str, what: str) -> str | None:

@@ -239,7 +239,8 @@ def test_broker_joining_after_compaction_gets_a_snapshot_naming_it(tmp_path: Pat
     """A broker that joins the controller group (as a learner) after every snapshot was taken cannot
     restore those: the Raft core refuses a snapshot whose configuration lacks it, and the entries before
     them are gone. The configuration change that adds it makes every broker snapshot again."""
-    with Cluster(tmp_path, 3, extra_args=("--controller-snapshot-entries", str(THRESHOLD))) as cluster:
+    joinable = ("--controller-snapshot-entries", str(THRESHOLD), "--allow-broker-join", "true")
+    with Cluster(tmp_path, 3, extra_args=joinable) as cluster:
         _create_topics(cluster)
         _snapshotted_everywhere(cluster)
         joined = add_broker(cluster, tmp_path, 4, "a")

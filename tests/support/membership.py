@@ -18,16 +18,18 @@ from tests.support.wire import WireClient
 
 
 def racked_cluster(base: Path, racks: dict[int, str]) -> Cluster:
-    """A launcher cluster whose brokers serve metrics/admin HTTP and have racks (STREAMRAFT_RACK)."""
+    """A launcher cluster whose brokers serve metrics/admin HTTP, have racks (STREAMRAFT_RACK) and accept
+    brokers that join later (``add_broker``)."""
     cluster = Cluster(base, size=len(racks))
     for n, b in cluster.brokers.items():
         b.metrics = True
-        b.env = {"STREAMRAFT_RACK": racks[n]}
+        b.env = {"STREAMRAFT_RACK": racks[n], "STREAMRAFT_ALLOW_BROKER_JOIN": "true"}
     return cluster
 
 
 def add_broker(cluster: Cluster, base: Path, node: int, rack: str) -> BrokerProcess:
-    """Start a broker the cluster's --cluster-members does not name; it lists the others plus itself."""
+    """Start a broker the cluster's --cluster-members does not name; it lists the others plus itself (the
+    cluster's brokers must allow joining: STREAMRAFT_ALLOW_BROKER_JOIN)."""
     cluster.kafka_ports[node] = free_port()
     cluster.raft_ports[node] = free_port()
     members = ",".join(

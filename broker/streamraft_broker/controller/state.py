@@ -5,9 +5,10 @@ every broker replaying the controller log reaches the same topics, replica sets 
 
 Membership commands (see ``streamraft_broker.replication.membership``): ``register_broker`` (addresses,
 rack, incarnation), ``decommission_broker`` (state -> decommissioning), ``unregister_broker`` (state ->
-decommissioned: gone from Metadata). Replica moves (``replication.reassign``): ``reassign`` records a
-partition's target replicas (or cancels), ``reassigned`` records the final replicas once the partition's
-leader has moved the Raft group there.
+decommissioned: gone from Metadata). ACLs (``security.acl``): ``create_acls`` / ``delete_acls`` name
+the exact bindings; each is validated when applied. Replica moves (``replication.reassign``):
+``reassign`` records a partition's target replicas (or cancels), ``reassigned`` records the final
+replicas once the partition's leader has moved the Raft group there.
 
 Snapshots: ``ControllerState.to_snapshot()`` is the whole state as versioned JSON, so the controller group's
 Raft log can be compacted; ``changes_between`` is what a broker must do when a snapshot replaces its state.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdBlock, ProducerIdState
+from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclSet
 
 CONTROLLER_GROUP = 1
 SNAPSHOT_VERSION = 1
@@ -193,6 +195,7 @@ class ControllerState:
         self.deleted_topics: set[str] = set()
         """Names deleted and not created again since. A broker whose copy of this state lags knows fewer
         topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
+        self.acls = AclSet()
 
     def to_snapshot(self) -> bytes:
         """Everything this state holds, as JSON. Topics and brokers keep their order (the order of the log
@@ -203,6 +206,7 @@ class ControllerState:
                 "topics": [_topic_json(t) for t in self.topics.values()],
                 "brokers": [_broker_json(b) for b in self.brokers.values()],
                 "deleted_topics": sorted(self.deleted_topics),
+                "acls": self.acls.to_json(),
                 "producer_ids": {
                     "next_id": self.producer_ids.next_id,
                     "last_grant": [
@@ -240,6 +244,9 @@ class ControllerState:
                 state.brokers[reg.node_id] = reg
             field_name = "deleted_topics"
             state.deleted_topics = {str(n) for n in doc["deleted_topics"]}
+            field_name = "acls"
+            # Snapshots taken before ACLs existed have none.
+            state.acls = AclSet.from_json(doc.get("acls", []))
             field_name = "producer_ids"
             pids = doc["producer_ids"]
             state.producer_ids.next_id = int(pids["next_id"])
@@ -305,6 +312,9 @@ class ControllerState:
             return self._apply_move(op, cmd)
         if op == ALLOCATE_PRODUCER_IDS:
             self.producer_ids.apply(cmd)
+            return None
+        if op in (CREATE_ACLS, DELETE_ACLS):
+            self.acls.apply(cmd)  # AclError (a ValueError) for an invalid binding: nothing changes
             return None
         raise ValueError(f"unknown controller command {data[:100]!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamraft_broker.handlers.acls import handle_create_acls, handle_delete_acls, handle_describe_acls
 from streamraft_broker.handlers.api_versions import handle_api_versions
 from streamraft_broker.handlers.cluster import (
     handle_describe_cluster,
@@ -40,6 +41,9 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.CREATE_TOPICS: handle_create_topics,
     ApiKey.DELETE_TOPICS: handle_delete_topics,
     ApiKey.CREATE_PARTITIONS: handle_create_partitions,
+    ApiKey.DESCRIBE_ACLS: handle_describe_acls,
+    ApiKey.CREATE_ACLS: handle_create_acls,
+    ApiKey.DELETE_ACLS: handle_delete_acls,
     ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,

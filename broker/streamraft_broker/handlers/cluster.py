@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.handlers.authz import cluster_denied, operations, topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import CLUSTER, Operation
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
@@ -34,16 +36,19 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
             for m in rep.brokers()
         )
         controller_id = rep.controller_id()
+    denied = cluster_denied(ctx, Operation.DESCRIBE)
     return build(
         response_type(ApiKey.DESCRIBE_CLUSTER, version),
         throttle_time=0,
-        error_code=err(0),
-        error_message=None,
+        error_code=err(denied),
+        error_message="Describe on the cluster is required" if denied else None,
         endpoint_type=1,
         cluster_id=ctx.cluster_id,
         controller_id=controller_id,
-        brokers=brokers,
-        cluster_authorized_operations=-2147483648,
+        brokers=() if denied else brokers,
+        cluster_authorized_operations=operations(
+            ctx, CLUSTER, bool(getattr(request, "include_cluster_authorized_operations", False))
+        ),
     )
 
 
@@ -89,6 +94,9 @@ async def handle_offset_for_leader_epoch(ctx: BrokerContext, header: RequestHead
         parts = []
         for p in t.partitions:
             partition = ctx.registry.partition(t.topic, int(p.partition))
+            if denied := topic_denied(ctx, Operation.DESCRIBE, t.topic):
+                parts.append(build(part_cls, error_code=err(denied), partition=p.partition))
+                continue
             if partition is None:
                 parts.append(
                     build(part_cls, error_code=err(UNKNOWN_TOPIC_OR_PARTITION), partition=p.partition)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.handlers.authz import config_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, nested_or_none, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import Operation
 from streamraft_broker.topics.configs import (
     TOPIC_CONFIGS,
     ConfigSource,
@@ -62,10 +64,13 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
         wanted = set(res.configuration_keys) if res.configuration_keys is not None else None
         code, message = 0, None
         described: list[EffectiveConfig] = []
-        try:
-            described = _described(ctx, rtype, name)
-        except TopicError as exc:
-            code, message = exc.error_code, str(exc)
+        if denied := config_denied(ctx, Operation.DESCRIBE_CONFIGS, rtype, name):
+            code, message = denied, f"DescribeConfigs on {name!r} is not allowed"
+        else:
+            try:
+                described = _described(ctx, rtype, name)
+            except TopicError as exc:
+                code, message = exc.error_code, str(exc)
         entries = tuple(
             build(
                 entry_cls,
@@ -111,6 +116,8 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHe
         rtype, name = int(res.resource_type), res.resource_name
         code, message = 0, None
         try:
+            if denied := config_denied(ctx, Operation.ALTER_CONFIGS, rtype, name):
+                raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
             if rtype != TOPIC:
                 raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
             topic = ctx.registry.get(name)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from streamraft_broker.handlers.authz import topic_denied
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
 from streamraft_broker.protocol.fetch_response import (
     FetchPartitionResult,
@@ -13,6 +14,7 @@ from streamraft_broker.protocol.fetch_response import (
     encode_fetch_response,
 )
 from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.security.acl import Operation
 
 NOT_LEADER_OR_FOLLOWER = 6
 OFFSET_OUT_OF_RANGE = 1
@@ -31,8 +33,12 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
     total = 0
     for ft in request.topics:
         results: list[FetchPartitionResult] = []
+        denied = topic_denied(ctx, Operation.READ, ft.topic)
         for fp in ft.partitions:
             partition = ctx.registry.partition(ft.topic, int(fp.partition))
+            if denied:
+                results.append(FetchPartitionResult(int(fp.partition), error_code=denied))
+                continue
             if partition is None:
                 results.append(FetchPartitionResult(int(fp.partition), error_code=UNKNOWN_TOPIC_OR_PARTITION))
                 continue
@@ -71,6 +77,7 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
             for ft in request.topics
             for fp in ft.partitions
             if (p := ctx.registry.partition(ft.topic, int(fp.partition))) is not None
+            and not topic_denied(ctx, Operation.READ, ft.topic)
         }
         topics, total = _collect(ctx, request, max_bytes)
         remaining = deadline - time.monotonic()

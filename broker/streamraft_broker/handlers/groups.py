@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 from kio.schema.errors import ErrorCode
 
 from streamraft_broker.groups import GroupCoordinator, JoinRequest, MemberIdentity, OffsetCommitEntry
+from streamraft_broker.handlers.authz import group_denied
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import Operation
 
 if TYPE_CHECKING:
     from streamraft_broker.replication.group_offsets import GroupOffsets
@@ -38,9 +40,14 @@ def replicated_groups(ctx: BrokerContext) -> GroupOffsets | None:
     return found
 
 
-def _coordinator(ctx: BrokerContext, group_id: str) -> GroupCoordinator | ErrorCode:
-    """The coordinator of `group_id` here, or the error to answer: NOT_COORDINATOR when another broker
+def _coordinator(
+    ctx: BrokerContext, group_id: str, op: Operation = Operation.READ
+) -> GroupCoordinator | ErrorCode:
+    """The coordinator of `group_id` here, or the error to answer: GROUP_AUTHORIZATION_FAILED without
+    ``op`` on the group (Read for membership and offsets), NOT_COORDINATOR when another broker
     coordinates it (replicated mode), COORDINATOR_LOAD_IN_PROGRESS while its partition loads."""
+    if denied := group_denied(ctx, op, group_id):
+        return ErrorCode(denied)
     replicated = replicated_groups(ctx)
     if replicated is not None:
         return replicated.coordinator_for(group_id)
@@ -294,7 +301,7 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
     member_cls = nested(ApiKey.DESCRIBE_GROUPS, version, "DescribedGroupMember")
     described: list[Any] = []
     for group_id in (str(g) for g in request.groups):
-        coord = _coordinator(ctx, group_id)
+        coord = _coordinator(ctx, group_id, Operation.DESCRIBE)
         if isinstance(coord, ErrorCode):
             described.append(
                 build(
@@ -343,7 +350,7 @@ async def handle_delete_groups(ctx: BrokerContext, header: RequestHeader, reques
     result_cls = nested(DELETE_GROUPS, version, "DeletableGroupResult")
     outcome: list[tuple[str, ErrorCode]] = []
     for group_id in (str(g) for g in request.groups_names):
-        coord = _coordinator(ctx, group_id)
+        coord = _coordinator(ctx, group_id, Operation.DELETE)
         if isinstance(coord, ErrorCode):
             outcome.append((group_id, coord))
         else:

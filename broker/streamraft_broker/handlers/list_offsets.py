@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.handlers.authz import topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import Operation
 from streamraft_broker.topics.partition import Partition
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -43,8 +45,10 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
         for p in t.partitions:
             partition = ctx.registry.partition(t.name, int(p.partition_index))
             rep = ctx.extra.get("replication")
-            code = 0
-            if partition is None:
+            code = topic_denied(ctx, Operation.DESCRIBE, t.name)
+            if code:
+                partition = None
+            elif partition is None:
                 code = UNKNOWN_TOPIC_OR_PARTITION
             elif rep is not None and not rep.leader_ready(t.name, int(p.partition_index)):
                 # As in Kafka, only the leader answers; and a new leader only once it has applied what

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from streamraft_broker.handlers.authz import produce_refused
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.protocol.codec import build, nested, response_type
@@ -96,10 +97,13 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
     planned: list[tuple[str, list[tuple[int, Outcome | Coroutine[Any, Any, Outcome]]]]] = []
     for topic in request.topic_data:
         outcomes: list[tuple[int, Outcome | Coroutine[Any, Any, Outcome]]] = []
+        refused = produce_refused(ctx, topic.name)
         for pd in topic.partition_data:
             outcome: Outcome | Coroutine[Any, Any, Outcome]
             if acks not in (0, 1, -1):
                 outcome = INVALID_REQUIRED_ACKS, -1, -1, -1
+            elif refused:
+                outcome = refused, -1, -1, -1
             elif request.transactional_id is not None:
                 outcome = TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1
             elif replicated:

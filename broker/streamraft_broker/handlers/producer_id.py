@@ -8,6 +8,7 @@ import itertools
 import time
 from typing import Any
 
+from streamraft_broker.handlers.authz import may_idempotent_write
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -15,6 +16,7 @@ from streamraft_broker.protocol.versions import ApiKey
 from streamraft_broker.replication.producer_ids import FORWARD_CLIENT_ID, ControllerProducerIds
 
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+CLUSTER_AUTHORIZATION_FAILED = 31
 
 # Without persisted producer state, ids derived from start-up time stay unique across restarts.
 _fallback_ids = itertools.count(int(time.time() * 1000) << 8)
@@ -30,12 +32,17 @@ async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, req
             producer_id=-1,
             producer_epoch=-1,
         )
+    forwarded = header.client_id == FORWARD_CLIENT_ID
+    # A broker forwarding for its client checked that client (and ids alone grant no write).
+    if not forwarded and not may_idempotent_write(ctx):
+        denied = err(CLUSTER_AUTHORIZATION_FAILED)
+        return build(cls, throttle_time=0, error_code=denied, producer_id=-1, producer_epoch=-1)
     replication = ctx.extra.get("replication")
     if replication is not None:
         blocks = ctx.extra.get("producer_id_blocks")
         if blocks is None:
             blocks = ctx.extra["producer_id_blocks"] = ControllerProducerIds(replication)
-        grant = await blocks.init_producer_id(forwarded=header.client_id == FORWARD_CLIENT_ID)
+        grant = await blocks.init_producer_id(forwarded=forwarded)
         return build(
             cls,
             throttle_time=0,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.handlers.authz import cluster_denied, may_cluster
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.replication import broker_proof
 from streamraft_broker.replication.reassign import (
     NOT_CONTROLLER,
     UNKNOWN_TOPIC_OR_PARTITION,
@@ -16,6 +18,7 @@ from streamraft_broker.replication.reassign import (
     finish_move,
     request_move,
 )
+from streamraft_broker.security.acl import CLUSTER_AUTHORIZATION_FAILED, Operation
 
 INVALID_REQUEST = 42
 _SINGLE_NODE = "partition reassignment needs --replication raft"
@@ -29,7 +32,9 @@ async def handle_alter_partition_reassignments(
     topic_cls = nested(ApiKey.ALTER_PARTITION_REASSIGNMENTS, version, "ReassignableTopicResponse")
     rep = ctx.extra.get("replication")
     top_code, top_message = 0, None
-    if rep is None:
+    if denied := cluster_denied(ctx, Operation.ALTER):
+        top_code, top_message = denied, "Alter on the cluster is required"
+    elif rep is None:
         top_code, top_message = INVALID_REQUEST, _SINGLE_NODE
     elif not rep.runtime.is_leader(1):
         top_code, top_message = NOT_CONTROLLER, f"node {ctx.node_id} is not the controller"
@@ -69,6 +74,10 @@ async def handle_list_partition_reassignments(ctx: BrokerContext, header: Reques
     topic_cls = nested(ApiKey.LIST_PARTITION_REASSIGNMENTS, version, "OngoingTopicReassignment")
     cls = response_type(ApiKey.LIST_PARTITION_REASSIGNMENTS, version)
     rep = ctx.extra.get("replication")
+    if denied := cluster_denied(ctx, Operation.DESCRIBE):
+        return build(
+            cls, throttle_time=0, error_code=err(denied), error_message="Describe on the cluster", topics=()
+        )
     if rep is None:
         return build(cls, throttle_time=0, error_code=err(0), error_message=None, topics=())
     topics_state = rep.state.topics
@@ -103,6 +112,13 @@ async def handle_list_partition_reassignments(ctx: BrokerContext, header: Reques
     return build(cls, throttle_time=0, error_code=err(0), error_message=None, topics=tuple(out))
 
 
+def _signed(rep: Any, header: RequestHeader, topic_id: Any, p: Any) -> bool:
+    """The partition's leader signed this report (see replication.broker_proof)."""
+    voters = [int(b) for b in p.new_isr]
+    message = broker_proof.alter_partition_message(str(topic_id), int(p.partition_index), voters)
+    return broker_proof.sender(header.client_id, rep.state.brokers, message) is not None
+
+
 async def handle_alter_partition(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     """A partition leader reports that its Raft group's voters reached the move's target."""
     version = header.api_version
@@ -115,12 +131,15 @@ async def handle_alter_partition(ctx: BrokerContext, header: RequestHeader, requ
         return build(cls, throttle_time=0, error_code=err(code), topics=())
     by_id = {m.topic_id: m for m in rep.state.topics.values()}
     topics = []
+    authorized = ctx.authorizer.enabled and may_cluster(ctx, Operation.CLUSTER_ACTION)
     for t in request.topics:
         meta = by_id.get(t.topic_id)
         parts = []
         for p in t.partitions:
             code = UNKNOWN_TOPIC_OR_PARTITION
-            if meta is not None:
+            if not (authorized or _signed(rep, header, t.topic_id, p)):
+                code = CLUSTER_AUTHORIZATION_FAILED
+            elif meta is not None:
                 try:
                     await finish_move(rep, meta.name, int(p.partition_index), [int(b) for b in p.new_isr])
                     code = 0

@@ -1,4 +1,7 @@
-"""CreateTopics, DeleteTopics, CreatePartitions."""
+"""CreateTopics, DeleteTopics, CreatePartitions.
+
+Internal topics (``__consumer_offsets``) belong to the broker: clients can neither create, delete nor
+add partitions to them (adding would move every group to another partition), authorizer or not."""
 
 from __future__ import annotations
 
@@ -6,12 +9,15 @@ import asyncio
 import uuid
 from typing import Any
 
+from streamraft_broker.handlers.authz import may_create_topic, topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.handlers.topic_autocreate import default_replication_factor
 from streamraft_broker.protocol.codec import build, nested, nested_or_none, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import TOPIC_AUTHORIZATION_FAILED, Operation
 from streamraft_broker.topics.configs import effective_configs
+from streamraft_broker.topics.internal import is_internal
 from streamraft_broker.topics.registry import (
     INVALID_REPLICATION_FACTOR,
     UNKNOWN_TOPIC_OR_PARTITION,
@@ -57,6 +63,10 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
             if t.name in seen:
                 raise TopicError(INVALID_REQUEST, f"topic {t.name!r} appears twice in one request")
             seen.add(t.name)
+            if not may_create_topic(ctx, t.name):
+                raise TopicError(TOPIC_AUTHORIZATION_FAILED, f"Create on topic {t.name!r} is not allowed")
+            if is_internal(t.name):
+                raise TopicError(INVALID_REQUEST, f"{t.name!r} is an internal topic the broker creates")
             if t.assignments:
                 nodes = {int(b) for a in t.assignments for b in a.broker_ids}
                 if nodes - {ctx.node_id}:
@@ -130,6 +140,10 @@ async def handle_delete_topics(ctx: BrokerContext, header: RequestHeader, reques
         try:
             if name is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"no topic has id {topic_id}")
+            if denied := topic_denied(ctx, Operation.DELETE, name):
+                raise TopicError(denied, f"Delete on topic {name!r} is not allowed")
+            if is_internal(name):
+                raise TopicError(INVALID_REQUEST, f"internal topic {name!r} cannot be deleted")
             if "replication" in ctx.extra:
                 await ctx.extra["replication"].delete_topic(name)
             else:
@@ -151,6 +165,10 @@ async def handle_create_partitions(ctx: BrokerContext, header: RequestHeader, re
     for t in request.topics:
         code, message = 0, None
         try:
+            if denied := topic_denied(ctx, Operation.ALTER, t.name):
+                raise TopicError(denied, f"Alter on topic {t.name!r} is not allowed")
+            if is_internal(t.name):
+                raise TopicError(INVALID_REQUEST, f"internal topic {t.name!r} cannot get partitions")
             topic = ctx.registry.get(t.name)
             if topic is None:
                 raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name!r} does not exist")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from streamraft_broker.config import ConfigError, parse_host_port
@@ -40,3 +41,12 @@ def parse_members(text: str) -> dict[int, Member]:
     if len(members) > MAX_MEMBERS:
         raise ConfigError(f"--cluster-members: more than {MAX_MEMBERS} members")
     return members
+
+
+def cluster_id_of(members: dict[int, Member]) -> str:
+    """One id for the whole cluster (clients refuse brokers reporting different ids), from the members.
+    Only the controller voters (the first three ids) count, so a broker that joins later with a longer
+    member list reports the same id."""
+    founders = sorted(members.values(), key=lambda m: m.node_id)[:3]
+    canonical = ",".join(f"{m.node_id}={m.raft_address}" for m in founders)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:22]

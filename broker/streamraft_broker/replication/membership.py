@@ -70,7 +70,7 @@ from streamraft_broker.controller.state import (
     reassign_command,
     register_broker_command,
 )
-from streamraft_broker.replication import membership_rpc
+from streamraft_broker.replication import broker_proof, membership_rpc
 
 if TYPE_CHECKING:
     from streamraft_broker.replication.service import ReplicationService
@@ -85,7 +85,9 @@ RAFT_LISTENER = "RAFT"
 KAFKA_LISTENER = "PLAINTEXT"
 NOT_CONTROLLER = 41
 INVALID_REQUEST = 42
+DUPLICATE_BROKER_REGISTRATION = 101
 BROKER_ID_NOT_REGISTERED = 102
+INCONSISTENT_CLUSTER_ID = 104
 MAX_RACK_CHARS = 255
 
 
@@ -113,6 +115,18 @@ class MembershipError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class RegistrationRefused(Exception):
+    """A BrokerRegistration the controller will not record; ``code`` is the Kafka error to answer."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _addresses(reg: BrokerReg) -> tuple[str, int, str]:
+    return reg.kafka_host, reg.kafka_port, reg.raft_address
 
 
 class Membership:
@@ -169,7 +183,7 @@ class Membership:
         )
         body = reg_req.BrokerRegistrationRequest(
             broker_id=BrokerId(reg.node_id),
-            cluster_id="",
+            cluster_id=self.service.cluster_id,
             incarnation_id=uuid.UUID(reg.incarnation),
             listeners=listeners,
             features=(),
@@ -180,6 +194,44 @@ class Membership:
             raise MembershipError(503, f"controller answered error {int(answer.error_code)}")
 
     # ------------------------------------------------------------------ controller leader side
+
+    def as_configured(self, reg: BrokerReg) -> bool:
+        """``reg`` puts a ``--cluster-members`` broker exactly at its configured addresses (what a broker on
+        a PLAINTEXT listener, User:ANONYMOUS, may still register when an authorizer is on)."""
+        member = self.service.members.get(reg.node_id)
+        if member is None:
+            return False
+        return (member.kafka_host, member.kafka_port, member.raft_address) == _addresses(reg)
+
+    def admit(self, reg: BrokerReg, cluster_id: str) -> None:
+        """Controller leader: raises RegistrationRefused unless a BrokerRegistration received over the
+        Kafka port may change the controller log. Clients reach that port too, so without authentication
+        a registration must be consistent with what the cluster knows:
+
+        - the cluster id is this cluster's (Kafka: INCONSISTENT_CLUSTER_ID);
+        - a new id is a configured member (``--cluster-members``), or joining is allowed
+          (``allow_broker_join``): else a fake broker would receive replicas and Raft traffic;
+        - an id already registered keeps either its incarnation (a restart, maybe on other ports) or its
+          addresses (a restart on an empty disk); a new incarnation at other addresses is someone else
+          claiming the id (Kafka: DUPLICATE_BROKER_REGISTRATION) and would make the address flap.
+        """
+        if cluster_id != self.service.cluster_id:
+            raise RegistrationRefused(
+                INCONSISTENT_CLUSTER_ID, f"cluster id {cluster_id!r} is not {self.service.cluster_id!r}"
+            )
+        have = self.service.state.brokers.get(reg.node_id)
+        if have is None:
+            if reg.node_id not in self.service.members and not self.service.allow_broker_join:
+                raise RegistrationRefused(
+                    INVALID_REQUEST,
+                    f"broker {reg.node_id} is not in --cluster-members and allow_broker_join is off",
+                )
+            return
+        if have.incarnation != reg.incarnation and _addresses(have) != _addresses(reg):
+            raise RegistrationRefused(
+                DUPLICATE_BROKER_REGISTRATION,
+                f"broker {reg.node_id} is registered at {_addresses(have)} with another incarnation",
+            )
 
     async def register(self, reg: BrokerReg) -> None:
         """Controller leader: record ``reg`` (no-op if the log already holds it)."""
@@ -353,7 +405,10 @@ class Membership:
         self.decommission_check(node)  # answers 404/409 here without a round trip when already known
         host, port = self.service.controller_address()
         body = unreg_req.UnregisterBrokerRequest(broker_id=BrokerId(node))
-        answer = await membership_rpc.call(host, port, 64, 0, body)
+        proof = broker_proof.client_id(
+            self.service.node_id, self.incarnation, broker_proof.unregister_message(node)
+        )
+        answer = await membership_rpc.call(host, port, 64, 0, body, client_id=proof)
         code = int(answer.error_code)
         if code == BROKER_ID_NOT_REGISTERED:
             raise MembershipError(404, answer.error_message or f"broker {node} is not registered")

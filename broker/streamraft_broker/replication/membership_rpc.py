@@ -28,24 +28,29 @@ class ControllerUnreachable(Exception):
     """No response from the controller (unknown leader, connection refused, timeout, bad frame)."""
 
 
-def encode_request(api_key: int, version: int, body: Any, correlation_id: int) -> bytes:
+def encode_request(
+    api_key: int, version: int, body: Any, correlation_id: int, client_id: bytes = CLIENT_ID
+) -> bytes:
     cls = load_request_schema(api_key, version)
     assert cls.__flexible__, f"api {api_key} v{version}: only flexible requests are sent here"
-    header = struct.pack(">hhih", api_key, version, correlation_id, len(CLIENT_ID)) + CLIENT_ID + b"\x00"
+    header = struct.pack(">hhih", api_key, version, correlation_id, len(client_id)) + client_id + b"\x00"
     buf = io.BytesIO()
     entity_writer(cls)(buf, body)
     payload = header + buf.getvalue()
     return _I32.pack(len(payload)) + payload
 
 
-async def call(host: str, port: int, api_key: int, version: int, body: Any, *, limit_s: float = 5.0) -> Any:
-    """Send ``body`` to host:port and return the decoded response entity."""
+async def call(
+    host: str, port: int, api_key: int, version: int, body: Any, *, limit_s: float = 5.0, client_id: str = ""
+) -> Any:
+    """Send ``body`` to host:port and return the decoded response entity; ``client_id`` (default
+    ``streamraft-broker``) may carry a ``broker_proof``."""
     corr = next(_correlation) & 0x7FFFFFFF
     try:
         async with asyncio.timeout(limit_s):
             reader, writer = await asyncio.open_connection(host, port)
             try:
-                writer.write(encode_request(api_key, version, body, corr))
+                writer.write(encode_request(api_key, version, body, corr, client_id.encode() or CLIENT_ID))
                 await writer.drain()
                 size = _I32.unpack(await reader.readexactly(4))[0]
                 if not 5 <= size <= MAX_RESPONSE_BYTES:

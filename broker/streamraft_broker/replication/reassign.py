@@ -39,7 +39,7 @@ from streamraft_broker.controller.state import (
     reassign_command,
     reassigned_command,
 )
-from streamraft_broker.replication import membership_rpc
+from streamraft_broker.replication import broker_proof, membership_rpc
 
 if TYPE_CHECKING:
     from streamraft_broker.replication.service import ReplicationService
@@ -204,4 +204,9 @@ class Mover:
             ),
         )
         with contextlib.suppress(membership_rpc.ControllerUnreachable):
-            await membership_rpc.call(host, port, 56, 2, body)
+            proof = broker_proof.client_id(
+                self.service.node_id,
+                self.service.membership.incarnation,
+                broker_proof.alter_partition_message(str(meta.topic_id), partition, voters),
+            )
+            await membership_rpc.call(host, port, 56, 2, body, client_id=proof)

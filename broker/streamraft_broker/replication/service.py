@@ -55,7 +55,7 @@ from streamraft_broker.records.batch import (
 )
 from streamraft_broker.records.errors import InvalidRecordError, KafkaErrorCode
 from streamraft_broker.replication.group_offsets import GroupOffsets
-from streamraft_broker.replication.members import Member
+from streamraft_broker.replication.members import Member, cluster_id_of
 from streamraft_broker.replication.membership import Membership
 from streamraft_broker.replication.partition_storage import PartitionRaftStorage
 from streamraft_broker.replication.reassign import Mover
@@ -160,11 +160,15 @@ class ReplicationService:
         rack: str | None = None,
         partition_raft_log: bool = True,
         controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
+        allow_broker_join: bool = False,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
         self.node_id = node_id
         self.members = members
+        self.cluster_id = cluster_id_of(members)
+        self.allow_broker_join = allow_broker_join
+        """Accept registrations of ids missing from ``members`` (see membership.Membership.admit)."""
         self.registry = registry
         self.producers: Any = None
         self.state = ControllerState()
@@ -1045,6 +1049,11 @@ class ReplicationService:
             await self.runtime.propose(CONTROLLER_GROUP, command)
         except ConsensusError as exc:
             raise TopicError(NOT_CONTROLLER, f"controller proposal failed: {exc}") from None
+
+    async def propose_metadata(self, command: bytes) -> None:
+        """Proposes a controller command and returns once it is applied here (TopicError NOT_CONTROLLER
+        when this broker does not lead the controller group)."""
+        await self._propose_metadata(command)
 
     async def delete_topic(self, name: str) -> None:
         if name not in self.state.topics:

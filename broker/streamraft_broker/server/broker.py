@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -17,6 +16,8 @@ from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
+from streamraft_broker.security.acl import AclError, AclSet, Authorizer, AuthorizerConfig
+from streamraft_broker.security.acl_store import FileAclStore
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.server.limits import (
@@ -134,8 +135,10 @@ class Broker:
         local_dir = cfg.data_dir / "local" if cfg.replication == "raft" else cfg.data_dir
         local_dir.mkdir(exist_ok=True)
         wire_optional_subsystems(self.ctx, local_dir)
+        self._install_authorizer()
         if cfg.replication == "raft":
             await self._start_replication()
+            self._use_controller_acls()
         if self.ctx.groups is not None:
             self.metrics.watch_group_lag(self._group_lag)
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
@@ -160,7 +163,7 @@ class Broker:
             os.replace(tmp, cfg.ready_file)
 
     async def _start_replication(self) -> None:
-        from streamraft_broker.replication.members import parse_members  # noqa: PLC0415
+        from streamraft_broker.replication.members import cluster_id_of, parse_members  # noqa: PLC0415
         from streamraft_broker.replication.service import ReplicationService  # noqa: PLC0415
 
         assert self.ctx is not None
@@ -170,12 +173,7 @@ class Broker:
         if me is None:
             raise ConfigError(f"--node-id {cfg.node_id} is not in --cluster-members {sorted(members)}")
         self.ctx.host, self.ctx.port = me.kafka_host, me.kafka_port
-        # One id for the whole cluster (clients refuse brokers reporting different ids): from the members.
-        # Only the controller voters (the first three ids) count, so a broker that joins later with a longer
-        # member list reports the same id.
-        founders = sorted(members.values(), key=id_of)[:3]
-        canonical = ",".join(f"{m.node_id}={m.raft_address}" for m in founders)
-        self.ctx.cluster_id = hashlib.sha256(canonical.encode()).hexdigest()[:22]
+        self.ctx.cluster_id = cluster_id_of(members)
         service = ReplicationService(
             cfg.node_id,
             members,
@@ -185,6 +183,7 @@ class Broker:
             rack=cfg.rack,
             partition_raft_log=cfg.raft_log == "partition",
             controller_snapshot_entries=cfg.controller_snapshot_entries,
+            allow_broker_join=cfg.allow_broker_join,
         )
         service.producers = self.ctx.producers
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415
@@ -193,6 +192,34 @@ class Broker:
         await service.start()
         self.replication = service
         self.ctx.extra["replication"] = service
+
+    def _install_authorizer(self) -> None:
+        """ACLs from a file under the data directory (single node); a replicated broker holds none until
+        its controller state is up (``_use_controller_acls``), so until then only super users pass."""
+        assert self.ctx is not None
+        cfg = self.config
+        settings = AuthorizerConfig(
+            enabled=bool(cfg.authorizer_class_name),
+            super_users=cfg.super_users,
+            allow_everyone_if_no_acl_found=cfg.allow_everyone_if_no_acl_found,
+        )
+        if cfg.replication == "raft":
+            self.ctx.authorizer = Authorizer(settings, AclSet)
+            return
+        try:
+            store = FileAclStore(cfg.data_dir)
+        except AclError as exc:
+            raise ConfigError(str(exc)) from None
+        self.ctx.extra["acl_store"] = store
+        self.ctx.authorizer = Authorizer(settings, store.current)
+
+    def _use_controller_acls(self) -> None:
+        from streamraft_broker.replication.acls import ControllerAcls  # noqa: PLC0415
+
+        assert self.ctx is not None
+        store = ControllerAcls(self.replication)
+        self.ctx.extra["acl_store"] = store
+        self.ctx.authorizer.acls = store.current
 
     async def _retention_loop(self) -> None:
         interval = self.config.retention_check_ms / 1000

@@ -1,0 +1,67 @@
+"""Where a broker's ACL bindings live: the controller log in a replicated cluster
+(``replication.acls.ControllerAcls``), a durable JSON file under the data directory on a single node
+(``FileAclStore``). Both apply the same commands (``security.acl.acl_command``) to an ``AclSet``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclBinding, AclError, AclSet, acl_command
+
+FILE_NAME = "acls.json"
+
+
+class AclStore(Protocol):
+    def current(self) -> AclSet:
+        """The bindings in force now (read by every authorization decision)."""
+        ...
+
+    async def create(self, bindings: Sequence[AclBinding]) -> None:
+        """Stores the bindings durably (AclError or a TopicError-like exception when it cannot)."""
+        ...
+
+    async def delete(self, bindings: Sequence[AclBinding]) -> None: ...
+
+
+class FileAclStore:
+    """Single node: the bindings in ``DATA/acls.json``, rewritten atomically (temp file, fsync, rename)
+    on every change, so a crash leaves the old or the new set, never a torn one."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / FILE_NAME
+        self._acls = AclSet()
+        if self.path.exists():
+            try:
+                self._acls = AclSet.from_json(json.loads(self.path.read_text()))
+            except (json.JSONDecodeError, UnicodeDecodeError, AclError) as exc:
+                raise AclError(f"{self.path} is not a valid ACL file: {exc}") from None
+
+    def current(self) -> AclSet:
+        return self._acls
+
+    async def create(self, bindings: Sequence[AclBinding]) -> None:
+        self._apply(acl_command(CREATE_ACLS, bindings))
+
+    async def delete(self, bindings: Sequence[AclBinding]) -> None:
+        self._apply(acl_command(DELETE_ACLS, bindings))
+
+    def _apply(self, command: bytes) -> None:
+        # Applied to a copy first: a failed write leaves memory and disk agreeing on the old set.
+        updated = AclSet(self._acls)
+        updated.apply(json.loads(command))
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(updated.to_json(), f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        self._acls = updated
