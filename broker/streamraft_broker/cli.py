@@ -59,6 +59,13 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="snapshot the cluster metadata and compact the controller's Raft log every this many applied "
         f"entries, default {DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES} (replication=raft)",
     )
+    p.add_argument(
+        "--quota-window-num", help="samples in a client quota's sliding window (quota.window.num), default 11"
+    )
+    p.add_argument(
+        "--quota-window-size-seconds",
+        help="length of one client quota sample (quota.window.size.seconds), default 1",
+    )
 
 
 _BROKER_KEYS = [
@@ -82,6 +89,8 @@ _BROKER_KEYS = [
     "rack",
     "raft_log",
     "controller_snapshot_entries",
+    "quota_window_num",
+    "quota_window_size_seconds",
 ]
 
 

@@ -57,6 +57,10 @@ class BrokerConfig:
     replica); "separate": a consensus log beside it, copied into the partition log as entries apply."""
     controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
     """Snapshot the controller group's state (and compact its Raft log) after this many applied entries."""
+    quota_window_num: int = 11
+    """Kafka's ``quota.window.num``: samples in a client quota's sliding window."""
+    quota_window_size_seconds: int = 1
+    """Kafka's ``quota.window.size.seconds``: length of one sample."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -126,6 +130,8 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "rack": lambda v, w: _rack(str(v), w),
     "raft_log": _choice("partition", "separate"),
     "controller_snapshot_entries": _int(1, 2**31 - 1),
+    "quota_window_num": _int(1, 1000),
+    "quota_window_size_seconds": _int(1, 3600),
 }
 
 
