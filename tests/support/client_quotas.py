@@ -7,6 +7,8 @@ the object its own admin methods use).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient
@@ -18,8 +20,20 @@ EXACT, DEFAULT, ANY = 0, 1, 2
 EntityKey = tuple[tuple[str, str | None], ...]
 
 
-def admin_client(bootstrap: str) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+@contextmanager
+def admin_client(bootstrap: str) -> Iterator[KafkaAdminClient]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def set_quotas(bootstrap: str, entity: dict[str, str | None], ops: dict[str, float | None]) -> None:
+    """One alteration through a short-lived admin client; fails the test unless it succeeded."""
+    with admin_client(bootstrap) as admin:
+        result = alter(admin, [(entity, ops)])
+    assert result == [(0, None)], result
 
 
 def _send(admin: KafkaAdminClient, request: Any, node_id: int | None) -> Any:
