@@ -41,6 +41,11 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     assert config.controller_snapshot_entries == 1_000
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20
+    assert (config.quota_window_num, config.quota_window_size_seconds) == (11, 1)  # Kafka's defaults
+    dotted = tmp_path / "kafka-names.yaml"
+    dotted.write_text("quota.window.num: 5\nquota.window.size.seconds: 2\n")
+    config = load_config({}, {}, dotted)
+    assert (config.quota_window_num, config.quota_window_size_seconds) == (5, 2)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +64,13 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
         ({}, {}, "- a list\n", "must hold a mapping"),
         ({}, {}, "auto_create_topics: maybe\n", "is not a boolean"),
         ({"controller_snapshot_entries": "0"}, {}, None, "--controller-snapshot-entries: 0 is outside 1.."),
+        ({"quota_window_num": "0"}, {}, None, "--quota-window-num: 0 is outside 1.."),
+        (
+            {},
+            {"STREAMRAFT_QUOTA_WINDOW_SIZE_SECONDS": "x"},
+            None,
+            "QUOTA_WINDOW_SIZE_SECONDS: 'x' is not an integer",
+        ),
     ],
 )
 def test_bad_config_names_the_setting(

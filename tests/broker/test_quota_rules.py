@@ -7,6 +7,7 @@ import json
 
 import pytest
 from streamraft_broker.controller.state import ControllerState
+from streamraft_broker.quotas.accounting import bind_account, reset_account
 from streamraft_broker.quotas.entities import (
     INVALID_REQUEST,
     UNSUPPORTED_VERSION,
@@ -18,6 +19,7 @@ from streamraft_broker.quotas.entities import (
     check_op,
     make_entity,
 )
+from streamraft_broker.quotas.manager import QuotaManager
 from streamraft_broker.quotas.sensor import RateSensor, WindowConfig
 
 D = None  # the default entity of a type
@@ -238,3 +240,48 @@ def test_a_sample_slot_is_reused_after_samples_windows() -> None:
     assert sensor.rate(1500) == pytest.approx(1500 / 1.5)
     sensor.record(100, 2000)  # third window reuses the first slot: its 1000 bytes are gone
     assert sensor.rate(2000) == pytest.approx(600 / 1.0)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _produce(manager: QuotaManager, client_id: str, size: int) -> int:
+    account = manager.begin(client_id, size)
+    assert account is not None
+    token = bind_account(account)
+    try:
+        return manager.record_produce(acks=1)
+    finally:
+        reset_account(token)
+
+
+def test_a_user_quota_is_shared_by_its_client_ids_and_a_client_default_is_not() -> None:
+    quotas = ClientQuotas()
+    clock = _Clock()
+    manager = QuotaManager(lambda: quotas, WindowConfig(samples=11, window_ms=1000), clock=clock)
+    assert manager.begin("a", 10) is None, "nothing is measured while no quota exists"
+    # ANONYMOUS (a PLAINTEXT connection's user) may send 1,000 B/s over all its client-ids together.
+    _set(quotas, {"user": "ANONYMOUS"}, producer_byte_rate=1000.0)
+    assert _produce(manager, "a", 6000) == 0
+    assert _produce(manager, "b", 6000) == 2000  # 12,000 B over 10 s: 20 % over, for 20 % of 10 s
+    # Per client-id default instead: each client-id has its own 1,000 B/s.
+    _set(quotas, {"user": "ANONYMOUS"}, producer_byte_rate=None)
+    _set(quotas, {"client-id": None}, producer_byte_rate=1000.0)
+    assert _produce(manager, "c", 6000) == 0
+    assert _produce(manager, "d", 6000) == 0
+    assert _produce(manager, "c", 5500) == 1500
+
+
+def test_sensors_stay_bounded_whatever_client_ids_arrive() -> None:
+    quotas = ClientQuotas()
+    _set(quotas, {"client-id": None}, producer_byte_rate=1000.0)
+    manager = QuotaManager(lambda: quotas, clock=_Clock(), max_sensors=3)
+    for i in range(20):
+        _produce(manager, f"client-{i}-" + "x" * 30_000, 10)
+    assert len(manager._sensors) == 3
+    assert all(len(key[2]) < 100 for key in manager._sensors)

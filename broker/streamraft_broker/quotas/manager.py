@@ -9,6 +9,7 @@ With no user or client-id quota configured nothing is recorded at all.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,6 +32,7 @@ _KEY_OF = {PRODUCE: PRODUCER_BYTE_RATE, FETCH: CONSUMER_BYTE_RATE, REQUEST: REQU
 MAX_SENSORS = 50_000
 """Sensors kept at most (least recently used go first): client-ids are chosen by clients, so unbounded
 sensors would let one client grow the broker's memory without limit."""
+MAX_TAG_CHARS = 128
 INACTIVE_SENSOR_S = 3600.0
 """Kafka drops a sensor after an hour without records."""
 MAX_THROTTLE_MS = 2**31 - 1
@@ -38,6 +40,13 @@ EXEMPT_APIS = frozenset({56, 62, 64})
 """AlterPartition, BrokerRegistration, UnregisterBroker: brokers' calls to the controller (Kafka exempts
 cluster actions from the request quota)."""
 _THROTTLE_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _bounded(tag: str) -> str:
+    """A sensor key part of bounded size: a client-id may be 32 KiB, and 50,000 of those would be 1.6 GB."""
+    if len(tag) <= MAX_TAG_CHARS:
+        return tag
+    return "sha256:" + hashlib.sha256(tag.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class QuotaManager:
@@ -87,7 +96,7 @@ class QuotaManager:
         resolved = self._source().resolve(_KEY_OF[kind], account.user, account.client_id)
         if resolved is None:
             return None
-        key = (kind, resolved.user_tag, resolved.client_tag)
+        key = (kind, _bounded(resolved.user_tag), _bounded(resolved.client_tag))
         sensor = self._sensors.get(key)
         if sensor is None:
             while self._sensors:
