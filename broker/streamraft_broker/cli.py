@@ -113,6 +113,13 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         "--allow-broker-join",
         help="true/false (default false): accept registrations of broker ids not in --cluster-members",
     )
+    p.add_argument(
+        "--quota-window-num", help="samples in a client quota's sliding window (quota.window.num), default 11"
+    )
+    p.add_argument(
+        "--quota-window-size-seconds",
+        help="length of one client quota sample (quota.window.size.seconds), default 1",
+    )
 
 
 _BROKER_KEYS = [
@@ -146,6 +153,8 @@ _BROKER_KEYS = [
     "super_users",
     "allow_everyone_if_no_acl_found",
     "allow_broker_join",
+    "quota_window_num",
+    "quota_window_size_seconds",
 ]
 
 

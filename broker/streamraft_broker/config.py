@@ -89,6 +89,10 @@ class BrokerConfig:
     allow_broker_join: bool = False
     """Accept BrokerRegistration from broker ids missing from this broker's cluster_members (a broker
     added without restarting the others). Off: only configured members and already-registered ids."""
+    quota_window_num: int = 11
+    """Kafka's ``quota.window.num``: samples in a client quota's sliding window."""
+    quota_window_size_seconds: int = 1
+    """Kafka's ``quota.window.size.seconds``: length of one sample."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -168,6 +172,8 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "super_users": lambda v, w: _principals(str(v), w),
     "allow_everyone_if_no_acl_found": _bool,
     "allow_broker_join": _bool,
+    "quota_window_num": _int(1, 1000),
+    "quota_window_size_seconds": _int(1, 3600),
 }
 
 

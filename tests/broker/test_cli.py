@@ -57,6 +57,11 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     assert config.controller_snapshot_entries == 1_000
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20
+    assert (config.quota_window_num, config.quota_window_size_seconds) == (11, 1)  # Kafka's defaults
+    dotted = tmp_path / "kafka-names.yaml"
+    dotted.write_text("quota.window.num: 5\nquota.window.size.seconds: 2\n")
+    config = load_config({}, {}, dotted)
+    assert (config.quota_window_num, config.quota_window_size_seconds) == (5, 2)
 
 
 def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_path: Path) -> None:
@@ -97,6 +102,13 @@ def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_
         ({}, {}, "auto_create_topics: maybe\n", "auto_create_topics in"),
         ({"default_replication_factor": "0"}, {}, None, "--default-replication-factor: 0 is outside"),
         ({"controller_snapshot_entries": "0"}, {}, None, "--controller-snapshot-entries: 0 is outside 1.."),
+        ({"quota_window_num": "0"}, {}, None, "--quota-window-num: 0 is outside 1.."),
+        (
+            {},
+            {"STREAMRAFT_QUOTA_WINDOW_SIZE_SECONDS": "x"},
+            None,
+            "QUOTA_WINDOW_SIZE_SECONDS: 'x' is not an integer",
+        ),
     ],
 )
 def test_bad_config_names_the_setting(

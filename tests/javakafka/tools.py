@@ -20,6 +20,8 @@ CONSUMER_PERF = "org.apache.kafka.tools.ConsumerPerformance"
 END_TO_END_LATENCY = "org.apache.kafka.tools.EndToEndLatency"
 METADATA_QUORUM = "org.apache.kafka.tools.MetadataQuorumCommand"
 STORAGE_TOOL = "kafka.tools.StorageTool"
+CONFIG_COMMAND = "kafka.admin.ConfigCommand"
+"""kafka-configs.sh: topic, broker and client-quota (users, clients, ips) configs."""
 KAFKA_MAIN = "kafka.Kafka"
 
 # Tools are short-lived clients: a small heap and no JIT tiers beyond C1 start them faster.

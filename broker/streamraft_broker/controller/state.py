@@ -8,7 +8,9 @@ rack, incarnation), ``decommission_broker`` (state -> decommissioning), ``unregi
 decommissioned: gone from Metadata). ACLs (``security.acl``): ``create_acls`` / ``delete_acls`` name
 the exact bindings; each is validated when applied. Replica moves (``replication.reassign``):
 ``reassign`` records a partition's target replicas (or cancels), ``reassigned`` records the final
-replicas once the partition's leader has moved the Raft group there.
+replicas once the partition's leader has moved the Raft group there. Client quotas
+(``streamraft_broker.quotas.entities``): ``alter_client_quotas`` sets or removes quota keys of
+user/client-id/ip entities, validated as it applies.
 
 Snapshots: ``ControllerState.to_snapshot()`` is the whole state as versioned JSON, so the controller group's
 Raft log can be compacted; ``changes_between`` is what a broker must do when a snapshot replaces its state.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdBlock, ProducerIdState
+from streamraft_broker.quotas.entities import ALTER_CLIENT_QUOTAS, ClientQuotas
 from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclSet
 
 CONTROLLER_GROUP = 1
@@ -196,6 +199,7 @@ class ControllerState:
         """Names deleted and not created again since. A broker whose copy of this state lags knows fewer
         topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
         self.acls = AclSet()
+        self.client_quotas = ClientQuotas()
 
     def to_snapshot(self) -> bytes:
         """Everything this state holds, as JSON. Topics and brokers keep their order (the order of the log
@@ -214,6 +218,7 @@ class ControllerState:
                         for b in self.producer_ids.last_grant.values()
                     ],
                 },
+                "client_quotas": self.client_quotas.to_json(),
             },
             sort_keys=True,
         ).encode()
@@ -253,6 +258,9 @@ class ControllerState:
             for g in pids["last_grant"]:
                 block = ProducerIdBlock(int(g["broker"]), str(g["request"]), int(g["start"]), int(g["size"]))
                 state.producer_ids.last_grant[block.broker] = block
+            field_name = "client_quotas"
+            # Absent from snapshots taken before client quotas existed: none were set then.
+            state.client_quotas = ClientQuotas.from_json(doc.get("client_quotas", []))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"controller snapshot field {field_name!r} is malformed: {exc!r}") from None
         return state
@@ -315,6 +323,9 @@ class ControllerState:
             return None
         if op in (CREATE_ACLS, DELETE_ACLS):
             self.acls.apply(cmd)  # AclError (a ValueError) for an invalid binding: nothing changes
+            return None
+        if op == ALTER_CLIENT_QUOTAS:
+            self.client_quotas.apply(cmd)  # all or nothing: an invalid command raises ValueError
             return None
         raise ValueError(f"unknown controller command {data[:100]!r}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streamraft_broker.handlers.acls import handle_create_acls, handle_delete_acls, handle_describe_acls
 from streamraft_broker.handlers.api_versions import handle_api_versions
+from streamraft_broker.handlers.client_quotas import handle_alter_client_quotas, handle_describe_client_quotas
 from streamraft_broker.handlers.cluster import (
     handle_describe_cluster,
     handle_find_coordinator,
@@ -58,4 +59,6 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.BROKER_REGISTRATION: handle_broker_registration,
     ApiKey.UNREGISTER_BROKER: handle_unregister_broker,
     ApiKey.DESCRIBE_QUORUM: handle_describe_quorum,
+    ApiKey.DESCRIBE_CLIENT_QUOTAS: handle_describe_client_quotas,
+    ApiKey.ALTER_CLIENT_QUOTAS: handle_alter_client_quotas,
 }

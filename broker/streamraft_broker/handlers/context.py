@@ -12,6 +12,7 @@ from kio.schema.errors import ErrorCode
 from streamraft_broker.metrics import BrokerMetrics
 from streamraft_broker.protocol.fetch_response import Chunk
 from streamraft_broker.protocol.header import RequestHeader
+from streamraft_broker.quotas.manager import QuotaManager
 from streamraft_broker.security.acl import AclSet, Authorizer, AuthorizerConfig
 from streamraft_broker.topics.registry import TopicRegistry
 
@@ -41,6 +42,8 @@ class BrokerContext:
     extra: dict[str, Any] = field(default_factory=dict)
     authorizer: Authorizer = field(default_factory=lambda: Authorizer(AuthorizerConfig(), AclSet))
     """Decides every request's operations (see security.acl); allows everything unless configured."""
+    quotas: QuotaManager | None = None
+    """Client quotas: their configuration and enforcement (see ``streamraft_broker.quotas``)."""
     # Set when the broker stops: long-polling fetches answer at once instead of holding shutdown up.
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -69,6 +69,10 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     max_bytes = int(getattr(request, "max_bytes", 0x7FFFFFFF))
     min_bytes = int(request.min_bytes)
+    quota_limit = ctx.quotas.fetch_byte_limit() if ctx.quotas is not None else None
+    if quota_limit is not None:
+        max_bytes = min(max_bytes, quota_limit)
+        min_bytes = min(min_bytes, max_bytes)
     deadline = time.monotonic() + _max_wait_s(request)
     while True:
         # Grab the wake-up events before reading, so an append in between is never missed.
@@ -89,11 +93,16 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         finally:
             for w in waiters:
                 w.cancel()
+    throttle_ms = ctx.quotas.record_fetch(total) if ctx.quotas is not None else 0
+    if throttle_ms > 0:
+        topics = []  # Kafka answers a throttled fetch empty; the consumer fetches the same offsets again
     for t in topics:
         for res in t.partitions:
             if res.records:
                 ctx.metrics.record_fetch(t.name, res.records_size)
             if res.error_code:
                 ctx.metrics.record_error(res.error_code)
-    parts = encode_fetch_response(header.api_version, header.correlation_id, topics, session_id=0)
+    parts = encode_fetch_response(
+        header.api_version, header.correlation_id, topics, session_id=0, throttle_ms=throttle_ms
+    )
     return RawResponse(parts)

@@ -132,6 +132,8 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                 )
             )
         results.append(build(topic_cls, name=name, partition_responses=tuple(parts)))
+    if ctx.quotas is not None:
+        ctx.quotas.record_produce(acks)  # the connection puts the throttle time in and mutes
     if acks == 0:
         # With acks=0 the client reads no response; writing one would desynchronise its correlation ids.
         return None

@@ -102,3 +102,11 @@ def encode_fetch_response(
     total = sum(len(c) if isinstance(c, bytes) else c.size for c in parts)
     parts.insert(0, _I32.pack(total))
     return parts
+
+
+def set_throttle(parts: list[Chunk], version: int, throttle_ms: int) -> None:
+    """Rewrites ``throttle_time_ms`` of a response ``encode_fetch_response`` built (it follows the header)."""
+    head = parts[1]
+    assert isinstance(head, bytes), "the first part after the size prefix holds the header"
+    at = 4 + (1 if version >= 12 else 0)
+    parts[1] = head[:at] + _I32.pack(throttle_ms) + head[at + 4 :]

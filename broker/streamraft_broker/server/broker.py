@@ -16,6 +16,9 @@ from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
+from streamraft_broker.quotas.manager import QuotaManager
+from streamraft_broker.quotas.sensor import WindowConfig
+from streamraft_broker.quotas.store import QuotaFile
 from streamraft_broker.security.acl import AclError, AclSet, Authorizer, AuthorizerConfig
 from streamraft_broker.security.acl_store import FileAclStore
 from streamraft_broker.server import datadir_lock
@@ -139,6 +142,7 @@ class Broker:
         if cfg.replication == "raft":
             await self._start_replication()
             self._use_controller_acls()
+        self._install_quotas()
         if self.ctx.groups is not None:
             self.metrics.watch_group_lag(self._group_lag)
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
@@ -220,6 +224,20 @@ class Broker:
         store = ControllerAcls(self.replication)
         self.ctx.extra["acl_store"] = store
         self.ctx.authorizer.acls = store.current
+
+    def _install_quotas(self) -> None:
+        """Client quotas from the controller state (replicated) or the data directory's quota file."""
+        assert self.ctx is not None
+        cfg = self.config
+        window = WindowConfig(cfg.quota_window_num, cfg.quota_window_size_seconds * 1000)
+        registry = self.metrics.registry
+        if self.replication is not None:
+            service = self.replication
+            self.ctx.quotas = QuotaManager(lambda: service.state.client_quotas, window, registry=registry)
+            return
+        store = QuotaFile(cfg.data_dir)
+        store.load()
+        self.ctx.quotas = QuotaManager(lambda: store.quotas, window, registry=registry, store=store)
 
     async def _retention_loop(self) -> None:
         interval = self.config.retention_check_ms / 1000

@@ -21,6 +21,8 @@ from streamraft_broker.protocol.framing import FrameDecoder
 from streamraft_broker.protocol.header import RequestHeader, parse_request_header, peek_fixed
 from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
+from streamraft_broker.quotas.accounting import RequestAccount, bind_account, reset_account, timed
+from streamraft_broker.quotas.responses import with_throttle
 from streamraft_broker.security.principal import Session, bind_session
 from streamraft_broker.server.limits import ConnectionLimits, RequestMemory
 
@@ -92,6 +94,8 @@ class Connection:
         self.pipelined = "replication" in ctx.extra
         """Replicated produce requests are pipelined (see ``_start_pipelined``)."""
         self.closing = False
+        self._muted_until = 0.0
+        """Monotonic time until which no further request is read: a quota's throttle (Kafka mutes too)."""
 
     @property
     def busy(self) -> bool:
@@ -126,6 +130,7 @@ class Connection:
                     reserved, self._reserved = self._reserved, 0
                     self._frame_started = None
                     self._last_active = self._loop.time()
+                    await self._wait_unmuted()
                     if self.pipelined and _is_produce(frame):
                         await self._start_pipelined(frame, reserved)
                         continue
@@ -277,9 +282,18 @@ class Connection:
         except ProtocolError as exc:
             self._protocol_error("bad_request", f"{ApiKey(api_key).name} v{version}: {exc}")
             raise CloseConnection from exc
-        result = await self._dispatch(header, request)
+        account = self.ctx.quotas.begin(header.client_id, len(frame)) if self.ctx.quotas is not None else None
+        token = bind_account(account)
+        try:
+            result = await self._dispatch(header, request, account)
+        finally:
+            reset_account(token)
         if after is not None:
             await after  # re-raises if it failed: this connection is being closed then
+        throttle_ms = 0
+        if account is not None and self.ctx.quotas is not None:
+            throttle_ms = self.ctx.quotas.finish(account, api_key)
+            result = with_throttle(api_key, version, result, throttle_ms)
         if result is not None:
             if isinstance(result, RawResponse):
                 await self._write_parts(result.parts)
@@ -288,14 +302,28 @@ class Connection:
             else:
                 await self._write(encode_response(api_key, version, corr, result))
         self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
+        if throttle_ms > 0:
+            # Kafka 2.0+: the response goes out at once and the channel stays muted for the throttle time.
+            self._muted_until = max(self._muted_until, time.monotonic() + throttle_ms / 1000.0)
 
-    async def _dispatch(self, header: RequestHeader, request: Any) -> Any:
+    async def _wait_unmuted(self) -> None:
+        delay = self._muted_until - time.monotonic()
+        if delay > 0:
+            # A stopping broker does not wait out a throttle.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ctx.shutting_down.wait(), delay)
+
+    async def _dispatch(
+        self, header: RequestHeader, request: Any, account: RequestAccount | None = None
+    ) -> Any:
         handler = HANDLERS.get(ApiKey(header.api_key))
         if handler is None:
             self._protocol_error("no_handler", f"{ApiKey(header.api_key).name} has no handler in this build")
             raise CloseConnection
         try:
-            return await handler(self.ctx, header, request)
+            if account is None:
+                return await handler(self.ctx, header, request)
+            return await timed(handler(self.ctx, header, request), account)
         except CloseConnection:
             raise
         except Exception as exc:
