@@ -18,8 +18,9 @@ from typing import Any
 from streamraft_consensus.core.types import ConfState, Entry, Snapshot
 from streamraft_consensus.runtime.api import LeaderChange
 from streamraft_consensus.runtime.config import RuntimeConfig
-from streamraft_consensus.runtime.errors import ConsensusError
+from streamraft_consensus.runtime.errors import ConsensusError, StorageFailedError
 from streamraft_consensus.runtime.runtime import Runtime
+from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
@@ -81,6 +82,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_CONTROLLER = 41
 REQUEST_TIMED_OUT = 7
 UNKNOWN_SERVER_ERROR = -1
+KAFKA_STORAGE_ERROR = 56
 CONTROLLER_VOTERS = 3
 CONTROLLER_SEGMENT_BYTES = 1 << 20
 """Segment size of the controller group's log (about 3,000 metadata commands each)."""
@@ -218,11 +220,18 @@ class ReplicationService:
                 self.runtime.add_node(m.node_id, m.raft_address)
         voters = self.controller_voters
         learners = [n for n in sorted(self.members) if n not in voters]
+
         # Small segments: compaction after a snapshot frees whole segments only, and metadata grows slowly.
-        storage = SegmentLog(
-            self.raft_dir / f"group-{CONTROLLER_GROUP}", segment_bytes=CONTROLLER_SEGMENT_BYTES
+        def open_controller_log() -> RaftStorage:
+            return SegmentLog(
+                self.raft_dir / f"group-{CONTROLLER_GROUP}", segment_bytes=CONTROLLER_SEGMENT_BYTES
+            )
+
+        # A storage error stops the controller group here like any other (the broker no longer votes or
+        # leads in it) until its log is re-opened from disk; the partitions' groups carry on.
+        await self.runtime.create_group(
+            CONTROLLER_GROUP, voters, learners, storage=open_controller_log(), reopen=open_controller_log
         )
-        await self.runtime.create_group(CONTROLLER_GROUP, voters, learners, storage=storage)
         self._spawn(self.rejoin.run())
         self._spawn(self.rejoin_driver.run())
         self._start_membership()
@@ -519,6 +528,37 @@ class ReplicationService:
             producers.state(name, index)
         return storage
 
+    def _reopen_partition(self, gid: int) -> RaftStorage:
+        """After a storage error: the partition's log and its Raft files opened again from disk (both
+        recover their tails), replacing the in-memory ones, which are not trusted any more."""
+        where = self._partitions.get(gid)
+        partition = self.registry.partition(*where) if where is not None else None
+        if where is None or partition is None:
+            raise RuntimeError(f"group {gid} is no partition hosted here")
+        old = self._storages.pop(gid, None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        # What was committed and applied here stays committed: the high watermark does not move back.
+        hw = partition.raft_hw
+        self.registry.reopen_log(partition)
+        if self.producers is not None:
+            self.producers.forget_partition(*where)
+        storage = self._make_storage(gid, *where)
+        if storage is None:
+            raise RuntimeError(f"group {gid}: the partition log is not its Raft log")
+        if hw is not None:
+            partition.raft_hw = max(hw, storage.snapshot_offset)
+        return storage
+
+    def storage_failed(self, topic: str, index: int) -> bool:
+        """This broker's copy of the partition is stopped by a storage error (KAFKA_STORAGE_ERROR)."""
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return False
+        gid = meta.group(index)
+        return gid in self.runtime.groups() and self.runtime.storage_error(gid) is not None
+
     async def apply_retention(self) -> int:
         """Retention for partitions whose log is their Raft log: a snapshot, then the oldest segments go
         (see PartitionRaftStorage.retain). Returns how many Raft entries were dropped."""
@@ -782,6 +822,8 @@ class ReplicationService:
         gid = meta.group(index)
         if gid not in self.runtime.groups():
             return _ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1))
+        if self.runtime.storage_error(gid) is not None:
+            return _ready((KAFKA_STORAGE_ERROR, -1, -1, -1))
         if gid in self._storages:
             return self._begin_shared(topic, index, gid, records, acks)
         started = time.perf_counter()
@@ -797,6 +839,10 @@ class ReplicationService:
     ) -> ProduceResult:
         try:
             raft_index = await future
+        except StorageFailedError as exc:
+            # This broker's disk failed under the partition: the client retries (and finds the new leader).
+            log.warning("event=produce_storage_error topic=%s partition=%d error=%r", topic, index, str(exc))
+            return KAFKA_STORAGE_ERROR, -1, -1, -1
         except ConsensusError as exc:
             # Not leader, leadership lost before commit, or stopping: the client retries at the leader.
             log.debug("produce to %s-%d not committed here: %s", topic, index, exc)
@@ -856,6 +902,9 @@ class ReplicationService:
                 appended = asyncio.get_running_loop().create_future()
             try:
                 future = self.runtime.propose_nowait(gid, data, appended)
+            except StorageFailedError:
+                pending.append(_ready((KAFKA_STORAGE_ERROR, -1, -1, -1)))
+                break
             except ConsensusError as exc:
                 log.debug("produce to %s-%d refused here: %s", topic, index, exc)
                 pending.append(_ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1)))
@@ -1139,7 +1188,8 @@ class ReplicationService:
         try:
             where = self._partitions.get(gid)
             storage = self._make_storage(gid, *where) if where is not None else None
-            await self.runtime.create_group(gid, voters, learners, storage=storage)
+            reopen = functools.partial(self._reopen_partition, gid) if storage is not None else None
+            await self.runtime.create_group(gid, voters, learners, storage=storage, reopen=reopen)
         except Exception:
             log.exception("cannot create raft group %d", gid)
             if storage is not None and gid not in self.runtime.groups():

@@ -65,6 +65,7 @@ class Group:
     """Opens the group's storage again from disk, after a failure."""
     retry_at: float = 0.0
     retry_delay: float = 0.0
+    resumed_at: float = float("-inf")
     entry_bytes: float = 0.0
     """Moving average of appended entries' data size (for follower lag in bytes)."""
 

@@ -534,7 +534,10 @@ class Runtime:
                 self._log_unknown_group(gid, inbound.from_node, msg)
                 continue
             if g.failed is not None:
-                continue  # stopped here: it neither votes nor follows until it is re-opened
+                # Stopped here: it neither votes nor follows until re-opened, but it still tells who leads
+                # now (clients asking this broker for metadata are sent to the new leader).
+                self._observe_leader(g, msg)
+                continue
             g.inbox.append(msg)
             # Late heartbeat responses must not undo a leader's decision to go quiet.
             self._mark(g, wake=msg.type != MessageType.HEARTBEAT_RESP)
@@ -543,6 +546,16 @@ class Runtime:
             if g is not None and g.failed is None and not g.is_leader and g.leader == inbound.from_node:
                 g.quiesced = True
                 g.idle_ticks = 0
+
+    _LEADER_MESSAGES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
+
+    def _observe_leader(self, g: Group, msg: Message) -> None:
+        if msg.type not in self._LEADER_MESSAGES or msg.term < g.term:
+            return
+        if (msg.frm, msg.term) == (g.leader, g.term):
+            return
+        g.leader, g.term = msg.frm, msg.term
+        self._notify_leader(LeaderChange(g.id, msg.frm, msg.term, False))
 
     def _log_unknown_group(self, gid: int, frm: int, msg: Message) -> None:
         seen = self._unknown_logged.get(gid, 0)
@@ -592,8 +605,15 @@ class Runtime:
         g.failed = err
         self._failed.add(g.id)
         self.storage_failures += 1
-        g.retry_delay = self.config.storage_retry_s
-        g.retry_at = time.monotonic() + g.retry_delay
+        now = time.monotonic()
+        if now - g.resumed_at < 2 * self.config.storage_retry_max_s:
+            # Failed again soon after a re-open (the disk is still full): keep backing off.
+            g.retry_delay = min(
+                max(2 * g.retry_delay, self.config.storage_retry_s), self.config.storage_retry_max_s
+            )
+        else:
+            g.retry_delay = self.config.storage_retry_s
+        g.retry_at = now + g.retry_delay
         log.error(
             "event=storage_failed node=%d group=%d errno=%s error=%r leader=%s",
             self.node_id,
@@ -688,6 +708,7 @@ class Runtime:
         g.idle_ticks = 0
         g.inbox.clear()
         g.failed = None
+        g.resumed_at = time.monotonic()
         self._failed.discard(g.id)
         self.storage_recoveries += 1
         self._mark(g)
