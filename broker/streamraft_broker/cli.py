@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from streamraft_broker.config import (
+    DEFAULT_ADMIN_PORT,
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
@@ -34,6 +35,18 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metrics-listen", help=f"HOST:PORT for /metrics (default port {DEFAULT_METRICS_PORT}) or off"
     )
+    p.add_argument(
+        "--admin-listen",
+        help=f"HOST:PORT for the admin API (default 127.0.0.1:{DEFAULT_ADMIN_PORT}: loopback only) or off",
+    )
+    p.add_argument("--admin-token-file", help="file holding the bearer token admin requests must send")
+    p.add_argument("--admin-tls-cert", help="admin API over TLS: server certificate (PEM)")
+    p.add_argument("--admin-tls-key", help="admin API over TLS: private key of --admin-tls-cert (PEM)")
+    p.add_argument("--admin-tls-ca", help="admin API over TLS: CA that must sign client certificates (mTLS)")
+    p.add_argument("--admin-max-connections", help="admin/metrics HTTP connections served at once (16)")
+    p.add_argument(
+        "--admin-request-timeout-ms", help="an admin/metrics HTTP request must arrive within this (10000)"
+    )
     p.add_argument("--max-request-size", help="largest accepted request in bytes (socket.request.max.bytes)")
     p.add_argument("--auto-create-topics", help="true/false: create unknown topics on metadata requests")
     p.add_argument("--default-partitions", help="partitions for auto-created topics")
@@ -42,7 +55,9 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-memory", help="true/false: keep partition logs in memory (tests only)")
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
     p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
-    p.add_argument("--ready-file", help="write {port, metrics_port, pid} as JSON here once listening")
+    p.add_argument(
+        "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
+    )
     p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
     p.add_argument(
         "--cluster-members", help="ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... of every broker (replication=raft)"
@@ -67,6 +82,13 @@ _BROKER_KEYS = [
     "listen",
     "advertise",
     "metrics_listen",
+    "admin_listen",
+    "admin_token_file",
+    "admin_tls_cert",
+    "admin_tls_key",
+    "admin_tls_ca",
+    "admin_max_connections",
+    "admin_request_timeout_ms",
     "max_request_size",
     "auto_create_topics",
     "default_partitions",
@@ -130,6 +152,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             "data_dir": str(Path(args.data_dir) / "broker-0"),
             "listen": f"127.0.0.1:{args.base_port}",
             "metrics_listen": f"127.0.0.1:{args.base_port + 1}",
+            "admin_listen": "127.0.0.1:0",
         }
         configs = [load_config(flags, {})]
     else:
@@ -143,6 +166,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
                     "data_dir": str(Path(args.data_dir) / f"broker-{n}"),
                     "listen": f"127.0.0.1:{p}",
                     "metrics_listen": f"127.0.0.1:{p + 1}",
+                    "admin_listen": "127.0.0.1:0",
                     "replication": "raft",
                     "cluster_members": members,
                 },
