@@ -119,6 +119,8 @@ async def _serve(configs: list[Any], announce: bool) -> int:
         for b in brokers:
             if b.metrics_port:
                 print(f"metrics: http://{b.config.metrics_host}:{b.metrics_port}/metrics", flush=True)
+            if b.admin_port:
+                print(f"admin: http://{b.config.admin_host}:{b.admin_port}/admin/routes", flush=True)
         print("press Ctrl-C to stop", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

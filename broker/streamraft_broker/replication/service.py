@@ -20,6 +20,7 @@ from streamraft_consensus.runtime.api import LeaderChange
 from streamraft_consensus.runtime.config import RuntimeConfig
 from streamraft_consensus.runtime.errors import ConsensusError, StorageFailedError
 from streamraft_consensus.runtime.runtime import Runtime
+from streamraft_consensus.storage.files import drop_cached_pages
 from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 
@@ -222,15 +223,19 @@ class ReplicationService:
         learners = [n for n in sorted(self.members) if n not in voters]
 
         # Small segments: compaction after a snapshot frees whole segments only, and metadata grows slowly.
+        controller_dir = self.raft_dir / f"group-{CONTROLLER_GROUP}"
+
         def open_controller_log() -> RaftStorage:
-            return SegmentLog(
-                self.raft_dir / f"group-{CONTROLLER_GROUP}", segment_bytes=CONTROLLER_SEGMENT_BYTES
-            )
+            return SegmentLog(controller_dir, segment_bytes=CONTROLLER_SEGMENT_BYTES)
+
+        def reopen_controller_log() -> RaftStorage:
+            drop_cached_pages(controller_dir)
+            return open_controller_log()
 
         # A storage error stops the controller group here like any other (the broker no longer votes or
         # leads in it) until its log is re-opened from disk; the partitions' groups carry on.
         await self.runtime.create_group(
-            CONTROLLER_GROUP, voters, learners, storage=open_controller_log(), reopen=open_controller_log
+            CONTROLLER_GROUP, voters, learners, storage=open_controller_log(), reopen=reopen_controller_log
         )
         self._spawn(self.rejoin.run())
         self._spawn(self.rejoin_driver.run())
@@ -541,6 +546,8 @@ class ReplicationService:
                 old.close()
         # What was committed and applied here stays committed: the high watermark does not move back.
         hw = partition.raft_hw
+        drop_cached_pages(partition.log.directory)
+        drop_cached_pages(self.raft_dir / f"group-{gid}")
         self.registry.reopen_log(partition)
         if self.producers is not None:
             self.producers.forget_partition(*where)

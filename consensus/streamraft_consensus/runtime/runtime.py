@@ -67,6 +67,7 @@ from streamraft_consensus.runtime.errors import (
 )
 from streamraft_consensus.runtime.group import Group, PendingRead, Proposal
 from streamraft_consensus.runtime.progress import LeaderProgress
+from streamraft_consensus.storage.files import drop_cached_pages
 from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport.faults import FaultInjector
@@ -203,6 +204,7 @@ class Runtime:
             if reopen is None:
 
                 def reopen() -> RaftStorage:
+                    drop_cached_pages(directory)
                     return SegmentLog(directory)
 
         hs, cs = storage.initial_state()
