@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from streamraft_broker.admin_http import AdminAuth, HttpLimits, start_admin_server
+from streamraft_broker.config import ConfigError, load_config
 from streamraft_broker.metrics import BrokerMetrics
 from streamraft_broker.security.pki import create_ca, issue
 
@@ -205,3 +206,25 @@ def test_a_broker_with_a_token_refuses_anonymous_admin_calls(tmp_path: Path) -> 
             for s in socks:
                 s.close()
         assert _request(handoff, "POST", token=TOKEN)[0] == 200
+
+
+def test_admin_settings_are_validated(tmp_path: Path) -> None:
+    config = load_config({}, {}, None)
+    assert (config.admin_host, config.admin_port) == ("127.0.0.1", 9645)  # loopback unless configured
+    assert config.admin_token_file is None
+    cfg = tmp_path / "broker.yaml"
+    cfg.write_text("admin.listen: 0.0.0.0:9700\nadmin.token.file: /run/token\nadmin.max.connections: 3\n")
+    config = load_config({}, {"STREAMRAFT_ADMIN_REQUEST_TIMEOUT_MS": "2500"}, cfg)
+    assert (config.admin_host, config.admin_port, config.admin_max_connections) == ("0.0.0.0", 9700, 3)
+    assert (config.admin_token_file, config.admin_request_timeout_ms) == (Path("/run/token"), 2500)
+    assert load_config({"admin_listen": "off"}, {}, None).admin_port is None
+    with pytest.raises(ConfigError, match="admin mTLS also needs admin_tls_ca, admin_tls_key"):
+        load_config({"admin_tls_cert": "/c.pem"}, {}, None)
+    with pytest.raises(ConfigError, match=r"--admin-max-connections: 0 is outside 1\.\.1024"):
+        load_config({"admin_max_connections": "0"}, {}, None)
+
+
+def test_a_broker_with_an_unreadable_token_file_does_not_start(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-token"
+    with pytest.raises(RuntimeError, match=r"admin_token_file .*no-such-token"):
+        BrokerProcess(tmp_path / "data", extra_args=["--admin-token-file", str(missing)]).start()
