@@ -1,5 +1,6 @@
 """A full disk under one broker of a 3-broker Raft cluster (each broker's data directory is a small real
-tmpfs): first under a follower, then under the partition's leader. Produce with acks=all keeps succeeding
+tmpfs): first under a follower, then under the partition's leader, then under the controller's leader
+while a topic is created. Produce with acks=all keeps succeeding
 through the other replicas (the leader's group fails stop there and leadership moves away), the broker
 reports the storage error (log and metrics), and once space is freed it re-opens its copy from disk and
 catches up. Every acknowledged record is read back at its acknowledged offset."""
@@ -14,13 +15,14 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-from tests.cluster.launcher import Cluster, create_topic, partition_leader
+from tests.cluster.launcher import Cluster, create_topic, partition_leader, wait_controller
 from tests.support.metrics_scrape import scrape
 from tests.support.small_disk import fill, free, small_tmpfs
 
 pytestmark = pytest.mark.timeout(240)
 
 TOPIC = "fills-up"
+LATE = "created-while-full"
 
 
 def poll(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
@@ -34,11 +36,15 @@ def failed_groups(port: int) -> set[str]:
     return {labels["group"] for labels, v in scrape(port).get("streamraft_storage_failed_groups", []) if v}
 
 
-def lag(port: int, follower: int) -> float:
+def lag(port: int, follower: int, topic: str = TOPIC) -> float:
     for labels, v in scrape(port).get("streamraft_raft_follower_lag_entries", []):
-        if labels["topic"] == TOPIC and labels["follower"] == str(follower):
+        if labels["topic"] == topic and labels["follower"] == str(follower):
             return v
     return -1.0
+
+
+def hosted_topics(port: int) -> set[str]:
+    return {labels["topic"] for labels, _ in scrape(port).get("streamraft_raft_term", [])}
 
 
 class Acked:
@@ -127,6 +133,30 @@ def test_a_full_disk_under_a_follower_then_the_leader(tmp_path: Path) -> None:
             free(disks[leader])
             poll("the old leader re-opened its copy", lambda: not failed_groups(metrics[leader]))
             acked.send("leader-freed", 20)
+
+            # The controller leader's disk fills: metadata changes go on without it (a topic is created
+            # and written to), and once space returns it installs that topic and catches up too.
+            controller = wait_controller(cluster)
+            fill(disks[controller])
+            create_topic(cluster, LATE, 1, 3)
+            late = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+            late_errors: list[str] = []
+
+            def late_done(err: KafkaError | None, _msg: Message) -> None:
+                if err is not None:
+                    late_errors.append(str(err))
+
+            for i in range(20):
+                late.produce(LATE, value=b"late-%d" % i, partition=0, on_delivery=late_done)
+            assert late.flush(90) == 0 and not late_errors, late_errors
+            free(disks[controller])
+            poll("the old controller re-opened its groups", lambda: not failed_groups(metrics[controller]))
+            poll(
+                "it hosts the topic created meanwhile", lambda: LATE in hosted_topics(metrics[controller]), 90
+            )
+            late_leader = partition_leader(late, LATE, 0)
+            if late_leader != controller:
+                poll("and caught up on it", lambda: lag(metrics[late_leader], controller, LATE) == 0)
 
             seen = read_all(cluster.bootstrap, max(acked.offsets) + 1)
             lost = {o: v[:20] for o, v in acked.offsets.items() if seen.get(o) != v}

@@ -327,7 +327,19 @@ class ReplicationService:
                     log.error("bad controller entry %d skipped: %s", e.index, exc)
                     continue
                 if change is not None:
-                    self._act_on(change)
+                    try:
+                        self._act_on(change)
+                    except OSError as exc:
+                        # The entry is applied (the metadata state has it); what this broker does about it
+                        # locally (a topic's directories on a full disk) is retried until it succeeds.
+                        log.error(
+                            "event=controller_action_storage_error kind=%s topic=%s errno=%s error=%r",
+                            change.kind,
+                            change.topic.name if change.topic is not None else "",
+                            exc.errno,
+                            str(exc),
+                        )
+                        self._spawn(self._act_on_later(change))
             if entries:
                 self._maybe_snapshot_controller(entries[-1].index)
             return
@@ -356,6 +368,29 @@ class ReplicationService:
             self._remove_topic(change.topic)
         else:
             self._add_partitions(change.topic, change.first_new)
+
+    async def _act_on_later(self, change: Change) -> None:
+        """Retry a topic's local install or partition addition that a storage error stopped part-way
+        (both resume from the partitions already open); gives up when the topic is gone or replaced."""
+        meta = change.topic
+        if meta is None or change.kind not in ("created", "extended"):
+            return  # the other actions spawn their own retrying tasks or touch no disk
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            current = self.state.topics.get(meta.name)
+            if current is None or current.topic_id != meta.topic_id:
+                return
+            try:
+                if change.kind == "created":
+                    self._install_topic(current)
+                else:
+                    self._add_partitions(current, change.first_new)
+            except OSError as exc:
+                delay = min(2 * delay, 10.0)
+                log.warning("event=controller_action_retry_failed topic=%s error=%r", meta.name, str(exc))
+                continue
+            return
 
     def _maybe_snapshot_controller(self, applied: int) -> None:
         if applied - self._controller_snapshot_index >= self.controller_snapshot_entries:
@@ -589,7 +624,14 @@ class ReplicationService:
         return dropped
 
     def _install_topic(self, meta: TopicMeta) -> None:
-        if self.registry.get(meta.name) is not None:
+        existing = self.registry.get(meta.name)
+        if existing is not None:
+            if existing.topic_id == meta.topic_id and len(existing.partitions) < len(meta.replicas):
+                # An earlier install stopped part-way (a storage error, see _act_on_later): finish it.
+                self._open_partitions(existing, meta, len(existing.partitions))
+                for listener in self.registry._listeners:
+                    listener(meta.name, existing)
+                log.info("event=topic_install_finished topic=%s", meta.name)
             return
         pending = [t for t in self._removing.pop(meta.name, []) if not t.done()]
         if pending:
@@ -640,8 +682,9 @@ class ReplicationService:
         if meta.name in self._deferred_installs:
             return  # the deferred install opens every partition meta has by then
         topic = self.registry.get(meta.name)
-        assert topic is not None and len(topic.partitions) == first_new, (meta.name, first_new)
-        self._open_partitions(topic, meta, first_new)
+        assert topic is not None and len(topic.partitions) <= len(meta.replicas), (meta.name, first_new)
+        # From what is open: an earlier install or addition may have stopped part-way (a storage error).
+        self._open_partitions(topic, meta, len(topic.partitions))
         log.info("partitions added from controller log", extra={"topic": meta.name})
 
     def _remove_topic(self, meta: TopicMeta) -> None:
