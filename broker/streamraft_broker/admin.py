@@ -1,4 +1,5 @@
-"""Admin HTTP routes served by the metrics server (same port as /metrics, default 9644).
+"""Admin HTTP routes, served by the admin listener (``admin_listen``, default 127.0.0.1:9645; see
+``admin_http`` for its authentication and bounds).
 
 Any module registers a route with one line, given the broker's metrics object (``ctx.metrics``)::
 
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_BODY_BYTES = 1 << 20
+MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TIMEOUT_S = 30.0
 _SEGMENT = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH"})

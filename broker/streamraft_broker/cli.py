@@ -18,6 +18,7 @@ from confluent_kafka import KafkaException
 from streamraft_broker.clitools.errors import CommandError
 from streamraft_broker.clitools.kafka import add_client_flags, client_config
 from streamraft_broker.config import (
+    DEFAULT_ADMIN_PORT,
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
@@ -76,12 +77,26 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="replicas of auto-created topics, default 3, capped at the brokers there are "
         "(default.replication.factor)",
     )
+    p.add_argument(
+        "--admin-listen",
+        help=f"HOST:PORT for the admin API (default 127.0.0.1:{DEFAULT_ADMIN_PORT}: loopback only) or off",
+    )
+    p.add_argument("--admin-token-file", help="file holding the bearer token admin requests must send")
+    p.add_argument("--admin-tls-cert", help="admin API over TLS: server certificate (PEM)")
+    p.add_argument("--admin-tls-key", help="admin API over TLS: private key of --admin-tls-cert (PEM)")
+    p.add_argument("--admin-tls-ca", help="admin API over TLS: CA that must sign client certificates (mTLS)")
+    p.add_argument("--admin-max-connections", help="admin/metrics HTTP connections served at once (16)")
+    p.add_argument(
+        "--admin-request-timeout-ms", help="an admin/metrics HTTP request must arrive within this (10000)"
+    )
     p.add_argument("--log-format", help="text or json")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--in-memory", help="true/false: keep partition logs in memory (tests only)")
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
     p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
-    p.add_argument("--ready-file", help="write {port, metrics_port, pid} as JSON here once listening")
+    p.add_argument(
+        "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
+    )
     p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
     p.add_argument(
         "--cluster-members", help="ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... of every broker (replication=raft)"
@@ -137,6 +152,13 @@ _BROKER_KEYS = [
     "auto_create_topics_enable",
     "num_partitions",
     "default_replication_factor",
+    "admin_listen",
+    "admin_token_file",
+    "admin_tls_cert",
+    "admin_tls_key",
+    "admin_tls_ca",
+    "admin_max_connections",
+    "admin_request_timeout_ms",
     "log_format",
     "log_level",
     "in_memory",

@@ -17,6 +17,7 @@ from streamraft_broker.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, MIN_FRA
 
 DEFAULT_PORT = 9092
 DEFAULT_METRICS_PORT = 9644
+DEFAULT_ADMIN_PORT = 9645
 DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES = 1_000
 """Controller log entries applied between two snapshots of the metadata state (each broker takes its own)."""
 DEFAULT_QUEUED_MAX_REQUEST_BYTES = 512 * 1024 * 1024
@@ -60,6 +61,20 @@ class BrokerConfig:
     """Kafka's default.replication.factor (replicas of auto-created topics and of CreateTopics asking for
     -1), capped at the brokers available and made odd (a Raft group of an even size tolerates no more
     failures than one replica fewer); a single-node broker always uses 1."""
+    admin_host: str = "127.0.0.1"
+    """The admin API (leadership hand-off, decommission) binds to loopback unless configured."""
+    admin_port: int | None = DEFAULT_ADMIN_PORT
+    admin_token_file: Path | None = None
+    """Once set, admin requests need ``Authorization: Bearer <the file's content>``."""
+    admin_tls_cert: Path | None = None
+    """With admin_tls_key and admin_tls_ca: the admin API speaks TLS and requires a client certificate
+    signed by admin_tls_ca (mTLS)."""
+    admin_tls_key: Path | None = None
+    admin_tls_ca: Path | None = None
+    admin_max_connections: int = 16
+    """Admin (and metrics) HTTP connections served at once, one thread each; more are closed at once."""
+    admin_request_timeout_ms: int = 10_000
+    """An admin/metrics HTTP request must arrive whole within this; idle connections are closed after it."""
     log_format: str = "text"
     log_level: str = "INFO"
     in_memory: bool = False
@@ -156,6 +171,13 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "auto_create_topics_enable": _bool,
     "num_partitions": _int(1, 10_000),
     "default_replication_factor": _int(1, 32_767),
+    "admin_listen": lambda v, w: None if str(v).lower() in _OFF else parse_host_port(str(v), w),
+    "admin_token_file": lambda v, _w: Path(str(v)),
+    "admin_tls_cert": lambda v, _w: Path(str(v)),
+    "admin_tls_key": lambda v, _w: Path(str(v)),
+    "admin_tls_ca": lambda v, _w: Path(str(v)),
+    "admin_max_connections": _int(1, 1024),
+    "admin_request_timeout_ms": _int(100, 600_000),
     "log_format": _choice("text", "json"),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR"),
     "in_memory": _bool,
@@ -273,7 +295,16 @@ def load_config(
                 values["metrics_port"] = None
             else:
                 values["metrics_host"], values["metrics_port"] = converted
+        elif key == "admin_listen":
+            if converted is None:
+                values["admin_port"] = None
+            else:
+                values["admin_host"], values["admin_port"] = converted
         else:
             values[key] = converted
+    tls = {k: layered[k][1] for k in ("admin_tls_cert", "admin_tls_key", "admin_tls_ca") if k in layered}
+    if tls and len(tls) != 3:
+        missing = sorted({"admin_tls_cert", "admin_tls_key", "admin_tls_ca"} - set(tls))
+        raise ConfigError(f"{', '.join(tls.values())}: admin mTLS also needs {', '.join(missing)}")
     _check_together(values, wheres)
     return BrokerConfig(**values)

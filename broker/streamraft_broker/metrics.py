@@ -3,13 +3,11 @@ the HTTP server that serves them together with the admin routes (``streamraft_br
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import json
 import logging
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -17,15 +15,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from streamraft_broker.admin import (
-    MAX_BODY_BYTES,
-    AdminError,
-    AdminRequest,
-    AdminResponse,
-    AdminRouter,
-    Handler,
-    MethodNotAllowedError,
-)
+from streamraft_broker.admin import AdminRequest, AdminResponse, AdminRouter
+from streamraft_broker.admin_http import BoundedHandler, BoundedHTTPServer, HttpLimits
 
 log = logging.getLogger(__name__)
 
@@ -171,108 +162,38 @@ class BrokerMetrics:
         self.errors.labels(str(code)).inc()
 
 
-class _MetricsServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(
-        self, address: tuple[str, int], metrics: BrokerMetrics, loop: asyncio.AbstractEventLoop | None
-    ) -> None:
+class _MetricsServer(BoundedHTTPServer):
+    def __init__(self, address: tuple[str, int], metrics: BrokerMetrics, limits: HttpLimits) -> None:
         self.metrics = metrics
-        self.loop = loop
-        super().__init__(address, _Handler)
-
-    def shutdown(self) -> None:
-        super().shutdown()
-        self.server_close()
+        super().__init__(address, _MetricsHandler, limits)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _MetricsHandler(BoundedHandler):
+    """/metrics only, read-only and open: the admin API has its own listener (``admin_http``)."""
+
     server: _MetricsServer
-    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self.request_read()
         path = urllib.parse.urlsplit(self.path).path
         if path in ("/metrics", "/"):
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            self._send(200, encoder(self.server.metrics.registry), content_type)
+            self.send_bytes(200, encoder(self.server.metrics.registry), content_type)
             return
-        self._admin("GET")
+        message = f"no route {path!r} here: this port serves /metrics; the admin API listens on admin_listen"
+        self.send_json(404, json.dumps({"error": message}).encode())
 
-    def do_POST(self) -> None:
-        self._admin("POST")
+    def _read_only(self) -> None:
+        self.close_connection = True  # a body, if any, is not read
+        self.send_json(405, b'{"error": "read-only: only GET /metrics"}', {"Allow": "GET"})
 
-    def do_PUT(self) -> None:
-        self._admin("PUT")
-
-    def do_DELETE(self) -> None:
-        self._admin("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._admin("PATCH")
-
-    def _admin(self, method: str) -> None:
-        url = urllib.parse.urlsplit(self.path)
-        headers: dict[str, str] = {}
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if not 0 <= length <= MAX_BODY_BYTES:
-                self.close_connection = True  # the unread body must not be parsed as the next request
-                raise AdminError(413, f"request body of {length} bytes exceeds {MAX_BODY_BYTES}")
-            body = self.rfile.read(length) if length else b""
-            route, params = self.server.metrics.admin.resolve(method, url.path)
-            loop = self.server.loop
-            if loop is None or loop.is_closed():
-                raise AdminError(503, "the broker's event loop is not running")
-            request = AdminRequest(method, url.path, params, dict(urllib.parse.parse_qsl(url.query)), body)
-            future = asyncio.run_coroutine_threadsafe(_call(route.handler, request), loop)
-            try:
-                response = future.result(route.timeout_s)
-            except concurrent.futures.TimeoutError:
-                future.cancel()
-                raise AdminError(
-                    504, f"{method} {url.path} did not finish within {route.timeout_s} s"
-                ) from None
-        except MethodNotAllowedError as exc:
-            headers["Allow"] = ", ".join(exc.allowed)
-            response = AdminResponse({"error": exc.message}, exc.status)
-        except AdminError as exc:
-            response = AdminResponse({"error": exc.message}, exc.status)
-        except Exception as exc:
-            # A bug in one route must not kill the server thread: answer 500 and log it loudly.
-            log.exception("admin %s %s failed", method, url.path)
-            response = AdminResponse({"error": f"internal error: {exc!r}"}, 500)
-        self._send(response.status, response.encode(), "application/json", headers)
-
-    def _send(
-        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("metrics http: " + format, *args)
+    do_POST = do_PUT = do_DELETE = do_PATCH = _read_only
 
 
-async def _call(handler: Handler, request: AdminRequest) -> AdminResponse:
-    response = await handler(request)
-    if not isinstance(response, AdminResponse):
-        raise TypeError(f"admin handler for {request.path} returned {type(response).__name__}")
-    return response
-
-
-def start_metrics_server(metrics: BrokerMetrics, host: str, port: int) -> tuple[Any, int]:
-    """Serve /metrics and the admin routes (``admin``) in a thread; returns (server, bound port) so port 0
-    works in tests. Called on the broker's event loop, which runs the admin handlers."""
-    try:
-        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    server = _MetricsServer((host, port), metrics, loop)
+def start_metrics_server(
+    metrics: BrokerMetrics, host: str, port: int, limits: HttpLimits | None = None
+) -> tuple[Any, int]:
+    """Serve /metrics in a thread; returns (server, bound port) so port 0 works in tests."""
+    server = _MetricsServer((host, port), metrics, limits or HttpLimits())
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server, int(server.server_address[1])

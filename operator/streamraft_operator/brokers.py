@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamraft_operator.admin_token import AdminTokenError, admin_token, auth_headers
 from streamraft_operator.rollout import PartitionState
 
 # Exported by every replicated broker on its metrics port (a leader reports its followers' lag).
@@ -130,12 +131,20 @@ def health(host: str, port: int) -> BrokerHealth | None:
         return None
 
 
-def decommission(host: str, port: int, node: int) -> tuple[bool, str]:
-    """Asks the controller (through the broker at host:port, its metrics port; any broker forwards it) to
+def decommission(host: str, port: int, node: int, token: str | None = None) -> tuple[bool, str]:
+    """Asks the controller (through the broker at host:port, its admin port; any broker forwards it) to
     move every replica off broker `node`. (accepted, what happened in words for a condition message).
-    Repeating it is safe: the broker answers with the drain's progress."""
+    Repeating it is safe: the broker answers with the drain's progress. ``token`` (default: the configured
+    admin token, see ``admin_token``) is sent as a bearer token."""
     path = DECOMMISSION_PATH.format(id=node)
-    req = urllib.request.Request(f"http://{host}:{port}{path}", data=b"", method="POST")
+    if token is None:
+        try:
+            token = admin_token()
+        except AdminTokenError as exc:
+            return False, f"cannot ask for the drain of broker {node}: {exc}"
+    req = urllib.request.Request(
+        f"http://{host}:{port}{path}", data=b"", method="POST", headers=auth_headers(token)
+    )
     try:
         with urllib.request.urlopen(req, timeout=ADMIN_TIMEOUT_S) as resp:
             try:

@@ -12,6 +12,7 @@ from typing import Any
 
 from streamraft_operator import brokers, metrics, resources
 from streamraft_operator.constants import (
+    ADMIN_PORT,
     API_VERSION,
     CLUSTER_KIND,
     EVENT_ROLLING_RESTART,
@@ -124,7 +125,7 @@ def _drain(
     for pod_name in candidates:
         ip = (pods.get(pod_name) or {}).get("status", {}).get("podIP")
         if ip:
-            return brokers.decommission(ip, METRICS_PORT, node)[1]
+            return brokers.decommission(ip, ADMIN_PORT, node)[1]
     return f"no broker has an address to ask for the drain of broker {node}"
 
 

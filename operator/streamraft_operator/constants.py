@@ -25,6 +25,8 @@ LABEL_CLUSTER: Final = f"{GROUP}/cluster"
 KAFKA_PORT_DEFAULT: Final = 9092
 RAFT_PORT: Final = 9093
 METRICS_PORT: Final = 9644
+ADMIN_PORT: Final = 9645
+"""Brokers' admin API (leadership hand-off, decommission); /metrics stays on METRICS_PORT."""
 DATA_DIR: Final = "/var/lib/streamraft"
 CONFIG_DIR: Final = "/etc/streamraft"
 CONFIG_FILE: Final = "broker.yaml"

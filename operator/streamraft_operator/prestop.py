@@ -1,16 +1,18 @@
 """preStop hook of broker pods: ask the local broker to hand its Raft leaderships to other voters before the
 SIGTERM that follows, so clients see a leader change instead of a timeout when the pod stops.
 
-    python -m streamraft_operator.prestop [--metrics-port 9644] [--timeout 60]
+    python -m streamraft_operator.prestop [--admin-port 9645] [--token-file FILE] [--timeout 60]
 
-`POST /admin/leadership/handoff` on the broker's metrics port answers `{"moved": n, "of": m}` once every
+`POST /admin/leadership/handoff` on the broker's admin port answers `{"moved": n, "of": m}` once every
 leadership it held has moved (or its own bounded wait ran out: then n < m). The answer is what counts: a
 gauge read afterwards could already show leaderships handed back by the preferred-leader balancer, which
 only stops when the peers see this broker go away.
 
-Talks to the broker only over HTTP on localhost. A broker without the endpoint (404/refused) is left
-alone: the SIGTERM still stops it gracefully (it hands off leaderships itself then). Always exits 0 so a
-failed hand-off never blocks pod termination beyond the timeout.
+Talks to the broker only over HTTP on localhost, with the admin bearer token when one is configured
+(``--token-file``, else ``STREAMRAFT_ADMIN_TOKEN_FILE`` / ``STREAMRAFT_ADMIN_TOKEN``: see admin_token).
+A broker without the endpoint (404/refused) is left alone: the SIGTERM still stops it gracefully (it
+hands off leaderships itself then). Always exits 0 so a failed hand-off never blocks pod termination
+beyond the timeout.
 """
 
 import argparse
@@ -19,6 +21,8 @@ import sys
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+
+from streamraft_operator.admin_token import AdminTokenError, admin_token, auth_headers
 
 HANDOFF_PATH = "/admin/leadership/handoff"
 MAX_ANSWER_BYTES = 64 * 1024
@@ -50,9 +54,15 @@ def parse_answer(body: bytes) -> Handoff:
     return Handoff(moved, of)
 
 
-def request_handoff(port: int, timeout: float) -> Handoff | str:
+def request_handoff(port: int, timeout: float, token_file: str | None = None) -> Handoff | str:
     """The broker's answer, or why there is none."""
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{HANDOFF_PATH}", data=b"", method="POST")
+    try:
+        token = admin_token(token_file=token_file)
+    except AdminTokenError as exc:
+        return str(exc)
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{HANDOFF_PATH}", data=b"", method="POST", headers=auth_headers(token)
+    )
     try:
         with urllib.request.urlopen(req, timeout=max(1.0, timeout)) as resp:
             return parse_answer(resp.read(MAX_ANSWER_BYTES))
@@ -66,10 +76,12 @@ def request_handoff(port: int, timeout: float) -> Handoff | str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streamraft_operator.prestop", description=__doc__)
-    parser.add_argument("--metrics-port", type=int, default=9644)
+    # --metrics-port: what pods created before the admin API had its own port still pass.
+    parser.add_argument("--admin-port", "--metrics-port", dest="port", type=int, default=9645)
+    parser.add_argument("--token-file", help="file holding the admin bearer token")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait at most")
     args = parser.parse_args(argv)
-    answer = request_handoff(args.metrics_port, args.timeout)
+    answer = request_handoff(args.port, args.timeout, args.token_file)
     if isinstance(answer, str):
         print(f"prestop: no leadership hand-off ({answer}); stopping without it", file=sys.stderr)
     elif answer.complete:

@@ -12,6 +12,7 @@ import yaml
 
 from streamraft_operator.configkeys import broker_settings
 from streamraft_operator.constants import (
+    ADMIN_PORT,
     CONFIG_DIR,
     CONFIG_FILE,
     CONFIG_HASH_ANNOTATION,
@@ -157,6 +158,9 @@ def _start_script(c: ClusterSpec) -> str:
         f" --data-dir {DATA_DIR}/data"
         f" --listen 0.0.0.0:{c.kafka_port}"
         f" --metrics-listen 0.0.0.0:{METRICS_PORT}"
+        # The operator asks brokers to drain over the pod network: the admin API must be reachable there.
+        # It authenticates requests once the cluster's config sets admin_token_file (or mTLS).
+        f" --admin-listen 0.0.0.0:{ADMIN_PORT}"
         f" --config {CONFIG_DIR}/{CONFIG_FILE}"
     )
 
@@ -186,6 +190,7 @@ def _container(c: ClusterSpec) -> Obj:
         {"name": "kafka", "containerPort": c.kafka_port, "protocol": "TCP"},
         {"name": "raft", "containerPort": RAFT_PORT, "protocol": "TCP"},
         {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
     ]
     container: Obj = {
         "name": "broker",
@@ -214,8 +219,8 @@ def _container(c: ClusterSpec) -> Obj:
                         "python",
                         "-m",
                         "streamraft_operator.prestop",
-                        "--metrics-port",
-                        str(METRICS_PORT),
+                        "--admin-port",
+                        str(ADMIN_PORT),
                         "--timeout",
                         "60",
                     ]

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamraft_operator.configkeys import BROKER_KEYS, TOPIC_KEYS, validate_config
-from streamraft_operator.constants import DEFAULT_IMAGE, KAFKA_PORT_DEFAULT, METRICS_PORT, RAFT_PORT
+from streamraft_operator.constants import (
+    ADMIN_PORT,
+    DEFAULT_IMAGE,
+    KAFKA_PORT_DEFAULT,
+    METRICS_PORT,
+    RAFT_PORT,
+)
 
 
 class SpecError(ValueError):
@@ -88,8 +94,8 @@ def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> Cluster
     listeners = _section(spec, "listeners", problems)
     kafka = listeners.get("kafka") or {}
     port = _int(kafka.get("port", KAFKA_PORT_DEFAULT), "spec.listeners.kafka.port", problems, 1024, 65535)
-    if port in (RAFT_PORT, METRICS_PORT):
-        problems.append(f"spec.listeners.kafka.port must not be {port} (used by Raft or metrics)")
+    if port in (RAFT_PORT, METRICS_PORT, ADMIN_PORT):
+        problems.append(f"spec.listeners.kafka.port must not be {port} (used by Raft, metrics or admin)")
     advertise = kafka.get("advertise", "PodDNS")
     if advertise not in ("PodIP", "PodDNS"):
         problems.append(f"spec.listeners.kafka.advertise must be PodIP or PodDNS, got {advertise!r}")

@@ -1,4 +1,4 @@
-"""Admin HTTP routes on the metrics server: routing, errors, JSON, and that /metrics is still served."""
+"""Admin HTTP routes on the admin listener: routing, errors, JSON; /metrics on its own, read-only server."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from streamraft_broker.admin import AdminError, AdminRequest, AdminResponse, AdminRouter
+from streamraft_broker.admin_http import start_admin_server
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
 
 
@@ -37,16 +38,28 @@ async def call(
 @pytest.fixture
 async def served() -> AsyncIterator[tuple[BrokerMetrics, int]]:
     metrics = BrokerMetrics()
-    server, port = start_metrics_server(metrics, "127.0.0.1", 0)
+    server, port = start_admin_server(metrics, "127.0.0.1", 0)
     yield metrics, port
     server.shutdown()
 
 
-async def test_metrics_health_and_default_handoff(served: tuple[BrokerMetrics, int]) -> None:
-    metrics, port = served
-    metrics.requests.labels("Produce").inc()
-    status, _, text = await call(port, "GET", "/metrics")
-    assert status == 200 and 'streamraft_requests_total{api="Produce"} 1.0' in text
+async def test_metrics_are_served_apart_and_read_only() -> None:
+    metrics = BrokerMetrics()
+    server, port = start_metrics_server(metrics, "127.0.0.1", 0)
+    try:
+        metrics.requests.labels("Produce").inc()
+        status, _, text = await call(port, "GET", "/metrics")
+        assert status == 200 and 'streamraft_requests_total{api="Produce"} 1.0' in text
+        status, _, body = await call(port, "GET", "/admin/health")
+        assert status == 404 and "admin_listen" in body["error"]
+        status, headers, body = await call(port, "POST", "/admin/leadership/handoff", b"")
+        assert status == 405 and headers["Allow"] == "GET"
+    finally:
+        server.shutdown()
+
+
+async def test_health_and_default_handoff(served: tuple[BrokerMetrics, int]) -> None:
+    _, port = served
     status, _, body = await call(port, "GET", "/admin/health")
     assert (status, body) == (200, {"status": "ok"})
     # A single-node broker leads no Raft group: nothing to hand over, answered at once.
@@ -88,7 +101,7 @@ async def test_bad_routes_and_methods_are_clear_4xx(served: tuple[BrokerMetrics,
     assert status == 405
     # Refused from the header alone, before any of the body is read.
     reply = await asyncio.to_thread(
-        _raw, port, b"POST /admin/health HTTP/1.1\r\nContent-Length: 2097152\r\n\r\n"
+        _raw, port, b"POST /admin/health HTTP/1.1\r\nContent-Length: 70000\r\n\r\n"
     )
     assert reply.startswith(b"HTTP/1.1 413") and b"exceeds" in reply
 

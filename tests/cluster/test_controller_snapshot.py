@@ -194,11 +194,11 @@ def test_restart_on_own_disk_rebuilds_metadata_from_the_controller_snapshot(tmp_
 def _rebuilt_everywhere(cluster: Cluster, node: int, groups: int) -> bool:
     """``node`` finished rebuilding its wiped disk: every group it should host (the controller group and
     ``groups`` partitions at least) is hosted and recovered, and it is a voter in each, in every view."""
-    own = rejoin_view(cluster.brokers[node].metrics_port)
+    own = rejoin_view(cluster.brokers[node].admin_port)
     if own["state"] != "done" or own["recovering"] or len(own["groups"]) < 1 + groups:
         return False
     for n, b in cluster.brokers.items():
-        view = own if n == node else rejoin_view(b.metrics_port)
+        view = own if n == node else rejoin_view(b.admin_port)
         for gid, g in view["groups"].items():
             if gid in own["groups"] and node not in g["voters"]:
                 return False

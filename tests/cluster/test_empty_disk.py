@@ -46,13 +46,13 @@ def _produce(producer: Producer, history: History, phase: str) -> None:
 def _voter_everywhere(cluster: Cluster, node: int) -> bool:
     """Every group hosted on ``node`` has it as a voter, in its own view and in every other broker's view
     of the groups they share, and ``node`` has finished rebuilding (marker gone)."""
-    own = rejoin_view(cluster.brokers[node].metrics_port)
+    own = rejoin_view(cluster.brokers[node].admin_port)
     if own["state"] != "done" or own["recovering"]:
         return False
     for n, b in cluster.brokers.items():
         if not b.running:
             continue
-        view = own if n == node else rejoin_view(b.metrics_port)
+        view = own if n == node else rejoin_view(b.admin_port)
         for gid, g in view["groups"].items():
             if gid in own["groups"] and node not in g["voters"]:
                 return False
@@ -99,7 +99,7 @@ def _scenario(tmp_path: Path, pick_victim: str) -> None:
         # A brand-new cluster: the launcher starts brokers one after another, so the first ones find each
         # other blank and form it ("fresh"); a later one may find it formed and go through a rejoin.
         def settled() -> bool:
-            views = [rejoin_view(b.metrics_port) for b in cluster.brokers.values()]
+            views = [rejoin_view(b.admin_port) for b in cluster.brokers.values()]
             if not all(v["state"] in ("fresh", "done") and not v["recovering"] for v in views):
                 return False
             # ... and the late one, if any, promoted back everywhere (no move runs here: no learners).

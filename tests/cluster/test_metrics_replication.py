@@ -52,7 +52,7 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
 
         poll("every partition led once and known everywhere", settled)
         total = hosted(samples[1])
-        with urllib.request.urlopen(f"http://127.0.0.1:{ports[2]}/admin/health", timeout=10) as resp:
+        with urllib.request.urlopen(f"{cluster.brokers[2].admin_url}/admin/health", timeout=10) as resp:
             health = json.loads(resp.read())
         assert health["status"] == "ok" and health["node_id"] == 2 and health["leaderless"] == 0, health
         controllers = {value(s, "streamraft_controller_leader_id") for s in samples.values()}
@@ -101,7 +101,7 @@ def test_replication_metrics_and_handoff(tmp_path: Path) -> None:
         counts = led()
         busiest = max(counts, key=lambda n: counts[n])
         assert counts[busiest] >= 1
-        answer = handoff(ports[busiest])
+        answer = handoff(cluster.brokers[busiest].admin_port)
         # "of" also counts the controller group when this broker leads it.
         assert answer["moved"] == answer["of"] >= counts[busiest], (answer, counts)
         # The gauge is refreshed by the hand-off itself (the preStop hook reads it next); only the 10 s

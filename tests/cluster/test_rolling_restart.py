@@ -119,10 +119,10 @@ def _caught_up(cluster: Cluster, since: float) -> bool:
     """Every broker sampled after ``since`` sees no under-replicated or leaderless partition, and every
     group it hosts has all three brokers as voters."""
     for b in cluster.brokers.values():
-        health = _get(b.metrics_port, "/admin/health")
+        health = _get(b.admin_port, "/admin/health")
         if health["sampled_at"] < since or health["under_replicated"] or health["leaderless"]:
             return False
-        groups = _get(b.metrics_port, "/admin/rejoin")["groups"]
+        groups = _get(b.admin_port, "/admin/rejoin")["groups"]
         if any(len(g["voters"]) != 3 or g["learners"] for g in groups.values()):
             return False
     return True

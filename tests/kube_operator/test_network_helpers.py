@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from streamraft_operator import prestop
@@ -85,9 +86,11 @@ class _Broker(http.server.BaseHTTPRequestHandler):
 
     answers: dict[str, tuple[int, object]] = {}
     posted: list[str] = []
+    authorizations: list[str | None] = []
 
     def do_POST(self) -> None:
         type(self).posted.append(self.path)
+        type(self).authorizations.append(self.headers.get("Authorization"))
         missing = (404, {"error": f"no admin route {self.path!r}; known: []"})
         status, answer = type(self).answers.get(self.path, missing)
         body = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
@@ -160,3 +163,30 @@ def test_decommission_accepted_refused_or_missing(fake_metrics_port: int) -> Non
     _Broker.answers = {}  # a broker without the route
     accepted, why = decommission("127.0.0.1", fake_metrics_port, 4)
     assert not accepted and why.startswith("the brokers have no decommission endpoint"), why
+
+
+def test_prestop_and_decommission_send_the_configured_token(
+    fake_metrics_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("op-token\n")
+    _Broker.authorizations = []
+    _Broker.answers = {prestop.HANDOFF_PATH: (200, {"moved": 1, "of": 1})}
+    assert prestop.main(["--admin-port", str(fake_metrics_port), "--token-file", str(token_file)]) == 0
+    monkeypatch.setenv("STREAMRAFT_ADMIN_TOKEN_FILE", str(token_file))
+    assert prestop.request_handoff(fake_metrics_port, 5) == prestop.Handoff(1, 1)
+    path = "/admin/brokers/4/decommission"
+    _Broker.answers = {path: (202, {"id": 4, "state": "decommissioning"})}
+    assert decommission("127.0.0.1", fake_metrics_port, 4)[0]
+    assert _Broker.authorizations == ["Bearer op-token"] * 3
+    # No token configured: no header (a broker that requires one answers 401, reported as such).
+    monkeypatch.delenv("STREAMRAFT_ADMIN_TOKEN_FILE")
+    _Broker.authorizations = []
+    _Broker.answers = {prestop.HANDOFF_PATH: (401, {"error": "admin API: missing or wrong bearer token"})}
+    assert (
+        prestop.request_handoff(fake_metrics_port, 5)
+        == f"broker answered HTTP 401 to POST {prestop.HANDOFF_PATH}"
+    )
+    assert _Broker.authorizations == [None]
+    # A token file that cannot be read is named.
+    assert "nope" in str(prestop.request_handoff(fake_metrics_port, 5, str(tmp_path / "nope")))

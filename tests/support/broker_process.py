@@ -46,6 +46,7 @@ class BrokerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.metrics_port = 0
+        self.admin_port = 0
         self.log_path = data_dir.parent / f"{data_dir.name}-broker-{node_id}.log"
         self._log_file: object | None = None
 
@@ -61,6 +62,10 @@ class BrokerProcess:
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}/metrics"
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.host}:{self.admin_port}"
+
     def command(self, ready_file: Path) -> list[str]:
         cmd = [
             sys.executable,
@@ -75,6 +80,8 @@ class BrokerProcess:
             "127.0.0.1:0",
             "--metrics-listen",
             "127.0.0.1:0" if self.metrics else "off",
+            "--admin-listen",
+            "127.0.0.1:0",
             "--ready-file",
             str(ready_file),
         ]
@@ -102,6 +109,7 @@ class BrokerProcess:
                 info = json.loads(ready.read_text())
                 self.port = int(info["port"])
                 self.metrics_port = int(info["metrics_port"])
+                self.admin_port = int(info["admin_port"])
                 if api_versions_ok(self.host, self.port):
                     return self
             time.sleep(0.05)  # polling the ready file and a real ApiVersions round trip, bounded above

@@ -55,7 +55,7 @@ def add_broker(cluster: Cluster, base: Path, node: int, rack: str) -> BrokerProc
 
 
 def admin(broker: BrokerProcess, method: str, path: str) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{broker.metrics_port}{path}", method=method, data=b"")
+    req = urllib.request.Request(f"http://127.0.0.1:{broker.admin_port}{path}", method=method, data=b"")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())

@@ -12,8 +12,8 @@ from tests.support.launcher import Cluster
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
-def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+def scrape(port: int, host: str = "127.0.0.1") -> Samples:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
     out: Samples = {}
     for family in text_string_to_metric_families(text):

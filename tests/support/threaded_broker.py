@@ -23,7 +23,9 @@ class ThreadedBroker:
         return self
 
     async def _start(self) -> None:
-        self.broker = Broker(BrokerConfig(data_dir=self.data_dir, listen_port=0, metrics_port=None))
+        self.broker = Broker(
+            BrokerConfig(data_dir=self.data_dir, listen_port=0, metrics_port=None, admin_port=None)
+        )
         await self.broker.start()
         assert self.broker.ctx is not None and self.broker.ctx.groups is not None
 

@@ -19,6 +19,7 @@ from streamraft_broker.security.acl import Operation
 NOT_LEADER_OR_FOLLOWER = 6
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
+KAFKA_STORAGE_ERROR = 56
 MAX_WAIT_CAP_S = 30.0  # a client asking for longer is still answered; it simply polls again
 
 
@@ -41,6 +42,11 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                 continue
             if partition is None:
                 results.append(FetchPartitionResult(int(fp.partition), error_code=UNKNOWN_TOPIC_OR_PARTITION))
+                continue
+            rep = ctx.extra.get("replication")
+            if rep is not None and rep.storage_failed(ft.topic, int(fp.partition)):
+                # Its log is being re-opened from disk after a storage error here.
+                results.append(FetchPartitionResult(int(fp.partition), error_code=KAFKA_STORAGE_ERROR))
                 continue
             hwm = partition.high_watermark
             start = partition.log_start_offset

@@ -23,6 +23,7 @@ INVALID_REQUIRED_ACKS = 21
 INVALID_RECORD = 87
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 UNKNOWN_SERVER_ERROR = -1
+KAFKA_STORAGE_ERROR = 56
 
 
 def _append(
@@ -53,6 +54,17 @@ def _append(
             raise
         log.info("produce rejected", extra={"topic": topic_name, "partition": index, "error": str(exc)})
         return int(code), -1, -1, partition.log_start_offset
+    except OSError as exc:
+        # Disk full or an I/O error (a LogStorageError, or a segment roll that could not create its files):
+        # nothing of the batch is readable; the client retries and the log works again once the disk does.
+        log.warning(
+            "event=produce_storage_error topic=%s partition=%d errno=%s error=%r",
+            topic_name,
+            index,
+            exc.errno,
+            str(exc),
+        )
+        return KAFKA_STORAGE_ERROR, -1, -1, partition.log_start_offset
     ctx.metrics.record_produce(topic_name, len(records), int(getattr(info, "records_count", 0)))
     return 0, info.base_offset, info.log_append_time, info.log_start_offset
 

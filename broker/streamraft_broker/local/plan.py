@@ -71,6 +71,10 @@ def _common(node: int, data_dir: Path, kafka: int, metrics: int) -> tuple[str, .
         f"127.0.0.1:{kafka}",
         "--metrics-listen",
         f"127.0.0.1:{metrics}",
+        # The admin API is loopback-only; an ephemeral port (printed from the ready file) keeps the
+        # Kafka/metrics/Raft port layout users know.
+        "--admin-listen",
+        "127.0.0.1:0",
         "--log-format",
         "json",
         "--ready-file",

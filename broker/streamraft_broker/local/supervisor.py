@@ -78,9 +78,13 @@ class Supervisor:
         b = c.broker
         pid = c.process.pid if c.process else "-"
         raft = f", raft 127.0.0.1:{b.raft_port}" if b.raft_port else ""
+        try:
+            admin = f", admin 127.0.0.1:{json.loads(b.ready_file.read_text())['admin_port']}"
+        except (OSError, ValueError, KeyError):
+            admin = ""
         return (
-            f"broker {b.node_id}: pid {pid}, kafka 127.0.0.1:{b.kafka_port}, admin/metrics "
-            f"127.0.0.1:{b.metrics_port}{raft}, log {b.log_path}"
+            f"broker {b.node_id}: pid {pid}, kafka 127.0.0.1:{b.kafka_port}, metrics "
+            f"127.0.0.1:{b.metrics_port}{admin}{raft}, log {b.log_path}"
         )
 
     def _write_state(self) -> None:

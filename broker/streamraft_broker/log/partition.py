@@ -18,6 +18,7 @@ with offsets preserved (compaction.py describes the .cleaned/.swap protocol and 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import time
@@ -161,6 +162,19 @@ class PartitionLog:
             for segment in self._graveyard:
                 segment.close_reader()
             self._graveyard.clear()
+
+    def abandon(self) -> None:
+        """Release the descriptors without writing anything (no checkpoint, no fsync): after a failed write
+        or fsync the in-memory view is not trusted; the directory is opened again and recovered instead."""
+        if self._closed:
+            return
+        self._closed = True
+        for segment in [*self._segments, *self._graveyard]:
+            with contextlib.suppress(OSError):
+                segment.close()
+            with contextlib.suppress(OSError):
+                segment.close_reader()
+        self._graveyard.clear()
 
     @property
     def closed(self) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from streamraft_consensus.runtime.errors import StoppedError
 
@@ -54,6 +54,10 @@ class ReplicationSnapshot:
     """(topic, partition, term) for every hosted partition."""
     lag: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     """(topic, partition, follower, lag entries, lag bytes) for partitions led here."""
+    storage_failed: list[tuple[str, str]] = field(default_factory=list)
+    """(group label: topic-partition or __controller, error) of groups stopped by a storage error."""
+    storage_failures: int = 0
+    storage_recoveries: int = 0
 
 
 class ReplicationMetrics(Collector):
@@ -154,6 +158,13 @@ class ReplicationMetrics(Collector):
                 lag.append((topic, index, peer, progress.lag_entries(peer), progress.lag_bytes(peer)))
         self._commit_seen = seen
         controller = runtime.leader(CONTROLLER_GROUP) if CONTROLLER_GROUP in hosted else 0
+        failed: list[tuple[str, str]] = []
+        for gid, err in runtime.failed_groups().items():
+            where = service._partitions.get(gid)
+            name = (
+                "__controller" if gid == CONTROLLER_GROUP else f"{where[0]}-{where[1]}" if where else str(gid)
+            )
+            failed.append((name, err.strerror or type(err).__name__))
         return ReplicationSnapshot(
             at=time.time(),
             partitions_led=led,
@@ -162,9 +173,12 @@ class ReplicationMetrics(Collector):
             controller_leader=controller if controller else -1,
             terms=terms,
             lag=lag,
+            storage_failed=failed,
+            storage_failures=runtime.storage_failures,
+            storage_recoveries=runtime.storage_recoveries,
         )
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         s = self.snapshot
         g = GaugeMetricFamily
         yield g("streamraft_partitions_led", "Partitions whose Raft leader is this broker", s.partitions_led)
@@ -195,6 +209,24 @@ class ReplicationMetrics(Collector):
             nbytes.add_metric([topic, str(index), str(peer)], b)
         yield entries
         yield nbytes
+        failed = g(
+            "streamraft_storage_failed_groups",
+            "Raft groups stopped on this broker by a storage error (disk full, I/O error) until re-opened",
+            labels=["group", "error"],
+        )
+        for name, error in s.storage_failed:
+            failed.add_metric([name, error], 1)
+        yield failed
+        yield CounterMetricFamily(
+            "streamraft_storage_failures",
+            "Raft groups stopped on this broker by a failed write or fsync",
+            s.storage_failures,
+        )
+        yield CounterMetricFamily(
+            "streamraft_storage_recoveries",
+            "Raft groups re-opened from disk and resumed after a storage error",
+            s.storage_recoveries,
+        )
 
 
 def install(metrics: BrokerMetrics, service: ReplicationService) -> ReplicationMetrics:

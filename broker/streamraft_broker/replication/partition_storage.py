@@ -558,10 +558,13 @@ class PartitionRaftStorage:
             return
         if self.log.closed:
             self._log_dirty = False  # closed (and flushed) by its owner already
-        self.sync()
-        self._state.write_if_commit_dirty()
-        os.close(self._journal_fd)
-        self._closed = True
+        try:
+            self.sync()
+            self._state.write_if_commit_dirty()
+        finally:
+            # Released even when the final sync fails (a full disk): the group is re-opened from disk.
+            self._closed = True
+            os.close(self._journal_fd)
 
 
 def _encode_side(e: Entry, at: int) -> bytes:

@@ -18,8 +18,10 @@ from typing import Any
 from streamraft_consensus.core.types import ConfState, Entry, Snapshot
 from streamraft_consensus.runtime.api import LeaderChange
 from streamraft_consensus.runtime.config import RuntimeConfig
-from streamraft_consensus.runtime.errors import ConsensusError
+from streamraft_consensus.runtime.errors import ConsensusError, StorageFailedError
 from streamraft_consensus.runtime.runtime import Runtime
+from streamraft_consensus.storage.files import drop_cached_pages
+from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
@@ -81,6 +83,7 @@ UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_CONTROLLER = 41
 REQUEST_TIMED_OUT = 7
 UNKNOWN_SERVER_ERROR = -1
+KAFKA_STORAGE_ERROR = 56
 CONTROLLER_VOTERS = 3
 CONTROLLER_SEGMENT_BYTES = 1 << 20
 """Segment size of the controller group's log (about 3,000 metadata commands each)."""
@@ -222,11 +225,22 @@ class ReplicationService:
                 self.runtime.add_node(m.node_id, m.raft_address)
         voters = self.controller_voters
         learners = [n for n in sorted(self.members) if n not in voters]
+
         # Small segments: compaction after a snapshot frees whole segments only, and metadata grows slowly.
-        storage = SegmentLog(
-            self.raft_dir / f"group-{CONTROLLER_GROUP}", segment_bytes=CONTROLLER_SEGMENT_BYTES
+        controller_dir = self.raft_dir / f"group-{CONTROLLER_GROUP}"
+
+        def open_controller_log() -> RaftStorage:
+            return SegmentLog(controller_dir, segment_bytes=CONTROLLER_SEGMENT_BYTES)
+
+        def reopen_controller_log() -> RaftStorage:
+            drop_cached_pages(controller_dir)
+            return open_controller_log()
+
+        # A storage error stops the controller group here like any other (the broker no longer votes or
+        # leads in it) until its log is re-opened from disk; the partitions' groups carry on.
+        await self.runtime.create_group(
+            CONTROLLER_GROUP, voters, learners, storage=open_controller_log(), reopen=reopen_controller_log
         )
-        await self.runtime.create_group(CONTROLLER_GROUP, voters, learners, storage=storage)
         self._spawn(self.rejoin.run())
         self._spawn(self.rejoin_driver.run())
         self._start_membership()
@@ -317,7 +331,19 @@ class ReplicationService:
                     log.error("bad controller entry %d skipped: %s", e.index, exc)
                     continue
                 if change is not None:
-                    self._act_on(change)
+                    try:
+                        self._act_on(change)
+                    except OSError as exc:
+                        # The entry is applied (the metadata state has it); what this broker does about it
+                        # locally (a topic's directories on a full disk) is retried until it succeeds.
+                        log.error(
+                            "event=controller_action_storage_error kind=%s topic=%s errno=%s error=%r",
+                            change.kind,
+                            change.topic.name if change.topic is not None else "",
+                            exc.errno,
+                            str(exc),
+                        )
+                        self._spawn(self._act_on_later(change))
             if entries:
                 self._maybe_snapshot_controller(entries[-1].index)
             return
@@ -346,6 +372,29 @@ class ReplicationService:
             self._remove_topic(change.topic)
         else:
             self._add_partitions(change.topic, change.first_new)
+
+    async def _act_on_later(self, change: Change) -> None:
+        """Retry a topic's local install or partition addition that a storage error stopped part-way
+        (both resume from the partitions already open); gives up when the topic is gone or replaced."""
+        meta = change.topic
+        if meta is None or change.kind not in ("created", "extended"):
+            return  # the other actions spawn their own retrying tasks or touch no disk
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            current = self.state.topics.get(meta.name)
+            if current is None or current.topic_id != meta.topic_id:
+                return
+            try:
+                if change.kind == "created":
+                    self._install_topic(current)
+                else:
+                    self._add_partitions(current, change.first_new)
+            except OSError as exc:
+                delay = min(2 * delay, 10.0)
+                log.warning("event=controller_action_retry_failed topic=%s error=%r", meta.name, str(exc))
+                continue
+            return
 
     def _maybe_snapshot_controller(self, applied: int) -> None:
         if applied - self._controller_snapshot_index >= self.controller_snapshot_entries:
@@ -523,6 +572,39 @@ class ReplicationService:
             producers.state(name, index)
         return storage
 
+    def _reopen_partition(self, gid: int) -> RaftStorage:
+        """After a storage error: the partition's log and its Raft files opened again from disk (both
+        recover their tails), replacing the in-memory ones, which are not trusted any more."""
+        where = self._partitions.get(gid)
+        partition = self.registry.partition(*where) if where is not None else None
+        if where is None or partition is None:
+            raise RuntimeError(f"group {gid} is no partition hosted here")
+        old = self._storages.pop(gid, None)
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
+        # What was committed and applied here stays committed: the high watermark does not move back.
+        hw = partition.raft_hw
+        drop_cached_pages(partition.log.directory)
+        drop_cached_pages(self.raft_dir / f"group-{gid}")
+        self.registry.reopen_log(partition)
+        if self.producers is not None:
+            self.producers.forget_partition(*where)
+        storage = self._make_storage(gid, *where)
+        if storage is None:
+            raise RuntimeError(f"group {gid}: the partition log is not its Raft log")
+        if hw is not None:
+            partition.raft_hw = max(hw, storage.snapshot_offset)
+        return storage
+
+    def storage_failed(self, topic: str, index: int) -> bool:
+        """This broker's copy of the partition is stopped by a storage error (KAFKA_STORAGE_ERROR)."""
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return False
+        gid = meta.group(index)
+        return gid in self.runtime.groups() and self.runtime.storage_error(gid) is not None
+
     async def apply_retention(self) -> int:
         """Retention for partitions whose log is their Raft log: a snapshot, then the oldest segments go
         (see PartitionRaftStorage.retain). Returns how many Raft entries were dropped."""
@@ -546,7 +628,14 @@ class ReplicationService:
         return dropped
 
     def _install_topic(self, meta: TopicMeta) -> None:
-        if self.registry.get(meta.name) is not None:
+        existing = self.registry.get(meta.name)
+        if existing is not None:
+            if existing.topic_id == meta.topic_id and len(existing.partitions) < len(meta.replicas):
+                # An earlier install stopped part-way (a storage error, see _act_on_later): finish it.
+                self._open_partitions(existing, meta, len(existing.partitions))
+                for listener in self.registry._listeners:
+                    listener(meta.name, existing)
+                log.info("event=topic_install_finished topic=%s", meta.name)
             return
         pending = [t for t in self._removing.pop(meta.name, []) if not t.done()]
         if pending:
@@ -597,8 +686,9 @@ class ReplicationService:
         if meta.name in self._deferred_installs:
             return  # the deferred install opens every partition meta has by then
         topic = self.registry.get(meta.name)
-        assert topic is not None and len(topic.partitions) == first_new, (meta.name, first_new)
-        self._open_partitions(topic, meta, first_new)
+        assert topic is not None and len(topic.partitions) <= len(meta.replicas), (meta.name, first_new)
+        # From what is open: an earlier install or addition may have stopped part-way (a storage error).
+        self._open_partitions(topic, meta, len(topic.partitions))
         log.info("partitions added from controller log", extra={"topic": meta.name})
 
     def _remove_topic(self, meta: TopicMeta) -> None:
@@ -821,6 +911,8 @@ class ReplicationService:
         gid = meta.group(index)
         if gid not in self.runtime.groups():
             return _ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1))
+        if self.runtime.storage_error(gid) is not None:
+            return _ready((KAFKA_STORAGE_ERROR, -1, -1, -1))
         if gid in self._storages:
             return self._begin_shared(topic, index, gid, records, acks)
         started = time.perf_counter()
@@ -836,6 +928,10 @@ class ReplicationService:
     ) -> ProduceResult:
         try:
             raft_index = await future
+        except StorageFailedError as exc:
+            # This broker's disk failed under the partition: the client retries (and finds the new leader).
+            log.warning("event=produce_storage_error topic=%s partition=%d error=%r", topic, index, str(exc))
+            return KAFKA_STORAGE_ERROR, -1, -1, -1
         except ConsensusError as exc:
             # Not leader, leadership lost before commit, or stopping: the client retries at the leader.
             log.debug("produce to %s-%d not committed here: %s", topic, index, exc)
@@ -895,6 +991,9 @@ class ReplicationService:
                 appended = asyncio.get_running_loop().create_future()
             try:
                 future = self.runtime.propose_nowait(gid, data, appended)
+            except StorageFailedError:
+                pending.append(_ready((KAFKA_STORAGE_ERROR, -1, -1, -1)))
+                break
             except ConsensusError as exc:
                 log.debug("produce to %s-%d refused here: %s", topic, index, exc)
                 pending.append(_ready((NOT_LEADER_OR_FOLLOWER, -1, -1, -1)))
@@ -1183,7 +1282,8 @@ class ReplicationService:
         try:
             where = self._partitions.get(gid)
             storage = self._make_storage(gid, *where) if where is not None else None
-            await self.runtime.create_group(gid, voters, learners, storage=storage)
+            reopen = functools.partial(self._reopen_partition, gid) if storage is not None else None
+            await self.runtime.create_group(gid, voters, learners, storage=storage, reopen=reopen)
         except Exception:
             log.exception("cannot create raft group %d", gid)
             if storage is not None and gid not in self.runtime.groups():

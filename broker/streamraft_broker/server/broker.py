@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.admin_http import AdminAuth, AdminAuthError, HttpLimits, start_admin_server
 from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
@@ -61,6 +62,8 @@ class Broker:
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
         self._server: asyncio.Server | None = None
         self._metrics_server: Any = None
+        self._admin_server: Any = None
+        self.admin_port = 0
         self._connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -146,23 +149,40 @@ class Broker:
         if self.ctx.groups is not None:
             self.metrics.watch_group_lag(self._group_lag)
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
+        limits = HttpLimits(cfg.admin_max_connections, cfg.admin_request_timeout_ms / 1000)
         if cfg.metrics_port is not None:
             self._metrics_server, self.metrics_port = start_metrics_server(
-                self.metrics, cfg.metrics_host, cfg.metrics_port
+                self.metrics, cfg.metrics_host, cfg.metrics_port, limits
             )
+        if cfg.admin_port is not None:
+            auth = AdminAuth(cfg.admin_token_file, cfg.admin_tls_cert, cfg.admin_tls_key, cfg.admin_tls_ca)
+            try:
+                self._admin_server, self.admin_port = start_admin_server(
+                    self.metrics, cfg.admin_host, cfg.admin_port, auth, limits
+                )
+            except AdminAuthError as exc:
+                raise ConfigError(str(exc)) from None
         log.info(
             "broker ready",
             extra={
                 "node_id": cfg.node_id,
                 "port": self.port,
                 "metrics_port": self.metrics_port,
+                "admin_port": self.admin_port,
                 "advertise": f"{adv_host}:{adv_port}",
             },
         )
         if cfg.ready_file is not None:
             tmp = cfg.ready_file.with_suffix(".tmp")
             tmp.write_text(
-                json.dumps({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()})
+                json.dumps(
+                    {
+                        "port": self.port,
+                        "metrics_port": self.metrics_port,
+                        "admin_port": self.admin_port,
+                        "pid": os.getpid(),
+                    }
+                )
             )
             os.replace(tmp, cfg.ready_file)
 
@@ -363,6 +383,8 @@ class Broker:
                 task.cancel()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+        if self._admin_server is not None:
+            self._admin_server.shutdown()
         if self.replication is not None:
             await self.replication.stop()
         if self.ctx is not None:

@@ -143,6 +143,13 @@ class TopicRegistry:
             partition_metadata.write_topic_id(directory, topic.topic_id)
         return Partition(topic.name, index, _open_log(directory, topic.configs))
 
+    def reopen_log(self, partition: Partition) -> None:
+        """Open ``partition``'s directory again (recovering it) in place of its current log, which is
+        dropped unwritten: after a storage error only what is on disk is trusted."""
+        topic = self.topics[partition.topic]
+        partition.log.abandon()
+        partition.log = _open_log(self._partition_dir(topic, partition.index), topic.configs)
+
     # -- operations ---------------------------------------------------------------------------------------
     def get(self, name: str) -> Topic | None:
         return self.topics.get(name)

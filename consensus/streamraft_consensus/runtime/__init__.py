@@ -7,6 +7,7 @@ from streamraft_consensus.runtime.errors import (
     NotLeaderError,
     ProposalRejectedError,
     StoppedError,
+    StorageFailedError,
     TermChangedError,
     UnknownGroupError,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "RuntimeConfig",
     "StateMachine",
     "StoppedError",
+    "StorageFailedError",
     "TermChangedError",
     "UnknownGroupError",
 ]

@@ -43,12 +43,21 @@ class RuntimeConfig:
     successor_tie_s: float = 0.25
     """Uptimes closer than this count as equal when choosing that successor. Each node reports its own, so
     the survivors' views of them differ only by message delays (ms); restarts are seconds apart."""
+    storage_retry_s: float = 1.0
+    """After a group's storage fails, how soon the first attempt to re-open it from disk comes; later
+    attempts back off (doubling) up to ``storage_retry_max_s``."""
+    storage_retry_max_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.node_id < 1:
             raise ValueError(f"node_id must be >= 1, got {self.node_id}")
         if not 0.001 <= self.tick_interval_s <= 10:
             raise ValueError(f"tick_interval_s={self.tick_interval_s} is outside [0.001, 10]")
+        if not 0 < self.storage_retry_s <= self.storage_retry_max_s:
+            raise ValueError(
+                f"storage_retry_s={self.storage_retry_s} must be > 0 and <= storage_retry_max_s="
+                f"{self.storage_retry_max_s}"
+            )
         if self.quiesce_after_ticks <= 2 * self.election_tick:
             # A leader woken by a peer's death must run a check_quorum round before going quiet again.
             raise ValueError(

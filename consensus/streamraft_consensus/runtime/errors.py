@@ -32,6 +32,16 @@ class ProposalRejectedError(ConsensusError):
     """The leader refused the proposal for now (leader transfer, pending conf change, flow control)."""
 
 
+class StorageFailedError(ConsensusError):
+    """A write or fsync of the group's storage on this node failed (disk full, I/O error): the group is
+    stopped here (fail-stop) until a retry re-opens it from what is durable on disk."""
+
+    def __init__(self, group: int, error: OSError) -> None:
+        super().__init__(f"group {group}: storage failed on this node: {error}")
+        self.group = group
+        self.error = error
+
+
 class StoppedError(ConsensusError):
     """The runtime or the group was stopped."""
 

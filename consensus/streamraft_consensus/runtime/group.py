@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streamraft_consensus.core.node import RawNode
@@ -57,6 +58,14 @@ class Group:
     durable_vote: tuple[int, int] = (0, 0)
     """(term, vote) of the last hard state made durable: a leader's appends of that term may go out
     before its own entries are synced (see ``Runtime._handle_readies``)."""
+    failed: OSError | None = None
+    """Set when a write or fsync of ``storage`` failed: the group is stopped here (no ticks, messages,
+    proposals or applies) until ``reopen`` succeeds (see ``Runtime._retry_failed``)."""
+    reopen: Callable[[], RaftStorage] | None = None
+    """Opens the group's storage again from disk, after a failure."""
+    retry_at: float = 0.0
+    retry_delay: float = 0.0
+    resumed_at: float = float("-inf")
     entry_bytes: float = 0.0
     """Moving average of appended entries' data size (for follower lag in bytes)."""
 

@@ -21,6 +21,13 @@ longest-running live voter takes over; quiet groups it was a member of wake so c
 
 Durability: one fsync per dirty group file per iteration (run in parallel threads when many groups are
 dirty). Groups with separate SegmentLogs cannot share one fsync; a shared write-ahead log could.
+
+Storage errors (a write or fsync raising OSError: disk full, I/O error) stop that group on this node
+(fail-stop): nothing of the failing Ready is sent, applied or acknowledged, its callers get
+``StorageFailedError``, it neither votes nor leads (its peers elect a healthy leader), and the other groups
+carry on. A retry (``storage_retry_s``, backing off) opens the group's storage again from disk through the
+``reopen`` given to ``create_group`` and resumes it from what is durable there: after a failed write or
+fsync nothing past the last successful fsync is trusted, so the in-memory log and RawNode are discarded.
 """
 
 from __future__ import annotations
@@ -54,11 +61,13 @@ from streamraft_consensus.runtime.errors import (
     NotLeaderError,
     ProposalRejectedError,
     StoppedError,
+    StorageFailedError,
     TermChangedError,
     UnknownGroupError,
 )
 from streamraft_consensus.runtime.group import Group, PendingRead, Proposal
 from streamraft_consensus.runtime.progress import LeaderProgress
+from streamraft_consensus.storage.files import drop_cached_pages
 from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport.faults import FaultInjector
@@ -73,9 +82,15 @@ _SYNC_THREADS = 4
 _ENTRY_BYTES_WEIGHT = 0.1
 
 
-def _sync_all(storages: Sequence[RaftStorage]) -> None:
-    for storage in storages:
-        storage.sync()
+def _sync_each(groups: Sequence[Group]) -> list[tuple[Group, OSError]]:
+    """fsync each group's storage; the groups whose sync failed, with their error (the others synced)."""
+    failed: list[tuple[Group, OSError]] = []
+    for g in groups:
+        try:
+            g.storage.sync()
+        except OSError as err:
+            failed.append((g, err))
+    return failed
 
 
 def _never(_group: int) -> bool:
@@ -123,6 +138,11 @@ class Runtime:
         self.iterations = 0
         self.fsync_passes = 0
         self.group_ticks = 0
+        self.storage_failures = 0
+        """Groups stopped here by a storage error (a metric: one count per failure)."""
+        self.storage_recoveries = 0
+        """Failed groups re-opened from disk and resumed."""
+        self._failed: set[int] = set()
         self.recover_group: Callable[[int], bool] = _never
         """Whether a group created now must start recovering (this node's disk was wiped; see the
         broker's replication.rejoin). Asked once per create_group."""
@@ -151,8 +171,9 @@ class Runtime:
                 await self._task
         for g in list(self._groups.values()):
             self._fail_all(g, StoppedError(f"node {self.node_id} stopped"))
-            g.storage.close()
+            self._close_storage(g)
         self._groups.clear()
+        self._failed.clear()
         await self.transport.stop()
         log.info("event=runtime_stopped node=%d", self.node_id)
 
@@ -164,9 +185,11 @@ class Runtime:
         voters: Sequence[int],
         learners: Sequence[int] = (),
         storage: RaftStorage | None = None,
+        reopen: Callable[[], RaftStorage] | None = None,
     ) -> None:
         """Host ``group`` here. ``voters``/``learners`` bootstrap a brand-new group; an existing one
-        resumes from what its storage holds."""
+        resumes from what its storage holds. ``reopen`` opens the group's storage again from disk after a
+        storage error (without it, a group given its ``storage`` stays stopped after one)."""
         if self._stopped:
             raise StoppedError("runtime stopped")
         if group in self._groups:
@@ -176,7 +199,14 @@ class Runtime:
         if storage is None:
             if self.config.data_dir is None:
                 raise ValueError("no storage given and RuntimeConfig.data_dir is not set")
-            storage = SegmentLog(self.config.data_dir / f"group-{group}")
+            directory = self.config.data_dir / f"group-{group}"
+            storage = SegmentLog(directory)
+            if reopen is None:
+
+                def reopen() -> RaftStorage:
+                    drop_cached_pages(directory)
+                    return SegmentLog(directory)
+
         hs, cs = storage.initial_state()
         if not cs.voters and hs == HardState() and storage.last_index() == 0:
             if self.node_id not in voters and self.node_id not in learners:
@@ -217,6 +247,7 @@ class Runtime:
             conf_index=storage.last_index(),
             term=hs.term,
             durable_vote=(hs.term, hs.vote),
+            reopen=reopen,
         )
         self._groups[group] = g
         self._mark(g)
@@ -234,12 +265,13 @@ class Runtime:
         g = self._group(group)
         del self._groups[group]
         g.stopped = True
+        self._failed.discard(group)
         self._fail_all(g, StoppedError(f"group {group} removed"))
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def close() -> None:
             # Runs between loop iterations, never while the group's storage is being synced.
-            g.storage.close()
+            self._close_storage(g)
             if delete_data and isinstance(g.storage, SegmentLog):
                 shutil.rmtree(g.storage.dir, ignore_errors=True)
             done.set_result(0)
@@ -249,7 +281,16 @@ class Runtime:
         log.info("event=group_removed node=%d group=%d", self.node_id, group)
 
     def groups(self) -> list[int]:
+        """Every group hosted here, those stopped by a storage error included."""
         return list(self._groups)
+
+    def storage_error(self, group: int) -> OSError | None:
+        """The error that stopped ``group`` here, while it is stopped (None once it resumed)."""
+        return self._group(group).failed
+
+    def failed_groups(self) -> dict[int, OSError]:
+        """Groups stopped here by a storage error, with the error."""
+        return {gid: err for gid in self._failed if (err := self._groups[gid].failed) is not None}
 
     def leader(self, group: int) -> int:
         return self._group(group).leader
@@ -363,7 +404,7 @@ class Runtime:
     def _queue_proposal(
         self, group: int, data: bytes | ConfChange, appended: asyncio.Future[int] | None = None
     ) -> asyncio.Future[int]:
-        g = self._group(group)
+        g = self._live_group(group)
         if g.quiesced and not g.is_leader and g.leader:
             # Waking a quiet follower only to refuse would restart its election clock for nothing.
             raise NotLeaderError(group, g.leader)
@@ -374,7 +415,7 @@ class Runtime:
 
     async def read_index(self, group: int) -> int:
         """Linearizable read barrier: resolves with an index; state applied up to it is up to date."""
-        g = self._group(group)
+        g = self._live_group(group)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         g.reads.append((next(self._read_ids).to_bytes(8, "big"), PendingRead(future)))
         self._mark(g)
@@ -382,14 +423,14 @@ class Runtime:
 
     async def transfer_leadership(self, group: int, target: int) -> None:
         """Ask the leader to hand over to ``target``; watch leadership changes for the outcome."""
-        g = self._group(group)
+        g = self._live_group(group)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         g.control.append(("transfer", target, future))
         self._mark(g)
         await future
 
     async def campaign(self, group: int) -> None:
-        g = self._group(group)
+        g = self._live_group(group)
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         g.control.append(("campaign", 0, future))
         self._mark(g)
@@ -398,10 +439,13 @@ class Runtime:
     async def snapshot(self, group: int, index: int, data: bytes) -> None:
         """Persist ``data`` as the state at ``index`` (<= applied, and not before the last configuration
         change applied) and drop the log up to it."""
-        g = self._group(group)
+        g = self._live_group(group)
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def take() -> None:
+            if g.failed is not None:
+                done.set_exception(StorageFailedError(group, g.failed))
+                return
             if index > g.applied:
                 done.set_exception(ValueError(f"snapshot index {index} is past applied {g.applied}"))
                 return
@@ -425,10 +469,13 @@ class Runtime:
     async def with_storage(self, group: int, fn: Callable[[RaftStorage], T]) -> T:
         """Run ``fn(storage)`` between loop iterations (never while the group's storage is being synced)
         and return its result: for the owner of a group's storage, e.g. to compact it."""
-        g = self._group(group)
+        g = self._live_group(group)
         done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
 
         def run() -> None:
+            if g.failed is not None:
+                done.set_exception(StorageFailedError(group, g.failed))
+                return
             try:
                 done.set_result(fn(g.storage))
             except Exception as err:
@@ -457,6 +504,13 @@ class Runtime:
             raise UnknownGroupError(group)
         return g
 
+    def _live_group(self, group: int) -> Group:
+        """The group, unless a storage error stopped it here (then StorageFailedError)."""
+        g = self._group(group)
+        if g.failed is not None:
+            raise StorageFailedError(group, g.failed)
+        return g
+
     def _action(self, action: _Action) -> None:
         self._actions.append(action)
         self._kick.set()
@@ -481,14 +535,29 @@ class Runtime:
             if g is None:
                 self._log_unknown_group(gid, inbound.from_node, msg)
                 continue
+            if g.failed is not None:
+                # Stopped here: it neither votes nor follows until re-opened, but it still tells who leads
+                # now (clients asking this broker for metadata are sent to the new leader).
+                self._observe_leader(g, msg)
+                continue
             g.inbox.append(msg)
             # Late heartbeat responses must not undo a leader's decision to go quiet.
             self._mark(g, wake=msg.type != MessageType.HEARTBEAT_RESP)
         for gid in inbound.quiesce:
             g = self._groups.get(gid)
-            if g is not None and not g.is_leader and g.leader == inbound.from_node:
+            if g is not None and g.failed is None and not g.is_leader and g.leader == inbound.from_node:
                 g.quiesced = True
                 g.idle_ticks = 0
+
+    _LEADER_MESSAGES = frozenset({MessageType.APPEND, MessageType.HEARTBEAT, MessageType.SNAPSHOT})
+
+    def _observe_leader(self, g: Group, msg: Message) -> None:
+        if msg.type not in self._LEADER_MESSAGES or msg.term < g.term:
+            return
+        if (msg.frm, msg.term) == (g.leader, g.term):
+            return
+        g.leader, g.term = msg.frm, msg.term
+        self._notify_leader(LeaderChange(g.id, msg.frm, msg.term, False))
 
     def _log_unknown_group(self, gid: int, frm: int, msg: Message) -> None:
         seen = self._unknown_logged.get(gid, 0)
@@ -521,6 +590,139 @@ class Runtime:
             if not f.done():
                 f.set_exception(err)
 
+    # ------------------------------------------------------------------ storage errors
+
+    def _close_storage(self, g: Group) -> None:
+        try:
+            g.storage.close()
+        except Exception as err:
+            # A failed disk may fail the final sync too; the descriptors are released regardless.
+            log.warning("event=storage_close_failed node=%d group=%d error=%r", self.node_id, g.id, str(err))
+
+    def _fail_group(self, g: Group, err: OSError) -> None:
+        """Fail-stop ``g`` here after its storage raised ``err``: nothing more of it is written, sent,
+        applied or acknowledged until ``_retry_failed`` re-opens it from disk."""
+        if g.failed is not None:
+            return
+        g.failed = err
+        self._failed.add(g.id)
+        self.storage_failures += 1
+        now = time.monotonic()
+        if now - g.resumed_at < 2 * self.config.storage_retry_max_s:
+            # Failed again soon after a re-open (the disk is still full): keep backing off.
+            g.retry_delay = min(
+                max(2 * g.retry_delay, self.config.storage_retry_s), self.config.storage_retry_max_s
+            )
+        else:
+            g.retry_delay = self.config.storage_retry_s
+        g.retry_at = now + g.retry_delay
+        log.error(
+            "event=storage_failed node=%d group=%d errno=%s error=%r leader=%s",
+            self.node_id,
+            g.id,
+            err.errno,
+            str(err),
+            g.is_leader,
+        )
+        self._fail_all(g, StorageFailedError(g.id, err))
+        g.inbox.clear()
+        self._dirty.discard(g.id)
+        if g.is_leader:
+            # Its followers stop hearing from it and elect a healthy leader; tell watchers at once.
+            g.is_leader = False
+            g.leader = 0
+            self._notify_leader(LeaderChange(g.id, 0, g.term, False))
+        self._close_storage(g)
+
+    def _retry_failed(self) -> None:
+        now = time.monotonic()
+        for gid in list(self._failed):
+            g = self._groups.get(gid)
+            if g is None or g.failed is None:
+                self._failed.discard(gid)
+                continue
+            if now < g.retry_at or g.reopen is None:
+                continue
+            try:
+                self._resume(g, g.reopen())
+            except Exception as err:
+                g.retry_delay = min(2 * g.retry_delay, self.config.storage_retry_max_s)
+                g.retry_at = now + g.retry_delay
+                log.warning(
+                    "event=storage_reopen_failed node=%d group=%d error=%r retry_in_s=%.1f",
+                    self.node_id,
+                    gid,
+                    str(err),
+                    g.retry_delay,
+                )
+
+    def _resume(self, g: Group, storage: RaftStorage) -> None:
+        """Restart ``g`` from what ``storage`` (just opened from disk) holds. The state machine keeps what
+        it applied: entries up to ``g.applied`` were committed (so never change) and were durable here
+        before they were applied, so the log on disk still has them; only a snapshot past them is
+        restored."""
+        try:
+            hs, _cs = storage.initial_state()
+            snap = storage.snapshot()
+            applied = g.applied
+            restore = snap.meta.index > applied
+            if restore:
+                applied = snap.meta.index
+            if applied > storage.last_index():
+                raise RuntimeError(
+                    f"the log on disk ends at index {storage.last_index()}, below the applied index {applied}"
+                )
+            if hs.commit < applied:
+                # A commit-only change is written lazily (StateFile): applied entries are committed.
+                storage.set_hard_state(HardState(hs.term, hs.vote, applied))
+            c = self.config
+            raw = RawNode(
+                Config(
+                    id=self.node_id,
+                    election_tick=c.election_tick,
+                    heartbeat_tick=c.heartbeat_tick,
+                    max_size_per_msg=c.max_size_per_msg,
+                    max_inflight_msgs=c.max_inflight_msgs,
+                    pre_vote=c.pre_vote,
+                    check_quorum=c.check_quorum,
+                    applied=applied,
+                    recovering=g.raw.raft.recovering,
+                ),
+                storage,
+                random.Random(self._rand.getrandbits(64)),
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                storage.close()
+            raise
+        if restore:
+            self._sm.restore(g.id, snap)
+            g.conf_state = snap.meta.conf_state
+            g.conf_index = snap.meta.index
+        g.raw = raw
+        g.storage = storage
+        g.applied = applied
+        g.term = hs.term
+        g.durable_vote = (hs.term, hs.vote)
+        g.is_leader = False
+        g.quiesced = False
+        g.needs_wake = False
+        g.idle_ticks = 0
+        g.inbox.clear()
+        g.failed = None
+        g.resumed_at = time.monotonic()
+        self._failed.discard(g.id)
+        self.storage_recoveries += 1
+        self._mark(g)
+        log.info(
+            "event=storage_recovered node=%d group=%d applied=%d last_index=%d term=%d",
+            self.node_id,
+            g.id,
+            applied,
+            storage.last_index(),
+            hs.term,
+        )
+
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
@@ -539,6 +741,8 @@ class Runtime:
                 actions, self._actions = self._actions, []
                 for action in actions:
                     action()
+                if self._failed:
+                    self._retry_failed()
                 now = loop.time()
                 if self._peers_changed:
                     self._peers_changed = False
@@ -557,6 +761,9 @@ class Runtime:
                 # A bug in one iteration must not stop every group on the node; it is logged loudly.
                 log.exception("event=runtime_iteration_failed node=%d", self.node_id)
 
+    def _live_groups(self) -> list[Group]:
+        return [g for g in self._groups.values() if g.failed is None]
+
     def _check_peers(self) -> None:
         now = time.monotonic()
         for peer in self.transport.peers():
@@ -572,12 +779,12 @@ class Runtime:
             self._peer_alive[peer] = alive
             if alive:
                 log.info("event=peer_up node=%d peer=%d", self.node_id, peer)
-                for g in self._groups.values():
+                for g in self._live_groups():
                     if g.is_leader and g.quiesced and peer in g.peers(self.node_id):
                         # A restarted peer (maybe on a wiped disk) must hear from its leaders to catch up.
                         self._mark(g)
                 continue
-            led = [g for g in self._groups.values() if g.leader == peer]
+            led = [g for g in self._live_groups() if g.leader == peer]
             uptimes = {
                 n: round(
                     self.transport.uptime() if n == self.node_id else self.transport.peer_uptime(n) or 0, 1
@@ -593,7 +800,7 @@ class Runtime:
                 len(led),
                 uptimes,
             )
-            for g in self._groups.values():
+            for g in self._live_groups():
                 if g.is_leader and g.quiesced and peer in g.peers(self.node_id):
                     # Tick again so check_quorum can find out whether this leader still has a quorum; it
                     # quiesces again (quiesce_after_ticks > election_tick) if it does.
@@ -644,7 +851,7 @@ class Runtime:
     def _tick_all(self) -> None:
         quiesce = self.config.quiesce
         for g in self._groups.values():
-            if g.quiesced:
+            if g.quiesced or g.failed is not None:
                 continue
             if quiesce and g.is_leader and not g.proposals and g.raw.can_quiesce():
                 g.idle_ticks += 1
@@ -663,7 +870,7 @@ class Runtime:
     def _drain_inputs(self) -> None:
         for gid in list(self._dirty):
             g = self._groups.get(gid)
-            if g is None:
+            if g is None or g.failed is not None:
                 self._dirty.discard(gid)
                 continue
             raw = g.raw
@@ -732,57 +939,42 @@ class Runtime:
         readies: list[tuple[Group, Ready]] = []
         for gid in self._dirty:
             g = self._groups.get(gid)
-            if g is not None and g.raw.has_ready():
+            if g is not None and g.failed is None and g.raw.has_ready():
                 readies.append((g, g.raw.ready()))
         self._dirty.clear()
         if not readies:
             self.transport.flush()  # quiesce notices and node-level pings
             return
-        to_sync: list[RaftStorage] = []
+        to_sync: list[Group] = []
         sent_early: dict[int, set[int]] = {}  # group -> positions in its Ready's messages already sent
         for g, rd in readies:
-            storage = g.storage
-            if self.config.send_appends_before_sync and self._may_send_early(g, rd):
-                # Raft thesis 10.2.1: a leader may replicate entries before its own disk write; the
-                # followers' acknowledgements are stepped only after this iteration's fsyncs, so a commit
-                # still needs the leader's own copy durable. Its term is durable (``_may_send_early``).
-                early = {
-                    i
-                    for i, msg in enumerate(rd.messages)
-                    if msg.type == MessageType.APPEND and self.transport.is_connected(msg.to)
-                }
-                for i in sorted(early):
-                    self.transport.send(g.id, rd.messages[i])
-                if early:
-                    sent_early[g.id] = early
-            if rd.snapshot is not None and not rd.snapshot.is_empty():
-                storage.apply_snapshot(rd.snapshot)
-            if rd.entries:
-                storage.append(rd.entries)
-                if g.appending:
-                    self._resolve_appended(g, rd.entries[-1].index)
-                size = sum(len(e.data) for e in rd.entries) / len(rd.entries)
-                weight = _ENTRY_BYTES_WEIGHT if g.entry_bytes else 1.0
-                g.entry_bytes += weight * (size - g.entry_bytes)
-            if rd.hard_state is not None:
-                storage.set_hard_state(rd.hard_state)
-            if storage.needs_sync():
-                to_sync.append(storage)
+            try:
+                self._write_ready(g, rd, sent_early)
+            except OSError as err:
+                self._fail_group(g, err)
+                continue
+            if g.storage.needs_sync():
+                to_sync.append(g)
         if to_sync:
             if sent_early:
                 self.transport.flush()
             self.fsync_passes += 1
             loop = asyncio.get_running_loop()
             if len(to_sync) <= 2:
-                await loop.run_in_executor(None, _sync_all, to_sync)
+                failed = await loop.run_in_executor(None, _sync_each, to_sync)
             else:
                 # Many groups' files (an election storm, a burst over many partitions): overlap the fsyncs.
                 k = min(_SYNC_THREADS, len(to_sync))
-                await asyncio.gather(
-                    *(loop.run_in_executor(None, _sync_all, to_sync[i::k]) for i in range(k))
+                parts = await asyncio.gather(
+                    *(loop.run_in_executor(None, _sync_each, to_sync[i::k]) for i in range(k))
                 )
+                failed = [f for part in parts for f in part]
+            for g, sync_err in failed:
+                self._fail_group(g, sync_err)
         unreachable: set[tuple[int, int]] = set()
         for g, rd in readies:
+            if g.failed is not None:
+                continue
             if rd.hard_state is not None:
                 g.durable_vote = (rd.hard_state.term, rd.hard_state.vote)
             if g.stopped:
@@ -801,30 +993,67 @@ class Runtime:
                     g.raw.report_snapshot(msg.to, True)
         self.transport.flush()
         for g, rd in readies:
-            if g.stopped:
+            if g.stopped or g.failed is not None:
                 continue
-            if rd.snapshot is not None and not rd.snapshot.is_empty():
-                self._sm.restore(g.id, rd.snapshot)
-                g.applied = rd.snapshot.meta.index
-                g.conf_state = rd.snapshot.meta.conf_state
-                g.conf_index = rd.snapshot.meta.index
-            if rd.committed_entries:
-                self._apply(g, rd.committed_entries)
-            if rd.soft_state is not None or rd.hard_state is not None:
-                self._update_leadership(g, rd)
-            for rs in rd.read_states:
-                pr = g.confirmed_reads.get(rs.context)
-                if pr is not None:
-                    pr.index = rs.index
-            if g.confirmed_reads:
-                self._serve_reads(g)
-            was_recovering = g.raw.raft.recovering
-            g.raw.advance(rd)
-            if was_recovering and not g.raw.raft.recovering:
-                log.info("event=recovery_done node=%d group=%d applied=%d", self.node_id, g.id, g.applied)
-            if g.raw.has_ready():
-                self._dirty.add(g.id)
-                self._kick.set()
+            try:
+                self._finish_ready(g, rd)
+            except OSError as err:
+                # The state machine's own writes (e.g. a partition directory for a new topic) failed.
+                self._fail_group(g, err)
+
+    def _write_ready(self, g: Group, rd: Ready, sent_early: dict[int, set[int]]) -> None:
+        """Write a Ready's snapshot, entries and hard state (not yet synced); a leader's appends may go out
+        first. Raises OSError when the storage fails."""
+        storage = g.storage
+        if self.config.send_appends_before_sync and self._may_send_early(g, rd):
+            # Raft thesis 10.2.1: a leader may replicate entries before its own disk write; the
+            # followers' acknowledgements are stepped only after this iteration's fsyncs, so a commit
+            # still needs the leader's own copy durable. Its term is durable (``_may_send_early``).
+            early = {
+                i
+                for i, msg in enumerate(rd.messages)
+                if msg.type == MessageType.APPEND and self.transport.is_connected(msg.to)
+            }
+            for i in sorted(early):
+                self.transport.send(g.id, rd.messages[i])
+            if early:
+                sent_early[g.id] = early
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            storage.apply_snapshot(rd.snapshot)
+        if rd.entries:
+            storage.append(rd.entries)
+            if g.appending:
+                self._resolve_appended(g, rd.entries[-1].index)
+            size = sum(len(e.data) for e in rd.entries) / len(rd.entries)
+            weight = _ENTRY_BYTES_WEIGHT if g.entry_bytes else 1.0
+            g.entry_bytes += weight * (size - g.entry_bytes)
+        if rd.hard_state is not None:
+            storage.set_hard_state(rd.hard_state)
+
+    def _finish_ready(self, g: Group, rd: Ready) -> None:
+        """After the sync: apply, resolve callers and advance."""
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            self._sm.restore(g.id, rd.snapshot)
+            g.applied = rd.snapshot.meta.index
+            g.conf_state = rd.snapshot.meta.conf_state
+            g.conf_index = rd.snapshot.meta.index
+        if rd.committed_entries:
+            self._apply(g, rd.committed_entries)
+        if rd.soft_state is not None or rd.hard_state is not None:
+            self._update_leadership(g, rd)
+        for rs in rd.read_states:
+            pr = g.confirmed_reads.get(rs.context)
+            if pr is not None:
+                pr.index = rs.index
+        if g.confirmed_reads:
+            self._serve_reads(g)
+        was_recovering = g.raw.raft.recovering
+        g.raw.advance(rd)
+        if was_recovering and not g.raw.raft.recovering:
+            log.info("event=recovery_done node=%d group=%d applied=%d", self.node_id, g.id, g.applied)
+        if g.raw.has_ready():
+            self._dirty.add(g.id)
+            self._kick.set()
 
     @staticmethod
     def _resolve_appended(g: Group, last: int) -> None:
@@ -909,11 +1138,17 @@ class Runtime:
                     pr.future.set_exception(NotLeaderError(g.id, leader))
             g.confirmed_reads.clear()
         if leader != 0 or lost:
-            change = LeaderChange(g.id, leader, term, is_leader)
-            log.info(
-                "event=leader_changed node=%d group=%d leader=%d term=%d", self.node_id, g.id, leader, term
-            )
-            if self._on_leader_change is not None:
-                self._on_leader_change(change)
-            for q in self._watchers:
-                q.put_nowait(change)
+            self._notify_leader(LeaderChange(g.id, leader, term, is_leader))
+
+    def _notify_leader(self, change: LeaderChange) -> None:
+        log.info(
+            "event=leader_changed node=%d group=%d leader=%d term=%d",
+            self.node_id,
+            change.group,
+            change.leader,
+            change.term,
+        )
+        if self._on_leader_change is not None:
+            self._on_leader_change(change)
+        for q in self._watchers:
+            q.put_nowait(change)

@@ -25,6 +25,28 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def drop_cached_pages(directory: Path) -> None:
+    """Ask the kernel to forget the cached pages of every file under ``directory`` before it is read
+    again after a failed write or fsync: Linux may keep pages whose write-back failed in its cache, marked
+    clean, and reading them back would trust data the disk never got. Best effort: dirty pages stay, and
+    some filesystems (tmpfs) have nothing else to read from."""
+    if not hasattr(os, "posix_fadvise") or not directory.exists():
+        return
+    for path in directory.rglob("*"):
+        if not path.is_file():
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:

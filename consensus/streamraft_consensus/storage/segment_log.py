@@ -390,8 +390,11 @@ class SegmentLog:
     def close(self) -> None:
         if self._closed:
             return
-        self.sync()
-        self._state.write_if_commit_dirty()
-        for seg in self._segments:
-            os.close(seg.fd)
-        self._closed = True
+        try:
+            self.sync()
+            self._state.write_if_commit_dirty()
+        finally:
+            # Released even when the final sync fails (a full disk): the group is re-opened from disk.
+            self._closed = True
+            for seg in self._segments:
+                os.close(seg.fd)

@@ -68,8 +68,10 @@ def _spec() -> Schema:
                         **{
                             "x-kubernetes-validations": [
                                 cel(
-                                    "!has(self.port) || (self.port != 9093 && self.port != 9644)",
-                                    "listeners.kafka.port must not be 9093 (Raft) or 9644 (metrics)",
+                                    "!has(self.port) || "
+                                    "(self.port != 9093 && self.port != 9644 && self.port != 9645)",
+                                    "listeners.kafka.port must not be 9093 (Raft), 9644 (metrics) "
+                                    "or 9645 (admin)",
                                 )
                             ]
                         },

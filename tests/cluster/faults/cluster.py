@@ -42,7 +42,7 @@ class ProxiedCluster(Cluster):
         return BrokerProcess(
             self.base / f"b{n}",
             node_id=n,
-            # The metrics port also serves /admin/rejoin, which ``fully_replicated`` reads.
+            # Metrics on: tests read them (the admin port serves /admin/rejoin for ``fully_replicated``).
             metrics=True,
             extra_args=[
                 "--listen",
@@ -70,7 +70,7 @@ class ProxiedCluster(Cluster):
         self.paused.discard(n)
 
     def _rejoin_status(self, n: int) -> dict[str, object]:
-        port = self.brokers[n].metrics_port
+        port = self.brokers[n].admin_port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/rejoin", timeout=5) as resp:
             status: dict[str, object] = json.loads(resp.read())
         return status
