@@ -120,6 +120,9 @@ class Runtime:
         self._read_ids = itertools.count(1)
         self._rand = random.Random()
         self._unknown_logged: dict[int, int] = {}
+        self._trusted: frozenset[int] = frozenset()
+        self._dropped_removed = 0
+        """``dropped_from_non_members`` of groups removed since."""
         self.iterations = 0
         self.fsync_passes = 0
         self.group_ticks = 0
@@ -138,8 +141,20 @@ class Runtime:
         return address
 
     def add_node(self, node_id: int, address: str) -> None:
-        """Tell the runtime where another node listens (needed before groups can reach it)."""
+        """Tell the runtime where another node listens (needed before groups can reach it). The nodes told
+        of here are this cluster's: every group takes their messages even before its log names them as
+        members; messages from any other node outside a group's configuration are dropped by the core."""
         self.transport.add_peer(node_id, address)
+        trusted = frozenset(self.transport.peers())
+        if trusted != self._trusted:
+            self._trusted = trusted
+            for g in self._groups.values():
+                g.raw.set_trusted(trusted)
+
+    def dropped_from_non_members(self) -> int:
+        """Raft messages dropped so far because their sender is outside the group's configuration and not
+        a node of this cluster (see ``add_node``)."""
+        return self._dropped_removed + sum(g.raw.dropped_from_non_members for g in self._groups.values())
 
     async def stop(self) -> None:
         if self._stopped:
@@ -206,6 +221,7 @@ class Runtime:
             storage,
             random.Random(self._rand.getrandbits(64)),
         )
+        raw.set_trusted(self._trusted)
         # The stored configuration is the last one applied before the restart, maybe from an entry past the
         # snapshot that is applied again: it is only known to hold from the end of the log on.
         g = Group(
@@ -233,6 +249,7 @@ class Runtime:
     async def remove_group(self, group: int, delete_data: bool = False) -> None:
         g = self._group(group)
         del self._groups[group]
+        self._dropped_removed += g.raw.dropped_from_non_members
         g.stopped = True
         self._fail_all(g, StoppedError(f"group {group} removed"))
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
