@@ -59,6 +59,13 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="snapshot the cluster metadata and compact the controller's Raft log every this many applied "
         f"entries, default {DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES} (replication=raft)",
     )
+    p.add_argument(
+        "--raft-tls-cert",
+        help="PEM certificate of this broker for mutual TLS between brokers' Raft transports; it must name "
+        "spiffe://streamraft/node/<node id> (with --raft-tls-key and --raft-tls-ca)",
+    )
+    p.add_argument("--raft-tls-key", help="PEM private key of --raft-tls-cert")
+    p.add_argument("--raft-tls-ca", help="PEM CA certificate(s) Raft peers' certificates must chain to")
 
 
 _BROKER_KEYS = [
@@ -82,6 +89,9 @@ _BROKER_KEYS = [
     "rack",
     "raft_log",
     "controller_snapshot_entries",
+    "raft_tls_cert",
+    "raft_tls_key",
+    "raft_tls_ca",
 ]
 
 

@@ -57,6 +57,13 @@ class BrokerConfig:
     replica); "separate": a consensus log beside it, copied into the partition log as entries apply."""
     controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
     """Snapshot the controller group's state (and compact its Raft log) after this many applied entries."""
+    raft_tls_cert: Path | None = None
+    """PEM certificate (chain) of this broker for the Raft transport's mutual TLS; it must carry the URI
+    SAN spiffe://streamraft/node/<node id> (see security.pki). Kafka has no such setting (KRaft uses the
+    controller listener's ssl.* settings). Set with raft_tls_key and raft_tls_ca, or none of them."""
+    raft_tls_key: Path | None = None
+    raft_tls_ca: Path | None = None
+    """PEM CA certificate(s) a Raft peer's certificate must chain to."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -126,7 +133,24 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "rack": lambda v, w: _rack(str(v), w),
     "raft_log": _choice("partition", "separate"),
     "controller_snapshot_entries": _int(1, 2**31 - 1),
+    "raft_tls_cert": lambda v, w: _readable_file(str(v), w),
+    "raft_tls_key": lambda v, w: _readable_file(str(v), w),
+    "raft_tls_ca": lambda v, w: _readable_file(str(v), w),
 }
+
+_RAFT_TLS = ("raft_tls_cert", "raft_tls_key", "raft_tls_ca")
+
+
+def _readable_file(value: str, what: str) -> Path | None:
+    if value.strip().lower() in _OFF:
+        return None
+    path = Path(value)
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {value!r}: {exc.strerror}") from None
+    return path
 
 
 def _rack(value: str, what: str) -> str | None:
@@ -185,4 +209,10 @@ def load_config(
                 values["metrics_host"], values["metrics_port"] = converted
         else:
             values[key] = converted
+    given = [k for k in _RAFT_TLS if values.get(k) is not None]
+    if given and len(given) != len(_RAFT_TLS):
+        missing = ", ".join(k for k in _RAFT_TLS if k not in given)
+        raise ConfigError(
+            f"Raft mutual TLS needs raft_tls_cert, raft_tls_key and raft_tls_ca: {missing} not set"
+        )
     return BrokerConfig(**values)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from streamraft_consensus.runtime.errors import StoppedError
 
@@ -54,6 +54,10 @@ class ReplicationSnapshot:
     """(topic, partition, term) for every hosted partition."""
     lag: list[tuple[str, int, int, int, int]] = field(default_factory=list)
     """(topic, partition, follower, lag entries, lag bytes) for partitions led here."""
+    refused_streams: int = 0
+    dropped_inbound_frames: int = 0
+    dropped_non_member_messages: int = 0
+    rejected_controller_commands: int = 0
 
 
 class ReplicationMetrics(Collector):
@@ -162,11 +166,36 @@ class ReplicationMetrics(Collector):
             controller_leader=controller if controller else -1,
             terms=terms,
             lag=lag,
+            refused_streams=transport.refused_streams,
+            dropped_inbound_frames=transport.dropped_inbound_frames,
+            dropped_non_member_messages=runtime.dropped_from_non_members(),
+            rejected_controller_commands=service.controller_rejected,
         )
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         s = self.snapshot
         g = GaugeMetricFamily
+        c = CounterMetricFamily
+        yield c(
+            "streamraft_raft_refused_streams",
+            "Raft peer streams refused for who the peer is: unknown node id, missing or wrong certificate id",
+            s.refused_streams,
+        )
+        yield c(
+            "streamraft_raft_dropped_frames",
+            "Raft frames dropped on accepted streams: malformed, misaddressed or naming another sender",
+            s.dropped_inbound_frames,
+        )
+        yield c(
+            "streamraft_raft_non_member_messages_dropped",
+            "Raft messages dropped because their sender is not a member of the group nor a cluster node",
+            s.dropped_non_member_messages,
+        )
+        yield c(
+            "streamraft_controller_commands_rejected",
+            "Controller log entries refused when applied (invalid commands; the state was left unchanged)",
+            s.rejected_controller_commands,
+        )
         yield g("streamraft_partitions_led", "Partitions whose Raft leader is this broker", s.partitions_led)
         yield g(
             "streamraft_under_replicated_partitions",

@@ -21,6 +21,7 @@ from streamraft_consensus.runtime.config import RuntimeConfig
 from streamraft_consensus.runtime.errors import ConsensusError
 from streamraft_consensus.runtime.runtime import Runtime
 from streamraft_consensus.storage.segment_log import SegmentLog
+from streamraft_consensus.transport.grpc_transport import TransportTls
 
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
 from streamraft_broker.controller.state import (
@@ -161,6 +162,7 @@ class ReplicationService:
         rack: str | None = None,
         partition_raft_log: bool = True,
         controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
+        raft_tls: TransportTls | None = None,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
@@ -177,6 +179,7 @@ class ReplicationService:
             listen=raft_listen,
             on_leader_change=self._on_leader_change,
             on_conf_change=self._on_conf_change,
+            tls=raft_tls,
         )
         self._partitions: dict[int, tuple[str, int]] = {}
         """group id -> (topic, partition) for the groups hosted here."""

@@ -17,6 +17,7 @@ from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
+from streamraft_broker.security.raft_tls import raft_tls
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.topics.registry import TopicRegistry
@@ -166,6 +167,7 @@ class Broker:
             rack=cfg.rack,
             partition_raft_log=cfg.raft_log == "partition",
             controller_snapshot_entries=cfg.controller_snapshot_entries,
+            raft_tls=raft_tls(cfg),
         )
         service.producers = self.ctx.producers
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415

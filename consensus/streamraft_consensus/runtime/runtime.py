@@ -62,7 +62,12 @@ from streamraft_consensus.runtime.progress import LeaderProgress
 from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport.faults import FaultInjector
-from streamraft_consensus.transport.grpc_transport import GrpcTransport, Inbound, TransportConfig
+from streamraft_consensus.transport.grpc_transport import (
+    GrpcTransport,
+    Inbound,
+    TransportConfig,
+    TransportTls,
+)
 
 T = TypeVar("T")
 
@@ -93,6 +98,7 @@ class Runtime:
         faults: FaultInjector | None = None,
         on_leader_change: Callable[[LeaderChange], None] | None = None,
         on_conf_change: Callable[[int, int, ConfState], None] | None = None,
+        tls: TransportTls | None = None,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -104,6 +110,7 @@ class Runtime:
             config=transport_config,
             faults=faults,
             on_peer_change=self._on_peer_change,
+            tls=tls,
         )
         self._peers_changed = False
         self._groups: dict[int, Group] = {}
