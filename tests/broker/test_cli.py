@@ -59,6 +59,13 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
         ({}, {}, "- a list\n", "must hold a mapping"),
         ({}, {}, "auto_create_topics: maybe\n", "is not a boolean"),
         ({"controller_snapshot_entries": "0"}, {}, None, "--controller-snapshot-entries: 0 is outside 1.."),
+        (
+            {"raft_tls_cert": "/nonexistent/b.crt"},
+            {},
+            None,
+            "--raft-tls-cert: cannot read '/nonexistent/b.crt'",
+        ),
+        ({"raft_tls_cert": __file__, "raft_tls_key": __file__}, {}, None, "raft_tls_ca not set"),
     ],
 )
 def test_bad_config_names_the_setting(
@@ -70,6 +77,21 @@ def test_bad_config_names_the_setting(
         path.write_text(file_text)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         load_config(flags, env, path)
+
+
+def test_raft_tls_files_come_from_flags_env_or_file(tmp_path: Path) -> None:
+    for name in ("b.crt", "b.key", "ca.crt"):
+        (tmp_path / name).write_text("pem")
+    env = {"STREAMRAFT_RAFT_TLS_KEY": str(tmp_path / "b.key")}
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"raft.tls.ca: {tmp_path / 'ca.crt'}\n")
+    config = load_config({"raft_tls_cert": str(tmp_path / "b.crt")}, env, conf)
+    assert (config.raft_tls_cert, config.raft_tls_key, config.raft_tls_ca) == (
+        tmp_path / "b.crt",
+        tmp_path / "b.key",
+        tmp_path / "ca.crt",
+    )
+    assert load_config({}, {}).raft_tls_cert is None
 
 
 def test_broker_command_rejects_bad_flag_with_exit_2(tmp_path: Path) -> None:

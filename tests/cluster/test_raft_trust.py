@@ -8,6 +8,7 @@ every replica's term by 1,000."""
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +68,16 @@ def _produce_consume_acks_all(cluster: Cluster, topic: str, count: int = 20) -> 
     assert got == [b"v%d" % i for i in range(count)]
 
 
+def _metric(cluster: Cluster, n: int, name: str) -> float:
+    text = urllib.request.urlopen(cluster.brokers[n].metrics_url, timeout=5).read().decode()
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " ")]
+    return values[0] if values else -1.0
+
+
 def test_forged_raft_traffic_on_a_plaintext_cluster_changes_nothing(tmp_path: Path) -> None:
-    with Cluster(tmp_path, 3) as cluster:
+    cluster = Cluster(tmp_path, 3)
+    cluster.brokers[1].metrics = True
+    with cluster:
         wait_controller(cluster)
         create_topic(cluster, "before", 1, 3)
         forged = create_topic_command(TRAVERSAL, uuid.uuid4(), [[1, 2, 3]], {})
@@ -102,6 +111,13 @@ def test_forged_raft_traffic_on_a_plaintext_cluster_changes_nothing(tmp_path: Pa
             for group, term in before[n].items():
                 assert after[n][group] < term + HUGE, (n, group, term, after[n][group])
         _produce_consume_acks_all(cluster, "after")
+        # Sampled once a second: polled until it shows the refused stream and the rejected command.
+        _wait(lambda: _metric(cluster, 1, "streamraft_raft_refused_streams_total") >= 1, "metric", cluster)
+        _wait(
+            lambda: _metric(cluster, 1, "streamraft_controller_commands_rejected_total") >= 1,
+            "metric",
+            cluster,
+        )
 
 
 def _tls_cluster(tmp_path: Path) -> tuple[Cluster, dict[int, pki.CertFiles], pki.CertFiles]:
