@@ -146,6 +146,16 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         # Broker n (from 1) uses base+3(n-1) for Kafka, the next port for metrics, the one after for Raft.
         ports = {n: args.base_port + 3 * (n - 1) for n in range(1, brokers + 1)}
         members = ",".join(f"{n}=127.0.0.1:{p}/127.0.0.1:{p + 2}" for n, p in ports.items())
+        tls: dict[int, dict[str, str]] = {n: {} for n in ports}
+        if args.raft_tls:
+            from streamraft_broker.security.raft_tls import local_certificates  # noqa: PLC0415
+
+            for n, files in local_certificates(Path(args.data_dir) / "pki", list(ports)).items():
+                tls[n] = {
+                    "raft_tls_cert": str(files.cert),
+                    "raft_tls_key": str(files.key),
+                    "raft_tls_ca": str(files.ca),
+                }
         configs = [
             load_config(
                 {
@@ -155,6 +165,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
                     "metrics_listen": f"127.0.0.1:{p + 1}",
                     "replication": "raft",
                     "cluster_members": members,
+                    **tls[n],
                 },
                 {},
             )
@@ -336,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="broker n listens on BASE+3(n-1) for Kafka, the next port for metrics/admin, then Raft",
     )
     up.add_argument("--data-dir", default="./streamraft-local", help="parent data directory")
+    up.add_argument(
+        "--raft-tls",
+        action="store_true",
+        help="run the brokers' Raft transport over mutual TLS, with a CA and broker certificates made (once) "
+        "under DATA_DIR/pki",
+    )
     up.set_defaults(func=cmd_local_up)
 
     def client(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc
 import pytest
 from confluent_kafka.admin import AdminClient
 from streamraft_broker.cli import main
@@ -226,6 +227,59 @@ def test_local_up_runs_three_replicated_brokers_and_stops_on_sigterm(tmp_path: P
             proc.kill()
             proc.wait()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broker-1", "broker-2", "broker-3"]
+
+
+def _wait_agreed_controller(urls: list[str], timeout: float = 30.0) -> None:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = set()
+        for url in urls:
+            text = _scrape(url)
+            seen |= {
+                ln.split()[-1] for ln in text.splitlines() if ln.startswith("streamraft_controller_leader_id")
+            }
+        if len(seen) == 1 and seen != {"-1.0"}:
+            return
+        assert time.monotonic() < deadline, f"no agreed controller: {seen}"
+        time.sleep(0.2)  # pacing between scrapes
+
+
+def test_local_up_raft_tls_makes_certificates_and_forms_a_cluster_over_mutual_tls(tmp_path: Path) -> None:
+    base = _free_port_run(9)
+    proc = _local_up(tmp_path, "--base-port", str(base), "--raft-tls")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("bootstrap servers: ")
+        kafka = [base, base + 3, base + 6]
+        _wait_agreed_controller([f"http://127.0.0.1:{p + 1}/metrics" for p in kafka])
+        bootstrap = f"127.0.0.1:{base}"
+        assert (
+            main(["topics", "create", "tls-demo", "--partitions", "1", "--bootstrap-server", bootstrap]) == 0
+        )
+        # The Raft port now refuses a plaintext peer outright (the TLS handshake fails).
+        raft = base + 2
+        channel = grpc.insecure_channel(f"127.0.0.1:{raft}")
+        with channel, pytest.raises(grpc.FutureTimeoutError):
+            grpc.channel_ready_future(channel).result(timeout=2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    pki_files = sorted(str(p.relative_to(tmp_path / "pki")) for p in (tmp_path / "pki").rglob("*.*"))
+    assert pki_files == [
+        "brokers/broker-1.crt",
+        "brokers/broker-1.key",
+        "brokers/broker-2.crt",
+        "brokers/broker-2.key",
+        "brokers/broker-3.crt",
+        "brokers/broker-3.key",
+        "ca/ca.crt",
+        "ca/ca.key",
+    ]
 
 
 def test_local_up_single_broker(tmp_path: Path) -> None:
