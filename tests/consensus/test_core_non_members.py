@@ -97,3 +97,18 @@ def test_a_fresh_node_takes_leader_traffic_only() -> None:
     assert fresh.status().hard_state.term == 0
     c.deliver([Message(MessageType.HEARTBEAT, 4, 1, term, commit=0)])
     assert fresh.status().hard_state.term == term
+
+
+def test_trust_covers_leadership_and_campaigns_but_not_responses() -> None:
+    c, term = _elected()
+    c.nodes[1].set_trusted(frozenset({4}))
+    c.deliver(
+        [
+            Message(MessageType.APPEND_RESP, 1, 4, term + HUGE, index=5),
+            Message(MessageType.HEARTBEAT_RESP, 1, 4, term + HUGE),
+            Message(MessageType.READ_INDEX, 1, 4, 0, context=b"r"),
+        ]
+    )
+    c.stabilize()
+    assert _term(c, 1) == term and c.leader() == 1
+    assert c.nodes[1].dropped_from_non_members == 3

@@ -103,9 +103,10 @@ class RawNode:
         self.raft.hup(transfer=False)
 
     def set_trusted(self, nodes: frozenset[int]) -> None:
-        """Nodes of the host's cluster whose messages are taken even before this node's log names them as
-        members (a node that missed a membership change must still hear the new leader). Messages from
-        any other node outside the configuration are dropped without affecting the term."""
+        """Nodes of the host's cluster whose leader traffic and vote requests are taken even before this
+        node's log names them as members (a node that missed a membership change must still hear the new
+        leader). Messages from any other node outside the configuration are dropped without affecting the
+        term; PROPOSE, READ_INDEX and responses only ever come from members."""
         self.raft.trusted = nodes
 
     @property
