@@ -135,6 +135,8 @@ def test_kafka_legal_names_are_accepted() -> None:
         ),
         (_cmd(op="decommission_broker", id="1"), "id"),
         (_cmd(op="delete_topic", name=["t"]), "topic name"),
+        (_cmd(op="allocate_producer_ids", broker=True, request="r", size=10), "broker"),
+        (_cmd(op="allocate_producer_ids", broker=1, request="r", size=0), "block size"),
         (b"\xff\xfe", "rejected"),
         (b"[1, 2]", "JSON object"),
     ],

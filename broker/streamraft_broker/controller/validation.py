@@ -13,6 +13,8 @@ import re
 import uuid
 from typing import Any
 
+from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, MAX_BLOCK_SIZE
+
 MAX_TOPIC_NAME = 249
 """Kafka's limit (a partition directory name adds "-<partition>" and must fit a file name)."""
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
@@ -149,6 +151,14 @@ def validate_command(op: object, cmd: dict[str, Any], topic_partitions: int | No
             _raft_address(cmd)
             _str(cmd, "rack", MAX_LABEL, optional=True)
             _str(cmd, "incarnation", MAX_LABEL)
+    elif op == ALLOCATE_PRODUCER_IDS:
+        _int(cmd, "broker", 1, MAX_NODE_ID)
+        _str(cmd, "request", MAX_LABEL)
+        size = cmd.get("size")
+        if type(size) is not int or not 1 <= size <= MAX_BLOCK_SIZE:
+            raise InvalidCommand(
+                f"producer-id block size {size!r} is not an integer in 1..{MAX_BLOCK_SIZE}"[:300]
+            )
     elif op in ("reassign", "reassigned"):
         _name(cmd, strict=False)
         _int(cmd, "partition", 0, MAX_PARTITIONS)
