@@ -135,6 +135,13 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         "--quota-window-size-seconds",
         help="length of one client quota sample (quota.window.size.seconds), default 1",
     )
+    p.add_argument(
+        "--raft-tls-cert",
+        help="PEM certificate of this broker for mutual TLS between brokers' Raft transports; it must name "
+        "spiffe://streamraft/node/<node id> (with --raft-tls-key and --raft-tls-ca)",
+    )
+    p.add_argument("--raft-tls-key", help="PEM private key of --raft-tls-cert")
+    p.add_argument("--raft-tls-ca", help="PEM CA certificate(s) Raft peers' certificates must chain to")
 
 
 _BROKER_KEYS = [
@@ -177,6 +184,9 @@ _BROKER_KEYS = [
     "allow_broker_join",
     "quota_window_num",
     "quota_window_size_seconds",
+    "raft_tls_cert",
+    "raft_tls_key",
+    "raft_tls_ca",
 ]
 
 
@@ -207,7 +217,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     from streamraft_broker.local.supervisor import Supervisor  # noqa: PLC0415
 
     data_dir = Path(args.data_dir)
-    brokers = plan_cluster(args.brokers, args.base_port, data_dir, args.replicated)
+    brokers = plan_cluster(args.brokers, args.base_port, data_dir, args.replicated, args.raft_tls)
     return asyncio.run(Supervisor(data_dir, brokers).run())
 
 
@@ -407,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_PORT,
         help="broker n listens on BASE+3(n-1) for Kafka, the next port for metrics/admin, then Raft",
+    )
+    up.add_argument(
+        "--raft-tls",
+        action="store_true",
+        help="run the brokers' Raft transport over mutual TLS, with a CA and broker certificates made (once) "
+        "under DATA_DIR/pki",
     )
 
     def local_dir(p: argparse.ArgumentParser) -> None:

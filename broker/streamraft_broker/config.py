@@ -108,6 +108,13 @@ class BrokerConfig:
     """Kafka's ``quota.window.num``: samples in a client quota's sliding window."""
     quota_window_size_seconds: int = 1
     """Kafka's ``quota.window.size.seconds``: length of one sample."""
+    raft_tls_cert: Path | None = None
+    """PEM certificate (chain) of this broker for the Raft transport's mutual TLS; it must carry the URI
+    SAN spiffe://streamraft/node/<node id> (see security.pki). Kafka has no such setting (KRaft uses the
+    controller listener's ssl.* settings). Set with raft_tls_key and raft_tls_ca, or none of them."""
+    raft_tls_key: Path | None = None
+    raft_tls_ca: Path | None = None
+    """PEM CA certificate(s) a Raft peer's certificate must chain to."""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -196,7 +203,24 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "allow_broker_join": _bool,
     "quota_window_num": _int(1, 1000),
     "quota_window_size_seconds": _int(1, 3600),
+    "raft_tls_cert": lambda v, w: _readable_file(str(v), w),
+    "raft_tls_key": lambda v, w: _readable_file(str(v), w),
+    "raft_tls_ca": lambda v, w: _readable_file(str(v), w),
 }
+
+_RAFT_TLS = ("raft_tls_cert", "raft_tls_key", "raft_tls_ca")
+
+
+def _readable_file(value: str, what: str) -> Path | None:
+    if value.strip().lower() in _OFF:
+        return None
+    path = Path(value)
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except OSError as exc:
+        raise ConfigError(f"{what}: cannot read {value!r}: {exc.strerror}") from None
+    return path
 
 
 def _unbounded_or(conv: Callable[[str, str], int], value: str, what: str) -> int:
@@ -304,7 +328,13 @@ def load_config(
             values[key] = converted
     tls = {k: layered[k][1] for k in ("admin_tls_cert", "admin_tls_key", "admin_tls_ca") if k in layered}
     if tls and len(tls) != 3:
-        missing = sorted({"admin_tls_cert", "admin_tls_key", "admin_tls_ca"} - set(tls))
-        raise ConfigError(f"{', '.join(tls.values())}: admin mTLS also needs {', '.join(missing)}")
+        lacking = sorted({"admin_tls_cert", "admin_tls_key", "admin_tls_ca"} - set(tls))
+        raise ConfigError(f"{', '.join(tls.values())}: admin mTLS also needs {', '.join(lacking)}")
     _check_together(values, wheres)
+    given = [k for k in _RAFT_TLS if values.get(k) is not None]
+    if given and len(given) != len(_RAFT_TLS):
+        missing = ", ".join(k for k in _RAFT_TLS if k not in given)
+        raise ConfigError(
+            f"Raft mutual TLS needs raft_tls_cert, raft_tls_key and raft_tls_ca: {missing} not set"
+        )
     return BrokerConfig(**values)

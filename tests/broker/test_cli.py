@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from confluent_kafka.admin import AdminClient
 from streamraft_broker.cli import build_parser, main
@@ -109,6 +110,13 @@ def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_
             None,
             "QUOTA_WINDOW_SIZE_SECONDS: 'x' is not an integer",
         ),
+        (
+            {"raft_tls_cert": "/nonexistent/b.crt"},
+            {},
+            None,
+            "--raft-tls-cert: cannot read '/nonexistent/b.crt'",
+        ),
+        ({"raft_tls_cert": __file__, "raft_tls_key": __file__}, {}, None, "raft_tls_ca not set"),
     ],
 )
 def test_bad_config_names_the_setting(
@@ -120,6 +128,21 @@ def test_bad_config_names_the_setting(
         path.write_text(file_text)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         load_config(flags, env, path)
+
+
+def test_raft_tls_files_come_from_flags_env_or_file(tmp_path: Path) -> None:
+    for name in ("b.crt", "b.key", "ca.crt"):
+        (tmp_path / name).write_text("pem")
+    env = {"STREAMRAFT_RAFT_TLS_KEY": str(tmp_path / "b.key")}
+    conf = tmp_path / "c.yaml"
+    conf.write_text(f"raft.tls.ca: {tmp_path / 'ca.crt'}\n")
+    config = load_config({"raft_tls_cert": str(tmp_path / "b.crt")}, env, conf)
+    assert (config.raft_tls_cert, config.raft_tls_key, config.raft_tls_ca) == (
+        tmp_path / "b.crt",
+        tmp_path / "b.key",
+        tmp_path / "ca.crt",
+    )
+    assert load_config({}, {}).raft_tls_cert is None
 
 
 def test_broker_command_rejects_bad_flag_with_exit_2(tmp_path: Path) -> None:
@@ -296,6 +319,59 @@ def test_local_up_runs_one_process_per_broker_and_survives_killing_one(tmp_path:
     assert all((tmp_path / f"broker-{n}" / "broker.log").stat().st_size > 0 for n in (1, 2, 3))
     gone = _cli("local", "status", "--data-dir", str(tmp_path))
     assert gone.returncode == 2 and "no local cluster runs" in gone.stderr
+
+
+def _wait_agreed_controller(urls: list[str], timeout: float = 30.0) -> None:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = set()
+        for url in urls:
+            text = _scrape(url)
+            seen |= {
+                ln.split()[-1] for ln in text.splitlines() if ln.startswith("streamraft_controller_leader_id")
+            }
+        if len(seen) == 1 and seen != {"-1.0"}:
+            return
+        assert time.monotonic() < deadline, f"no agreed controller: {seen}"
+        time.sleep(0.2)  # pacing between scrapes
+
+
+def test_local_up_raft_tls_makes_certificates_and_forms_a_cluster_over_mutual_tls(tmp_path: Path) -> None:
+    base = _free_port_run(9)
+    proc = _local_up(tmp_path, "--base-port", str(base), "--raft-tls")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("bootstrap servers: ")
+        kafka = [base, base + 3, base + 6]
+        _wait_agreed_controller([f"http://127.0.0.1:{p + 1}/metrics" for p in kafka])
+        bootstrap = f"127.0.0.1:{base}"
+        assert (
+            main(["topics", "create", "tls-demo", "--partitions", "1", "--bootstrap-server", bootstrap]) == 0
+        )
+        # The Raft port now refuses a plaintext peer outright (the TLS handshake fails).
+        raft = base + 2
+        channel = grpc.insecure_channel(f"127.0.0.1:{raft}")
+        with channel, pytest.raises(grpc.FutureTimeoutError):
+            grpc.channel_ready_future(channel).result(timeout=2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    pki_files = sorted(str(p.relative_to(tmp_path / "pki")) for p in (tmp_path / "pki").rglob("*.*"))
+    assert pki_files == [
+        "brokers/broker-1.crt",
+        "brokers/broker-1.key",
+        "brokers/broker-2.crt",
+        "brokers/broker-2.key",
+        "brokers/broker-3.crt",
+        "brokers/broker-3.key",
+        "ca/ca.crt",
+        "ca/ca.key",
+    ]
 
 
 def test_local_up_single_broker(tmp_path: Path) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from tests.support.poll import wait_until
-from tests.support.runtime_cluster import Cluster, cluster
-
-__all__ = ["cluster"]  # the fixture, re-used
+from tests.support.runtime_cluster import Cluster
 
 
 async def test_leader_progress_reports_match_and_lag(cluster: Cluster) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdBlock, ProducerIdState
+from streamraft_broker.controller.validation import InvalidCommand, validate_command
 from streamraft_broker.quotas.entities import ALTER_CLIENT_QUOTAS, ClientQuotas
 from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclSet
 
@@ -282,8 +283,19 @@ class ControllerState:
         ]
 
     def apply(self, data: bytes) -> Change | None:
-        cmd: Any = json.loads(data)
-        op = cmd.get("op") if isinstance(cmd, dict) else None
+        """Apply one committed command. A command that fails validation raises InvalidCommand (a
+        ValueError) and leaves the state unchanged, the same on every broker: the caller logs and skips
+        it."""
+        try:
+            cmd: Any = json.loads(data)
+            if not isinstance(cmd, dict):
+                raise InvalidCommand("not a JSON object")
+            op = cmd.get("op")
+            name = cmd.get("name")
+            existing = self.topics.get(name) if isinstance(name, str) else None
+            validate_command(op, cmd, None if existing is None else len(existing.replicas))
+        except ValueError as exc:  # InvalidCommand, or not JSON / not UTF-8
+            raise InvalidCommand(f"controller command rejected: {exc}"[:500]) from None
         if op == "create_topic":
             name = str(cmd["name"])
             if name in self.topics:

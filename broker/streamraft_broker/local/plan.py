@@ -31,9 +31,12 @@ class LocalBroker:
         return self.data_dir / "ready.json"
 
 
-def plan_cluster(brokers: int, base_port: int, data_dir: Path, replicated: bool) -> list[LocalBroker]:
+def plan_cluster(
+    brokers: int, base_port: int, data_dir: Path, replicated: bool, raft_tls: bool = False
+) -> list[LocalBroker]:
     """Broker n (from 1) uses BASE+3(n-1) for Kafka, the next port for metrics, the one after for Raft;
-    one broker without ``replicated`` is a plain single node (node 0, no Raft)."""
+    one broker without ``replicated`` is a plain single node (node 0, no Raft). With ``raft_tls`` the Raft
+    transport runs over mutual TLS with certificates made (once) under DATA_DIR/pki."""
     if not 1 <= brokers <= MAX_LOCAL_BROKERS:
         raise ConfigError(f"--brokers {brokers} is outside 1..{MAX_LOCAL_BROKERS}")
     replicated = brokers > 1 or replicated
@@ -53,10 +56,17 @@ def plan_cluster(brokers: int, base_port: int, data_dir: Path, replicated: bool)
         ]
     ports = {n: base_port + PORTS_PER_BROKER * (n - 1) for n in range(1, brokers + 1)}
     members = ",".join(f"{n}=127.0.0.1:{p}/127.0.0.1:{p + 2}" for n, p in ports.items())
+    tls: dict[int, tuple[str, ...]] = {n: () for n in ports}
+    if raft_tls:
+        from streamraft_broker.security.raft_tls import local_certificates  # noqa: PLC0415
+
+        for n, files in local_certificates(data_dir / "pki", list(ports)).items():
+            tls[n] = ("--raft-tls-cert", str(files.cert), "--raft-tls-key", str(files.key))
+            tls[n] += ("--raft-tls-ca", str(files.ca))
     out = []
     for n, p in ports.items():
         d = data_dir / f"broker-{n}"
-        args = (*_common(n, d, p, p + 1), "--replication", "raft", "--cluster-members", members)
+        args = (*_common(n, d, p, p + 1), "--replication", "raft", "--cluster-members", members, *tls[n])
         out.append(LocalBroker(n, p, p + 1, p + 2, d, args))
     return out
 

@@ -58,6 +58,10 @@ class ReplicationSnapshot:
     """(group label: topic-partition or __controller, error) of groups stopped by a storage error."""
     storage_failures: int = 0
     storage_recoveries: int = 0
+    refused_streams: int = 0
+    dropped_inbound_frames: int = 0
+    dropped_non_member_messages: int = 0
+    rejected_controller_commands: int = 0
 
 
 class ReplicationMetrics(Collector):
@@ -176,11 +180,36 @@ class ReplicationMetrics(Collector):
             storage_failed=failed,
             storage_failures=runtime.storage_failures,
             storage_recoveries=runtime.storage_recoveries,
+            refused_streams=transport.refused_streams,
+            dropped_inbound_frames=transport.dropped_inbound_frames,
+            dropped_non_member_messages=runtime.dropped_from_non_members(),
+            rejected_controller_commands=service.controller_rejected,
         )
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         s = self.snapshot
         g = GaugeMetricFamily
+        c = CounterMetricFamily
+        yield c(
+            "streamraft_raft_refused_streams",
+            "Raft peer streams refused for who the peer is: unknown node id, missing or wrong certificate id",
+            s.refused_streams,
+        )
+        yield c(
+            "streamraft_raft_dropped_frames",
+            "Raft frames dropped on accepted streams: malformed, misaddressed or naming another sender",
+            s.dropped_inbound_frames,
+        )
+        yield c(
+            "streamraft_raft_non_member_messages_dropped",
+            "Raft messages dropped because their sender is not a member of the group nor a cluster node",
+            s.dropped_non_member_messages,
+        )
+        yield c(
+            "streamraft_controller_commands_rejected",
+            "Controller log entries refused when applied (invalid commands; the state was left unchanged)",
+            s.rejected_controller_commands,
+        )
         yield g("streamraft_partitions_led", "Partitions whose Raft leader is this broker", s.partitions_led)
         yield g(
             "streamraft_under_replicated_partitions",

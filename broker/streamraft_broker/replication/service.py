@@ -23,6 +23,7 @@ from streamraft_consensus.runtime.runtime import Runtime
 from streamraft_consensus.storage.files import drop_cached_pages
 from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
+from streamraft_consensus.transport.grpc_transport import TransportTls
 
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
 from streamraft_broker.controller.state import (
@@ -64,6 +65,7 @@ from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
 from streamraft_broker.topics import partition_metadata
 from streamraft_broker.topics import registry as registry_module
+from streamraft_broker.topics.paths import UnsafePath
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
     INVALID_REPLICATION_FACTOR,
@@ -164,6 +166,7 @@ class ReplicationService:
         partition_raft_log: bool = True,
         controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
         allow_broker_join: bool = False,
+        raft_tls: TransportTls | None = None,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
@@ -175,12 +178,15 @@ class ReplicationService:
         self.registry = registry
         self.producers: Any = None
         self.state = ControllerState()
+        self.controller_rejected = 0
+        """Controller entries refused when applied (invalid commands, see controller.validation)."""
         self.runtime = Runtime(
             RuntimeConfig(node_id, data_dir=raft_dir),
             self,
             listen=raft_listen,
             on_leader_change=self._on_leader_change,
             on_conf_change=self._on_conf_change,
+            tls=raft_tls,
         )
         self._partitions: dict[int, tuple[str, int]] = {}
         """group id -> (topic, partition) for the groups hosted here."""
@@ -327,8 +333,10 @@ class ReplicationService:
                 self._replaying = e.index <= self._boot_commit
                 try:
                     change = self.state.apply(e.data)
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.error("bad controller entry %d skipped: %s", e.index, exc)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # Deterministic on every broker (controller.validation): the state is unchanged.
+                    log.error("event=controller_entry_rejected index=%d error=%r", e.index, str(exc)[:500])
+                    self.controller_rejected += 1
                     continue
                 if change is not None:
                     try:
@@ -637,6 +645,12 @@ class ReplicationService:
                     listener(meta.name, existing)
                 log.info("event=topic_install_finished topic=%s", meta.name)
             return
+        try:
+            self.registry.partition_dir(meta.name, 0)  # every partition's is as safe as the first's
+        except UnsafePath as exc:
+            # Only from a log or snapshot written before apply-time validation: never served.
+            log.error("event=topic_not_installed reason=unsafe_path error=%r", str(exc))
+            return
         pending = [t for t in self._removing.pop(meta.name, []) if not t.done()]
         if pending:
             # Deleted moments ago and its partitions still closing: they share the directories.
@@ -653,7 +667,7 @@ class ReplicationService:
     def _open_partitions(self, topic: Topic, meta: TopicMeta, first: int) -> None:
         for i in range(first, len(meta.replicas)):
             if not self.partition_raft_log:
-                directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
+                directory = self.registry.partition_dir(meta.name, i)
                 shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the separate Raft log
             topic.partitions.append(self.registry._open_partition(topic, i))
             if meta.replicas[i] != meta.origin[i] or i in meta.targets:
@@ -686,7 +700,10 @@ class ReplicationService:
         if meta.name in self._deferred_installs:
             return  # the deferred install opens every partition meta has by then
         topic = self.registry.get(meta.name)
-        assert topic is not None and len(topic.partitions) <= len(meta.replicas), (meta.name, first_new)
+        if topic is None:
+            log.error("event=partitions_not_added topic=%r reason=topic_not_installed", meta.name[:300])
+            return
+        assert len(topic.partitions) <= len(meta.replicas), (meta.name, first_new)
         # From what is open: an earlier install or addition may have stopped part-way (a storage error).
         self._open_partitions(topic, meta, len(topic.partitions))
         log.info("partitions added from controller log", extra={"topic": meta.name})
@@ -698,7 +715,7 @@ class ReplicationService:
         removals: list[asyncio.Task[None]] = []
         for p in topic.partitions:
             gid = meta.group(p.index)
-            directory = self.registry.data_dir / "logs" / f"{meta.name}-{p.index}"
+            directory = self.registry.partition_dir(meta.name, p.index)
             if self._partitions.pop(gid, None) is not None:
                 # The group goes first: its storage may be this partition's log.
                 removals.append(
@@ -1274,7 +1291,7 @@ class ReplicationService:
         if topic is None or index >= len(topic.partitions):
             return
         topic.partitions[index].close()
-        shutil.rmtree(self.registry.data_dir / "logs" / f"{name}-{index}", ignore_errors=True)
+        shutil.rmtree(self.registry.partition_dir(name, index), ignore_errors=True)
         topic.partitions[index] = self.registry._open_partition(topic, index)
 
     async def _create_group_as(self, gid: int, voters: list[int], learners: list[int]) -> None:

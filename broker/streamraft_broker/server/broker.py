@@ -22,6 +22,7 @@ from streamraft_broker.quotas.sensor import WindowConfig
 from streamraft_broker.quotas.store import QuotaFile
 from streamraft_broker.security.acl import AclError, AclSet, Authorizer, AuthorizerConfig
 from streamraft_broker.security.acl_store import FileAclStore
+from streamraft_broker.security.raft_tls import raft_tls
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.server.limits import (
@@ -208,6 +209,7 @@ class Broker:
             partition_raft_log=cfg.raft_log == "partition",
             controller_snapshot_entries=cfg.controller_snapshot_entries,
             allow_broker_join=cfg.allow_broker_join,
+            raft_tls=raft_tls(cfg),
         )
         service.producers = self.ctx.producers
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamraft_broker.log import LogConfig, PartitionLog
-from streamraft_broker.topics import partition_metadata
+from streamraft_broker.topics import partition_metadata, paths
 from streamraft_broker.topics.configs import log_configs, validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
 from streamraft_broker.topics.names import (
@@ -97,6 +97,11 @@ class TopicRegistry:
         except (OSError, ValueError) as exc:
             raise RuntimeError(f"cannot read topic metadata {self._meta_path}: {exc}") from exc
         for name, entry in raw["topics"].items():
+            try:
+                self.partition_dir(name, 0)
+            except paths.UnsafePath as exc:
+                log.error("event=topic_skipped reason=unsafe_path error=%r", str(exc))
+                continue
             topic = Topic(
                 name, uuid.UUID(entry["id"]), dict(entry["configs"]), internal=entry.get("internal", False)
             )
@@ -130,7 +135,11 @@ class TopicRegistry:
             os.close(dir_fd)
 
     def _partition_dir(self, topic: Topic, index: int) -> Path:
-        return self.data_dir / "logs" / f"{topic.name}-{index}"
+        return self.partition_dir(topic.name, index)
+
+    def partition_dir(self, name: str, index: int) -> Path:
+        """A partition's directory; raises UnsafePath (a ValueError) if it would leave the data dir."""
+        return paths.partition_dir(self.data_dir, name, index)
 
     def _open_partition(self, topic: Topic, index: int) -> Partition:
         if self._in_memory:

@@ -102,6 +102,18 @@ class RawNode:
     def campaign(self) -> None:
         self.raft.hup(transfer=False)
 
+    def set_trusted(self, nodes: frozenset[int]) -> None:
+        """Nodes of the host's cluster whose leader traffic and vote requests are taken even before this
+        node's log names them as members (a node that missed a membership change must still hear the new
+        leader). Messages from any other node outside the configuration are dropped without affecting the
+        term; PROPOSE, READ_INDEX and responses only ever come from members."""
+        self.raft.trusted = nodes
+
+    @property
+    def dropped_from_non_members(self) -> int:
+        """Messages dropped so far because their sender is not a member (nor trusted)."""
+        return self.raft.dropped_from_non_members
+
     def propose(self, data: bytes) -> tuple[int, int]:
         return self.raft.propose(EntryType.NORMAL, data)
 

@@ -31,6 +31,15 @@ it has applied up to the commit index of such an append while its own applied co
 Reads are linearizable via read-index: the leader records its commit index, confirms leadership with a
 heartbeat round acknowledged by a quorum, then releases the read state. A new leader defers read-index
 requests until it has committed an entry of its own term.
+
+Non-members: ``step`` drops, before looking at its term, every message from a node that is not a voter or
+learner of the configuration in this node's log (``_accepts``), so no such message can change the term,
+the vote or the log. Two exceptions keep membership changes live: the host may vouch for nodes of its
+cluster (``trusted``: leader traffic and vote requests only; a node that missed the entry adding a new
+member must still hear it lead or campaign), and a node that is not in its own configuration (brand new,
+learning the membership from a snapshot) takes leader traffic from anyone. PROPOSE, READ_INDEX and every
+response are taken only from members of this node's configuration, never on trust. Drops are counted in
+``dropped_from_non_members``.
 """
 
 from __future__ import annotations
@@ -64,6 +73,7 @@ CAMPAIGN_TRANSFER = b"transfer"
 _MT = MessageType
 _LOCAL_TERMLESS = frozenset((_MT.PROPOSE, _MT.READ_INDEX))
 _FROM_LEADER = frozenset((_MT.APPEND, _MT.HEARTBEAT, _MT.SNAPSHOT))
+_CAMPAIGN = frozenset((_MT.VOTE, _MT.PRE_VOTE))
 
 _BCAST_NONE = 0
 _BCAST_IF_NEW = 1
@@ -110,6 +120,10 @@ class Raft:
         self.recovering = cfg.recovering
         self.learner_confirmed_at = 0
         """Commit index of the last append from a leader that confirmed us as a committed learner."""
+        self.trusted: frozenset[int] = frozenset()
+        """Nodes the host vouches for (its cluster's nodes): accepted even before this node's log names
+        them as members, for leader traffic and vote requests only."""
+        self.dropped_from_non_members = 0
 
         hs, cs = storage.initial_state()
         snap = storage.snapshot()
@@ -396,7 +410,22 @@ class Raft:
             self.msgs.append(Message(rtype, m.frm, self.id, self.term, reject=True))
 
     # --- step -----------------------------------------------------------------------------------------
+    def _accepts(self, m: Message) -> bool:
+        """Whether ``m``'s sender may affect this node at all (see the module docstring)."""
+        frm = m.frm
+        if frm in self.prs:
+            return True
+        if frm in self.trusted:
+            # What a node that missed a membership change may need from a new member: its leadership, or
+            # its campaign. Responses go only to nodes that already know the responder as a member.
+            return m.type in _FROM_LEADER or m.type in _CAMPAIGN
+        return self.id not in self.prs and m.type in _FROM_LEADER
+
     def step(self, m: Message) -> None:
+        if not self._accepts(m):
+            # Checked before the term: a node outside the configuration must never raise it.
+            self.dropped_from_non_members += 1
+            return
         if m.term == 0:
             pass
         elif m.term > self.term:

@@ -71,7 +71,12 @@ from streamraft_consensus.storage.files import drop_cached_pages
 from streamraft_consensus.storage.protocol import RaftStorage
 from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport.faults import FaultInjector
-from streamraft_consensus.transport.grpc_transport import GrpcTransport, Inbound, TransportConfig
+from streamraft_consensus.transport.grpc_transport import (
+    GrpcTransport,
+    Inbound,
+    TransportConfig,
+    TransportTls,
+)
 
 T = TypeVar("T")
 
@@ -108,6 +113,7 @@ class Runtime:
         faults: FaultInjector | None = None,
         on_leader_change: Callable[[LeaderChange], None] | None = None,
         on_conf_change: Callable[[int, int, ConfState], None] | None = None,
+        tls: TransportTls | None = None,
     ) -> None:
         self.config = config
         self.node_id = config.node_id
@@ -119,6 +125,7 @@ class Runtime:
             config=transport_config,
             faults=faults,
             on_peer_change=self._on_peer_change,
+            tls=tls,
         )
         self._peers_changed = False
         self._groups: dict[int, Group] = {}
@@ -135,6 +142,9 @@ class Runtime:
         self._read_ids = itertools.count(1)
         self._rand = random.Random()
         self._unknown_logged: dict[int, int] = {}
+        self._trusted: frozenset[int] = frozenset()
+        self._dropped_removed = 0
+        """``dropped_from_non_members`` of groups removed since."""
         self.iterations = 0
         self.fsync_passes = 0
         self.group_ticks = 0
@@ -158,8 +168,20 @@ class Runtime:
         return address
 
     def add_node(self, node_id: int, address: str) -> None:
-        """Tell the runtime where another node listens (needed before groups can reach it)."""
+        """Tell the runtime where another node listens (needed before groups can reach it). The nodes told
+        of here are this cluster's: every group takes their messages even before its log names them as
+        members; messages from any other node outside a group's configuration are dropped by the core."""
         self.transport.add_peer(node_id, address)
+        trusted = frozenset(self.transport.peers())
+        if trusted != self._trusted:
+            self._trusted = trusted
+            for g in self._groups.values():
+                g.raw.set_trusted(trusted)
+
+    def dropped_from_non_members(self) -> int:
+        """Raft messages dropped so far because their sender is outside the group's configuration and not
+        a node of this cluster (see ``add_node``)."""
+        return self._dropped_removed + sum(g.raw.dropped_from_non_members for g in self._groups.values())
 
     async def stop(self) -> None:
         if self._stopped:
@@ -236,6 +258,7 @@ class Runtime:
             storage,
             random.Random(self._rand.getrandbits(64)),
         )
+        raw.set_trusted(self._trusted)
         # The stored configuration is the last one applied before the restart, maybe from an entry past the
         # snapshot that is applied again: it is only known to hold from the end of the log on.
         g = Group(
@@ -264,6 +287,7 @@ class Runtime:
     async def remove_group(self, group: int, delete_data: bool = False) -> None:
         g = self._group(group)
         del self._groups[group]
+        self._dropped_removed += g.raw.dropped_from_non_members
         g.stopped = True
         self._failed.discard(group)
         self._fail_all(g, StoppedError(f"group {group} removed"))

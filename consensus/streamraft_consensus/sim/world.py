@@ -39,6 +39,8 @@ LIVENESS_TICKS = 120
 """After all faults heal, a leader must be elected and a new proposal committed within this many ticks."""
 MAX_READY_LOOPS = 50
 
+_CLUSTER_NODES = 5
+"""Nodes 1..5 exist; the group's configuration uses some of them."""
 NodeFactory = Callable[[Config, LogStorage, random.Random], RawNode]
 
 
@@ -158,7 +160,7 @@ class World:
         conf = ConfState(voters=tuple(range(1, self.p.n_voters + 1)))
         self.initial_conf = conf
         self.nodes: dict[int, _Node] = {}
-        for i in range(1, 6):
+        for i in range(1, _CLUSTER_NODES + 1):
             st = MemoryStorage.bootstrap(conf) if i <= self.p.n_voters else MemoryStorage()
             self.nodes[i] = _Node(i, Disk(st))
             self._start(self.nodes[i])
@@ -204,6 +206,9 @@ class World:
             recovering=sn.rejoining,
         )
         sn.node = self.factory(cfg, st, random.Random(self.rng.getrandbits(64)))
+        # As the runtime does with its transport's peers: every node of the cluster is vouched for, so one
+        # that missed a membership change still hears the new members (see Raft._accepts).
+        sn.node.set_trusted(frozenset(range(1, _CLUSTER_NODES + 1)) - {sn.id})
 
     def _crash(self, sn: _Node, why: str, corrupt: bool = False) -> None:
         if corrupt:

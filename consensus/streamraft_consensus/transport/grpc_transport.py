@@ -9,6 +9,14 @@ receiver (big appends, snapshots).
 
 Frames are handled as raw bytes so that a frame which fails to decode, carries an incompatible version or
 is addressed to another node is logged on one line and dropped, while the stream stays up.
+
+Who a peer is: the first frame of an accepted stream names its sender; nothing of that frame is delivered
+before the stream is accepted, and every later frame must name the same sender. Without TLS that is all
+there is (any process that reaches the port can claim to be a known node). With ``TransportTls`` both
+ends present certificates signed by the cluster's CA (mutual TLS), and a peer's node id is the one its
+certificate is bound to (``TransportTls.node_id_of``): an accepting node refuses a stream whose frames
+claim another id, and a dialing node first checks that the server's certificate names the node it means
+to reach. Certificate files are read again when they change on disk (rotation without restart).
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import random
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 import grpc.aio
@@ -63,6 +74,50 @@ class TransportConfig:
     def __post_init__(self) -> None:
         if self.max_frame_bytes < 1024:
             raise ValueError(f"max_frame_bytes={self.max_frame_bytes} is below 1024")
+
+
+NodeIdOf = Callable[[bytes], "int | None"]
+"""The node id a peer certificate (DER) is bound to, or None if it names no node."""
+
+
+@dataclass(frozen=True)
+class TransportTls:
+    """Mutual TLS for the transport. PEM files, read at start and again whenever they change on disk."""
+
+    cert_file: Path
+    """This node's certificate (chain), used as server and as client certificate."""
+    key_file: Path
+    ca_file: Path
+    """The CA(s) a peer's certificate must chain to."""
+    node_id_of: NodeIdOf
+    handshake_timeout_s: float = 2.0
+
+    def read(self) -> tuple[bytes, bytes, bytes]:
+        """(key, cert, ca) as bytes; raises OSError naming the file that cannot be read."""
+        return self.key_file.read_bytes(), self.cert_file.read_bytes(), self.ca_file.read_bytes()
+
+    def stamp(self) -> tuple[float, ...]:
+        """Changes when any of the files is replaced or rewritten."""
+        stamps: list[float] = []
+        for f in (self.cert_file, self.key_file, self.ca_file):
+            try:
+                st = os.stat(f)
+                stamps += [st.st_mtime, float(st.st_ino), float(st.st_size)]
+            except OSError:
+                stamps.append(-1.0)
+        return tuple(stamps)
+
+    def client_context(self) -> ssl.SSLContext:
+        """For checking which node a server's certificate names (see ``GrpcTransport._check_server``)."""
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca_file))
+        ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
+        ctx.check_hostname = False  # the identity checked is the node id; gRPC checks the host name itself
+        ctx.set_alpn_protocols(["h2"])
+        return ctx
+
+
+class PeerIdentityError(Exception):
+    """A peer's certificate does not name the node it claims to be (or names none)."""
 
 
 @dataclass
@@ -116,8 +171,10 @@ class GrpcTransport:
         config: TransportConfig | None = None,
         faults: FaultInjector | None = None,
         on_peer_change: Callable[[int, bool], None] | None = None,
+        tls: TransportTls | None = None,
     ) -> None:
-        """``on_peer_change(peer, connected)`` is called when a peer's stream comes up or goes down."""
+        """``on_peer_change(peer, connected)`` is called when a peer's stream comes up or goes down.
+        ``tls``: mutual TLS with node ids bound to certificates; None serves and dials in plaintext."""
         if node_id < 1:
             raise ValueError(f"node id {node_id} must be >= 1")
         self.node_id = node_id
@@ -136,6 +193,11 @@ class GrpcTransport:
         self._liveness: asyncio.Task[None] | None = None
         self._probes: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
+        self.tls = tls
+        self.refused_streams = 0
+        """Streams refused because of who the peer is (unknown node, no or wrong certificate identity)."""
+        self.dropped_inbound_frames = 0
+        """Frames dropped on an accepted stream: malformed, misaddressed or naming another sender."""
         limit = self.config.max_frame_bytes + (64 << 10)
         self._grpc_options = [
             ("grpc.max_send_message_length", limit),
@@ -159,7 +221,10 @@ class GrpcTransport:
             {"Stream": grpc.stream_stream_rpc_method_handler(self._serve)},  # raw bytes both ways
         )
         server.add_generic_rpc_handlers((handler,))
-        port = server.add_insecure_port(self._listen)
+        if self.tls is None:
+            port = server.add_insecure_port(self._listen)
+        else:
+            port = server.add_secure_port(self._listen, self._server_credentials(self.tls))
         if port == 0:
             raise OSError(f"cannot listen on {self._listen}")
         await server.start()
@@ -167,8 +232,80 @@ class GrpcTransport:
         self._liveness = asyncio.get_running_loop().create_task(self._probe_silent_peers())
         host = self._listen.rsplit(":", 1)[0]
         self.address = f"{host}:{port}"
-        log.info("event=transport_listening node=%d address=%s", self.node_id, self.address)
+        log.info(
+            "event=transport_listening node=%d address=%s tls=%s",
+            self.node_id,
+            self.address,
+            self.tls is not None,
+        )
         return self.address
+
+    def _server_credentials(self, tls: TransportTls) -> grpc.ServerCredentials:
+        """Client certificates required and verified against the CA; files re-read once changed."""
+        seen = [tls.stamp()]
+
+        def configuration() -> grpc.ServerCertificateConfiguration:
+            key, cert, ca = tls.read()
+            return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
+
+        def fetch() -> grpc.ServerCertificateConfiguration | None:
+            # Called by gRPC before each handshake: a stat of three files, a reload only when they changed.
+            stamp = tls.stamp()
+            if stamp == seen[0]:
+                return None
+            try:
+                config = configuration()
+            except OSError as err:
+                log.warning("event=tls_reload_failed node=%d error=%r", self.node_id, str(err))
+                return None
+            seen[0] = stamp
+            log.info("event=tls_reloaded node=%d", self.node_id)
+            return config
+
+        # grpc-stubs types the fetcher as never returning None; gRPC documents None as "no change".
+        return grpc.dynamic_ssl_server_credentials(
+            configuration(),
+            fetch,  # type: ignore[arg-type]
+            require_client_authentication=True,
+        )
+
+    def _refuse(self, reason: str, **details: object) -> None:
+        self.refused_streams += 1
+        extra = " ".join(f"{k}={v}" for k, v in details.items())
+        log.warning("event=stream_refused node=%d reason=%s %s", self.node_id, reason, extra)
+
+    def _certificate_node(self, context: grpc.aio.ServicerContext[bytes, bytes]) -> int | None:
+        """The node id the client's (verified) certificate is bound to."""
+        assert self.tls is not None
+        pems = list(context.auth_context().get("x509_pem_cert", ()))
+        if len(pems) != 1:
+            return None
+        try:
+            der = ssl.PEM_cert_to_DER_cert(pems[0].decode("ascii"))
+            return self.tls.node_id_of(der)
+        except (ValueError, UnicodeDecodeError) as err:
+            log.warning("event=peer_certificate_unreadable node=%d error=%r", self.node_id, str(err))
+            return None
+
+    async def _check_server(self, link: _Link, tls: TransportTls) -> None:
+        """Before dialing: the certificate the peer's address presents must name ``link.peer`` (gRPC's
+        own handshake, which follows, checks the chain and the host name but not the node id)."""
+        assert link.address is not None
+        host, port = link.address.rsplit(":", 1)
+        ctx = tls.client_context()
+        async with asyncio.timeout(tls.handshake_timeout_s):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port), ssl=ctx)
+        try:
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+        named = tls.node_id_of(der) if der else None
+        if named != link.peer:
+            self.refused_streams += 1
+            raise PeerIdentityError(f"{link.address} presents a certificate of node {named}, not {link.peer}")
 
     async def stop(self) -> None:
         self._stopped = True
@@ -371,7 +508,25 @@ class GrpcTransport:
 
     async def _dial_once(self, link: _Link) -> None:
         assert link.address is not None
-        channel = grpc.aio.insecure_channel(link.address, options=self._grpc_options)
+        tls = self.tls
+        if tls is None:
+            channel = grpc.aio.insecure_channel(link.address, options=self._grpc_options)
+        else:
+            try:
+                await self._check_server(link, tls)
+                key, cert, ca = tls.read()  # per dial: a rotated certificate is used from the next one
+            except PeerIdentityError as err:
+                log.warning(
+                    "event=peer_identity_mismatch node=%d peer=%d error=%r", self.node_id, link.peer, str(err)
+                )
+                return
+            except (OSError, ssl.SSLError, TimeoutError) as err:
+                log.info("event=peer_tls_failed node=%d peer=%d error=%r", self.node_id, link.peer, str(err))
+                return
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=ca, private_key=key, certificate_chain=cert
+            )
+            channel = grpc.aio.secure_channel(link.address, creds, options=self._grpc_options)
         call: grpc.aio.StreamStreamCall[bytes, bytes] | None = None
         try:
             # Every step that waits on the peer is bounded: a call to a peer that is down or restarting
@@ -401,22 +556,31 @@ class GrpcTransport:
                     await channel.close(None)
 
     async def _serve(self, request_iterator: object, context: grpc.aio.ServicerContext[bytes, bytes]) -> None:
+        certified: int | None = None
+        if self.tls is not None:
+            certified = self._certificate_node(context)
+            if certified is None:
+                self._refuse("certificate_names_no_node", peer_addr=context.peer())
+                return
         first = await context.read()
         if not isinstance(first, bytes):
             return
-        peer = self._handle_frame(first, None)
+        # Nothing of the first frame is delivered until the stream is accepted.
+        peer = self._hello_sender(first)
         if peer is None:
-            log.warning(
-                "event=stream_rejected node=%d reason=bad_hello peer_addr=%s", self.node_id, context.peer()
-            )
+            self._refuse("bad_hello", peer_addr=context.peer())
+            return
+        if certified is not None and peer != certified:
+            self._refuse("identity_mismatch", claimed=peer, certificate=certified, peer_addr=context.peer())
             return
         link = self._links.get(peer)
         if link is None:
-            log.warning("event=stream_from_unknown_peer node=%d peer=%d", self.node_id, peer)
+            self._refuse("unknown_peer", claimed=peer, peer_addr=context.peer())
             return
         if link.kill is not None and not link.kill.done():
             link.kill.set_result(None)  # the peer reconnected: the old stream is dead
         link.last_heard = time.monotonic()
+        self._handle_frame(first, link)
 
         async def read() -> object:
             return await context.read()
@@ -566,6 +730,16 @@ class GrpcTransport:
 
     # ------------------------------------------------------------------ receiving
 
+    def _hello_sender(self, raw: bytes) -> int | None:
+        """The sender a stream's first frame names, if it is a well-formed frame addressed to us."""
+        try:
+            env = pb.Envelope.FromString(raw)
+        except DecodeError:
+            return None
+        if env.version != PROTOCOL_VERSION or env.to_node != self.node_id or env.from_node < 1:
+            return None
+        return env.from_node
+
     def _handle_frame(self, raw: bytes, link: _Link | None) -> int | None:
         """Decode and deliver one frame; returns the sender's node id, or None if it was dropped."""
         try:
@@ -578,6 +752,7 @@ class GrpcTransport:
                 len(raw),
                 str(err),
             )
+            self.dropped_inbound_frames += 1
             return None
         if env.version != PROTOCOL_VERSION:
             log.warning(
@@ -587,11 +762,13 @@ class GrpcTransport:
                 env.version,
                 PROTOCOL_VERSION,
             )
+            self.dropped_inbound_frames += 1
             return None
         if env.to_node != self.node_id or env.from_node < 1:
             log.warning(
                 "event=misaddressed_frame node=%d from=%d to=%d", self.node_id, env.from_node, env.to_node
             )
+            self.dropped_inbound_frames += 1
             return None
         if link is not None:
             link.last_frame = time.monotonic()
@@ -599,6 +776,11 @@ class GrpcTransport:
             log.warning(
                 "event=sender_mismatch node=%d stream_peer=%d from=%d", self.node_id, link.peer, env.from_node
             )
+            self.dropped_inbound_frames += 1
+            # A stream is one node's: one whose frames claim another sender is ended (the peer redials).
+            self._refuse("sender_mismatch", stream_peer=link.peer, claimed=env.from_node)
+            if link.kill is not None and not link.kill.done():
+                link.kill.set_result(None)
             return None
         if not self.faults.allows(env.from_node, self.node_id):
             return env.from_node  # an injected partition also hides node-level liveness
