@@ -208,30 +208,33 @@ class Broker:
                 log.info("retention deleted segments", extra={"segments": deleted})
 
     def _watch_accept_failures(self) -> None:
-        """At the fd limit accept() fails; asyncio then pauses accepting for a second (existing connections
-        are served meanwhile) but logs every failure with a traceback, a line a second for as long as the
-        limit lasts. This counts them in a metric and logs once per interval instead."""
+        """At the fd limit accept() fails. asyncio then pauses accepting for a second (existing connections
+        are served meanwhile), but its accept loop goes on through the backlog and logs every failure with
+        a traceback: thousands of lines a second for as long as the limit lasts, and one more per pending
+        retry once the listener closes. This counts the failures in a metric and logs once per interval."""
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
-        assert self._server is not None
-        ours = {s.fileno() for s in self._server.sockets}
+        server = self._server
+        assert server is not None
+        ours = {s.fileno() for s in server.sockets}
 
         def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            message = str(context.get("message", ""))
             sock = context.get("socket")
             exc = context.get("exception")
-            if (
-                str(context.get("message", "")).startswith("socket.accept() out of system resource")
-                and sock is not None
-                and sock.fileno() in ours
+            if message.startswith("socket.accept() out of system resource") and (
+                sock is not None and sock.fileno() in ours
             ):
                 self.metrics.accept_failures.inc()
                 self._limit_log.warning(
                     "accept",
-                    "cannot accept connections: %s; pausing accepts for 1 s each time (existing connections "
-                    "are still served). Raise the open-files limit (ulimit -n) or lower max.connections",
+                    "cannot accept connections: %s; accepting pauses for 1 s each time (existing "
+                    "connections are still served). Raise the open-files limit or lower max.connections",
                     exc,
                 )
                 return
+            if "._start_serving(" in message and not server.is_serving():
+                return  # an accept retry scheduled above, running after the listener closed
             if previous is not None:
                 previous(loop, context)
             else:
