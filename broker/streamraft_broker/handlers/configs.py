@@ -26,6 +26,7 @@ def _broker_configs(ctx: BrokerContext) -> dict[str, str]:
         "auto.create.topics.enable": str(ctx.auto_create_topics).lower(),
         "num.partitions": str(ctx.default_partitions),
         "advertised.listeners": f"PLAINTEXT://{ctx.host}:{ctx.port}",
+        "message.max.bytes": ctx.registry.broker_defaults.get("max.message.bytes", "1048588"),
     }
 
 
@@ -47,7 +48,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
             else:
                 values = {
                     k: (v, DEFAULT_CONFIG_SOURCE if d else TOPIC_CONFIG_SOURCE)
-                    for k, (v, d) in effective_configs(topic.configs).items()
+                    for k, (v, d) in effective_configs(topic.configs, ctx.registry.broker_defaults).items()
                 }
         elif rtype == BROKER:
             values = {k: (v, STATIC_BROKER_CONFIG_SOURCE) for k, v in _broker_configs(ctx).items()}

@@ -35,7 +35,7 @@ def _append(
         return INVALID_RECORD, -1, -1, partition.log_start_offset
     topic = ctx.registry.get(topic_name)
     assert topic is not None
-    max_bytes = int(topic.configs.get("max.message.bytes", "1048588"))
+    max_bytes = ctx.registry.max_message_bytes(topic)
     if len(records) > max_bytes + 61:
         return MESSAGE_TOO_LARGE, -1, -1, partition.log_start_offset
     before_write = None
@@ -67,7 +67,7 @@ def _begin_replicated(
     if not records:
         return INVALID_RECORD, -1, -1, -1
     topic = ctx.registry.get(topic_name)
-    if topic is not None and len(records) > int(topic.configs.get("max.message.bytes", "1048588")) + 61:
+    if topic is not None and len(records) > ctx.registry.max_message_bytes(topic) + 61:
         return MESSAGE_TOO_LARGE, -1, -1, -1
     pending = ctx.extra["replication"].begin_produce(topic_name, index, records, acks)
     return _committed(ctx, topic_name, records, pending)

@@ -77,7 +77,7 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
                     config_source=DEFAULT_CONFIG_SOURCE if dflt else TOPIC_CONFIG_SOURCE,
                     is_sensitive=False,
                 )
-                for k, (v, dflt) in effective_configs(clean).items()
+                for k, (v, dflt) in effective_configs(clean, ctx.registry.broker_defaults).items()
             )
         )
         results.append(

@@ -55,6 +55,7 @@ class Broker:
         # With Raft replication the Raft logs are the truth; local state is rebuilt from them at start.
         self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
+        self.registry.broker_defaults["max.message.bytes"] = str(config.message_max_bytes)
         self._server: asyncio.Server | None = None
         self._metrics_server: Any = None
         self._connections: set[Connection] = set()

@@ -88,6 +88,10 @@ def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
     return out
 
 
-def effective_configs(configs: Mapping[str, str]) -> dict[str, tuple[str, bool]]:
-    """Every known config -> (value, is_default)."""
-    return {k: (configs[k], False) if k in configs else (d, True) for k, (d, _) in TOPIC_CONFIGS.items()}
+def effective_configs(
+    configs: Mapping[str, str], broker_defaults: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, bool]]:
+    """Every known config -> (value, is_default); ``broker_defaults`` (e.g. message.max.bytes as
+    max.message.bytes) replace the built-in defaults."""
+    defaults = {k: d for k, (d, _) in TOPIC_CONFIGS.items()} | dict(broker_defaults or {})
+    return {k: (configs[k], False) if k in configs else (defaults[k], True) for k in TOPIC_CONFIGS}
