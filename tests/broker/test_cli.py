@@ -110,7 +110,7 @@ def test_topics_produce_consume_round_trip(tmp_path: Path) -> None:
         made = _cli("topics", "create", "cli-t", "--partitions", "2", "--config", "retention.ms=1000", *bs)
         assert made.returncode == 0, made.stderr
         bad = _cli("topics", "create", "cli-bad", "--config", "retention.ms=soon", *bs)
-        assert bad.returncode == 1
+        assert bad.returncode == 2  # a usage error, refused before any request is sent
         assert "retention.ms" in bad.stderr
         assert "cli-t" in _cli("topics", "list", *bs).stdout.split()
         described = _cli("topics", "describe", "cli-t", *bs)
@@ -259,3 +259,56 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "streamraft: error:" in proc.stderr
     assert "address already in use" in proc.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["topics", "create", "x", "--partitions", "-3"], "argument --partitions: -3 is outside 1..10000"),
+        (
+            ["topics", "create", "x", "--partitions", "many"],
+            "argument --partitions: 'many' is not an integer",
+        ),
+        (["topics", "create", "x", "--replication-factor", "0"], "0 is outside 1..32767 (or -1)"),
+        (["topics", "create", "abc\n"], "argument name: topic name 'abc\\n' may only hold"),
+        (["topics", "create", ".."], "topic name '..' is not allowed"),
+        (["topics", "create", "x", "--config", "nokey"], "'nokey' must be KEY=VALUE"),
+        (
+            ["topics", "create", "x", "--config", "retention.ms=soon"],
+            "'retention.ms': 'soon' is not an integer",
+        ),
+        (["topics", "create", "x", "--config", "bogus=1"], "'bogus': unknown topic config name"),
+        (["topics", "list", "--timeout", "nan"], "argument --timeout: nan must be more than 0"),
+        (["topics", "list", "--timeout", "-1"], "argument --timeout: -1 must be more than 0"),
+        (["topics", "describe", "a b"], "topic name 'a b' may only hold"),
+        (["topics", "delete", ""], "topic name must not be empty"),
+        (["topics", "list", "--bootstrap-server", "nohost"], "'nohost' must look like HOST:PORT"),
+        (["produce", "t", "--key-separator", ""], "argument --key-separator: must not be empty"),
+        (["consume", "t", "--max-messages", "0"], "argument --max-messages: 0 is outside"),
+        (["consume", "t\t"], "may only hold ASCII letters"),
+    ],
+)
+def test_bad_client_arguments_are_one_clear_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_negative_partitions_exits_2_without_a_traceback() -> None:
+    """`streamraft topics create x --partitions -3` used to end in a Python traceback from the client."""
+    proc = _cli("topics", "create", "x", "--partitions", "-3", "--bootstrap-server", "127.0.0.1:1")
+    assert proc.returncode == 2
+    assert "argument --partitions: -3 is outside 1..10000" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_broker_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert main(["topics", "describe", "x", "--timeout", "1", "--bootstrap-server", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert "streamraft: error:" in err and "Traceback" not in err
