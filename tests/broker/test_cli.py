@@ -39,6 +39,10 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     config = load_config({}, {}, toml)
     assert (config.metrics_port, config.socket_request_max_bytes) == (None, 4096)
     assert config.controller_snapshot_entries == 1_000
+    assert config.queued_max_request_bytes == 512 * 1024 * 1024  # ours; Kafka's default -1 is unbounded
+    (tmp_path / "limits.yaml").write_text("queued.max.request.bytes: -1\nconnections.max.idle.ms: 300\n")
+    config = load_config({}, {}, tmp_path / "limits.yaml")
+    assert (config.queued_max_request_bytes, config.connections_max_idle_ms) == (-1, 300)
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20
 
@@ -59,6 +63,24 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
         ({}, {}, "- a list\n", "must hold a mapping"),
         ({}, {}, "auto_create_topics: maybe\n", "is not a boolean"),
         ({"controller_snapshot_entries": "0"}, {}, None, "--controller-snapshot-entries: 0 is outside 1.."),
+        ({"socket_request_max_bytes": "5"}, {}, None, "--socket-request-max-bytes: 5 is outside 10.."),
+        (
+            {"queued_max_request_bytes": "1000000"},
+            {},
+            None,
+            "--queued-max-request-bytes: 1000000 is below socket_request_max_bytes 104857600",
+        ),
+        ({}, {}, "queued.max.request.bytes: -2\n", "-2 is outside"),
+        ({"connections_max_idle_ms": "0"}, {}, None, "--connections-max-idle-ms: 0 is outside 1.."),
+        ({}, {"STREAMRAFT_REQUEST_READ_TIMEOUT_MS": "soon"}, None, "'soon' is not an integer"),
+        ({"max_connections": "-1"}, {}, None, "--max-connections: -1 is outside 0.."),
+        ({"max_connections_per_ip": "x"}, {}, None, "--max-connections-per-ip: 'x' is not an integer"),
+        (
+            {"message_max_bytes": "2147483648"},
+            {},
+            None,
+            "--message-max-bytes: 2147483648 is outside 0..2147483647",
+        ),
     ],
 )
 def test_bad_config_names_the_setting(
