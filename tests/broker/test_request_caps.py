@@ -85,6 +85,21 @@ def test_two_million_topic_metadata_is_refused_without_stalling_others(broker: B
     assert f"array count 2000000 exceeds the cap of {MAX_ARRAY_ELEMENTS} elements per array" in log
 
 
+def test_a_produce_to_a_million_partitions_is_refused_without_stalling_others(broker: BrokerProcess) -> None:
+    """Produce has its own parser (batches are never copied): the same caps apply there."""
+    count = 1_000_000
+    body = struct.pack(">hhih", 0, 3, 5, -1) + struct.pack(">hhi", -1, 1, 1000)
+    body += struct.pack(">ih", 1, 1) + b"t" + struct.pack(">i", count) + struct.pack(">ii", 0, -1) * count
+    with Pinger(broker.port) as pinger, connect(broker.port) as hostile:
+        hostile.sendall(struct.pack(">i", len(body)) + body)  # 8 MiB
+        assert closed_by_peer(hostile, within=10), "the over-cap request was not refused"
+        time.sleep(0.2)  # keep pinging a little past the refusal
+    assert not pinger.failed
+    assert pinger.slowest < LATENCY_BOUND_S, f"another client waited {pinger.slowest:.2f} s"
+    log = broker.log_path.read_text()
+    assert f"partition_data count {count} exceeds the cap of {MAX_ARRAY_ELEMENTS} per array" in log
+
+
 def test_a_large_request_under_the_caps_is_answered_without_stalling_others(broker: BrokerProcess) -> None:
     count = 40_000
     frame = _metadata_v1([f"absent-{i}".encode() for i in range(count)])
