@@ -113,3 +113,19 @@ def test_a_large_request_under_the_caps_is_answered_without_stalling_others(brok
     assert answer.count(b"absent-") == count
     with connect(broker.port) as after:
         assert api_versions_answered(after)
+
+
+def test_list_offsets_at_the_array_cap_is_answered_without_stalling_others(broker: BrokerProcess) -> None:
+    """50,000 partitions (of a topic that does not exist): the handler yields as it goes, the answer is
+    encoded off the event loop."""
+    count = MAX_ARRAY_ELEMENTS
+    body = struct.pack(">hhih", 2, 1, 77, -1) + struct.pack(">i", -1)  # ListOffsets v1, replica id -1
+    body += struct.pack(">ih", 1, 1) + b"t" + struct.pack(">i", count) + struct.pack(">iq", 0, -1) * count
+    with Pinger(broker.port) as pinger, connect(broker.port, timeout=60) as client:
+        client.sendall(struct.pack(">i", len(body)) + body)
+        answer = _recv_frame(client)
+    assert not pinger.failed
+    assert pinger.slowest < LATENCY_BOUND_S, f"another client waited {pinger.slowest:.2f} s"
+    assert struct.unpack_from(">i", answer)[0] == 77
+    # Each partition answer: index, error code 3 (UNKNOWN_TOPIC_OR_PARTITION), timestamp -1, offset -1.
+    assert answer.count(struct.pack(">ihqq", 0, 3, -1, -1)) == count
