@@ -143,7 +143,7 @@ def test_half_sent_frames_stay_within_the_request_memory_budget(tmp_path: Path) 
             "--queued-max-request-bytes",
             str(QUEUED),
             "--request-read-timeout-ms",
-            "3000",
+            "2000",
         ],
     ) as broker:
         assert broker.pid is not None
@@ -153,7 +153,7 @@ def test_half_sent_frames_stay_within_the_request_memory_budget(tmp_path: Path) 
         try:
             # Each claims a 32 MiB request and sends all but the last MiB of it.
             body = struct.pack(">i", FRAME - 4) + bytes(FRAME - MIB)
-            sent = push(hostile, body, seconds=2.0)
+            sent = push(hostile, body, seconds=1.5)
             grew = peak_rss(broker.pid) - before
             assert grew < RSS_BOUND, f"broker peak RSS grew {grew >> 20} MiB holding half-sent frames"
             muted = sum(n < len(body) for n in sent)
@@ -169,8 +169,8 @@ def test_half_sent_frames_stay_within_the_request_memory_budget(tmp_path: Path) 
         finally:
             for s in hostile:
                 s.close()
-        assert _logged(broker, "request frame incomplete after 3 s") or _logged(
-            broker, "waited 3 s for request memory"
+        assert _logged(broker, "request frame incomplete after 2 s") or _logged(
+            broker, "waited 2 s for request memory"
         )
 
 
@@ -187,7 +187,7 @@ def test_accept_at_the_fd_limit_backs_off_logs_once_and_keeps_serving(tmp_path: 
         flood: list[socket.socket] = []
         try:
             flood = [connect(broker.port) for _ in range(30)]
-            time.sleep(3.5)  # the failing condition must last several asyncio retry periods (1 s each)
+            time.sleep(2.5)  # the failing condition must last several asyncio retry periods (1 s each)
             assert _logged(broker, "cannot accept connections", within=0) == 1
             assert "socket.accept() out of system resource" not in broker.log_path.read_text()
             assert api_versions_answered(early), "an existing connection stopped being served"
