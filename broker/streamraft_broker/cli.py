@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,52 @@ from streamraft_broker.config import (
     load_config,
 )
 from streamraft_broker.logging_setup import setup_logging
+from streamraft_broker.topics.configs import InvalidTopicConfigError, validate_topic_configs
+from streamraft_broker.topics.names import topic_name_problem
 
 log = logging.getLogger("streamraft")
+
+MAX_PARTITIONS = 10_000  # the registry's bound
+
+
+# Argument types: argparse turns ArgumentTypeError into "argument --x: <message>" and exit code 2, so every
+# bad value is one clear line instead of a traceback from the client library.
+def _int_in(low: int, high: int, *, also: tuple[int, ...] = ()) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value not in also and not low <= value <= high:
+            extra = f" (or {', '.join(map(str, also))})" if also else ""
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}{extra}")
+        return value
+
+    return parse
+
+
+def _topic(text: str) -> str:
+    problem = topic_name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def _topic_config(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} must be KEY=VALUE")
+    try:
+        validate_topic_configs({key: value})
+    except InvalidTopicConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return key, value
+
+
+def _separator(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _add_broker_flags(p: argparse.ArgumentParser) -> None:
@@ -59,6 +103,10 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--max-connections", help="refuse connections beyond this many (max.connections)")
     p.add_argument("--max-connections-per-ip", help="refuse connections beyond this many per client address")
+    p.add_argument(
+        "--message-max-bytes",
+        help="max.message.bytes of topics that set none (Kafka's message.max.bytes, default 1048588)",
+    )
     p.add_argument(
         "--auto-create-topics-enable",
         "--auto-create-topics",
@@ -156,6 +204,7 @@ _BROKER_KEYS = [
     "request_read_timeout_ms",
     "max_connections",
     "max_connections_per_ip",
+    "message_max_bytes",
     "auto_create_topics_enable",
     "num_partitions",
     "default_replication_factor",
@@ -274,12 +323,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
     admin = _admin(args)
     if args.topics_cmd == "create":
-        configs = {}
-        for item in args.config or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--config {item!r} must be KEY=VALUE")
-            configs[key] = value
+        configs = dict(args.config or [])
         topic = NewTopic(
             args.name,
             num_partitions=args.partitions,
@@ -453,38 +497,42 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="manage topics")
     tsub = topics.add_subparsers(dest="topics_cmd", required=True)
     create = tsub.add_parser("create", help="create a topic")
-    create.add_argument("name")
-    create.add_argument("--partitions", type=int, default=1)
+    create.add_argument("name", type=_topic)
+    create.add_argument("--partitions", type=_int_in(1, MAX_PARTITIONS), default=1)
     create.add_argument(
         "--replication-factor",
-        type=int,
+        type=_int_in(1, 2**15 - 1, also=(-1,)),
         default=-1,
         help="replicas per partition (default: the cluster's, min(3, brokers) when replicated, else 1)",
     )
-    create.add_argument("--config", action="append", help="KEY=VALUE topic config (repeatable)")
+    create.add_argument(
+        "--config", type=_topic_config, action="append", help="KEY=VALUE topic config (repeatable)"
+    )
     lst = tsub.add_parser("list", help="list topics")
     describe = tsub.add_parser("describe", help="partitions and configs of a topic")
-    describe.add_argument("name")
+    describe.add_argument("name", type=_topic)
     delete = tsub.add_parser("delete", help="delete a topic")
-    delete.add_argument("name")
+    delete.add_argument("name", type=_topic)
     for p in (create, lst, describe, delete):
         client(p)
         p.set_defaults(func=cmd_topics)
 
     produce = sub.add_parser("produce", help="produce stdin lines as records")
-    produce.add_argument("topic")
+    produce.add_argument("topic", type=_topic)
     produce.add_argument("--acks", choices=["0", "1", "all"], default="all")
-    produce.add_argument("--key-separator", default=None, help="split each line into KEY<sep>VALUE")
+    produce.add_argument(
+        "--key-separator", type=_separator, default=None, help="split each line into KEY<sep>VALUE"
+    )
     client(produce)
     produce.set_defaults(func=cmd_produce)
 
     consume = sub.add_parser("consume", help="print records of a topic")
-    consume.add_argument("topic")
+    consume.add_argument("topic", type=_topic)
     consume.add_argument("--from-beginning", action="store_true")
     consume.add_argument("--group", default=None, help="consumer group (commits offsets)")
-    consume.add_argument("--max-messages", type=int, default=None)
+    consume.add_argument("--max-messages", type=_int_in(1, 2**63 - 1), default=None)
     consume.add_argument("--print-key", action="store_true")
-    consume.add_argument("--key-separator", default="\t")
+    consume.add_argument("--key-separator", type=_separator, default="\t")
     client(consume)
     consume.set_defaults(func=cmd_consume)
 
@@ -525,7 +573,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Start-up failures such as a port in use or an unwritable data directory: one clear line.
         print(f"streamraft: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if not _is_client_error(exc):
+            raise
+        # The Kafka client's own failures (broker unreachable, request refused): its message, no traceback.
+        print(f"streamraft: error: {exc}", file=sys.stderr)
+        return 1
     return code
+
+
+def _is_client_error(exc: Exception) -> bool:
+    try:
+        from confluent_kafka import KafkaException  # noqa: PLC0415
+    except ImportError:
+        return False
+    return isinstance(exc, KafkaException)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from streamraft_broker.protocol.framing import DEFAULT_MAX_REQUEST_SIZE, MIN_FRAME_SIZE
+from streamraft_broker.topics.configs import DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_PORT = 9092
 DEFAULT_METRICS_PORT = 9644
@@ -52,6 +53,8 @@ class BrokerConfig:
     """Kafka's max.connections (default unbounded): connections over it are refused with a log line."""
     max_connections_per_ip: int = 2**31 - 1
     """Kafka's max.connections.per.ip (default unbounded)."""
+    message_max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    """Kafka's message.max.bytes: the max.message.bytes of topics that do not set their own."""
     auto_create_topics_enable: bool = True
     """Kafka's auto.create.topics.enable: a Metadata request naming an unknown topic (with
     allow_auto_topic_creation) creates it, through the controller when replicated."""
@@ -175,6 +178,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "request_read_timeout_ms": _int(1, 2**63 - 1),
     "max_connections": _int(0, _INT32_MAX),
     "max_connections_per_ip": _int(0, _INT32_MAX),
+    "message_max_bytes": _int(0, _INT32_MAX),
     "auto_create_topics_enable": _bool,
     "num_partitions": _int(1, 10_000),
     "default_replication_factor": _int(1, 32_767),

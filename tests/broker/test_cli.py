@@ -56,6 +56,10 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     config = load_config({}, {}, toml)
     assert (config.metrics_port, config.socket_request_max_bytes) == (None, 4096)
     assert config.controller_snapshot_entries == 1_000
+    assert config.queued_max_request_bytes == 512 * 1024 * 1024  # ours; Kafka's default -1 is unbounded
+    (tmp_path / "limits.yaml").write_text("queued.max.request.bytes: -1\nconnections.max.idle.ms: 300\n")
+    config = load_config({}, {}, tmp_path / "limits.yaml")
+    assert (config.queued_max_request_bytes, config.connections_max_idle_ms) == (-1, 300)
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20
     assert (config.quota_window_num, config.quota_window_size_seconds) == (11, 1)  # Kafka's defaults
@@ -117,6 +121,24 @@ def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_
             "--raft-tls-cert: cannot read '/nonexistent/b.crt'",
         ),
         ({"raft_tls_cert": __file__, "raft_tls_key": __file__}, {}, None, "raft_tls_ca not set"),
+        ({"socket_request_max_bytes": "5"}, {}, None, "--socket-request-max-bytes: 5 is outside 10.."),
+        (
+            {"queued_max_request_bytes": "1000000"},
+            {},
+            None,
+            "--queued-max-request-bytes: 1000000 is below socket_request_max_bytes 104857600",
+        ),
+        ({}, {}, "queued.max.request.bytes: -2\n", "-2 is outside"),
+        ({"connections_max_idle_ms": "0"}, {}, None, "--connections-max-idle-ms: 0 is outside 1.."),
+        ({}, {"STREAMRAFT_REQUEST_READ_TIMEOUT_MS": "soon"}, None, "'soon' is not an integer"),
+        ({"max_connections": "-1"}, {}, None, "--max-connections: -1 is outside 0.."),
+        ({"max_connections_per_ip": "x"}, {}, None, "--max-connections-per-ip: 'x' is not an integer"),
+        (
+            {"message_max_bytes": "2147483648"},
+            {},
+            None,
+            "--message-max-bytes: 2147483648 is outside 0..2147483647",
+        ),
     ],
 )
 def test_bad_config_names_the_setting(
@@ -183,7 +205,7 @@ def test_topics_produce_consume_round_trip(tmp_path: Path) -> None:
         made = _cli("topics", "create", "cli-t", "--partitions", "2", "--config", "retention.ms=1000", *bs)
         assert made.returncode == 0, made.stderr
         bad = _cli("topics", "create", "cli-bad", "--config", "retention.ms=soon", *bs)
-        assert bad.returncode == 1
+        assert bad.returncode == 2  # a usage error, refused before any request is sent
         assert "retention.ms" in bad.stderr
         assert "cli-t" in _cli("topics", "list", *bs).stdout.split()
         described = _cli("topics", "describe", "cli-t", *bs)
@@ -426,3 +448,56 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "streamraft: error:" in proc.stderr
     assert "address already in use" in proc.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["topics", "create", "x", "--partitions", "-3"], "argument --partitions: -3 is outside 1..10000"),
+        (
+            ["topics", "create", "x", "--partitions", "many"],
+            "argument --partitions: 'many' is not an integer",
+        ),
+        (["topics", "create", "x", "--replication-factor", "0"], "0 is outside 1..32767 (or -1)"),
+        (["topics", "create", "abc\n"], "argument name: topic name 'abc\\n' may only hold"),
+        (["topics", "create", ".."], "topic name '..' is not allowed"),
+        (["topics", "create", "x", "--config", "nokey"], "'nokey' must be KEY=VALUE"),
+        (
+            ["topics", "create", "x", "--config", "retention.ms=soon"],
+            "'retention.ms': Invalid value 'soon': Not a number of type LONG",
+        ),
+        (["topics", "create", "x", "--config", "bogus=1"], "'bogus': Unknown topic config name"),
+        (["topics", "list", "--timeout", "nan"], "argument --timeout: nan must be more than 0"),
+        (["topics", "list", "--timeout", "-1"], "argument --timeout: -1 must be more than 0"),
+        (["topics", "describe", "a b"], "topic name 'a b' may only hold"),
+        (["topics", "delete", ""], "topic name must not be empty"),
+        (["topics", "list", "--bootstrap-server", "nohost"], "'nohost' must look like HOST:PORT"),
+        (["produce", "t", "--key-separator", ""], "argument --key-separator: must not be empty"),
+        (["consume", "t", "--max-messages", "0"], "argument --max-messages: 0 is outside"),
+        (["consume", "t\t"], "may only hold ASCII letters"),
+    ],
+)
+def test_bad_client_arguments_are_one_clear_line_and_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_negative_partitions_exits_2_without_a_traceback() -> None:
+    """`streamraft topics create x --partitions -3` used to end in a Python traceback from the client."""
+    proc = _cli("topics", "create", "x", "--partitions", "-3", "--bootstrap-server", "127.0.0.1:1")
+    assert proc.returncode == 2
+    assert "argument --partitions: -3 is outside 1..10000" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreachable_broker_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    assert main(["topics", "describe", "x", "--timeout", "1", "--bootstrap-server", f"127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert "streamraft: error:" in err and "Traceback" not in err

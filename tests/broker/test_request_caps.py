@@ -85,6 +85,21 @@ def test_two_million_topic_metadata_is_refused_without_stalling_others(broker: B
     assert f"array count 2000000 exceeds the cap of {MAX_ARRAY_ELEMENTS} elements per array" in log
 
 
+def test_a_produce_to_a_million_partitions_is_refused_without_stalling_others(broker: BrokerProcess) -> None:
+    """Produce has its own parser (batches are never copied): the same caps apply there."""
+    count = 1_000_000
+    body = struct.pack(">hhih", 0, 3, 5, -1) + struct.pack(">hhi", -1, 1, 1000)
+    body += struct.pack(">ih", 1, 1) + b"t" + struct.pack(">i", count) + struct.pack(">ii", 0, -1) * count
+    with Pinger(broker.port) as pinger, connect(broker.port) as hostile:
+        hostile.sendall(struct.pack(">i", len(body)) + body)  # 8 MiB
+        assert closed_by_peer(hostile, within=10), "the over-cap request was not refused"
+        time.sleep(0.2)  # keep pinging a little past the refusal
+    assert not pinger.failed
+    assert pinger.slowest < LATENCY_BOUND_S, f"another client waited {pinger.slowest:.2f} s"
+    log = broker.log_path.read_text()
+    assert f"partition_data count {count} exceeds the cap of {MAX_ARRAY_ELEMENTS} per array" in log
+
+
 def test_a_large_request_under_the_caps_is_answered_without_stalling_others(broker: BrokerProcess) -> None:
     count = 40_000
     frame = _metadata_v1([f"absent-{i}".encode() for i in range(count)])
@@ -98,3 +113,19 @@ def test_a_large_request_under_the_caps_is_answered_without_stalling_others(brok
     assert answer.count(b"absent-") == count
     with connect(broker.port) as after:
         assert api_versions_answered(after)
+
+
+def test_list_offsets_at_the_array_cap_is_answered_without_stalling_others(broker: BrokerProcess) -> None:
+    """50,000 partitions (of a topic that does not exist): the handler yields as it goes, the answer is
+    encoded off the event loop."""
+    count = MAX_ARRAY_ELEMENTS
+    body = struct.pack(">hhih", 2, 1, 77, -1) + struct.pack(">i", -1)  # ListOffsets v1, replica id -1
+    body += struct.pack(">ih", 1, 1) + b"t" + struct.pack(">i", count) + struct.pack(">iq", 0, -1) * count
+    with Pinger(broker.port) as pinger, connect(broker.port, timeout=60) as client:
+        client.sendall(struct.pack(">i", len(body)) + body)
+        answer = _recv_frame(client)
+    assert not pinger.failed
+    assert pinger.slowest < LATENCY_BOUND_S, f"another client waited {pinger.slowest:.2f} s"
+    assert struct.unpack_from(">i", answer)[0] == 77
+    # Each partition answer: index, error code 3 (UNKNOWN_TOPIC_OR_PARTITION), timestamp -1, offset -1.
+    assert answer.count(struct.pack(">ihqq", 0, 3, -1, -1)) == count

@@ -39,13 +39,17 @@ def _wait(cluster: Cluster, partitions: int | None) -> None:
         time.sleep(0.1)  # pacing between metadata polls
 
 
-def test_even_replication_factor_is_refused(tmp_path: Path) -> None:
+def test_even_replication_factor_and_illegal_names_are_refused(tmp_path: Path) -> None:
     with Cluster(tmp_path, 3) as cluster:
         create_topic(cluster, "ok", 1)
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
         futures = admin.create_topics([NewTopic("even", 1, 2)], operation_timeout=10)
         with pytest.raises(KafkaException, match="must be odd"):
             futures["even"].result(15)
+        # Kafka's name rule on the replicated path too ('abc\n' used to pass the old regex).
+        futures = admin.create_topics([NewTopic("abc\n", 1, 3)], operation_timeout=10)
+        with pytest.raises(KafkaException, match="may only hold ASCII letters"):
+            futures["abc\n"].result(15)
 
 
 def test_add_partitions_then_delete_and_recreate(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def lz4_bomb(inflated: int) -> bytes:
 
 
 def gzip_bomb(inflated: int) -> bytes:
-    c = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip container
+    c = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip container; level 1 is fastest
     out = bytearray()
     for _ in range(inflated // MIB):
         out += c.compress(_ZEROS)

@@ -5,14 +5,38 @@ from __future__ import annotations
 import argparse
 import os
 
-from streamraft_broker.config import DEFAULT_PORT, ConfigError
+from streamraft_broker.config import DEFAULT_PORT, ConfigError, parse_host_port
 
 BOOTSTRAP_ENV = "STREAMRAFT_BOOTSTRAP_SERVERS"
+MAX_TIMEOUT_S = 24 * 3600.0
+
+
+def seconds(text: str) -> float:
+    """A --timeout: more than 0, at most MAX_TIMEOUT_S."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_TIMEOUT_S:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds")
+    return value
+
+
+def bootstrap_servers(text: str) -> str:
+    """HOST:PORT[,HOST:PORT...], each checked."""
+    servers = [part.strip() for part in text.split(",")]
+    try:
+        for server in servers:
+            parse_host_port(server, "--bootstrap-server")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--bootstrap-server: ")) from None
+    return ",".join(servers)
 
 
 def add_client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bootstrap-server",
+        type=bootstrap_servers,
         default=os.environ.get(BOOTSTRAP_ENV, f"127.0.0.1:{DEFAULT_PORT}"),
         help=f"HOST:PORT[,HOST:PORT...] of any brokers (env {BOOTSTRAP_ENV})",
     )
@@ -24,7 +48,7 @@ def add_client_flags(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a librdkafka client property, e.g. -X security.protocol=SASL_SSL (repeatable)",
     )
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the cluster")
+    p.add_argument("--timeout", type=seconds, default=30.0, help="seconds to wait for the cluster")
 
 
 ClientConfig = dict[str, str | int | float | bool]

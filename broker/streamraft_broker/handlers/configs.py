@@ -11,6 +11,7 @@ from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
 from streamraft_broker.security.acl import Operation
 from streamraft_broker.topics.configs import (
+    DEFAULT_MAX_MESSAGE_BYTES,
     TOPIC_CONFIGS,
     ConfigSource,
     ConfigType,
@@ -32,6 +33,10 @@ def _broker_configs(ctx: BrokerContext) -> dict[str, tuple[str, ConfigType]]:
         "num.partitions": (str(ctx.default_partitions), ConfigType.INT),
         "default.replication.factor": (str(ctx.default_replication_factor), ConfigType.SHORT),
         "advertised.listeners": (f"PLAINTEXT://{ctx.host}:{ctx.port}", ConfigType.LIST),
+        "message.max.bytes": (
+            ctx.registry.broker_defaults.get("max.message.bytes", str(DEFAULT_MAX_MESSAGE_BYTES)),
+            ConfigType.INT,
+        ),
     }
 
 
@@ -40,7 +45,7 @@ def _described(ctx: BrokerContext, rtype: int, name: str) -> list[EffectiveConfi
         topic = ctx.registry.get(name)
         if topic is None:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        return list(effective_configs(topic.configs).values())
+        return list(effective_configs(topic.configs, ctx.registry.broker_defaults).values())
     if rtype == BROKER:
         return [
             EffectiveConfig(

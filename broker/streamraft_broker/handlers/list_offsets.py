@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from streamraft_broker.handlers.authz import topic_denied
@@ -17,6 +18,8 @@ NOT_LEADER_OR_FOLLOWER = 6
 LATEST = -1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
+YIELD_EVERY = 500
+"""Partitions answered between two yields to the event loop (a request may name tens of thousands)."""
 
 
 def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
@@ -40,9 +43,13 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
     part_cls = nested(ApiKey.LIST_OFFSETS, version, "ListOffsetsPartitionResponse")
     topic_cls = nested(ApiKey.LIST_OFFSETS, version, "ListOffsetsTopicResponse")
     topics = []
+    answered = 0
     for t in request.topics:
         parts = []
         for p in t.partitions:
+            answered += 1
+            if answered % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             partition = ctx.registry.partition(t.name, int(p.partition_index))
             rep = ctx.extra.get("replication")
             code = topic_denied(ctx, Operation.DESCRIBE, t.name)

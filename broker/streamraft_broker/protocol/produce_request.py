@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from streamraft_broker.protocol.errors import ProtocolError
 from streamraft_broker.protocol.header import read_uvarint
+from streamraft_broker.protocol.skim import MAX_ARRAY_ELEMENTS, MAX_REQUEST_ELEMENTS
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -43,6 +44,7 @@ class _Reader:
         self.view = memoryview(frame)
         self.pos = pos
         self.flexible = flexible
+        self.elements = 0
 
     def _need(self, n: int, what: str) -> None:
         if n < 0 or self.pos + n > len(self.buf):
@@ -92,6 +94,16 @@ class _Reader:
         # Every element takes at least one byte, so a count beyond the remaining bytes is a lie.
         if n > len(self.buf) - self.pos:
             raise ProtocolError(f"produce request: {what} count {n} exceeds the remaining bytes")
+        # The same element caps as every other request (protocol/skim.py says why).
+        if n > MAX_ARRAY_ELEMENTS:
+            raise ProtocolError(
+                f"produce request: {what} count {n} exceeds the cap of {MAX_ARRAY_ELEMENTS} per array"
+            )
+        self.elements += n
+        if self.elements > MAX_REQUEST_ELEMENTS:
+            raise ProtocolError(
+                f"produce request holds more than {MAX_REQUEST_ELEMENTS} array elements in all"
+            )
         return n
 
     def records(self) -> memoryview | None:

@@ -61,6 +61,7 @@ class Broker:
         # With Raft replication the Raft logs are the truth; local state is rebuilt from them at start.
         self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
+        self.registry.broker_defaults["max.message.bytes"] = str(config.message_max_bytes)
         self._server: asyncio.Server | None = None
         self._metrics_server: Any = None
         self._admin_server: Any = None
@@ -276,30 +277,33 @@ class Broker:
                 log.info("retention deleted segments", extra={"segments": deleted})
 
     def _watch_accept_failures(self) -> None:
-        """At the fd limit accept() fails; asyncio then pauses accepting for a second (existing connections
-        are served meanwhile) but logs every failure with a traceback, a line a second for as long as the
-        limit lasts. This counts them in a metric and logs once per interval instead."""
+        """At the fd limit accept() fails. asyncio then pauses accepting for a second (existing connections
+        are served meanwhile), but its accept loop goes on through the backlog and logs every failure with
+        a traceback: thousands of lines a second for as long as the limit lasts, and one more per pending
+        retry once the listener closes. This counts the failures in a metric and logs once per interval."""
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
-        assert self._server is not None
-        ours = {s.fileno() for s in self._server.sockets}
+        server = self._server
+        assert server is not None
+        ours = {s.fileno() for s in server.sockets}
 
         def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            message = str(context.get("message", ""))
             sock = context.get("socket")
             exc = context.get("exception")
-            if (
-                str(context.get("message", "")).startswith("socket.accept() out of system resource")
-                and sock is not None
-                and sock.fileno() in ours
+            if message.startswith("socket.accept() out of system resource") and (
+                sock is not None and sock.fileno() in ours
             ):
                 self.metrics.accept_failures.inc()
                 self._limit_log.warning(
                     "accept",
-                    "cannot accept connections: %s; pausing accepts for 1 s each time (existing connections "
-                    "are still served). Raise the open-files limit (ulimit -n) or lower max.connections",
+                    "cannot accept connections: %s; accepting pauses for 1 s each time (existing "
+                    "connections are still served). Raise the open-files limit or lower max.connections",
                     exc,
                 )
                 return
+            if "._start_serving(" in message and not server.is_serving():
+                return  # an accept retry scheduled above, running after the listener closed
             if previous is not None:
                 previous(loop, context)
             else:

@@ -45,13 +45,22 @@ def _is_produce(frame: bytes) -> bool:
 
 
 def _has_long_array(response: Any) -> bool:
-    """Whether a top-level array of the response is long enough to encode off the event loop."""
-    if not dataclasses.is_dataclass(response):
-        return False
-    return any(
-        isinstance(v := getattr(response, f.name), tuple) and len(v) >= OFF_LOOP_RESPONSE_ELEMENTS
-        for f in dataclasses.fields(response)
-    )
+    """Whether the response's arrays (top level and one level down: topics, then their partitions) hold
+    enough elements to encode off the event loop."""
+    total = 0
+    for value in _arrays(response):
+        total += len(value)
+        for item in value:
+            total += sum(len(inner) for inner in _arrays(item))
+            if total >= OFF_LOOP_RESPONSE_ELEMENTS:
+                return True
+    return total >= OFF_LOOP_RESPONSE_ELEMENTS
+
+
+def _arrays(entity: Any) -> list[tuple[Any, ...]]:
+    if not dataclasses.is_dataclass(entity) or isinstance(entity, type):
+        return []
+    return [v for f in dataclasses.fields(entity) if isinstance(v := getattr(entity, f.name), tuple)]
 
 
 class CloseConnection(Exception):

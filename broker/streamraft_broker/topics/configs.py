@@ -20,6 +20,8 @@ from enum import IntEnum
 from streamraft_broker.log.config import MIN_SEGMENT_BYTES
 
 INT_MAX = (1 << 31) - 1
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+"""Kafka's default: 1 MiB of records plus the 12-byte offset/length prefix (broker message.max.bytes)."""
 LONG_MAX = (1 << 63) - 1
 LONG_MIN = -(1 << 63)
 
@@ -237,7 +239,14 @@ _DEFINITIONS = (
         _NOT_COMPACTION,
         "log.cleaner.max.compaction.lag.ms",
     ),
-    TopicConfigDef("max.message.bytes", _INT, "1048588", _number(_INT, 0), "log", "message.max.bytes"),
+    TopicConfigDef(
+        "max.message.bytes",
+        _INT,
+        str(DEFAULT_MAX_MESSAGE_BYTES),
+        _number(_INT, 0),
+        "log",
+        "message.max.bytes",
+    ),
     TopicConfigDef(
         "message.timestamp.after.max.ms",
         _LONG,
@@ -368,18 +377,26 @@ class EffectiveConfig:
         return self.source is ConfigSource.DEFAULT_CONFIG
 
 
-def effective_configs(configs: Mapping[str, str]) -> dict[str, EffectiveConfig]:
-    """Every topic config with the value in force and where it comes from (a topic override, else the
-    default, which no broker setting changes here)."""
+def effective_configs(
+    configs: Mapping[str, str], broker_defaults: Mapping[str, str] | None = None
+) -> dict[str, EffectiveConfig]:
+    """Every topic config with the value in force and where it comes from: a topic override, else a
+    broker setting (``broker_defaults``, keyed by the topic config it sets, e.g. message.max.bytes as
+    max.message.bytes), else the built-in default."""
+    brokers = broker_defaults or {}
     out: dict[str, EffectiveConfig] = {}
     for name, d in TOPIC_CONFIGS.items():
         synonyms: list[tuple[str, str, ConfigSource]] = []
         if name in configs:
             synonyms.append((name, configs[name], ConfigSource.DYNAMIC_TOPIC_CONFIG))
         if d.synonym is not None:
+            if name in brokers:
+                synonyms.append((d.synonym, brokers[name], ConfigSource.STATIC_BROKER_CONFIG))
             synonyms.append((d.synonym, d.default, ConfigSource.DEFAULT_CONFIG))
         if name in configs:
             value, source = configs[name], ConfigSource.DYNAMIC_TOPIC_CONFIG
+        elif name in brokers:
+            value, source = brokers[name], ConfigSource.STATIC_BROKER_CONFIG
         else:
             value, source = d.default, ConfigSource.DEFAULT_CONFIG
         out[name] = EffectiveConfig(name, value, source, d.type, tuple(synonyms))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from streamraft_broker.log import LogConfig, PartitionLog
 from streamraft_broker.topics import partition_metadata, paths
-from streamraft_broker.topics.configs import log_configs, validate_topic_configs
+from streamraft_broker.topics.configs import DEFAULT_MAX_MESSAGE_BYTES, log_configs, validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
 from streamraft_broker.topics.names import (
     INVALID_TOPIC_EXCEPTION,
@@ -82,6 +82,9 @@ class TopicRegistry:
         if in_memory:
             log.warning("partition logs are in memory: nothing survives a restart")
         self.topics: dict[str, Topic] = {}
+        self.broker_defaults: dict[str, str] = {}
+        """Broker-level defaults of topic configs (message.max.bytes -> max.message.bytes) for topics that
+        set none of their own; a topic's own value always wins."""
         self._listeners: list[Callable[[str, Topic | None], None]] = []
 
     def on_change(self, listener: Callable[[str, Topic | None], None]) -> None:
@@ -150,7 +153,7 @@ class TopicRegistry:
         directory.mkdir(parents=True, exist_ok=True)
         if fresh:
             partition_metadata.write_topic_id(directory, topic.topic_id)
-        return Partition(topic.name, index, _open_log(directory, topic.configs))
+        return Partition(topic.name, index, _open_log(directory, self.effective(topic)))
 
     def reopen_log(self, partition: Partition) -> None:
         """Open ``partition``'s directory again (recovering it) in place of its current log, which is
@@ -160,6 +163,13 @@ class TopicRegistry:
         partition.log = _open_log(self._partition_dir(topic, partition.index), topic.configs)
 
     # -- operations ---------------------------------------------------------------------------------------
+    def effective(self, topic: Topic) -> dict[str, str]:
+        """The topic's own configs over the broker's defaults."""
+        return {**self.broker_defaults, **topic.configs}
+
+    def max_message_bytes(self, topic: Topic) -> int:
+        return int(self.effective(topic).get("max.message.bytes", DEFAULT_MAX_MESSAGE_BYTES))
+
     def get(self, name: str) -> Topic | None:
         return self.topics.get(name)
 
@@ -242,7 +252,7 @@ class TopicRegistry:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
         topic.configs = _validated(dict(configs))
         self._save()
-        log_config = LogConfig.from_topic_configs(log_configs(topic.configs))
+        log_config = LogConfig.from_topic_configs(log_configs(self.effective(topic)))
         for p in topic.partitions:
             if not p.is_memory:
                 p.log.update_config(log_config)
