@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.cli_acls import add_parsers as add_acl_parsers
 from streamraft_broker.config import (
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
@@ -388,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--key-separator", default="\t")
     client(consume)
     consume.set_defaults(func=cmd_consume)
+    add_acl_parsers(sub, client)
     return parser
 
 
