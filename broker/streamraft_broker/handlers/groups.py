@@ -268,14 +268,18 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
     result = await coord.fetch_offsets(str(request.group_id), wanted)
     by_topic: dict[str, list[Any]] = {}
     for p in result.partitions:
+        # As Kafka: a topic this principal may not Describe is an error when asked for, else left out.
+        denied = topic_denied(ctx, Operation.DESCRIBE, p.topic)
+        if denied and wanted is None:
+            continue
         by_topic.setdefault(p.topic, []).append(
             build(
                 part_cls,
                 partition_index=p.partition,
-                committed_offset=p.offset,
-                committed_leader_epoch=p.leader_epoch,
-                metadata=p.metadata,
-                error_code=p.error_code,
+                committed_offset=-1 if denied else p.offset,
+                committed_leader_epoch=-1 if denied else p.leader_epoch,
+                metadata="" if denied else p.metadata,
+                error_code=ErrorCode(denied) if denied else p.error_code,
             )
         )
     topics = tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
