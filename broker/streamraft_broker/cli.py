@@ -536,9 +536,11 @@ def build_parser() -> argparse.ArgumentParser:
     client(consume)
     consume.set_defaults(func=cmd_consume)
 
+    from streamraft_broker.clitools import acls as acl_cmds  # noqa: PLC0415
     from streamraft_broker.clitools import cluster as cluster_cmds  # noqa: PLC0415
     from streamraft_broker.clitools import groups as group_cmds  # noqa: PLC0415
 
+    acl_cmds.add_parsers(sub, client)
     cluster_cmds.add_parsers(sub)
     group_cmds.add_parsers(sub)
     return parser

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from streamraft_broker.config import ConfigError, load_config
 from streamraft_broker.controller.state import ControllerState
 from streamraft_broker.security.acl import (
     CLUSTER,
@@ -257,3 +258,19 @@ def test_file_store_is_durable_and_refuses_a_corrupt_file(tmp_path: Path) -> Non
     (tmp_path / "acls.json").write_text('[{"resource_type": 2}]')
     with pytest.raises(AclError, match="not a valid ACL file"):
         FileAclStore(tmp_path)
+
+
+def test_settings_use_kafka_names_and_name_a_bad_principal(tmp_path: Path) -> None:
+    config_file = tmp_path / "broker.yaml"
+    config_file.write_text(
+        "authorizer.class.name: org.apache.kafka.metadata.authorizer.StandardAuthorizer\n"
+        "super.users: User:admin; User:ops\n"
+        "allow.everyone.if.no.acl.found: true\n"
+    )
+    cfg = load_config({}, {}, config_file)
+    assert cfg.authorizer_class_name.endswith("StandardAuthorizer")
+    assert cfg.super_users == frozenset({"User:admin", "User:ops"})
+    assert cfg.allow_everyone_if_no_acl_found
+    assert not load_config({}, {}).authorizer_class_name, "no authorizer unless configured"
+    with pytest.raises(ConfigError, match=r"STREAMRAFT_SUPER_USERS.*TYPE:NAME"):
+        load_config({}, {"STREAMRAFT_SUPER_USERS": "admin"})

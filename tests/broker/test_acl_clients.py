@@ -3,9 +3,9 @@
 With ``super.users=User:ANONYMOUS`` the admin client creates ACLs (kafka-python's create_acls); restarted
 without it, the same client is held to them: Metadata hides topics it may not Describe, produce to a topic
 it may not Write fails with TopicAuthorizationFailed in kafka-python and confluent-kafka, a consumer group
-it may Read works, the authorized-operations bitfields are the authorizer's, and deleting the Write ACL
-takes writing away. The ACLs survive the restart (DATA/acls.json). Without an authorizer the ACL APIs
-answer SECURITY_DISABLED, as Kafka's do.
+it may Read works and one it may not fails with GroupAuthorizationFailed, the authorized-operations
+bitfields are the authorizer's, and deleting the Write ACL takes writing away. The ACLs survive the
+restart (DATA/acls.json). Without an authorizer the ACL APIs answer SECURITY_DISABLED, as Kafka's do.
 """
 
 from __future__ import annotations
@@ -121,6 +121,15 @@ def test_acls_are_enforced_for_real_clients_and_survive_a_restart(secured: Broke
         consumer.commit()
     finally:
         consumer.close()
+
+    stranger = KafkaConsumer(
+        "open", bootstrap_servers=secured.bootstrap, group_id="strangers", auto_offset_reset="earliest"
+    )
+    try:
+        with pytest.raises(kafka.errors.GroupAuthorizationFailedError):
+            stranger.poll(timeout_ms=int(DEADLINE_S * 1000))
+    finally:
+        stranger.close()
 
     client = AdminClient({"bootstrap.servers": secured.bootstrap})
     topic = client.describe_topics(TopicCollection(["open"]), include_authorized_operations=True)["open"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamraft_broker.handlers.authz import cluster_denied, operations, topic_denied
+from streamraft_broker.handlers.authz import cluster_denied, group_denied, operations, topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -56,9 +56,14 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
     version = header.api_version
     cls = response_type(ApiKey.FIND_COORDINATOR, version)
     key_type = int(getattr(request, "key_type", COORDINATOR_GROUP))
-    code, message = (
-        (0, None) if key_type == COORDINATOR_GROUP else (INVALID_REQUEST, "transactions are not supported")
-    )
+
+    def outcome(key: str) -> tuple[int, str | None]:
+        if key_type != COORDINATOR_GROUP:
+            return INVALID_REQUEST, "transactions are not supported"
+        if denied := group_denied(ctx, Operation.DESCRIBE, key):
+            return denied, f"Describe on group {key!r} is not allowed"
+        return 0, None
+
     if version >= 4:
         coord_cls = nested(ApiKey.FIND_COORDINATOR, version, "Coordinator")
         coords = tuple(
@@ -72,8 +77,10 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
                 error_message=message,
             )
             for k in request.coordinator_keys
+            for code, message in [outcome(str(k))]
         )
         return build(cls, throttle_time=0, coordinators=coords)
+    code, message = outcome(str(request.key))
     return build(
         cls,
         throttle_time=0,

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from kio.schema.errors import ErrorCode
 
 from streamraft_broker.groups import GroupCoordinator, JoinRequest, MemberIdentity, OffsetCommitEntry
-from streamraft_broker.handlers.authz import group_denied
+from streamraft_broker.handlers.authz import group_denied, may, operations, topic_denied
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
-from streamraft_broker.security.acl import Operation
+from streamraft_broker.security.acl import CLUSTER, Operation, Resource
 
 if TYPE_CHECKING:
     from streamraft_broker.replication.group_offsets import GroupOffsets
@@ -195,9 +195,17 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
         for p in t.partitions
     ]
     coord = _coordinator(ctx, str(request.group_id))
+    # As Kafka: partitions of topics this principal may not Read are answered, never committed.
+    refused: dict[str, ErrorCode] = {}
+    if not isinstance(coord, ErrorCode):
+        refused = {
+            e.topic: ErrorCode(c) for e in entries if (c := topic_denied(ctx, Operation.READ, e.topic))
+        }
+    entries = [e for e in entries if e.topic not in refused]
+    codes: dict[tuple[str, int], ErrorCode] = {}
     if isinstance(coord, ErrorCode):
         codes = {(e.topic, e.partition): coord for e in entries}
-    else:
+    elif entries:
         generation = getattr(request, "generation_id_or_member_epoch", getattr(request, "generation_id", -1))
         results = await coord.commit_offsets(
             str(request.group_id),
@@ -215,7 +223,7 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
                 build(
                     part_cls,
                     partition_index=p.partition_index,
-                    error_code=codes[(str(t.name), p.partition_index)],
+                    error_code=refused.get(str(t.name)) or codes[(str(t.name), p.partition_index)],
                 )
                 for p in t.partitions
             ),
@@ -260,14 +268,18 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
     result = await coord.fetch_offsets(str(request.group_id), wanted)
     by_topic: dict[str, list[Any]] = {}
     for p in result.partitions:
+        # As Kafka: a topic this principal may not Describe is an error when asked for, else left out.
+        denied = topic_denied(ctx, Operation.DESCRIBE, p.topic)
+        if denied and wanted is None:
+            continue
         by_topic.setdefault(p.topic, []).append(
             build(
                 part_cls,
                 partition_index=p.partition,
-                committed_offset=p.offset,
-                committed_leader_epoch=p.leader_epoch,
-                metadata=p.metadata,
-                error_code=p.error_code,
+                committed_offset=-1 if denied else p.offset,
+                committed_leader_epoch=-1 if denied else p.leader_epoch,
+                metadata="" if denied else p.metadata,
+                error_code=ErrorCode(denied) if denied else p.error_code,
             )
         )
     topics = tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
@@ -287,6 +299,9 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
     states = getattr(request, "states_filter", None) or None
     listed_cls = nested(ApiKey.LIST_GROUPS, version, "ListedGroup")
     listed = [g for coord in coords for g in await coord.list_groups(states)]
+    if not may(ctx, Operation.DESCRIBE, CLUSTER):
+        # As Kafka: without Describe on the cluster, only the groups this principal may Describe.
+        listed = [g for g in listed if may(ctx, Operation.DESCRIBE, Resource.group(g.group_id))]
     groups = tuple(
         build(listed_cls, group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
         for g in listed
@@ -336,8 +351,11 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
                     )
                     for m in d.members
                 ),
-                # Kafka's "not requested" marker (INT32_MIN): no ACLs here.
-                authorized_operations=-2147483648,
+                authorized_operations=operations(
+                    ctx,
+                    Resource.group(d.group_id),
+                    bool(getattr(request, "include_authorized_operations", False)),
+                ),
             )
             for d in await coord.describe_groups([group_id])
         )

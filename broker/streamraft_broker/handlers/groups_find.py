@@ -7,12 +7,14 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from streamraft_broker.handlers.authz import group_denied
 from streamraft_broker.handlers.cluster import handle_find_coordinator as single_node_find_coordinator
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups import replicated_groups
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
+from streamraft_broker.security.acl import Operation
 
 COORDINATOR_GROUP = 0
 
@@ -29,6 +31,8 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
         if key_type != COORDINATOR_GROUP:
             found: Any = ErrorCode.invalid_request
             message: str | None = "transactions are not supported"
+        elif denied := group_denied(ctx, Operation.DESCRIBE, key):
+            found, message = ErrorCode(denied), f"Describe on group {key!r} is not allowed"
         else:
             found = replicated.coordinator_node(key)
             message = None

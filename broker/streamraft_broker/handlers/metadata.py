@@ -143,6 +143,10 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
                 # Kafka answers this whether or not the topic exists, so existence does not leak.
                 entries.append(_error_entry(version, name, topic_id, TOPIC_AUTHORIZATION_FAILED))
                 continue
+            if topic is None and is_internal(name):
+                # Only the broker creates internal topics (a client's auto-create must not pre-empt it).
+                entries.append(_error_entry(version, name, topic_id, UNKNOWN_TOPIC_OR_PARTITION))
+                continue
             if topic is None and name is not None and allow_auto and not may_create_topic(ctx, name):
                 entries.append(_error_entry(version, name, topic_id, TOPIC_AUTHORIZATION_FAILED))
                 continue
