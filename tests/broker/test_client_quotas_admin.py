@@ -62,6 +62,11 @@ def test_alter_then_describe_round_trip(tmp_path: Path) -> None:
         assert (("client-id", "new"),) not in after and ALICE_APP not in after
         assert after[(("client-id", "app"),)] == {"producer_byte_rate": 1024.0}
 
+        # One request may carry at most 10,000 alterations (one controller command).
+        flood = alter(admin, [({"client-id": f"n{i}"}, {"producer_byte_rate": 1}) for i in range(10_001)])
+        assert {code for code, _ in flood} == {INVALID_REQUEST} and "at most 10000" in (flood[0][1] or "")
+        assert describe(admin, [])[1] == after
+
 
 def test_quotas_survive_sigkill(tmp_path: Path) -> None:
     broker = BrokerProcess(tmp_path / "data").start()

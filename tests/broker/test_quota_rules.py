@@ -4,6 +4,7 @@ DescribeClientQuotas filter, the all-or-nothing command, snapshots, and the slid
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from streamraft_broker.controller.state import ControllerState
@@ -21,6 +22,7 @@ from streamraft_broker.quotas.entities import (
 )
 from streamraft_broker.quotas.manager import QuotaManager
 from streamraft_broker.quotas.sensor import RateSensor, WindowConfig
+from streamraft_broker.quotas.store import QuotaFile
 
 D = None  # the default entity of a type
 
@@ -285,3 +287,20 @@ def test_sensors_stay_bounded_whatever_client_ids_arrive() -> None:
         _produce(manager, f"client-{i}-" + "x" * 30_000, 10)
     assert len(manager._sensors) == 3
     assert all(len(key[2]) < 100 for key in manager._sensors)
+
+
+def test_the_quota_file_keeps_commands_and_names_itself_when_unreadable(tmp_path: Path) -> None:
+    store = QuotaFile(tmp_path)
+    alteration = Alteration(make_entity([("client-id", "c")]), (("producer_byte_rate", 100.0),))
+    store.apply(alter_client_quotas_command([alteration]))
+    again = QuotaFile(tmp_path)
+    again.load()
+    assert again.quotas.entities == {(("client-id", "c"),): {"producer_byte_rate": 100.0}}
+    with pytest.raises(ValueError, match="whole number"):
+        again.apply(
+            alter_client_quotas_command([Alteration(alteration.entity, (("producer_byte_rate", 0.5),))])
+        )
+    assert again.quotas.entities == {(("client-id", "c"),): {"producer_byte_rate": 100.0}}
+    (tmp_path / "client-quotas.json").write_text('{"version": 1, "entities": [{"entity": [["user", "u"]]}]}')
+    with pytest.raises(RuntimeError, match=r"client-quotas\.json"):
+        QuotaFile(tmp_path).load()

@@ -1,5 +1,5 @@
-"""kafka-configs (ConfigCommand) on client quotas: add, describe and delete quota configs of a client-id and
-of a (default user, client-id) pair through the Java Admin client's AlterClientQuotas/DescribeClientQuotas."""
+"""kafka-configs (ConfigCommand) on client quotas: add, describe and delete a client-id's quota configs
+through the Java Admin client's AlterClientQuotas and DescribeClientQuotas."""
 
 from __future__ import annotations
 
@@ -39,12 +39,5 @@ def test_client_quotas_add_describe_delete(target: Target) -> None:
         f"Quota configs for client-id '{client}' are consumer_byte_rate=2048.0, producer_byte_rate=1024.0",
     )
 
-    pair = ["--entity-type", "users", "--entity-default", *clients]
-    _configs(target, "--alter", "--add-config", "request_percentage=50", *pair)
     _configs(target, "--alter", "--delete-config", "consumer_byte_rate", *clients)
     _wait_described(target, clients, f"Quota configs for client-id '{client}' are producer_byte_rate=1024.0")
-    _wait_described(
-        target,
-        pair,
-        f"Quota configs for the default user-principal, client-id '{client}' are request_percentage=50.0",
-    )

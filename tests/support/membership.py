@@ -89,3 +89,14 @@ def rejoin_view(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/rejoin", timeout=10) as resp:
         body: dict[str, Any] = json.loads(resp.read())
         return body
+
+
+def settled(admin_ports: list[int]) -> bool:
+    """A Raft cluster's start-up is over: every broker decided (first life or rebuilt), none is recovering,
+    and no group has a learner left. The launcher starts brokers one after another and a broker that finds
+    the cluster formed goes through a rejoin; until it is a voter again the cluster survives no further
+    failure, so a test that kills a broker waits for this first."""
+    views = [rejoin_view(port) for port in admin_ports]
+    if not all(v["state"] in ("none", "fresh", "done") and not v["recovering"] for v in views):
+        return False
+    return all(not g["learners"] for v in views for g in v["groups"].values())

@@ -30,6 +30,9 @@ from streamraft_broker.quotas.entities import (
 NOT_CONTROLLER = 41
 UNKNOWN_SERVER_ERROR = -1
 _FORWARD_VERSION = 1
+MAX_ENTRIES = 10_000
+"""Alterations in one request (one controller command): a bound on what one request can make the
+controller log carry at once."""
 
 
 def _request_module(api_key: int, version: int) -> ModuleType:
@@ -92,6 +95,10 @@ async def handle_alter_client_quotas(ctx: BrokerContext, header: RequestHeader, 
     valid: list[tuple[int, Alteration]] = []
     for i, entry in enumerate(request.entries):
         try:
+            if len(request.entries) > MAX_ENTRIES:
+                raise QuotaError(
+                    INVALID_REQUEST, f"{len(request.entries)} entries; at most {MAX_ENTRIES} per request"
+                )
             valid.append((i, _alteration(entry)))
             outcomes.append((0, None))
         except QuotaError as exc:

@@ -225,13 +225,10 @@ class ClientQuotas:
         """What ``to_json`` saved, validated as a command would be; raises ValueError naming the problem."""
         if not isinstance(data, list):
             raise ValueError("client quotas must be a list of entities")
-        entries = [
-            {"entity": item["entity"], "ops": list(item["quotas"].items())}
-            for item in data
-            if isinstance(item, dict)
-        ]
-        if len(entries) != len(data):
-            raise ValueError("every client quota entry must be an object")
+        try:
+            entries = [{"entity": item["entity"], "ops": list(item["quotas"].items())} for item in data]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"a client quota entry is malformed: {exc!r}") from None
         state = cls()
         state.apply({"op": ALTER_CLIENT_QUOTAS, "entries": entries})
         return state
