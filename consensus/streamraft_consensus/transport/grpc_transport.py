@@ -154,6 +154,8 @@ class _Link:
         self.dropped_frames = 0
         self.confirming: asyncio.Future[bool] | None = None
         self.confirmed_at = 0.0
+        self.tls_failures = 0
+        """Consecutive dials that failed the TLS identity check (logged once per 100)."""
         self.peer_started: float | None = None
         """time.monotonic() (ours) at which the peer's transport started, from the uptime it reports."""
 
@@ -516,13 +518,28 @@ class GrpcTransport:
                 await self._check_server(link, tls)
                 key, cert, ca = tls.read()  # per dial: a rotated certificate is used from the next one
             except PeerIdentityError as err:
-                log.warning(
-                    "event=peer_identity_mismatch node=%d peer=%d error=%r", self.node_id, link.peer, str(err)
-                )
+                link.tls_failures += 1
+                if link.tls_failures % 100 == 1:  # redialled every backoff: one line per 100 failures
+                    log.warning(
+                        "event=peer_identity_mismatch node=%d peer=%d error=%r failures=%d",
+                        self.node_id,
+                        link.peer,
+                        str(err),
+                        link.tls_failures,
+                    )
                 return
             except (OSError, ssl.SSLError, TimeoutError) as err:
-                log.info("event=peer_tls_failed node=%d peer=%d error=%r", self.node_id, link.peer, str(err))
+                link.tls_failures += 1
+                if link.tls_failures % 100 == 1:
+                    log.info(
+                        "event=peer_tls_failed node=%d peer=%d error=%r failures=%d",
+                        self.node_id,
+                        link.peer,
+                        str(err),
+                        link.tls_failures,
+                    )
                 return
+            link.tls_failures = 0
             creds = grpc.ssl_channel_credentials(
                 root_certificates=ca, private_key=key, certificate_chain=cert
             )
