@@ -4,11 +4,13 @@ and DeleteRecords."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin import NewTopic as ConfluentNewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -223,3 +225,46 @@ def test_list_configs_take_append_and_subtract(broker: BrokerProcess) -> None:
     )
     admin.incremental_alter_configs([resource])[resource].result(timeout=DEADLINE_S)
     assert _describe(broker.bootstrap, "listy")["cleanup.policy"]["value"] == "compact"
+
+
+def _earliest_first_offset(bootstrap: str, topic: str, group: str) -> int:
+    """The first offset a new consumer group reads with auto.offset.reset=earliest."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                return int(records[0].offset)
+        raise AssertionError(f"{group} read nothing from {topic}")
+    finally:
+        consumer.close()
+
+
+def test_delete_records_moves_the_log_start(broker: BrokerProcess) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("trimmed", num_partitions=1, replication_factor=1)])
+    tp = TopicPartition("trimmed", 0)
+    # Ten records, in few batches: the new log start may fall inside one (Kafka allows that).
+    _produce(broker.bootstrap, "trimmed", list(range(1, 11)))
+    try:
+        answer = admin.delete_records({tp: 4})
+        assert answer[tp]["low_watermark"] == 4
+    finally:
+        admin.close()
+    assert _earliest_first_offset(broker.bootstrap, "trimmed", "after-trim") == 4
+    confluent = AdminClient({"bootstrap.servers": broker.bootstrap})
+    deleted = confluent.delete_records([ConfluentTopicPartition("trimmed", 0, 7)])
+    assert next(iter(deleted.values())).result(timeout=DEADLINE_S).low_watermark == 7
+    # Past the high watermark: OFFSET_OUT_OF_RANGE; -1 means "up to the high watermark".
+    beyond = confluent.delete_records([ConfluentTopicPartition("trimmed", 0, 11)])
+    with pytest.raises(KafkaException) as raised:
+        next(iter(beyond.values())).result(timeout=DEADLINE_S)
+    assert raised.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+    everything = confluent.delete_records([ConfluentTopicPartition("trimmed", 0, -1)])
+    assert next(iter(everything.values())).result(timeout=DEADLINE_S).low_watermark == 10

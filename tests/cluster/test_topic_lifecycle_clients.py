@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewPartitions, NewTopic
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
@@ -133,3 +135,61 @@ def test_consumer_offsets_is_flagged_internal(cluster: Cluster) -> None:
         assert flags["fresh-internal-check"] is False
     finally:
         admin.close()
+
+
+def _low_watermark(bootstrap: str, topic: str) -> int:
+    """The partition's log start as its leader reports it (ListOffsets earliest), retried while a leader
+    is being elected."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                low, _high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+                return int(low)
+            except KafkaException:
+                assert time.monotonic() < deadline, "no leader answered ListOffsets"
+    finally:
+        consumer.close()
+
+
+def test_delete_records_moves_the_log_start_on_every_replica(cluster: Cluster) -> None:
+    """Last in this module: it kills the partition's leader (restarted at the end)."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30_000)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 50})
+    try:
+        admin.create_topics([NewTopic("trim", 1, 3)], timeout_ms=20_000)
+        for i in range(10):
+            producer.produce("trim", value=f"v{i}".encode(), partition=0)
+        assert producer.flush(30) == 0
+        tp = KafkaTopicPartition("trim", 0)
+        assert admin.delete_records({tp: 4}, timeout_ms=20_000)[tp]["low_watermark"] == 4
+    finally:
+        admin.close()
+    assert _low_watermark(cluster.bootstrap, "trim") == 4
+    # The new log start is the cluster's, not the leader's alone: a new leader reports it too.
+    leader = _leaders(cluster.kafka_ports[1], "trim")[0]
+    cluster.brokers[leader].kill()
+    try:
+        assert _low_watermark(cluster.bootstrap, "trim") == 4
+        consumer = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "group.id": "after-trim",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            consumer.subscribe(["trim"])
+            deadline = time.monotonic() + 60
+            first = None
+            while first is None:
+                assert time.monotonic() < deadline, "the consumer read nothing"
+                msg = consumer.poll(0.5)
+                if msg is not None and msg.error() is None:
+                    first = msg.offset()
+            assert first == 4
+        finally:
+            consumer.close()
+    finally:
+        cluster.brokers[leader].start()

@@ -11,6 +11,7 @@ from streamraft_broker.handlers.cluster import (
 from streamraft_broker.handlers.cluster_membership import handle_broker_registration, handle_unregister_broker
 from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
 from streamraft_broker.handlers.context import Handler
+from streamraft_broker.handlers.delete_records import handle_delete_records
 from streamraft_broker.handlers.fetch import handle_fetch
 from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
@@ -39,6 +40,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.CREATE_TOPICS: handle_create_topics,
     ApiKey.DELETE_TOPICS: handle_delete_topics,
     ApiKey.CREATE_PARTITIONS: handle_create_partitions,
+    ApiKey.DELETE_RECORDS: handle_delete_records,
     ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,

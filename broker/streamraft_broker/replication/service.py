@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import shutil
@@ -32,6 +33,7 @@ from streamraft_broker.controller.state import (
     add_partitions_command,
     changes_between,
     create_topic_command,
+    delete_records_command,
     delete_topic_command,
     place_replicas,
 )
@@ -340,6 +342,8 @@ class ReplicationService:
             self._install_topic(change.topic)
         elif change.kind == "deleted":
             self._remove_topic(change.topic)
+        elif change.kind == "records_deleted":
+            self._apply_log_start(change.topic)
         else:
             self._add_partitions(change.topic, change.first_new)
 
@@ -528,7 +532,13 @@ class ReplicationService:
         def retain(gid: int, storage: Any) -> int:
             if not isinstance(storage, PartitionRaftStorage) or storage.log.closed:
                 return 0
-            return storage.retain(runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid))
+            applied, conf, conf_index = runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid)
+            dropped = storage.retain(applied, conf, conf_index)
+            floor = self._records_floor(gid)
+            if floor > storage.snapshot_offset:
+                # DeleteRecords not yet reclaimed (the floor was not applied here when it was set).
+                dropped += storage.retain_before(floor, applied, conf, conf_index)
+            return dropped
 
         for gid in list(self._storages):
             if gid not in runtime.groups():
@@ -540,6 +550,91 @@ class ReplicationService:
             except Exception:
                 log.exception("retention of raft group %d failed", gid)
         return dropped
+
+    def _records_floor(self, gid: int) -> int:
+        where = self._partitions.get(gid)
+        partition = self.registry.partition(*where) if where is not None else None
+        return partition.records_floor if partition is not None else 0
+
+    def _apply_log_start(self, meta: TopicMeta) -> None:
+        """DeleteRecords committed: every local copy hides the records before the new log start at once,
+        and the Raft groups hosted here drop the entries wholly before it (a snapshot, as retention)."""
+        topic = self.registry.get(meta.name)
+        if topic is None or topic.topic_id != meta.topic_id:
+            return
+        for index, offset in meta.log_start.items():
+            if index < len(topic.partitions) and offset > topic.partitions[index].records_floor:
+                topic.partitions[index].records_floor = offset
+                gid = meta.group(index)
+                if gid in self._storages:
+                    self._spawn(self._reclaim(gid, offset))
+
+    async def _reclaim(self, gid: int, offset: int) -> None:
+        runtime = self.runtime
+
+        def cut(storage: Any) -> int:
+            if not isinstance(storage, PartitionRaftStorage) or storage.log.closed:
+                return 0
+            return storage.retain_before(
+                offset, runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid)
+            )
+
+        try:
+            await runtime.with_storage(gid, cut)
+        except ConsensusError:
+            return  # the group went or is stopping; the retention loop tries again
+        except Exception:
+            log.exception("deleting records of raft group %d failed", gid)
+
+    async def delete_records(self, name: str, log_start: dict[int, int]) -> None:
+        """Commit new log starts for partitions of ``name`` through the controller log (this broker leads
+        them and checked the offsets); returns once applied here. Raises TopicError."""
+        meta = self.state.topics.get(name)
+        if meta is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        if self.runtime.is_leader(CONTROLLER_GROUP):
+            await self._propose_metadata(delete_records_command(name, meta.topic_id, log_start))
+        else:
+            await self._forward_delete_records(name, log_start)
+        # The controller answered once committed there; wait (briefly) for it to be applied here too.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + METADATA_LEADER_WAIT_S * 4
+        while loop.time() < deadline:
+            current = self.state.topics.get(name)
+            if current is None or all(current.log_start.get(p, 0) >= o for p, o in log_start.items()):
+                return
+            await asyncio.sleep(0.01)  # polls against a deadline: no "controller applied" event
+
+    async def _forward_delete_records(self, name: str, log_start: dict[int, int]) -> None:
+        """DeleteRecords to the controller's leader, which commits it as forwarded by a broker (see
+        handlers.delete_records); the first partition error it answers is raised as a TopicError."""
+        from kio.schema.delete_records.v2 import request as dr_req  # noqa: PLC0415
+        from kio.schema.types import TopicName  # noqa: PLC0415
+        from kio.static.primitive import i32, i32Timedelta, i64  # noqa: PLC0415
+
+        from streamraft_broker.replication import membership_rpc  # noqa: PLC0415
+
+        host, port = self.controller_address()
+        body = dr_req.DeleteRecordsRequest(
+            topics=(
+                dr_req.DeleteRecordsTopic(
+                    name=TopicName(name),
+                    partitions=tuple(
+                        dr_req.DeleteRecordsPartition(partition_index=i32(p), offset=i64(o))
+                        for p, o in sorted(log_start.items())
+                    ),
+                ),
+            ),
+            timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+        )
+        try:
+            answer = await membership_rpc.call(host, port, 21, 2, body)
+        except membership_rpc.ControllerUnreachable as exc:
+            raise TopicError(NOT_CONTROLLER, f"controller unreachable: {exc}") from None
+        for t in answer.topics:
+            for p in t.partitions:
+                if int(p.error_code) != 0:
+                    raise TopicError(int(p.error_code), f"controller answered error {int(p.error_code)}")
 
     def _install_topic(self, meta: TopicMeta) -> None:
         if self.registry.get(meta.name) is not None:
@@ -563,6 +658,7 @@ class ReplicationService:
                 directory = self.registry.data_dir / "logs" / f"{meta.name}-{i}"
                 shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the separate Raft log
             topic.partitions.append(self.registry._open_partition(topic, i))
+            topic.partitions[i].records_floor = meta.log_start.get(i, 0)
             if meta.replicas[i] != meta.origin[i] or i in meta.targets:
                 # Only from a snapshot: the partition moved after it was created. Its group must start from
                 # its origin (as a learner if this broker joined through a move): _ensure_hosting decides.
@@ -1168,6 +1264,9 @@ class ReplicationService:
         topic.partitions[index].close()
         shutil.rmtree(self.registry.data_dir / "logs" / f"{name}-{index}", ignore_errors=True)
         topic.partitions[index] = self.registry._open_partition(topic, index)
+        meta = self.state.topics.get(name)
+        if meta is not None:
+            topic.partitions[index].records_floor = meta.log_start.get(index, 0)
 
     async def _create_group_as(self, gid: int, voters: list[int], learners: list[int]) -> None:
         storage: PartitionRaftStorage | None = None
