@@ -142,4 +142,5 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         controller_id=controller_id,
         topics=tuple(entries),
         cluster_authorized_operations=-2147483648,
+        error_code=err(0),  # v13+: a top-level error (none here)
     )
