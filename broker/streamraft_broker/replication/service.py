@@ -564,10 +564,15 @@ class ReplicationService:
             return
         for index, offset in meta.log_start.items():
             if index < len(topic.partitions) and offset > topic.partitions[index].records_floor:
-                topic.partitions[index].records_floor = offset
+                partition = topic.partitions[index]
+                partition.records_floor = offset
                 gid = meta.group(index)
                 if gid in self._storages:
                     self._spawn(self._reclaim(gid, offset))
+                elif gid in self._partitions and not partition.is_memory and not partition.log.closed:
+                    # A separate Raft log: the partition log is a copy of what was applied (rebuilt from
+                    # the Raft log on restart), trimmed as retention trims it.
+                    partition.log.delete_records_before(min(offset, partition.log.log_end_offset))
 
     async def _reclaim(self, gid: int, offset: int) -> None:
         runtime = self.runtime
