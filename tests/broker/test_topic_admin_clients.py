@@ -17,6 +17,7 @@ from confluent_kafka.admin import NewTopic as ConfluentNewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka.admin import ConfigResourceType, NewTopic
+from kio.schema.describe_configs.v4 import request as dc_req
 from kio.schema.list_offsets.v10 import request as lo_req
 from kio.schema.metadata.v13 import request as md_req
 from kio.schema.types import BrokerId, TopicName
@@ -328,3 +329,27 @@ def test_list_offsets_v10_earliest_local_and_latest_tiered(broker: BrokerProcess
             ),
         )
     assert int(meta.error_code) == 0 and meta.topics[0].name == "local-only"
+
+
+def test_documentation_says_which_configs_streamraft_applies(broker: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([ConfluentNewTopic("documented", 1, 1)])["documented"].result(timeout=DEADLINE_S)
+    with WireClient(broker.host, broker.port) as wire:
+        answer = wire.request(
+            32,
+            4,
+            dc_req.DescribeConfigsRequest(
+                resources=(
+                    dc_req.DescribeConfigsResource(
+                        resource_type=i8(2),
+                        resource_name="documented",
+                        configuration_keys=("retention.ms", "min.cleanable.dirty.ratio"),
+                    ),
+                ),
+                include_synonyms=False,
+                include_documentation=True,
+            ),
+        )
+    docs = {c.name: c.documentation for c in answer.results[0].configs}
+    assert docs["retention.ms"] == "Applied by the partition log."
+    assert docs["min.cleanable.dirty.ratio"].startswith("Streamraft: accepted")

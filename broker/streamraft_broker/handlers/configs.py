@@ -55,6 +55,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
     entry_cls = nested(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsResourceResult")
     synonym_cls = nested_or_none(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsSynonym")
     with_synonyms = bool(getattr(request, "include_synonyms", False))
+    with_docs = bool(getattr(request, "include_documentation", False))
     results = []
     for res in request.resources:
         rtype, name = int(res.resource_type), res.resource_name
@@ -81,7 +82,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
                 if with_synonyms and synonym_cls is not None
                 else (),
                 config_type=int(c.type),
-                documentation=None,
+                documentation=c.documentation if with_docs else None,
             )
             for c in sorted(described, key=lambda c: c.name)
             if wanted is None or c.name in wanted
