@@ -780,6 +780,10 @@ class ReplicationService:
             return UNKNOWN_TOPIC_OR_PARTITION, -1, -1, []
         replicas = meta.replicas[index]
         gid = meta.group(index)
+        if gid in self._partitions and gid not in self.runtime.groups():
+            # This broker's replica is being created (a new topic or partition): it cannot know the leader
+            # yet, and a guess may name a follower (the client's first produce would fail).
+            return LEADER_NOT_AVAILABLE, -1, -1, replicas
         if gid not in self._partitions or gid not in self.runtime.groups():
             return self._guess_leader(replicas)
         leader = self.runtime.leader(gid)
