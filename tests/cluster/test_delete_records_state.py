@@ -1,6 +1,6 @@
-"""DeleteRecords in a replicated cluster, below the network: the controller command that records new log
-starts (applied, snapshotted, replayed as a change) and the partition storage dropping whole Raft entries
-before one (as retention does, through a snapshot)."""
+"""DeleteRecords and config changes in a replicated cluster, below the network: the controller commands
+that record new log starts and topic configs (applied, snapshotted, replayed as a change) and the partition
+storage dropping whole Raft entries before a log start (as retention does, through a snapshot)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamraft_broker.controller.state import (
     ControllerState,
+    alter_configs_command,
     changes_between,
     create_topic_command,
     delete_records_command,
@@ -67,3 +68,16 @@ def test_retain_before_drops_whole_entries_before_the_batch_holding_the_offset(t
     assert (again.snapshot_offset, again.first_index(), again.last_index()) == (15, 7, 11)
     assert again.data_range(11) == (27, 30)
     again.close()
+
+
+def test_alter_configs_command_replaces_a_topics_overrides_and_survives_snapshots() -> None:
+    state = ControllerState()
+    topic_id = uuid.uuid4()
+    state.apply(create_topic_command("t", topic_id, [[1, 2, 3]], {"retention.ms": "1"}))
+    before = ControllerState.from_snapshot(state.to_snapshot())
+    change = state.apply(alter_configs_command("t", topic_id, {"segment.ms": "5"}))
+    assert change is not None and change.kind == "configs"
+    assert state.topics["t"].configs == {"segment.ms": "5"}
+    assert state.apply(alter_configs_command("t", uuid.uuid4(), {})) is None  # an older incarnation
+    restored = ControllerState.from_snapshot(state.to_snapshot())
+    assert [c.kind for c in changes_between(before, restored)] == ["configs"]

@@ -15,7 +15,10 @@ from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewPartitions, NewTopic
+from kio.schema.describe_configs.v4 import request as dc_req
+from kio.schema.incremental_alter_configs.v1 import request as iac_req
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+from kio.static.primitive import i8
 
 from tests.cluster.launcher import Cluster, wait_controller
 from tests.support.wire import WireClient
@@ -135,6 +138,65 @@ def test_consumer_offsets_is_flagged_internal(cluster: Cluster) -> None:
         assert flags["fresh-internal-check"] is False
     finally:
         admin.close()
+
+
+def _topic_config(port: int, topic: str, name: str) -> str | None:
+    with WireClient("127.0.0.1", port) as wire:
+        answer = wire.request(
+            32,
+            4,
+            dc_req.DescribeConfigsRequest(
+                resources=(
+                    dc_req.DescribeConfigsResource(
+                        resource_type=i8(2), resource_name=topic, configuration_keys=(name,)
+                    ),
+                ),
+                include_synonyms=False,
+                include_documentation=False,
+            ),
+        )
+    configs = answer.results[0].configs
+    return configs[0].value if configs else None
+
+
+def test_config_changes_go_through_the_controller_to_every_broker(cluster: Cluster) -> None:
+    """IncrementalAlterConfigs sent to a broker that does not lead the controller group is forwarded there;
+    every broker then applies and reports the new value."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic("tuned", 1, 3)], timeout_ms=20_000)
+    finally:
+        admin.close()
+    controller = wait_controller(cluster)
+    other = next(n for n in sorted(cluster.kafka_ports) if n != controller)
+    with WireClient("127.0.0.1", cluster.kafka_ports[other]) as wire:
+        answer = wire.request(
+            44,
+            1,
+            iac_req.IncrementalAlterConfigsRequest(
+                resources=(
+                    iac_req.AlterConfigsResource(
+                        resource_type=i8(2),
+                        resource_name="tuned",
+                        configs=(
+                            iac_req.AlterableConfig(
+                                name="retention.ms", config_operation=i8(0), value="3600000"
+                            ),
+                        ),
+                    ),
+                ),
+                validate_only=False,
+            ),
+        )
+    assert int(answer.responses[0].error_code) == 0, answer
+    deadline = time.monotonic() + 10
+    values = {}
+    while time.monotonic() < deadline:
+        values = {n: _topic_config(port, "tuned", "retention.ms") for n, port in cluster.kafka_ports.items()}
+        if set(values.values()) == {"3600000"}:
+            break
+        time.sleep(0.05)  # pacing: the followers apply the controller's commit a moment later
+    assert set(values.values()) == {"3600000"}, values
 
 
 def _low_watermark(bootstrap: str, topic: str) -> int:

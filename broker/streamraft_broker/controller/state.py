@@ -152,6 +152,13 @@ def delete_records_command(name: str, topic_id: uuid.UUID, log_start: dict[int, 
     ).encode()
 
 
+def alter_configs_command(name: str, topic_id: uuid.UUID, configs: dict[str, str]) -> bytes:
+    """IncrementalAlterConfigs: the topic's complete config overrides after the change."""
+    return json.dumps(
+        {"op": "alter_configs", "name": name, "id": str(topic_id), "configs": configs}, sort_keys=True
+    ).encode()
+
+
 def register_broker_command(reg: BrokerReg) -> bytes:
     return json.dumps(
         {
@@ -193,7 +200,8 @@ class Change:
     cancelled) or reassigned (a move finished); None-returning applies changed nothing."""
 
     kind: str
-    """Also records_deleted: DeleteRecords moved some partitions' log start (see TopicMeta.log_start)."""
+    """Also records_deleted: DeleteRecords moved some partitions' log start (see TopicMeta.log_start); and
+    configs: the topic's config overrides changed."""
     topic: TopicMeta | None = None
     first_new: int = 0
     broker: BrokerReg | None = None
@@ -327,6 +335,12 @@ class ControllerState:
                     found.log_start[p] = int(offset)
                     moved = True
             return Change("records_deleted", found) if moved else None
+        if op == "alter_configs":
+            found = self.topics.get(str(cmd["name"]))
+            if found is None or str(found.topic_id) != str(cmd["id"]):
+                return None
+            found.configs = {str(k): str(v) for k, v in cmd["configs"].items()}
+            return Change("configs", found)
         if op in ("register_broker", "decommission_broker", "unregister_broker"):
             return self._apply_broker(op, cmd)
         if op in ("reassign", "reassigned"):
@@ -464,6 +478,8 @@ def changes_between(old: ControllerState, new: ControllerState) -> list[Change]:
             changes.append(Change("extended", meta, len(was.replicas)))
         if meta.log_start != was.log_start:
             changes.append(Change("records_deleted", meta))
+        if meta.configs != was.configs:
+            changes.append(Change("configs", meta))
         for p, (before, now_replicas) in enumerate(zip(was.replicas, meta.replicas, strict=False)):
             if now_replicas != before:
                 moves.append(Change("reassigned", meta, partition=p, before=before))

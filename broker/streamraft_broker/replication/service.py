@@ -31,12 +31,14 @@ from streamraft_broker.controller.state import (
     ControllerState,
     TopicMeta,
     add_partitions_command,
+    alter_configs_command,
     changes_between,
     create_topic_command,
     delete_records_command,
     delete_topic_command,
     place_replicas,
 )
+from streamraft_broker.log.config import LogConfig
 from streamraft_broker.log.partition import PartitionLog, wall_clock_ms
 from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.producer.snapshot import list_snapshots
@@ -64,6 +66,7 @@ from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
 from streamraft_broker.topics import partition_metadata
 from streamraft_broker.topics import registry as registry_module
+from streamraft_broker.topics.configs import log_configs
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
     INVALID_REPLICATION_FACTOR,
@@ -344,6 +347,8 @@ class ReplicationService:
             self._remove_topic(change.topic)
         elif change.kind == "records_deleted":
             self._apply_log_start(change.topic)
+        elif change.kind == "configs":
+            self._apply_configs(change.topic)
         else:
             self._add_partitions(change.topic, change.first_new)
 
@@ -609,6 +614,70 @@ class ReplicationService:
             if current is None or all(current.log_start.get(p, 0) >= o for p, o in log_start.items()):
                 return
             await asyncio.sleep(0.01)  # polls against a deadline: no "controller applied" event
+
+    def _apply_configs(self, meta: TopicMeta) -> None:
+        """A topic's configs changed in the controller log: the partition logs here apply them."""
+        topic = self.registry.get(meta.name)
+        if topic is None or topic.topic_id != meta.topic_id:
+            return
+        topic.configs = dict(meta.configs)
+        log_config = LogConfig.from_topic_configs(log_configs(topic.configs))
+        for p in topic.partitions:
+            if not p.is_memory and not p.log.closed:
+                p.log.update_config(log_config)
+        log.info("event=topic_configs_applied topic=%s", meta.name)
+
+    async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Commit a topic's new (validated) config overrides through the controller log (this broker leads
+        it); returns once applied here."""
+        meta = self.state.topics.get(name)
+        if meta is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        await self._propose_metadata(alter_configs_command(name, meta.topic_id, configs))
+
+    async def forward_alter_configs(self, resource: Any, validate_only: bool) -> None:
+        """IncrementalAlterConfigs of one topic, to the controller's leader (which answers once the change
+        is committed); its error is raised as a TopicError. Waits briefly for the change to apply here."""
+        from kio.schema.incremental_alter_configs.v1 import request as iac_req  # noqa: PLC0415
+        from kio.static.primitive import i8  # noqa: PLC0415
+
+        from streamraft_broker.replication import membership_rpc  # noqa: PLC0415
+
+        host, port = self.controller_address()
+        body = iac_req.IncrementalAlterConfigsRequest(
+            resources=(
+                iac_req.AlterConfigsResource(
+                    resource_type=i8(int(resource.resource_type)),
+                    resource_name=str(resource.resource_name),
+                    configs=tuple(
+                        iac_req.AlterableConfig(
+                            name=str(c.name), config_operation=i8(int(c.config_operation)), value=c.value
+                        )
+                        for c in resource.configs
+                    ),
+                ),
+            ),
+            validate_only=validate_only,
+        )
+        before = self.runtime.applied(CONTROLLER_GROUP)
+        try:
+            answer = await membership_rpc.call(host, port, 44, 1, body)
+        except membership_rpc.ControllerUnreachable as exc:
+            raise TopicError(NOT_CONTROLLER, f"controller unreachable: {exc}") from None
+        for r in answer.responses:
+            if int(r.error_code) != 0:
+                raise TopicError(
+                    int(r.error_code), r.error_message or f"controller error {int(r.error_code)}"
+                )
+        if validate_only:
+            return
+        # Committed on the controller: applied here a moment later (so a DescribeConfigs sent here next sees
+        # it). Polls against a deadline: there is no "controller applied up to" event.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + METADATA_LEADER_WAIT_S * 4
+        target = self.runtime.status(CONTROLLER_GROUP).hard_state.commit
+        while self.runtime.applied(CONTROLLER_GROUP) < max(target, before + 1) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
 
     async def _forward_delete_records(self, name: str, log_start: dict[int, int]) -> None:
         """DeleteRecords to the controller's leader, which commits it as forwarded by a broker (see
