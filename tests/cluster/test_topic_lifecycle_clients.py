@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
@@ -220,12 +220,16 @@ def test_delete_records_moves_the_log_start_on_every_replica(cluster: Cluster) -
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30_000)
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 50})
     try:
-        admin.create_topics([NewTopic("trim", 1, 3)], timeout_ms=20_000)
-        for i in range(10):
-            producer.produce("trim", value=f"v{i}".encode(), partition=0)
+        # Three partitions: their leaders are likely not all the controller's leader, so some requests
+        # take the path where the partition leader forwards the new log start to the controller.
+        admin.create_topics([NewTopic("trim", 3, 3)], timeout_ms=20_000)
+        for p in range(3):
+            for i in range(10):
+                producer.produce("trim", value=f"v{i}".encode(), partition=p)
         assert producer.flush(30) == 0
-        tp = KafkaTopicPartition("trim", 0)
-        assert admin.delete_records({tp: 4}, timeout_ms=20_000)[tp]["low_watermark"] == 4
+        parts = [KafkaTopicPartition("trim", p) for p in range(3)]
+        answer = admin.delete_records({tp: 4 + tp.partition for tp in parts}, timeout_ms=20_000)
+        assert [answer[tp]["low_watermark"] for tp in parts] == [4, 5, 6]
     finally:
         admin.close()
     assert _low_watermark(cluster.bootstrap, "trim") == 4
@@ -242,7 +246,7 @@ def test_delete_records_moves_the_log_start_on_every_replica(cluster: Cluster) -
             }
         )
         try:
-            consumer.subscribe(["trim"])
+            consumer.assign([TopicPartition("trim", 0, OFFSET_BEGINNING)])
             deadline = time.monotonic() + 60
             first = None
             while first is None:

@@ -57,7 +57,10 @@ async def handle_delete_records(ctx: BrokerContext, header: RequestHeader, reque
         moves: dict[int, int] = {}
         for p in t.partitions:
             index, offset = int(p.partition_index), int(p.offset)
-            code, target = (0, offset) if forwarded else _target(ctx, t.name, index, offset)
+            if forwarded:
+                code, target = (0, offset) if offset >= 0 else (OFFSET_OUT_OF_RANGE, -1)
+            else:
+                code, target = _target(ctx, t.name, index, offset)
             results[index] = (code, target)
             if code == 0:
                 moves[index] = target

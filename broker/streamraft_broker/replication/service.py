@@ -606,6 +606,12 @@ class ReplicationService:
             await self._propose_metadata(delete_records_command(name, meta.topic_id, log_start))
         else:
             await self._forward_delete_records(name, log_start)
+        log.info(
+            "event=records_deleted topic=%s log_start=%s via_controller_leader=%s",
+            name,
+            log_start,
+            self.controller_id(),
+        )
         # The controller answered once committed there; wait (briefly) for it to be applied here too.
         loop = asyncio.get_running_loop()
         deadline = loop.time() + METADATA_LEADER_WAIT_S * 4
@@ -837,10 +843,14 @@ class ReplicationService:
         leader = self.runtime.leader(CONTROLLER_GROUP)
         return leader if leader else -1
 
-    def brokers(self) -> list[Member] | list[BrokerReg]:
-        """Registered brokers not decommissioned; the static member list until a registration applies."""
-        registered = [b for _, b in sorted(self.state.brokers.items()) if b.state != "decommissioned"]
-        return registered or [self.members[n] for n in sorted(self.members)]
+    def brokers(self) -> list[Member | BrokerReg]:
+        """Registered brokers not decommissioned, plus static members not registered yet (a partition may
+        already name one as its leader: a client must find its address in Metadata)."""
+        registered: list[Member | BrokerReg] = [
+            b for _, b in sorted(self.state.brokers.items()) if b.state != "decommissioned"
+        ]
+        registered += [self.members[n] for n in sorted(self.members) if n not in self.state.brokers]
+        return sorted(registered, key=lambda b: b.node_id)
 
     def partition_view(self, topic: str, index: int) -> tuple[int, int, int, list[int]]:
         """(error_code, leader, leader_epoch, replicas) for Metadata."""
