@@ -41,6 +41,9 @@ def admin_client(bootstrap: Sequence[str]) -> AdminClient:
         "bootstrap.servers": ",".join(bootstrap),
         "socket.timeout.ms": int(METADATA_TIMEOUT_S * 1000),
         "client.id": "streamraft-operator",
+        # Asking about a topic must never create it (brokers default to Kafka's auto.create.topics.enable
+        # true, and librdkafka lets producer-type handles such as AdminClient ask for creation).
+        "allow.auto.create.topics": False,
         # librdkafka's own log lines go through Python logging instead of stderr.
         "logger": _KAFKA_LOG,
     }

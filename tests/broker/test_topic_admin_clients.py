@@ -4,19 +4,28 @@ and DeleteRecords."""
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as ConfluentTopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin import NewTopic as ConfluentNewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka.admin import ConfigResourceType, NewTopic
+from kio.schema.describe_configs.v4 import request as dc_req
+from kio.schema.list_offsets.v10 import request as lo_req
+from kio.schema.metadata.v13 import request as md_req
+from kio.schema.types import BrokerId, TopicName
+from kio.static.primitive import i8, i32, i32Timedelta, i64
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
+from tests.support.wire import WireClient
 
 DEADLINE_S = 30.0
 
@@ -223,3 +232,124 @@ def test_list_configs_take_append_and_subtract(broker: BrokerProcess) -> None:
     )
     admin.incremental_alter_configs([resource])[resource].result(timeout=DEADLINE_S)
     assert _describe(broker.bootstrap, "listy")["cleanup.policy"]["value"] == "compact"
+
+
+def _earliest_first_offset(bootstrap: str, topic: str, group: str) -> int:
+    """The first offset a new consumer group reads with auto.offset.reset=earliest."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                return int(records[0].offset)
+        raise AssertionError(f"{group} read nothing from {topic}")
+    finally:
+        consumer.close()
+
+
+def test_delete_records_moves_the_log_start(broker: BrokerProcess) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("trimmed", num_partitions=1, replication_factor=1)])
+    tp = TopicPartition("trimmed", 0)
+    # Ten records, in few batches: the new log start may fall inside one (Kafka allows that).
+    _produce(broker.bootstrap, "trimmed", list(range(1, 11)))
+    try:
+        answer = admin.delete_records({tp: 4})
+        assert answer[tp]["low_watermark"] == 4
+    finally:
+        admin.close()
+    assert _earliest_first_offset(broker.bootstrap, "trimmed", "after-trim") == 4
+    confluent = AdminClient({"bootstrap.servers": broker.bootstrap})
+    deleted = confluent.delete_records([ConfluentTopicPartition("trimmed", 0, 7)])
+    assert next(iter(deleted.values())).result(timeout=DEADLINE_S).low_watermark == 7
+    # Past the high watermark: OFFSET_OUT_OF_RANGE; -1 means "up to the high watermark".
+    beyond = confluent.delete_records([ConfluentTopicPartition("trimmed", 0, 11)])
+    with pytest.raises(KafkaException) as raised:
+        next(iter(beyond.values())).result(timeout=DEADLINE_S)
+    assert raised.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+    everything = confluent.delete_records([ConfluentTopicPartition("trimmed", 0, -1)])
+    assert next(iter(everything.values())).result(timeout=DEADLINE_S).low_watermark == 10
+
+
+def test_list_offsets_v10_earliest_local_and_latest_tiered(broker: BrokerProcess) -> None:
+    """ListOffsets v8+ asks for the earliest local offset (-4) and v9+ for the latest tiered one (-5): with
+    no tiered storage, the log start and "none" (offset -1), as Kafka answers. Metadata v13 answers too."""
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic("local-only", num_partitions=1, replication_factor=1)])
+    _produce(broker.bootstrap, "local-only", [1, 2, 3])
+    tp = TopicPartition("local-only", 0)
+    try:
+        admin.delete_records({tp: 1})
+    finally:
+        admin.close()
+
+    def list_offset(timestamp: int) -> tuple[int, int, int]:
+        with WireClient(broker.host, broker.port) as wire:
+            answer = wire.request(
+                2,
+                10,
+                lo_req.ListOffsetsRequest(
+                    replica_id=BrokerId(-1),
+                    isolation_level=i8(0),
+                    topics=(
+                        lo_req.ListOffsetsTopic(
+                            name=TopicName("local-only"),
+                            partitions=(
+                                lo_req.ListOffsetsPartition(
+                                    partition_index=i32(0),
+                                    current_leader_epoch=i32(-1),
+                                    timestamp=i64(timestamp),
+                                ),
+                            ),
+                        ),
+                    ),
+                    timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+                ),
+            )
+        part = answer.topics[0].partitions[0]
+        return int(part.error_code), int(part.offset), int(part.timestamp)
+
+    assert list_offset(-4) == (0, 1, -1)
+    assert list_offset(-5) == (0, -1, -1)
+    assert list_offset(-2) == (0, 1, -1)
+    with WireClient(broker.host, broker.port) as wire:
+        meta = wire.request(
+            3,
+            13,
+            md_req.MetadataRequest(
+                topics=(md_req.MetadataRequestTopic(topic_id=None, name=TopicName("local-only")),),
+                allow_auto_topic_creation=False,
+                include_topic_authorized_operations=False,
+            ),
+        )
+    assert int(meta.error_code) == 0 and meta.topics[0].name == "local-only"
+
+
+def test_documentation_says_which_configs_streamraft_applies(broker: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([ConfluentNewTopic("documented", 1, 1)])["documented"].result(timeout=DEADLINE_S)
+    with WireClient(broker.host, broker.port) as wire:
+        answer = wire.request(
+            32,
+            4,
+            dc_req.DescribeConfigsRequest(
+                resources=(
+                    dc_req.DescribeConfigsResource(
+                        resource_type=i8(2),
+                        resource_name="documented",
+                        configuration_keys=("retention.ms", "min.cleanable.dirty.ratio"),
+                    ),
+                ),
+                include_synonyms=False,
+                include_documentation=True,
+            ),
+        )
+    docs = {c.name: c.documentation for c in answer.results[0].configs}
+    assert docs["retention.ms"] == "Applied by the partition log."
+    assert docs["min.cleanable.dirty.ratio"].startswith("Streamraft: accepted")

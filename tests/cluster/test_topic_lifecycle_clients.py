@@ -10,10 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import NewPartitions, NewTopic
+from kio.schema.describe_configs.v4 import request as dc_req
+from kio.schema.incremental_alter_configs.v1 import request as iac_req
 from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+from kio.static.primitive import i8
 
 from tests.support.launcher import Cluster, wait_controller
 from tests.support.wire import WireClient
@@ -133,3 +138,124 @@ def test_consumer_offsets_is_flagged_internal(cluster: Cluster) -> None:
         assert flags["fresh-internal-check"] is False
     finally:
         admin.close()
+
+
+def _topic_config(port: int, topic: str, name: str) -> str | None:
+    with WireClient("127.0.0.1", port) as wire:
+        answer = wire.request(
+            32,
+            4,
+            dc_req.DescribeConfigsRequest(
+                resources=(
+                    dc_req.DescribeConfigsResource(
+                        resource_type=i8(2), resource_name=topic, configuration_keys=(name,)
+                    ),
+                ),
+                include_synonyms=False,
+                include_documentation=False,
+            ),
+        )
+    configs = answer.results[0].configs
+    return configs[0].value if configs else None
+
+
+def test_config_changes_go_through_the_controller_to_every_broker(cluster: Cluster) -> None:
+    """IncrementalAlterConfigs sent to a broker that does not lead the controller group is forwarded there;
+    every broker then applies and reports the new value."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30_000)
+    try:
+        admin.create_topics([NewTopic("tuned", 1, 3)], timeout_ms=20_000)
+    finally:
+        admin.close()
+    controller = wait_controller(cluster)
+    other = next(n for n in sorted(cluster.kafka_ports) if n != controller)
+    with WireClient("127.0.0.1", cluster.kafka_ports[other]) as wire:
+        answer = wire.request(
+            44,
+            1,
+            iac_req.IncrementalAlterConfigsRequest(
+                resources=(
+                    iac_req.AlterConfigsResource(
+                        resource_type=i8(2),
+                        resource_name="tuned",
+                        configs=(
+                            iac_req.AlterableConfig(
+                                name="retention.ms", config_operation=i8(0), value="3600000"
+                            ),
+                        ),
+                    ),
+                ),
+                validate_only=False,
+            ),
+        )
+    assert int(answer.responses[0].error_code) == 0, answer
+    deadline = time.monotonic() + 10
+    values = {}
+    while time.monotonic() < deadline:
+        values = {n: _topic_config(port, "tuned", "retention.ms") for n, port in cluster.kafka_ports.items()}
+        if set(values.values()) == {"3600000"}:
+            break
+        time.sleep(0.05)  # pacing: the followers apply the controller's commit a moment later
+    assert set(values.values()) == {"3600000"}, values
+
+
+def _low_watermark(bootstrap: str, topic: str) -> int:
+    """The partition's log start as its leader reports it (ListOffsets earliest), retried while a leader
+    is being elected."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                low, _high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+                return int(low)
+            except KafkaException:
+                assert time.monotonic() < deadline, "no leader answered ListOffsets"
+    finally:
+        consumer.close()
+
+
+def test_delete_records_moves_the_log_start_on_every_replica(cluster: Cluster) -> None:
+    """Last in this module: it kills the partition's leader (restarted at the end)."""
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30_000)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 50})
+    try:
+        # Three partitions: their leaders are likely not all the controller's leader, so some requests
+        # take the path where the partition leader forwards the new log start to the controller.
+        admin.create_topics([NewTopic("trim", 3, 3)], timeout_ms=20_000)
+        for p in range(3):
+            for i in range(10):
+                producer.produce("trim", value=f"v{i}".encode(), partition=p)
+        assert producer.flush(30) == 0
+        parts = [KafkaTopicPartition("trim", p) for p in range(3)]
+        answer = admin.delete_records({tp: 4 + tp.partition for tp in parts}, timeout_ms=20_000)
+        assert [answer[tp]["low_watermark"] for tp in parts] == [4, 5, 6]
+    finally:
+        admin.close()
+    assert _low_watermark(cluster.bootstrap, "trim") == 4
+    # The new log start is the cluster's, not the leader's alone: a new leader reports it too.
+    leader = _leaders(cluster.kafka_ports[1], "trim")[0]
+    cluster.brokers[leader].kill()
+    try:
+        assert _low_watermark(cluster.bootstrap, "trim") == 4
+        consumer = Consumer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "group.id": "after-trim",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            consumer.assign([TopicPartition("trim", 0, OFFSET_BEGINNING)])
+            deadline = time.monotonic() + 60
+            first = None
+            while first is None:
+                assert time.monotonic() < deadline, "the consumer read nothing"
+                msg = consumer.poll(0.5)
+                if msg is not None and msg.error() is None:
+                    first = msg.offset()
+            assert first == 4
+        finally:
+            consumer.close()
+    finally:
+        cluster.brokers[leader].start()

@@ -120,6 +120,9 @@ class TopicMeta:
     replica added later starts from so replaying the group's membership changes gives the true one."""
     targets: dict[int, list[int]] = field(default_factory=dict)
     """Partitions being moved -> their target replicas."""
+    log_start: dict[int, int] = field(default_factory=dict)
+    """Partition -> the log start DeleteRecords moved it to: every replica hides the records before it (and
+    drops them, at the batch boundary at or before it, through a partition snapshot as retention does)."""
 
     def group(self, partition: int) -> int:
         return group_id_for(self.topic_id, partition)
@@ -140,6 +143,26 @@ def delete_topic_command(name: str) -> bytes:
 
 def add_partitions_command(name: str, replicas: list[list[int]]) -> bytes:
     return json.dumps({"op": "add_partitions", "name": name, "replicas": replicas}, sort_keys=True).encode()
+
+
+def delete_records_command(name: str, topic_id: uuid.UUID, log_start: dict[int, int]) -> bytes:
+    """DeleteRecords: move these partitions' log start forward (never back) to the given offsets."""
+    return json.dumps(
+        {
+            "op": "delete_records",
+            "name": name,
+            "id": str(topic_id),
+            "log_start": {str(p): o for p, o in log_start.items()},
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def alter_configs_command(name: str, topic_id: uuid.UUID, configs: dict[str, str]) -> bytes:
+    """IncrementalAlterConfigs: the topic's complete config overrides after the change."""
+    return json.dumps(
+        {"op": "alter_configs", "name": name, "id": str(topic_id), "configs": configs}, sort_keys=True
+    ).encode()
 
 
 def register_broker_command(reg: BrokerReg) -> bytes:
@@ -183,6 +206,8 @@ class Change:
     cancelled) or reassigned (a move finished); None-returning applies changed nothing."""
 
     kind: str
+    """Also records_deleted: DeleteRecords moved some partitions' log start (see TopicMeta.log_start); and
+    configs: the topic's config overrides changed."""
     topic: TopicMeta | None = None
     first_new: int = 0
     broker: BrokerReg | None = None
@@ -326,6 +351,23 @@ class ControllerState:
             found.replicas.extend(added)
             found.origin.extend(list(rs) for rs in added)
             return Change("extended", found, first_new)
+        if op == "delete_records":
+            found = self.topics.get(str(cmd["name"]))
+            if found is None or str(found.topic_id) != str(cmd["id"]):
+                return None  # the topic went (or was created again) since the request
+            moved = False
+            for p_s, offset in cmd["log_start"].items():
+                p = int(p_s)
+                if 0 <= p < len(found.replicas) and int(offset) > found.log_start.get(p, 0):
+                    found.log_start[p] = int(offset)
+                    moved = True
+            return Change("records_deleted", found) if moved else None
+        if op == "alter_configs":
+            found = self.topics.get(str(cmd["name"]))
+            if found is None or str(found.topic_id) != str(cmd["id"]):
+                return None
+            found.configs = {str(k): str(v) for k, v in cmd["configs"].items()}
+            return Change("configs", found)
         if op in ("register_broker", "decommission_broker", "unregister_broker"):
             return self._apply_broker(op, cmd)
         if op in ("reassign", "reassigned"):
@@ -396,6 +438,7 @@ def _topic_json(t: TopicMeta) -> dict[str, Any]:
         "origin": t.origin,
         # JSON object keys are strings; the partition index is restored as an int.
         "targets": {str(p): rs for p, rs in t.targets.items()},
+        "log_start": {str(p): o for p, o in t.log_start.items()},
     }
 
 
@@ -407,6 +450,8 @@ def _topic_from_json(t: Any) -> TopicMeta:
         {str(k): str(v) for k, v in t["configs"].items()},
         origin=[[int(b) for b in rs] for rs in t["origin"]],
         targets={int(p): [int(b) for b in rs] for p, rs in t["targets"].items()},
+        # Absent from snapshots written before DeleteRecords existed.
+        log_start={int(p): int(o) for p, o in t.get("log_start", {}).items()},
     )
     # Hosting a partition reads its origin; a target names an existing partition.
     if len(meta.origin) != len(meta.replicas) or any(not 0 <= p < len(meta.replicas) for p in meta.targets):
@@ -464,6 +509,10 @@ def changes_between(old: ControllerState, new: ControllerState) -> list[Change]:
             continue
         if len(meta.replicas) > len(was.replicas):
             changes.append(Change("extended", meta, len(was.replicas)))
+        if meta.log_start != was.log_start:
+            changes.append(Change("records_deleted", meta))
+        if meta.configs != was.configs:
+            changes.append(Change("configs", meta))
         for p, (before, now_replicas) in enumerate(zip(was.replicas, meta.replicas, strict=False)):
             if now_replicas != before:
                 moves.append(Change("reassigned", meta, partition=p, before=before))

@@ -13,6 +13,7 @@ from streamraft_broker.handlers.cluster import (
 from streamraft_broker.handlers.cluster_membership import handle_broker_registration, handle_unregister_broker
 from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
 from streamraft_broker.handlers.context import Handler
+from streamraft_broker.handlers.delete_records import handle_delete_records
 from streamraft_broker.handlers.fetch import handle_fetch
 from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
@@ -45,6 +46,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.DESCRIBE_ACLS: handle_describe_acls,
     ApiKey.CREATE_ACLS: handle_create_acls,
     ApiKey.DELETE_ACLS: handle_delete_acls,
+    ApiKey.DELETE_RECORDS: handle_delete_records,
     ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,

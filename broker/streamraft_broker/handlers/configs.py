@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.handlers.authz import config_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, nested_or_none, response_type
@@ -62,6 +63,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
     entry_cls = nested(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsResourceResult")
     synonym_cls = nested_or_none(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsSynonym")
     with_synonyms = bool(getattr(request, "include_synonyms", False))
+    with_docs = bool(getattr(request, "include_documentation", False))
     results = []
     for res in request.resources:
         rtype, name = int(res.resource_type), res.resource_name
@@ -91,7 +93,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
                 if with_synonyms and synonym_cls is not None
                 else (),
                 config_type=int(c.type),
-                documentation=None,
+                documentation=c.documentation if with_docs else None,
             )
             for c in sorted(described, key=lambda c: c.name)
             if wanted is None or c.name in wanted
@@ -113,6 +115,61 @@ def _list_items(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(",") if p.strip()]
 
 
+def _altered(current: dict[str, str], res: Any) -> dict[str, str]:
+    """The topic's configs after the resource's SET/DELETE/APPEND/SUBTRACT operations."""
+    updated = dict(current)
+    for c in res.configs:
+        op = int(c.config_operation)
+        if op == SET:
+            if c.value is None:
+                raise TopicError(INVALID_CONFIG, f"config {c.name!r}: SET needs a value")
+            updated[c.name] = c.value
+        elif op == DELETE:
+            updated.pop(c.name, None)
+        elif op in (APPEND, SUBTRACT):
+            # Only list configs take APPEND/SUBTRACT (as in Kafka), item by item.
+            definition = TOPIC_CONFIGS.get(c.name)
+            if definition is None or definition.type is not ConfigType.LIST:
+                raise TopicError(INVALID_CONFIG, f"config {c.name!r}: APPEND/SUBTRACT need a list config")
+            items = _list_items(updated.get(c.name, definition.default))
+            given = _list_items(c.value)
+            if op == APPEND:
+                items += [v for v in given if v not in items]
+            else:
+                items = [v for v in items if v not in given]
+            updated[c.name] = ",".join(items)
+        else:
+            raise TopicError(INVALID_CONFIG, f"config {c.name!r}: operation {op} is not supported")
+    return updated
+
+
+async def _alter_topic(ctx: BrokerContext, res: Any, validate_only: bool) -> None:
+    name = res.resource_name
+    rep = ctx.extra.get("replication")
+    if rep is None:
+        topic = ctx.registry.get(name)
+        if topic is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        updated = _altered(topic.configs, res)
+        if validate_only:
+            ctx.registry.check_configs(updated)
+        else:
+            ctx.registry.set_configs(name, updated)
+        return
+    # Replicated: topic configs live in the controller log, so every broker applies a change (and keeps it
+    # across restarts). The controller's leader decides; another broker forwards the resource to it.
+    if not rep.runtime.is_leader(CONTROLLER_GROUP):
+        await rep.forward_alter_configs(res, validate_only)
+        return
+    meta = rep.state.topics.get(name)
+    if meta is None:
+        raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+    updated = _altered(meta.configs, res)
+    ctx.registry.check_configs(updated)
+    if not validate_only:
+        await rep.alter_topic_configs(name, updated)
+
+
 async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.INCREMENTAL_ALTER_CONFIGS, version, "AlterConfigsResourceResponse")
@@ -125,38 +182,7 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHe
                 raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
             if rtype != TOPIC:
                 raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
-            topic = ctx.registry.get(name)
-            if topic is None:
-                raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-            updated = dict(topic.configs)
-            for c in res.configs:
-                op = int(c.config_operation)
-                if op == SET:
-                    if c.value is None:
-                        raise TopicError(INVALID_CONFIG, f"config {c.name!r}: SET needs a value")
-                    updated[c.name] = c.value
-                elif op == DELETE:
-                    updated.pop(c.name, None)
-                elif op in (APPEND, SUBTRACT):
-                    # Only list configs take APPEND/SUBTRACT (as in Kafka), item by item.
-                    definition = TOPIC_CONFIGS.get(c.name)
-                    if definition is None or definition.type is not ConfigType.LIST:
-                        raise TopicError(
-                            INVALID_CONFIG, f"config {c.name!r}: APPEND/SUBTRACT need a list config"
-                        )
-                    current = _list_items(updated.get(c.name, definition.default))
-                    given = _list_items(c.value)
-                    if op == APPEND:
-                        items = current + [v for v in given if v not in current]
-                    else:
-                        items = [v for v in current if v not in given]
-                    updated[c.name] = ",".join(items)
-                else:
-                    raise TopicError(INVALID_CONFIG, f"config {c.name!r}: operation {op} is not supported")
-            if request.validate_only:
-                ctx.registry.check_configs(updated)
-            else:
-                ctx.registry.set_configs(name, updated)
+            await _alter_topic(ctx, res, bool(request.validate_only))
         except TopicError as exc:
             code, message = exc.error_code, str(exc)
             ctx.metrics.record_error(code)

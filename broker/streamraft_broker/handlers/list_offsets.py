@@ -1,4 +1,5 @@
-"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3), or first offset at/after a timestamp."""
+"""ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest tiered (-5), or
+the first offset at/after a timestamp."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 YIELD_EVERY = 500
 """Partitions answered between two yields to the event loop (a request may name tens of thousands)."""
+EARLIEST_LOCAL = -4
+"""v8+: the first offset in local storage: the log start, as nothing here is tiered."""
+LATEST_TIERED = -5
+"""v9+: the last offset in tiered storage: none here (Kafka answers -1 without remote storage)."""
 
 
 def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
@@ -27,8 +32,10 @@ def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
     Kafka answers offset -1 with timestamp -1 (clients' offsets_for_times then give None)."""
     if timestamp == LATEST:
         return partition.high_watermark, -1
-    if timestamp == EARLIEST:
+    if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
+    if timestamp == LATEST_TIERED:
+        return -1, -1
     if timestamp == MAX_TIMESTAMP:
         found = partition.max_timestamp()
         return found if found is not None else (-1, -1)

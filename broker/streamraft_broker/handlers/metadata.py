@@ -180,4 +180,5 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
         cluster_authorized_operations=operations(
             ctx, CLUSTER, bool(getattr(request, "include_cluster_authorized_operations", False))
         ),
+        error_code=err(0),  # v13+: a top-level error (none here)
     )

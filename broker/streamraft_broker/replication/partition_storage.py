@@ -529,7 +529,24 @@ class PartitionRaftStorage:
         its own index, so none may happen between (retention then waits). Returns how many entries went."""
         limit = self.offset_after(applied) if applied >= self._first else self._snap_offset
         new_start = self.log.retention_start(limit)
-        if new_start is None or new_start <= self._snap_offset:
+        if new_start is None:
+            return 0
+        return self._start_at(new_start, applied, conf_state, conf_index)
+
+    def retain_before(self, offset: int, applied: int, conf_state: ConfState, conf_index: int = 0) -> int:
+        """DeleteRecords: drop the entries wholly before Kafka ``offset`` (and not past ``applied``) as
+        ``retain`` does; the log then starts at the batch holding ``offset`` (the partition hides the rest
+        of it). Returns how many entries went."""
+        limit = self.offset_after(applied) if applied >= self._first else self._snap_offset
+        target = min(offset, limit)
+        k = bisect.bisect_right(self._starts, target) - 1
+        if k < 0:
+            return 0
+        return self._start_at(self._starts[k], applied, conf_state, conf_index)
+
+    def _start_at(self, new_start: int, applied: int, conf_state: ConfState, conf_index: int) -> int:
+        """Snapshot at the last entry before Kafka offset ``new_start`` and compact up to it."""
+        if new_start <= self._snap_offset:
             return 0
         k = bisect.bisect_left(self._starts, new_start)
         index = self._first + k - 1

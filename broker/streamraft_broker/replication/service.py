@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import functools
 import logging
 import shutil
@@ -33,11 +34,14 @@ from streamraft_broker.controller.state import (
     ControllerState,
     TopicMeta,
     add_partitions_command,
+    alter_configs_command,
     changes_between,
     create_topic_command,
+    delete_records_command,
     delete_topic_command,
     place_replicas,
 )
+from streamraft_broker.log.config import LogConfig
 from streamraft_broker.log.partition import PartitionLog, wall_clock_ms
 from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.producer.snapshot import list_snapshots
@@ -65,6 +69,7 @@ from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
 from streamraft_broker.topics import partition_metadata
 from streamraft_broker.topics import registry as registry_module
+from streamraft_broker.topics.configs import log_configs
 from streamraft_broker.topics.paths import UnsafePath
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
@@ -378,6 +383,10 @@ class ReplicationService:
             self._install_topic(change.topic)
         elif change.kind == "deleted":
             self._remove_topic(change.topic)
+        elif change.kind == "records_deleted":
+            self._apply_log_start(change.topic)
+        elif change.kind == "configs":
+            self._apply_configs(change.topic)
         else:
             self._add_partitions(change.topic, change.first_new)
 
@@ -622,7 +631,13 @@ class ReplicationService:
         def retain(gid: int, storage: Any) -> int:
             if not isinstance(storage, PartitionRaftStorage) or storage.log.closed:
                 return 0
-            return storage.retain(runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid))
+            applied, conf, conf_index = runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid)
+            dropped = storage.retain(applied, conf, conf_index)
+            floor = self._records_floor(gid)
+            if floor > storage.snapshot_offset:
+                # DeleteRecords not yet reclaimed (the floor was not applied here when it was set).
+                dropped += storage.retain_before(floor, applied, conf, conf_index)
+            return dropped
 
         for gid in list(self._storages):
             if gid not in runtime.groups():
@@ -634,6 +649,166 @@ class ReplicationService:
             except Exception:
                 log.exception("retention of raft group %d failed", gid)
         return dropped
+
+    def _records_floor(self, gid: int) -> int:
+        where = self._partitions.get(gid)
+        partition = self.registry.partition(*where) if where is not None else None
+        return partition.records_floor if partition is not None else 0
+
+    def _apply_log_start(self, meta: TopicMeta) -> None:
+        """DeleteRecords committed: every local copy hides the records before the new log start at once,
+        and the Raft groups hosted here drop the entries wholly before it (a snapshot, as retention)."""
+        topic = self.registry.get(meta.name)
+        if topic is None or topic.topic_id != meta.topic_id:
+            return
+        for index, offset in meta.log_start.items():
+            if index < len(topic.partitions) and offset > topic.partitions[index].records_floor:
+                partition = topic.partitions[index]
+                partition.records_floor = offset
+                gid = meta.group(index)
+                if gid in self._storages:
+                    self._spawn(self._reclaim(gid, offset))
+                elif gid in self._partitions and not partition.is_memory and not partition.log.closed:
+                    # A separate Raft log: the partition log is a copy of what was applied (rebuilt from
+                    # the Raft log on restart), trimmed as retention trims it.
+                    partition.log.delete_records_before(min(offset, partition.log.log_end_offset))
+
+    async def _reclaim(self, gid: int, offset: int) -> None:
+        runtime = self.runtime
+
+        def cut(storage: Any) -> int:
+            if not isinstance(storage, PartitionRaftStorage) or storage.log.closed:
+                return 0
+            return storage.retain_before(
+                offset, runtime.applied(gid), runtime.conf_state(gid), runtime.conf_index(gid)
+            )
+
+        try:
+            await runtime.with_storage(gid, cut)
+        except ConsensusError:
+            return  # the group went or is stopping; the retention loop tries again
+        except Exception:
+            log.exception("deleting records of raft group %d failed", gid)
+
+    async def delete_records(self, name: str, log_start: dict[int, int]) -> None:
+        """Commit new log starts for partitions of ``name`` through the controller log (this broker leads
+        them and checked the offsets); returns once applied here. Raises TopicError."""
+        meta = self.state.topics.get(name)
+        if meta is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        if self.runtime.is_leader(CONTROLLER_GROUP):
+            await self._propose_metadata(delete_records_command(name, meta.topic_id, log_start))
+        else:
+            await self._forward_delete_records(name, log_start)
+        log.info(
+            "event=records_deleted topic=%s log_start=%s via_controller_leader=%s",
+            name,
+            log_start,
+            self.controller_id(),
+        )
+        # The controller answered once committed there; wait (briefly) for it to be applied here too.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + METADATA_LEADER_WAIT_S * 4
+        while loop.time() < deadline:
+            current = self.state.topics.get(name)
+            if current is None or all(current.log_start.get(p, 0) >= o for p, o in log_start.items()):
+                return
+            await asyncio.sleep(0.01)  # polls against a deadline: no "controller applied" event
+
+    def _apply_configs(self, meta: TopicMeta) -> None:
+        """A topic's configs changed in the controller log: the partition logs here apply them."""
+        topic = self.registry.get(meta.name)
+        if topic is None or topic.topic_id != meta.topic_id:
+            return
+        topic.configs = dict(meta.configs)
+        log_config = LogConfig.from_topic_configs(log_configs(topic.configs))
+        for p in topic.partitions:
+            if not p.is_memory and not p.log.closed:
+                p.log.update_config(log_config)
+        log.info("event=topic_configs_applied topic=%s", meta.name)
+
+    async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        """Commit a topic's new (validated) config overrides through the controller log (this broker leads
+        it); returns once applied here."""
+        meta = self.state.topics.get(name)
+        if meta is None:
+            raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        await self._propose_metadata(alter_configs_command(name, meta.topic_id, configs))
+
+    async def forward_alter_configs(self, resource: Any, validate_only: bool) -> None:
+        """IncrementalAlterConfigs of one topic, to the controller's leader (which answers once the change
+        is committed); its error is raised as a TopicError. Waits briefly for the change to apply here."""
+        from kio.schema.incremental_alter_configs.v1 import request as iac_req  # noqa: PLC0415
+        from kio.static.primitive import i8  # noqa: PLC0415
+
+        from streamraft_broker.replication import membership_rpc  # noqa: PLC0415
+
+        host, port = self.controller_address()
+        body = iac_req.IncrementalAlterConfigsRequest(
+            resources=(
+                iac_req.AlterConfigsResource(
+                    resource_type=i8(int(resource.resource_type)),
+                    resource_name=str(resource.resource_name),
+                    configs=tuple(
+                        iac_req.AlterableConfig(
+                            name=str(c.name), config_operation=i8(int(c.config_operation)), value=c.value
+                        )
+                        for c in resource.configs
+                    ),
+                ),
+            ),
+            validate_only=validate_only,
+        )
+        before = self.runtime.applied(CONTROLLER_GROUP)
+        try:
+            answer = await membership_rpc.call(host, port, 44, 1, body)
+        except membership_rpc.ControllerUnreachable as exc:
+            raise TopicError(NOT_CONTROLLER, f"controller unreachable: {exc}") from None
+        for r in answer.responses:
+            if int(r.error_code) != 0:
+                raise TopicError(
+                    int(r.error_code), r.error_message or f"controller error {int(r.error_code)}"
+                )
+        if validate_only:
+            return
+        # Committed on the controller: applied here a moment later (so a DescribeConfigs sent here next sees
+        # it). Polls against a deadline: there is no "controller applied up to" event.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + METADATA_LEADER_WAIT_S * 4
+        target = self.runtime.status(CONTROLLER_GROUP).hard_state.commit
+        while self.runtime.applied(CONTROLLER_GROUP) < max(target, before + 1) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    async def _forward_delete_records(self, name: str, log_start: dict[int, int]) -> None:
+        """DeleteRecords to the controller's leader, which commits it as forwarded by a broker (see
+        handlers.delete_records); the first partition error it answers is raised as a TopicError."""
+        from kio.schema.delete_records.v2 import request as dr_req  # noqa: PLC0415
+        from kio.schema.types import TopicName  # noqa: PLC0415
+        from kio.static.primitive import i32, i32Timedelta, i64  # noqa: PLC0415
+
+        from streamraft_broker.replication import membership_rpc  # noqa: PLC0415
+
+        host, port = self.controller_address()
+        body = dr_req.DeleteRecordsRequest(
+            topics=(
+                dr_req.DeleteRecordsTopic(
+                    name=TopicName(name),
+                    partitions=tuple(
+                        dr_req.DeleteRecordsPartition(partition_index=i32(p), offset=i64(o))
+                        for p, o in sorted(log_start.items())
+                    ),
+                ),
+            ),
+            timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+        )
+        try:
+            answer = await membership_rpc.call(host, port, 21, 2, body)
+        except membership_rpc.ControllerUnreachable as exc:
+            raise TopicError(NOT_CONTROLLER, f"controller unreachable: {exc}") from None
+        for t in answer.topics:
+            for p in t.partitions:
+                if int(p.error_code) != 0:
+                    raise TopicError(int(p.error_code), f"controller answered error {int(p.error_code)}")
 
     def _install_topic(self, meta: TopicMeta) -> None:
         existing = self.registry.get(meta.name)
@@ -670,6 +845,7 @@ class ReplicationService:
                 directory = self.registry.partition_dir(meta.name, i)
                 shutil.rmtree(directory, ignore_errors=True)  # rebuilt from the separate Raft log
             topic.partitions.append(self.registry._open_partition(topic, i))
+            topic.partitions[i].records_floor = meta.log_start.get(i, 0)
             if meta.replicas[i] != meta.origin[i] or i in meta.targets:
                 # Only from a snapshot: the partition moved after it was created. Its group must start from
                 # its origin (as a learner if this broker joined through a move): _ensure_hosting decides.
@@ -778,10 +954,14 @@ class ReplicationService:
         leader = self.runtime.leader(CONTROLLER_GROUP)
         return leader if leader else -1
 
-    def brokers(self) -> list[Member] | list[BrokerReg]:
-        """Registered brokers not decommissioned; the static member list until a registration applies."""
-        registered = [b for _, b in sorted(self.state.brokers.items()) if b.state != "decommissioned"]
-        return registered or [self.members[n] for n in sorted(self.members)]
+    def brokers(self) -> list[Member | BrokerReg]:
+        """Registered brokers not decommissioned, plus static members not registered yet (a partition may
+        already name one as its leader: a client must find its address in Metadata)."""
+        registered: list[Member | BrokerReg] = [
+            b for _, b in sorted(self.state.brokers.items()) if b.state != "decommissioned"
+        ]
+        registered += [self.members[n] for n in sorted(self.members) if n not in self.state.brokers]
+        return sorted(registered, key=lambda b: b.node_id)
 
     def partition_view(self, topic: str, index: int) -> tuple[int, int, int, list[int]]:
         """(error_code, leader, leader_epoch, replicas) for Metadata."""
@@ -790,6 +970,10 @@ class ReplicationService:
             return UNKNOWN_TOPIC_OR_PARTITION, -1, -1, []
         replicas = meta.replicas[index]
         gid = meta.group(index)
+        if gid in self._partitions and gid not in self.runtime.groups():
+            # This broker's replica is being created (a new topic or partition): it cannot know the leader
+            # yet, and a guess may name a follower (the client's first produce would fail).
+            return LEADER_NOT_AVAILABLE, -1, -1, replicas
         if gid not in self._partitions or gid not in self.runtime.groups():
             return self._guess_leader(replicas)
         leader = self.runtime.leader(gid)
@@ -1293,6 +1477,9 @@ class ReplicationService:
         topic.partitions[index].close()
         shutil.rmtree(self.registry.partition_dir(name, index), ignore_errors=True)
         topic.partitions[index] = self.registry._open_partition(topic, index)
+        meta = self.state.topics.get(name)
+        if meta is not None:
+            topic.partitions[index].records_floor = meta.log_start.get(index, 0)
 
     async def _create_group_as(self, gid: int, voters: list[int], learners: list[int]) -> None:
         storage: PartitionRaftStorage | None = None

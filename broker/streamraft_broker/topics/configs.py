@@ -371,6 +371,8 @@ class EffectiveConfig:
     type: ConfigType
     synonyms: tuple[tuple[str, str, ConfigSource], ...]
     """(name, value, source), most specific first, as Kafka lists them when asked to."""
+    documentation: str | None = None
+    """What this config does on Streamraft (DescribeConfigs with include_documentation)."""
 
     @property
     def is_default(self) -> bool:
@@ -399,5 +401,6 @@ def effective_configs(
             value, source = brokers[name], ConfigSource.STATIC_BROKER_CONFIG
         else:
             value, source = d.default, ConfigSource.DEFAULT_CONFIG
-        out[name] = EffectiveConfig(name, value, source, d.type, tuple(synonyms))
+        doc = "Applied by the partition log." if d.applies == "log" else f"Streamraft: {d.applies}."
+        out[name] = EffectiveConfig(name, value, source, d.type, tuple(synonyms), doc)
     return out

@@ -110,6 +110,20 @@ class MemoryLog:
             i += 1
         return bytes(out)
 
+    def delete_records_before(self, offset: int) -> None:
+        """DeleteRecords: the log start moves to ``offset``; batches wholly before it go."""
+        if not 0 <= offset <= self.log_end_offset:
+            raise MemLogRecordError(
+                1, f"cannot delete records before {offset}: log end is {self.log_end_offset}"
+            )
+        if offset <= self.log_start_offset:
+            return
+        self.log_start_offset = offset
+        keep = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for batch in self._batches[:keep]:
+            self.size_bytes -= len(batch)
+        del self._bases[:keep], self._batches[:keep], self._max_ts[:keep]
+
     def offset_for_timestamp(self, ts: int) -> tuple[int, int] | None:
         for base, max_ts in zip(self._bases, self._max_ts, strict=True):
             if max_ts >= ts:

@@ -31,6 +31,9 @@ class Partition:
         """Set when this partition's log is also its Raft log (replication.partition_storage)."""
         self.raft_hw: int | None = None
         """The high watermark when replicated: the end of the last committed entry applied here."""
+        self.records_floor = 0
+        """Replicated: the log start DeleteRecords set through the controller. The log itself only drops
+        whole Raft entries (batches), so records before this offset in its first batch are hidden here."""
 
     @property
     def is_memory(self) -> bool:
@@ -38,7 +41,11 @@ class Partition:
 
     @property
     def log_start_offset(self) -> int:
-        return int(self.log.log_start_offset)
+        return max(int(self.log.log_start_offset), self.records_floor)
+
+    def delete_records_before(self, offset: int) -> None:
+        """Single node: DeleteRecords moves the log start to ``offset`` (at most the log end)."""
+        self.log.delete_records_before(offset)
 
     @property
     def log_end_offset(self) -> int:
@@ -92,6 +99,9 @@ class Partition:
 
     def offset_for_timestamp(self, ts: int) -> tuple[int, int] | None:
         found: tuple[int, int] | None = self.log.offset_for_timestamp(ts)
+        if found is not None and found[0] < self.records_floor:
+            # The first batch may begin before a DeleteRecords floor: the first offset left is the floor.
+            return self.records_floor, found[1]
         return found
 
     def max_timestamp(self) -> tuple[int, int] | None:
