@@ -5,6 +5,7 @@ catches up, with nothing applied twice and nothing committed lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from streamraft_consensus.core.types import Entry, Snapshot
-from streamraft_consensus.runtime import Runtime, RuntimeConfig, StorageFailedError
+from streamraft_consensus.runtime import ConsensusError, Runtime, RuntimeConfig, StorageFailedError
 
 from tests.support.small_disk import fill, free, small_tmpfs
 
@@ -23,6 +24,20 @@ async def wait_until(cond: Callable[[], bool], limit_s: float = 15.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached before the deadline"
         await asyncio.sleep(0.01)
+
+
+async def make_leader(nodes: dict[int, Runtime], target: int) -> None:
+    """Get ``target`` to lead group 1: by a transfer from the current leader, asked again if one aborts
+    (a transfer gives up after an election timeout), within a bound."""
+    deadline = time.monotonic() + 30
+    while not nodes[target].is_leader(1):
+        assert time.monotonic() < deadline, f"node {target} never took over leadership"
+        leader = next((n for n, rt in nodes.items() if n != target and rt.is_leader(1)), 0)
+        if leader:
+            with contextlib.suppress(ConsensusError):
+                await nodes[leader].transfer_leadership(1, target)
+        with contextlib.suppress(AssertionError):
+            await wait_until(lambda: nodes[target].is_leader(1), limit_s=2)
 
 
 class Recorder:
@@ -63,8 +78,7 @@ async def test_a_full_disk_stops_the_group_on_that_node_only_and_it_recovers(
                         rt.add_node(other, address)
             for rt in nodes.values():
                 await rt.create_group(1, (1, 2, 3))
-            await nodes[1].campaign(1)
-            await wait_until(lambda: nodes[1].is_leader(1))
+            await make_leader(nodes, 1)
             for i in range(5):
                 await nodes[1].propose(1, b"before-%d" % i)
 
@@ -85,16 +99,13 @@ async def test_a_full_disk_stops_the_group_on_that_node_only_and_it_recovers(
 
             free(small)
             want = [d for _, d in sms[leader].applied]
-            await wait_until(lambda: [d for _, d in sms[1].applied] == want, limit_s=20)
+            await wait_until(lambda: [d for _, d in sms[1].applied] == want, limit_s=30)
             assert nodes[1].storage_error(1) is None
             assert nodes[1].storage_recoveries >= 1
             indexes = [i for i, _ in sms[1].applied]
             assert indexes == sorted(set(indexes)), "an entry was applied twice after re-opening"
             # The healed node can lead again.
-            leader = next(n for n in (1, 2, 3) if nodes[n].is_leader(1))
-            if leader != 1:
-                await nodes[leader].transfer_leadership(1, 1)
-            await wait_until(lambda: nodes[1].is_leader(1))
+            await make_leader(nodes, 1)
             await asyncio.wait_for(nodes[1].propose(1, b"after"), 10)
         finally:
             for rt in nodes.values():

@@ -28,13 +28,15 @@ def _replicated_partitions(ctx: BrokerContext, version: int, topic: Topic) -> tu
     part_cls = nested(ApiKey.METADATA, version, "MetadataResponsePartition")
     rep = ctx.extra["replication"]
     out = []
-    for p in topic.partitions:
-        code, leader, epoch, replicas = rep.partition_view(topic.name, p.index)
+    # Every partition the controller state has: this broker's own install of them may lag (a full disk).
+    count = max(rep.partition_count(topic.name), len(topic.partitions))
+    for index in range(count):
+        code, leader, epoch, replicas = rep.partition_view(topic.name, index)
         out.append(
             build(
                 part_cls,
                 error_code=err(code),
-                partition_index=p.index,
+                partition_index=index,
                 leader_id=leader,
                 leader_epoch=epoch,
                 replica_nodes=tuple(replicas),

@@ -963,6 +963,11 @@ class ReplicationService:
         registered += [self.members[n] for n in sorted(self.members) if n not in self.state.brokers]
         return sorted(registered, key=lambda b: b.node_id)
 
+    def partition_count(self, topic: str) -> int:
+        """Partitions ``topic`` has in the controller state (0 if unknown)."""
+        meta = self.state.topics.get(topic)
+        return len(meta.replicas) if meta is not None else 0
+
     def partition_view(self, topic: str, index: int) -> tuple[int, int, int, list[int]]:
         """(error_code, leader, leader_epoch, replicas) for Metadata."""
         meta = self.state.topics.get(topic)
@@ -1482,15 +1487,30 @@ class ReplicationService:
             topic.partitions[index].records_floor = meta.log_start.get(index, 0)
 
     async def _create_group_as(self, gid: int, voters: list[int], learners: list[int]) -> None:
+        delay = 0.0
+        while True:
+            failed = await self._try_create_group(gid, voters, learners)
+            if not isinstance(failed, OSError) or gid not in self._partitions or gid in self.runtime.groups():
+                return
+            # A full disk (or an I/O error) while opening it: try again until it opens, backing off.
+            delay = min(max(2 * delay, 1.0), 10.0)
+            log.warning("event=group_create_retry group=%d in_s=%.0f error=%r", gid, delay, str(failed))
+            await asyncio.sleep(delay)
+            if gid not in self._partitions or gid in self.runtime.groups():
+                return
+
+    async def _try_create_group(self, gid: int, voters: list[int], learners: list[int]) -> Exception | None:
         storage: PartitionRaftStorage | None = None
         try:
             where = self._partitions.get(gid)
             storage = self._make_storage(gid, *where) if where is not None else None
             reopen = functools.partial(self._reopen_partition, gid) if storage is not None else None
             await self.runtime.create_group(gid, voters, learners, storage=storage, reopen=reopen)
-        except Exception:
+        except Exception as exc:
             log.exception("cannot create raft group %d", gid)
             if storage is not None and gid not in self.runtime.groups():
                 self._storages.pop(gid, None)
                 with contextlib.suppress(Exception):
                     storage.close()
+            return exc
+        return None
