@@ -17,16 +17,22 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_PROGRESS_BAR=off
 RUN python3 -m venv /opt/streamraft
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# Dependencies first, in a layer of their own: a source change does not download them again.
+COPY pyproject.toml ./
+RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))' \
+      >requirements.txt \
+ && /opt/streamraft/bin/pip install --no-compile -r requirements.txt \
+ && /opt/streamraft/bin/python -m compileall -q -j 0 /opt/streamraft/lib
+COPY README.md ./
 COPY consensus ./consensus
 COPY broker ./broker
 COPY operator ./operator
-# The project's wheel with its pinned runtime dependencies only (no extras).
-RUN /opt/streamraft/bin/pip install --no-compile . \
+# The project's wheel (no extras); pip check proves the layer above holds all it requires.
+RUN /opt/streamraft/bin/pip install --no-compile --no-deps . \
+ && /opt/streamraft/bin/pip check \
  && /opt/streamraft/bin/python -m compileall -q -j 0 /opt/streamraft/lib \
  && /opt/streamraft/bin/pip uninstall -y pip \
- && streamraft_ok=$(/opt/streamraft/bin/python -c 'import streamraft_broker.cli, streamraft_operator.main; print("ok")') \
- && test "$streamraft_ok" = ok
+ && /opt/streamraft/bin/python -c 'import streamraft_broker.cli, streamraft_operator.main'
 
 FROM ${BASE}
 # tini as PID 1 forwards SIGTERM to streamraft and reaps children. The CI base already has it; on
