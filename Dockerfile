@@ -40,8 +40,8 @@ FROM ${BASE}
 RUN command -v tini >/dev/null 2>&1 \
  || { apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*; }
 # A fixed non-root uid/gid (10001) that the chart and the operator's pod specs run as.
-RUN groupadd --system --gid 10001 streamraft \
- && useradd --system --uid 10001 --gid streamraft --home-dir /var/lib/streamraft --no-create-home \
+RUN groupadd --gid 10001 streamraft \
+ && useradd --uid 10001 --gid streamraft --home-dir /var/lib/streamraft --no-create-home \
       --shell /usr/sbin/nologin streamraft \
  && mkdir -p /var/lib/streamraft \
  && chown streamraft:streamraft /var/lib/streamraft
