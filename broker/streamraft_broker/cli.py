@@ -17,6 +17,7 @@ from streamraft_broker.config import (
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
+    SECURITY_KEYS,
     ConfigError,
     load_config,
 )
@@ -59,6 +60,8 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="snapshot the cluster metadata and compact the controller's Raft log every this many applied "
         f"entries, default {DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES} (replication=raft)",
     )
+    for key in SECURITY_KEYS:
+        p.add_argument("--" + key.replace("_", "-"), help=f"Kafka's {key.replace('_', '.')} (security)")
 
 
 _BROKER_KEYS = [
@@ -82,6 +85,7 @@ _BROKER_KEYS = [
     "rack",
     "raft_log",
     "controller_snapshot_entries",
+    *SECURITY_KEYS,
 ]
 
 

@@ -7,7 +7,9 @@ Membership commands (see ``streamraft_broker.replication.membership``): ``regist
 rack, incarnation), ``decommission_broker`` (state -> decommissioning), ``unregister_broker`` (state ->
 decommissioned: gone from Metadata). Replica moves (``replication.reassign``): ``reassign`` records a
 partition's target replicas (or cancels), ``reassigned`` records the final replicas once the partition's
-leader has moved the Raft group there.
+leader has moved the Raft group there. SCRAM credentials (``security.credentials``):
+``upsert_scram_credential`` (user, mechanism, salt, StoredKey, ServerKey, iterations) and
+``delete_scram_credential``, so every broker authenticates every user.
 
 Snapshots: ``ControllerState.to_snapshot()`` is the whole state as versioned JSON, so the controller group's
 Raft log can be compacted; ``changes_between`` is what a broker must do when a snapshot replaces its state.
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdBlock, ProducerIdState
+from streamraft_broker.security.credentials import DELETE_SCRAM, UPSERT_SCRAM, ScramCredentials
 
 CONTROLLER_GROUP = 1
 SNAPSHOT_VERSION = 1
@@ -190,6 +193,7 @@ class ControllerState:
         self.topics: dict[str, TopicMeta] = {}
         self.producer_ids = ProducerIdState()
         self.brokers: dict[int, BrokerReg] = {}
+        self.scram = ScramCredentials()
         self.deleted_topics: set[str] = set()
         """Names deleted and not created again since. A broker whose copy of this state lags knows fewer
         topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
@@ -203,6 +207,7 @@ class ControllerState:
                 "topics": [_topic_json(t) for t in self.topics.values()],
                 "brokers": [_broker_json(b) for b in self.brokers.values()],
                 "deleted_topics": sorted(self.deleted_topics),
+                "scram_credentials": self.scram.to_json(),
                 "producer_ids": {
                     "next_id": self.producer_ids.next_id,
                     "last_grant": [
@@ -240,6 +245,9 @@ class ControllerState:
                 state.brokers[reg.node_id] = reg
             field_name = "deleted_topics"
             state.deleted_topics = {str(n) for n in doc["deleted_topics"]}
+            field_name = "scram_credentials"
+            # Absent from snapshots written before SCRAM credentials existed.
+            state.scram = ScramCredentials.from_json(doc.get("scram_credentials", {}))
             field_name = "producer_ids"
             pids = doc["producer_ids"]
             state.producer_ids.next_id = int(pids["next_id"])
@@ -305,6 +313,9 @@ class ControllerState:
             return self._apply_move(op, cmd)
         if op == ALLOCATE_PRODUCER_IDS:
             self.producer_ids.apply(cmd)
+            return None
+        if op in (UPSERT_SCRAM, DELETE_SCRAM):
+            self.scram.apply(cmd)
             return None
         raise ValueError(f"unknown controller command {data[:100]!r}")
 

@@ -23,6 +23,11 @@ from streamraft_broker.handlers.reassign import (
     handle_alter_partition_reassignments,
     handle_list_partition_reassignments,
 )
+from streamraft_broker.handlers.scram_credentials import (
+    handle_alter_user_scram_credentials,
+    handle_describe_user_scram_credentials,
+    handle_sasl_without_sasl,
+)
 from streamraft_broker.handlers.topics_admin import (
     handle_create_partitions,
     handle_create_topics,
@@ -52,4 +57,8 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.ALTER_PARTITION: handle_alter_partition,
     ApiKey.BROKER_REGISTRATION: handle_broker_registration,
     ApiKey.UNREGISTER_BROKER: handle_unregister_broker,
+    ApiKey.SASL_HANDSHAKE: handle_sasl_without_sasl,
+    ApiKey.SASL_AUTHENTICATE: handle_sasl_without_sasl,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: handle_describe_user_scram_credentials,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: handle_alter_user_scram_credentials,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -17,6 +18,9 @@ from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
+from streamraft_broker.security.authenticators import build_authenticators, replicated_credentials
+from streamraft_broker.security.listeners import Listener, inter_broker_listener, parse_listeners
+from streamraft_broker.security.tls import server_context
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.topics.registry import TopicRegistry
@@ -46,7 +50,10 @@ class Broker:
         # With Raft replication the Raft logs are the truth; local state is rebuilt from them at start.
         self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        self.listeners: list[Listener] = []
+        self.ports: dict[str, int] = {}
+        """Bound port of each listener, by name."""
         self._metrics_server: Any = None
         self._connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -91,14 +98,28 @@ class Broker:
                     entry.unlink(missing_ok=True)
         self.registry.load()
         self.metrics.watch_partitions(self._partition_stats)
-        self._server = await asyncio.start_server(
-            self._on_client, cfg.listen_host, cfg.listen_port, reuse_address=True, limit=1 << 20
-        )
-        self.port = int(self._server.sockets[0].getsockname()[1])
-        adv_host = cfg.advertise_host or (
-            cfg.listen_host if cfg.listen_host not in ("", "0.0.0.0") else "127.0.0.1"
-        )
-        adv_port = cfg.advertise_port or self.port
+        self.listeners = parse_listeners(cfg)
+        tls = server_context(cfg) if any(x.uses_tls for x in self.listeners) else None
+        advertised: dict[str, tuple[str, int]] = {}
+        for listener in self.listeners:
+            server = await asyncio.start_server(
+                functools.partial(self._on_client, listener),
+                listener.host,
+                listener.port,
+                reuse_address=True,
+                limit=1 << 20,
+                ssl=tls if listener.uses_tls else None,
+            )
+            self._servers.append(server)
+            port = int(server.sockets[0].getsockname()[1])
+            self.ports[listener.name] = port
+            host = listener.advertised_host or (
+                listener.host if listener.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+            )
+            advertised[listener.name] = (host, listener.advertised_port or port)
+        inter = inter_broker_listener(cfg, self.listeners)
+        self.port = self.ports[self.listeners[0].name]
+        adv_host, adv_port = advertised[inter.name]
         self.ctx = BrokerContext(
             node_id=cfg.node_id,
             host=adv_host,
@@ -109,6 +130,8 @@ class Broker:
             auto_create_topics=cfg.auto_create_topics,
             default_partitions=cfg.default_partitions,
         )
+        self.ctx.extra["advertised_listeners"] = advertised
+        self.ctx.extra["authenticators"] = build_authenticators(cfg, self.ctx, cfg.data_dir)
         # Single node: group offsets and producer ids on local disk. Replicated: the groups and producer-id
         # services start here too, then replication re-points them at __consumer_offsets and the
         # controller's producer-id blocks.
@@ -131,12 +154,20 @@ class Broker:
                 "port": self.port,
                 "metrics_port": self.metrics_port,
                 "advertise": f"{adv_host}:{adv_port}",
+                "listeners": {x.name: self.ports[x.name] for x in self.listeners},
             },
         )
         if cfg.ready_file is not None:
             tmp = cfg.ready_file.with_suffix(".tmp")
             tmp.write_text(
-                json.dumps({"port": self.port, "metrics_port": self.metrics_port, "pid": os.getpid()})
+                json.dumps(
+                    {
+                        "port": self.port,
+                        "metrics_port": self.metrics_port,
+                        "pid": os.getpid(),
+                        "listeners": self.ports,
+                    }
+                )
             )
             os.replace(tmp, cfg.ready_file)
 
@@ -151,6 +182,10 @@ class Broker:
         if me is None:
             raise ConfigError(f"--node-id {cfg.node_id} is not in --cluster-members {sorted(members)}")
         self.ctx.host, self.ctx.port = me.kafka_host, me.kafka_port
+        inter = inter_broker_listener(cfg, self.listeners)
+        if inter.advertised_host is None:
+            # The members list is what clients and peers know this broker by on its inter-broker listener.
+            self.ctx.extra["advertised_listeners"][inter.name] = (me.kafka_host, me.kafka_port)
         # One id for the whole cluster (clients refuse brokers reporting different ids): from the members.
         # Only the controller voters (the first three ids) count, so a broker that joins later with a longer
         # member list reports the same id.
@@ -173,6 +208,7 @@ class Broker:
         install_metrics(self.metrics, service)
         await service.start()
         self.replication = service
+        self.ctx.extra["authenticators"].credentials = replicated_credentials(service)
         self.ctx.extra["replication"] = service
 
     async def _retention_loop(self) -> None:
@@ -189,14 +225,18 @@ class Broker:
             if deleted:
                 log.info("retention deleted segments", extra={"segments": deleted})
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_client(
+        self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         assert self.ctx is not None
         conn = Connection(
             self.ctx,
             reader,
             writer,
             max_request_size=self.config.max_request_size,
-            zero_copy=self.config.zero_copy,
+            # sendfile would bypass TLS: those connections use the positional-read path.
+            zero_copy=self.config.zero_copy and not listener.uses_tls,
+            listener=listener,
         )
         self._connections.add(conn)
         self.metrics.connections.inc()
@@ -216,8 +256,8 @@ class Broker:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), flush logs, close."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         if self._retention_task is not None:
             self._retention_task.cancel()
         for conn in list(self._connections):

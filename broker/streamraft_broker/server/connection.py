@@ -20,7 +20,9 @@ from streamraft_broker.protocol.framing import FrameDecoder
 from streamraft_broker.protocol.header import RequestHeader, parse_request_header, peek_fixed
 from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
-from streamraft_broker.security.principal import Session, bind_session
+from streamraft_broker.security.listeners import Listener
+from streamraft_broker.security.principal import USER_TYPE, KafkaPrincipal, Session, bind_session
+from streamraft_broker.server.sasl_exchange import SaslExchange
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ class Connection:
         *,
         max_request_size: int,
         zero_copy: bool,
+        listener: Listener | None = None,
     ) -> None:
         self.ctx = ctx
         self.reader = reader
@@ -55,8 +58,17 @@ class Connection:
         self.zero_copy = zero_copy
         self.peer = str(writer.get_extra_info("peername"))
         peername = writer.get_extra_info("peername")
-        self.session = Session(client_host=str(peername[0]) if peername else "unknown")
+        self.listener = listener or Listener("PLAINTEXT", "PLAINTEXT", "", 0)
+        self.session = Session(
+            client_host=str(peername[0]) if peername else "unknown",
+            listener=self.listener.name,
+            security_protocol=self.listener.security_protocol,
+        )
         """Who this connection is; handlers read it through ``current_session()``."""
+        self.sasl: SaslExchange | None = (
+            SaslExchange(self.session, ctx.extra["authenticators"]) if self.listener.uses_sasl else None
+        )
+        """The SASL state machine of a SASL_PLAINTEXT / SASL_SSL connection."""
         self._inline = False
         self._pipeline: collections.deque[asyncio.Task[None]] = collections.deque()
         self.pipelined = "replication" in ctx.extra
@@ -71,6 +83,8 @@ class Connection:
     async def run(self) -> None:
         bind_session(self.session)  # this task's context: every request it dispatches sees it
         try:
+            if self.listener.uses_tls:
+                self._certificate_principal()
             while not self.closing:
                 data = await self.reader.read(READ_SIZE)
                 if not data:
@@ -141,6 +155,27 @@ class Connection:
         while self._pipeline:
             await self._next_done()
 
+    def _certificate_principal(self) -> None:
+        """SSL listeners: the client certificate's subject (mapped) is the principal; without a
+        certificate the connection stays ANONYMOUS, as in Kafka. SASL_SSL takes the SASL principal."""
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return
+        from streamraft_broker.security.tls import subject_dn  # noqa: PLC0415 - TLS listeners only
+
+        dn = subject_dn(der)
+        self.session.attributes["ssl_subject"] = dn
+        if self.listener.uses_sasl:
+            return
+        try:
+            name = self.ctx.extra["authenticators"].mapper.map(dn)
+        except ValueError as exc:
+            self._protocol_error("authentication_failed", str(exc))
+            raise CloseConnection from exc
+        self.session.principal = KafkaPrincipal(USER_TYPE, name)
+        self.session.authenticated = True
+
     def _protocol_error(self, reason: str, message: str) -> None:
         self.ctx.metrics.protocol_errors.labels(reason).inc()
         log.warning("closing connection: %s", message, extra={"peer": self.peer, "reason": reason})
@@ -148,6 +183,11 @@ class Connection:
     async def _handle(self, frame: bytes, after: asyncio.Task[None] | None = None) -> None:
         """Handles one request; with ``after`` (pipelined), its response is written only once that earlier
         request's is."""
+        sasl = self.sasl
+        if sasl is not None and sasl.raw_token_expected:
+            # After a v0 SaslHandshake the next frame is a bare SASL token, not a Kafka request.
+            await self._sasl_answer(sasl.raw_token(frame))
+            return
         try:
             api_key, version, corr = peek_fixed(frame)
         except ProtocolError as exc:
@@ -163,6 +203,11 @@ class Connection:
                 "unsupported_api", f"unsupported API key {api_key} version {version} (correlation id {corr})"
             )
             raise CloseConnection
+        if sasl is not None and api_key not in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
+            refused = sasl.refuse(api_key)
+            if refused is not None:
+                self._protocol_error(*refused)
+                raise CloseConnection
         started = time.perf_counter()
         try:
             header, offset = parse_request_header(frame, flexible=is_flexible_request(api_key, version))
@@ -173,6 +218,10 @@ class Connection:
         except ProtocolError as exc:
             self._protocol_error("bad_request", f"{ApiKey(api_key).name} v{version}: {exc}")
             raise CloseConnection from exc
+        if sasl is not None and api_key in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
+            await self._sasl_answer(sasl.handle(header, request))
+            self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
+            return
         result = await self._dispatch(header, request)
         if after is not None:
             await after  # re-raises if it failed: this connection is being closed then
@@ -182,6 +231,19 @@ class Connection:
             else:
                 await self._write(encode_response(api_key, version, corr, result))
         self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
+
+    async def _sasl_answer(self, answer: tuple[bytes, tuple[str, str] | None, bool]) -> None:
+        """Writes a SASL step's response; a failed step closes the connection, after
+        ``connection.failed.authentication.delay.ms`` when it was refused credentials (as Kafka does: a
+        client retrying bad passwords in a loop is slowed down)."""
+        data, failure, delay = answer
+        if data:
+            await self._write(data)
+        if failure is not None:
+            self._protocol_error(*failure)
+            if delay:
+                await asyncio.sleep(self.ctx.extra["authenticators"].failed_delay_s)
+            raise CloseConnection
 
     async def _dispatch(self, header: RequestHeader, request: Any) -> Any:
         handler = HANDLERS.get(ApiKey(header.api_key))
