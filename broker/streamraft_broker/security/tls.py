@@ -76,19 +76,21 @@ def _load_truststore(ctx: ssl.SSLContext, cfg: BrokerConfig) -> None:
         raise ConfigError(f"ssl_truststore_location: {path}: {exc.reason or exc}") from None
 
 
-def server_context(cfg: BrokerConfig) -> ssl.SSLContext:
-    """The context every TLS listener of this broker serves with."""
+def server_context(cfg: BrokerConfig, security_protocol: str) -> ssl.SSLContext:
+    """The context of this broker's SSL (or SASL_SSL) listeners. As in Kafka, ``ssl.client.auth`` is for
+    SSL listeners: a SASL_SSL client authenticates with SASL and is not asked for a certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     _load_keystore(ctx, cfg)
     _load_truststore(ctx, cfg)
-    if cfg.ssl_client_auth != "none" and cfg.ssl_truststore_location is None:
-        raise ConfigError(f"ssl_client_auth={cfg.ssl_client_auth} needs ssl_truststore_location")
+    client_auth = cfg.ssl_client_auth if security_protocol == "SSL" else "none"
+    if client_auth != "none" and cfg.ssl_truststore_location is None:
+        raise ConfigError(f"ssl_client_auth={client_auth} needs ssl_truststore_location")
     ctx.verify_mode = {
         "none": ssl.CERT_NONE,
         "requested": ssl.CERT_OPTIONAL,
         "required": ssl.CERT_REQUIRED,
-    }[cfg.ssl_client_auth]
+    }[client_auth]
     return ctx
 
 

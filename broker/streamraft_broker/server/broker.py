@@ -99,7 +99,11 @@ class Broker:
         self.registry.load()
         self.metrics.watch_partitions(self._partition_stats)
         self.listeners = parse_listeners(cfg)
-        tls = server_context(cfg) if any(x.uses_tls for x in self.listeners) else None
+        tls = {
+            x.security_protocol: server_context(cfg, x.security_protocol)
+            for x in self.listeners
+            if x.uses_tls
+        }
         advertised: dict[str, tuple[str, int]] = {}
         for listener in self.listeners:
             server = await asyncio.start_server(
@@ -108,7 +112,7 @@ class Broker:
                 listener.port,
                 reuse_address=True,
                 limit=1 << 20,
-                ssl=tls if listener.uses_tls else None,
+                ssl=tls.get(listener.security_protocol),
             )
             self._servers.append(server)
             port = int(server.sockets[0].getsockname()[1])
