@@ -18,6 +18,7 @@ from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
+from streamraft_broker.security import outbound
 from streamraft_broker.security.authenticators import build_authenticators, replicated_credentials
 from streamraft_broker.security.listeners import Listener, inter_broker_listener, parse_listeners
 from streamraft_broker.security.tls import server_context
@@ -122,6 +123,7 @@ class Broker:
             )
             advertised[listener.name] = (host, listener.advertised_port or port)
         inter = inter_broker_listener(cfg, self.listeners)
+        outbound.configure(cfg, inter)
         self.port = self.ports[self.listeners[0].name]
         adv_host, adv_port = advertised[inter.name]
         self.ctx = BrokerContext(
