@@ -368,6 +368,17 @@ def test_refused_client_certificates(broker: BrokerProcess, material: Material, 
         conf = confluent_mtls(material, _port(broker, "SSL"), getattr(material, which))
     error = _confluent_error(conf)
     assert error.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), error
+    # The broker logs why, as Kafka logs a failed SSL authentication.
+    reason = {
+        "expired": "certificate has expired",
+        "stranger": "unable to get local issuer certificate",
+        "none": "PEER_DID_NOT_RETURN_A_CERTIFICATE",
+    }[which]
+    expected = f"TLS handshake with 127.0.0.1 on SSL failed: {reason}"
+    deadline = time.monotonic() + DEADLINE_S
+    while expected not in broker.log_tail(500) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the broker's log for the line, bounded above
+    assert expected in broker.log_tail(500)
 
 
 # ---------------------------------------------------------------------- OAUTHBEARER

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,12 +109,11 @@ class Broker:
         advertised: dict[str, tuple[str, int]] = {}
         for listener in self.listeners:
             server = await asyncio.start_server(
-                functools.partial(self._on_client, listener),
+                functools.partial(self._on_client, listener, tls.get(listener.security_protocol)),
                 listener.host,
                 listener.port,
                 reuse_address=True,
                 limit=1 << 20,
-                ssl=tls.get(listener.security_protocol),
             )
             self._servers.append(server)
             port = int(server.sockets[0].getsockname()[1])
@@ -232,7 +232,11 @@ class Broker:
                 log.info("retention deleted segments", extra={"segments": deleted})
 
     async def _on_client(
-        self, listener: Listener, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        listener: Listener,
+        tls: ssl.SSLContext | None,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         assert self.ctx is not None
         conn = Connection(
@@ -243,6 +247,7 @@ class Broker:
             # sendfile would bypass TLS: those connections use the positional-read path.
             zero_copy=self.config.zero_copy and not listener.uses_tls,
             listener=listener,
+            tls=tls,
         )
         self._connections.add(conn)
         self.metrics.connections.inc()

@@ -8,6 +8,7 @@ import collections
 import contextlib
 import logging
 import os
+import ssl
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from streamraft_broker.server.sasl_exchange import SaslExchange
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 MAX_PIPELINED_REQUESTS = 8
 """Produce requests of one connection handled at once (librdkafka and the Java client keep at most 5 in
 flight with idempotence); bounds the memory one connection holds to this many max-size requests."""
@@ -50,6 +52,7 @@ class Connection:
         max_request_size: int,
         zero_copy: bool,
         listener: Listener | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.ctx = ctx
         self.reader = reader
@@ -59,6 +62,9 @@ class Connection:
         self.peer = str(writer.get_extra_info("peername"))
         peername = writer.get_extra_info("peername")
         self.listener = listener or Listener("PLAINTEXT", "PLAINTEXT", "", 0)
+        self.tls = tls
+        """The TLS server context of an SSL / SASL_SSL listener (the handshake runs in ``run``, so a
+        failed one is logged with its reason, as Kafka logs failed SSL authentications)."""
         self.session = Session(
             client_host=str(peername[0]) if peername else "unknown",
             listener=self.listener.name,
@@ -83,7 +89,9 @@ class Connection:
     async def run(self) -> None:
         bind_session(self.session)  # this task's context: every request it dispatches sees it
         try:
-            if self.listener.uses_tls:
+            if self.tls is not None:
+                if not await self._tls_handshake(self.tls):
+                    return
                 self._certificate_principal()
             while not self.closing:
                 data = await self.reader.read(READ_SIZE)
@@ -154,6 +162,20 @@ class Connection:
     async def _drain_pipeline(self) -> None:
         while self._pipeline:
             await self._next_done()
+
+    async def _tls_handshake(self, tls: ssl.SSLContext) -> bool:
+        try:
+            await self.writer.start_tls(tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+            reason = (
+                getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or type(exc).__name__
+            )
+            self._protocol_error(
+                "tls_handshake_failed",
+                f"TLS handshake with {self.session.client_host} on {self.listener.name} failed: {reason}",
+            )
+            return False
+        return True
 
     def _certificate_principal(self) -> None:
         """SSL listeners: the client certificate's subject (mapped) is the principal; without a
