@@ -3,11 +3,14 @@ the OAUTHBEARER client message, without a broker."""
 
 from __future__ import annotations
 
+import json
 import ssl
+import uuid
 from pathlib import Path
 
 import pytest
 from streamraft_broker.config import BrokerConfig, ConfigError, load_config
+from streamraft_broker.controller.state import BrokerReg, ControllerState, register_broker_command
 from streamraft_broker.security import pki
 from streamraft_broker.security.listeners import inter_broker_listener, parse_listeners
 from streamraft_broker.security.oauth import TokenError, parse_client_response
@@ -123,3 +126,16 @@ def test_oauthbearer_client_response() -> None:
 def test_defaults_keep_a_plain_broker() -> None:
     cfg = BrokerConfig()
     assert (cfg.listeners, cfg.ssl_client_auth, cfg.connections_max_reauth_ms) == ("", "none", 0)
+
+
+def test_registered_listener_endpoints_survive_a_controller_snapshot() -> None:
+    reg = BrokerReg(
+        1, "10.0.0.1", 9092, "10.0.0.1:9093", None, str(uuid.uuid4()), listeners={"SSL": "b1:9094"}
+    )
+    state = ControllerState()
+    state.apply(register_broker_command(reg))
+    assert state.brokers[1].listeners == {"SSL": "b1:9094"}
+    assert ControllerState.from_snapshot(state.to_snapshot()).brokers[1].listeners == {"SSL": "b1:9094"}
+    # A registration without named listeners is encoded as before they existed.
+    plain = BrokerReg(2, "10.0.0.2", 9092, "10.0.0.2:9093", None, str(uuid.uuid4()))
+    assert "listeners" not in json.loads(register_broker_command(plain))

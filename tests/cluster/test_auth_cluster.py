@@ -1,7 +1,7 @@
 """A 3-broker replicated cluster whose only Kafka listener brokers share with clients is SASL_SSL: brokers
 call each other (registration, forwarded requests) over it with their own PLAIN login, and a SCRAM user
 created through one non-controller broker (forwarded to the controller, kept in the controller state)
-logs in on every broker."""
+logs in on every broker; each listener's clients learn every broker's endpoint on that listener."""
 
 from __future__ import annotations
 
@@ -132,3 +132,12 @@ def test_scram_user_created_through_a_follower_logs_in_on_every_broker(
     # Clients of the SASL_SSL listener are told every broker's SASL_SSL address.
     brokers = AdminClient(conf).list_topics(timeout=10).brokers
     assert {b.id: b.port for b in brokers.values()} == ports
+    # ... and clients of the PLAINTEXT listener every broker's PLAINTEXT address (from the registrations).
+    plain = {n: b.listener_ports["PLAINTEXT"] for n, b in cluster.brokers.items()}
+    plain_admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{plain[follower]}"})
+
+    def plaintext_view() -> None:
+        seen = {b.id: b.port for b in plain_admin.list_topics(timeout=10).brokers.values()}
+        assert seen == plain, seen
+
+    _until("PLAINTEXT endpoints of every broker", plaintext_view)

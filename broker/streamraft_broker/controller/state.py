@@ -85,14 +85,25 @@ class BrokerReg:
     state: str = BROKER_ACTIVE
     previous_incarnations: int = 0
     """How many times this id registered with another incarnation id (a restart with an empty disk)."""
+    listeners: dict[str, str] = field(default_factory=dict)
+    """Advertised HOST:PORT of each of the broker's Kafka listeners, by listener name (clients of a
+    listener are told every broker's endpoint on that listener)."""
 
     def same_endpoint(self, other: BrokerReg) -> bool:
-        return (self.kafka_host, self.kafka_port, self.raft_address, self.rack, self.incarnation) == (
+        return (
+            self.kafka_host,
+            self.kafka_port,
+            self.raft_address,
+            self.rack,
+            self.incarnation,
+            self.listeners,
+        ) == (
             other.kafka_host,
             other.kafka_port,
             other.raft_address,
             other.rack,
             other.incarnation,
+            other.listeners,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -149,6 +160,8 @@ def register_broker_command(reg: BrokerReg) -> bytes:
             "raft": reg.raft_address,
             "rack": reg.rack,
             "incarnation": reg.incarnation,
+            # Only when there are some: commands of brokers without named listeners stay as they were.
+            **({"listeners": reg.listeners} if reg.listeners else {}),
         },
         sort_keys=True,
     ).encode()
@@ -330,6 +343,7 @@ class ControllerState:
                 str(cmd["raft"]),
                 None if cmd.get("rack") is None else str(cmd["rack"]),
                 str(cmd["incarnation"]),
+                listeners={str(k): str(v) for k, v in cmd.get("listeners", {}).items()},
             )
             if old is not None:
                 if old.same_endpoint(reg):
@@ -402,6 +416,7 @@ def _broker_json(b: BrokerReg) -> dict[str, Any]:
         "incarnation": b.incarnation,
         "state": b.state,
         "previous_incarnations": b.previous_incarnations,
+        "listeners": b.listeners,
     }
 
 
@@ -418,6 +433,7 @@ def _broker_from_json(b: Any) -> BrokerReg:
         str(b["incarnation"]),
         state=state,
         previous_incarnations=int(b["previous_incarnations"]),
+        listeners={str(k): str(v) for k, v in b.get("listeners", {}).items()},
     )
 
 

@@ -167,6 +167,8 @@ class ReplicationService:
         self.members = members
         self.registry = registry
         self.producers: Any = None
+        self.listener_endpoints: dict[str, str] = {}
+        """This broker's advertised HOST:PORT per named Kafka listener, registered with the controller."""
         self.state = ControllerState()
         self.runtime = Runtime(
             RuntimeConfig(node_id, data_dir=raft_dir),

@@ -209,6 +209,14 @@ class Broker:
             controller_snapshot_entries=cfg.controller_snapshot_entries,
         )
         service.producers = self.ctx.producers
+        # Registered with the controller, so every broker can tell a listener's clients where the others
+        # are on that listener (only with named listeners: a plain broker registers as before).
+        service.listener_endpoints = (
+            {name: f"{h}:{p}" for name, (h, p) in self.ctx.extra["advertised_listeners"].items()}
+            if cfg.listeners.strip()
+            else {}
+        )
+        self.ctx.extra["peer_listeners"] = functools.partial(_peer_listener, service)
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415
 
         install_metrics(self.metrics, service)
@@ -303,6 +311,16 @@ class Broker:
             datadir_lock.release(self._lock_fd)
             self._lock_fd = None
         log.info("broker stopped")
+
+
+def _peer_listener(service: Any, node_id: int, listener: str) -> tuple[str, int] | None:
+    """Broker ``node_id``'s advertised endpoint on ``listener``, from its registration."""
+    reg = service.state.brokers.get(node_id)
+    address = reg.listeners.get(listener) if reg is not None else None
+    if address is None:
+        return None
+    host, _, port = address.rpartition(":")
+    return host, int(port)
 
 
 def id_of(member: Any) -> int:
