@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.cli_users import add_users_parser
 from streamraft_broker.config import (
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
@@ -373,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_argument("--key-separator", default="\t")
     client(consume)
     consume.set_defaults(func=cmd_consume)
+    add_users_parser(sub, client)
     return parser
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -432,3 +434,49 @@ def test_kafka_python_oauthbearer(broker: BrokerProcess, material: Material) -> 
     producer = KafkaProducer(acks="all", **conf)
     producer.send("oauth-kafka-python", value=b"x").get(timeout=DEADLINE_S)
     producer.close(timeout=10)
+
+
+# ---------------------------------------------------------------------- streamraft users
+
+
+def _streamraft(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streamraft_broker.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+
+
+def test_streamraft_users_create_list_delete(
+    broker: BrokerProcess, material: Material, tmp_path: Path
+) -> None:
+    port = _port(broker, "SASL_SSL")
+    admin = tmp_path / "admin.properties"
+    admin.write_text(
+        "".join(
+            f"{k}={v}\n"
+            for k, v in confluent_sasl_ssl(material, port, "PLAIN", ADMIN_USER, ADMIN_PASSWORD).items()
+        )
+    )
+    common = ["--bootstrap-server", f"127.0.0.1:{port}", "--command-config", str(admin)]
+    made = _streamraft(
+        "users",
+        "create",
+        "erin",
+        "--mechanism",
+        "SCRAM-SHA-256",
+        "--password-stdin",
+        *common,
+        stdin="erin-pw\n",
+    )
+    assert made.returncode == 0, made.stderr
+    assert "erin-pw" not in made.stdout + made.stderr
+    conf = confluent_sasl_ssl(material, port, "SCRAM-SHA-256", "erin", "erin-pw")
+    assert AdminClient(conf).list_topics(timeout=DEADLINE_S).brokers  # erin logs in
+    assert "erin: SCRAM-SHA-256 (iterations 8192)" in _streamraft("users", "list", *common).stdout
+    assert _streamraft("users", "delete", "erin", "--mechanism", "SCRAM-SHA-256", *common).returncode == 0
+    assert "erin" not in _streamraft("users", "list", *common).stdout
+    assert _confluent_error(conf).code() == KafkaError._AUTHENTICATION
