@@ -89,6 +89,8 @@ class BrokerConfig:
     sasl_oauthbearer_clock_skew_seconds: int = 30
     connection_failed_authentication_delay_ms: int = 100
     connections_max_reauth_ms: int = 0
+    sasl_server_max_receive_size: int = 524_288
+    """Largest request a SASL connection may send before it authenticated (Kafka's default)."""
     """0: sessions never expire; otherwise clients must re-authenticate within this (KIP-368)."""
     sasl_mechanism_inter_broker_protocol: str = "PLAIN"
     sasl_inter_broker_username: str = ""
@@ -185,6 +187,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "sasl_oauthbearer_clock_skew_seconds": _int(0, 3600),
     "connection_failed_authentication_delay_ms": _int(0, 60_000),
     "connections_max_reauth_ms": _int(0, 2**63 - 1),
+    "sasl_server_max_receive_size": _int(MIN_FRAME_SIZE, 2**31 - 1),
     "sasl_mechanism_inter_broker_protocol": _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
     "sasl_inter_broker_username": lambda v, _w: str(v),
     "sasl_inter_broker_password": lambda v, _w: str(v),

@@ -180,3 +180,24 @@ def test_librdkafka_reauthenticates_and_keeps_its_connections(broker: BrokerProc
     assert len(delivered) == sent and all(delivered)
     log = broker.log_tail(100_000)
     assert log.count("session expired") == before, log[-2000:]
+
+
+def test_before_authentication_only_small_frames_are_read(broker: BrokerProcess) -> None:
+    """sasl.server.max.receive.size (Kafka's default, 512 KiB): an anonymous peer cannot make the broker
+    buffer a large request."""
+    with _sasl_client(broker) as client:
+        client.send_raw(struct.pack(">i", 600_000) + b"\0" * 1000)
+        assert _closed(client)
+    assert "exceeds the maximum of 524288 bytes" in broker.log_tail(200)
+
+
+def test_v0_bare_tokens_may_be_shorter_than_a_request_header(broker: BrokerProcess) -> None:
+    refusals = broker.log_tail(100_000).count("Invalid username or password")
+    with _sasl_client(broker) as client:
+        assert int(client.request(SASL_HANDSHAKE, 0, SaslHandshakeV0(mechanism="PLAIN")).error_code) == 0
+        client.send_raw(struct.pack(">i", 4) + b"\0a\0b")  # user "a", password "b": refused, not mis-framed
+        assert _closed(client)
+    deadline = time.monotonic() + 10
+    while broker.log_tail(100_000).count("Invalid username or password") == refusals:
+        assert time.monotonic() < deadline, broker.log_tail(20)
+        time.sleep(0.05)  # polling the broker's log for the refusal, bounded above

@@ -34,6 +34,8 @@ class Security:
     credentials: CredentialStore | None = None
     failed_delay_s: float = 0.1
     max_reauth_ms: int = 0
+    max_receive_size: int = 524_288
+    """Largest frame before authentication (Kafka's sasl.server.max.receive.size)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def mechanism(self, name: str) -> Mechanism | None:
@@ -58,6 +60,7 @@ def build_authenticators(cfg: BrokerConfig, ctx: Any, data_dir: Path) -> Securit
         mapper=PrincipalMapper(cfg.ssl_principal_mapping_rules),
         failed_delay_s=cfg.connection_failed_authentication_delay_ms / 1000,
         max_reauth_ms=cfg.connections_max_reauth_ms,
+        max_receive_size=cfg.sasl_server_max_receive_size,
     )
     if cfg.sasl_plain_users_file is not None:
         try:

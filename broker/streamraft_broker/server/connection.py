@@ -17,7 +17,7 @@ from streamraft_broker.handlers.api_versions import UNSUPPORTED_VERSION, api_ver
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
 from streamraft_broker.protocol.codec import decode_request, encode_response, is_flexible_request
 from streamraft_broker.protocol.errors import ProtocolError
-from streamraft_broker.protocol.framing import FrameDecoder
+from streamraft_broker.protocol.framing import MIN_FRAME_SIZE, FrameDecoder
 from streamraft_broker.protocol.header import RequestHeader, parse_request_header, peek_fixed
 from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
@@ -58,6 +58,7 @@ class Connection:
         self.reader = reader
         self.writer = writer
         self.decoder = FrameDecoder(max_request_size)
+        self.max_request_size = max_request_size
         self.zero_copy = zero_copy
         self.peer = str(writer.get_extra_info("peername"))
         peername = writer.get_extra_info("peername")
@@ -99,6 +100,8 @@ class Connection:
                     return
                 self.decoder.feed(data)
                 while not self.closing:
+                    if self.sasl is not None:
+                        self._sasl_frame_limits(self.sasl)
                     try:
                         frame = self.decoder.next_frame()
                     except ProtocolError as exc:
@@ -162,6 +165,15 @@ class Connection:
     async def _drain_pipeline(self) -> None:
         while self._pipeline:
             await self._next_done()
+
+    def _sasl_frame_limits(self, sasl: SaslExchange) -> None:
+        """Before authentication a SASL connection gets frames of at most sasl.server.max.receive.size (an
+        anonymous peer must not make the broker buffer a 100 MiB request); bare v0 tokens may be tiny."""
+        if self.session.authenticated:
+            self.decoder.set_limits(self.max_request_size)
+        else:
+            limit = min(self.max_request_size, self.ctx.extra["authenticators"].max_receive_size)
+            self.decoder.set_limits(limit, 0 if sasl.raw_token_expected else MIN_FRAME_SIZE)
 
     async def _tls_handshake(self, tls: ssl.SSLContext) -> bool:
         try:
