@@ -114,6 +114,16 @@ def _confluent_error(conf: dict[str, Any]) -> KafkaError:
     return errors[0]
 
 
+def _kafka_python_values(consumer: KafkaConsumer, n: int) -> list[bytes]:
+    """The first ``n`` values (the iterator ends after consumer_timeout_ms without records)."""
+    got: list[bytes] = []
+    for message in consumer:
+        got.append(message.value)
+        if len(got) == n:
+            break
+    return got
+
+
 def _expected(n: int = 20) -> list[bytes]:
     return [f"v{i}".encode() for i in range(n)]
 
@@ -204,7 +214,7 @@ def test_kafka_python_scram_sha512_over_sasl_ssl(
     consumer = KafkaConsumer(
         "scram-kafka-python", auto_offset_reset="earliest", consumer_timeout_ms=10_000, **conf
     )
-    got = [m.value for m in consumer]
+    got = _kafka_python_values(consumer, 20)
     consumer.close()
     assert got == _expected()
 
@@ -219,7 +229,7 @@ def test_kafka_python_wrong_password_is_an_authentication_error(
     conf = {
         **kafka_python_sasl_ssl(material, _port(broker, "SASL_SSL"), USER, "wrong"),
         "ssl_cafile": str(material.ca.cert),
-        "bootstrap_timeout_ms": 3000,
+        "bootstrap_timeout_ms": 1500,
     }
     with pytest.raises(KafkaTimeoutError):
         KafkaProducer(**conf)
@@ -329,7 +339,7 @@ def test_kafka_python_over_mutual_tls(broker: BrokerProcess, material: Material)
     consumer = KafkaConsumer(
         "mtls-kafka-python", auto_offset_reset="earliest", consumer_timeout_ms=10_000, **conf
     )
-    got = [m.value for m in consumer]
+    got = _kafka_python_values(consumer, 20)
     consumer.close()
     assert got == _expected()
 
