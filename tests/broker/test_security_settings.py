@@ -12,6 +12,7 @@ import pytest
 from streamraft_broker.config import BrokerConfig, ConfigError, load_config
 from streamraft_broker.controller.state import BrokerReg, ControllerState, register_broker_command
 from streamraft_broker.security import pki
+from streamraft_broker.security.authenticators import check_sasl_settings
 from streamraft_broker.security.listeners import inter_broker_listener, parse_listeners
 from streamraft_broker.security.oauth import TokenError, parse_client_response
 from streamraft_broker.security.tls import PrincipalMapper, subject_dn
@@ -139,3 +140,19 @@ def test_registered_listener_endpoints_survive_a_controller_snapshot() -> None:
     # A registration without named listeners is encoded as before they existed.
     plain = BrokerReg(2, "10.0.0.2", 9092, "10.0.0.2:9093", None, str(uuid.uuid4()))
     assert "listeners" not in json.loads(register_broker_command(plain))
+
+
+@pytest.mark.parametrize(
+    ("mechanisms", "message"),
+    [
+        ("PLAIN", "sasl_plain_users_file"),
+        ("OAUTHBEARER", "sasl_oauthbearer_jwks_endpoint_url"),
+        ("", "empty"),
+    ],
+)
+def test_sasl_listener_needs_usable_mechanisms(mechanisms: str, message: str) -> None:
+    cfg = load_config({"listeners": "SASL_PLAINTEXT://:9092", "sasl_enabled_mechanisms": mechanisms}, {})
+    with pytest.raises(ConfigError, match=message):
+        check_sasl_settings(cfg, parse_listeners(cfg))
+    plain = load_config({"sasl_enabled_mechanisms": mechanisms}, {})
+    check_sasl_settings(plain, parse_listeners(plain))  # no SASL listener: nothing to check

@@ -11,6 +11,7 @@ from typing import Any
 
 from streamraft_broker.config import BrokerConfig, ConfigError
 from streamraft_broker.security.credentials import CredentialStore, LocalCredentialFile
+from streamraft_broker.security.listeners import Listener
 from streamraft_broker.security.oauth import JwksValidator, TokenError
 from streamraft_broker.security.sasl import Mechanism, OAuthBearer, Plain, PlainUsers, Scram
 from streamraft_broker.security.scram import MECHANISMS
@@ -50,6 +51,23 @@ class Security:
         if name == "OAUTHBEARER":
             return OAuthBearer(self.oauth)
         return None
+
+
+def check_sasl_settings(cfg: BrokerConfig, listeners: list[Listener]) -> None:
+    """A SASL listener whose enabled mechanisms cannot log anyone in is a configuration error, named at
+    start rather than found at each refused login."""
+    sasl = [x.name for x in listeners if x.uses_sasl]
+    if not sasl:
+        return
+    enabled = [m for m in cfg.sasl_enabled_mechanisms.split(",") if m]
+    if not enabled:
+        raise ConfigError(f"listeners {sasl} use SASL but sasl_enabled_mechanisms is empty")
+    if "PLAIN" in enabled and cfg.sasl_plain_users_file is None:
+        raise ConfigError("sasl_enabled_mechanisms includes PLAIN: set sasl_plain_users_file")
+    if "OAUTHBEARER" in enabled and not cfg.sasl_oauthbearer_jwks_endpoint_url:
+        raise ConfigError(
+            "sasl_enabled_mechanisms includes OAUTHBEARER: set sasl_oauthbearer_jwks_endpoint_url"
+        )
 
 
 def build_authenticators(cfg: BrokerConfig, ctx: Any, data_dir: Path) -> Security:

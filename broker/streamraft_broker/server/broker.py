@@ -20,7 +20,11 @@ from streamraft_broker.handlers.context import BrokerContext
 from streamraft_broker.handlers.groups_wiring import install as install_groups_and_producers
 from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
 from streamraft_broker.security import outbound
-from streamraft_broker.security.authenticators import build_authenticators, replicated_credentials
+from streamraft_broker.security.authenticators import (
+    build_authenticators,
+    check_sasl_settings,
+    replicated_credentials,
+)
 from streamraft_broker.security.listeners import Listener, inter_broker_listener, parse_listeners
 from streamraft_broker.security.tls import server_context
 from streamraft_broker.server import datadir_lock
@@ -101,6 +105,7 @@ class Broker:
         self.registry.load()
         self.metrics.watch_partitions(self._partition_stats)
         self.listeners = parse_listeners(cfg)
+        check_sasl_settings(cfg, self.listeners)
         tls = {
             x.security_protocol: server_context(cfg, x.security_protocol)
             for x in self.listeners
