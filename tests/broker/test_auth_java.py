@@ -14,7 +14,14 @@ from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
 from tests.javakafka.tools import CONSOLE_CONSUMER, CONSOLE_PRODUCER, run_tool
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
-from tests.support.security import ADMIN_PASSWORD, ADMIN_USER, Material, broker_args, make_material
+from tests.support.security import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    Material,
+    broker_args,
+    login_count,
+    make_material,
+)
 
 pytestmark = [pytest.mark.java]
 
@@ -31,7 +38,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory, material: Material) -> Iterator[BrokerProcess]:
-    extra = {"connections-max-reauth-ms": "3000"}
+    extra = {"connections-max-reauth-ms": "1000"}
     yield from module_broker(tmp_path_factory, extra_args=broker_args(material, extra=extra))
 
 
@@ -79,10 +86,14 @@ def test_kafka_configs_adds_a_scram_user_who_then_produces_and_consumes(
         CONSOLE_CONSUMER,
         [
             "--bootstrap-server", bootstrap, "--topic", "java-scram", "--from-beginning",
-            "--command-config", str(dave), "--max-messages", str(COUNT), "--timeout-ms", "30000",
+            # No --max-messages: it keeps fetching until 4 s pass without records, past the 1 s sessions.
+            "--command-config", str(dave), "--timeout-ms", "4000",
         ],
     ).stdout  # fmt: skip
     assert [ln for ln in out.splitlines() if ln.startswith("line-")] == lines
+    # The Java clients re-authenticated within connections.max.reauth.ms: none of their connections was cut.
+    assert "session expired" not in broker.log_tail(100_000)
+    assert login_count(broker.metrics_url, "reauthentication") >= 1
 
     wrong = _client_properties(tmp_path / "wrong.properties", material, "SCRAM-SHA-512", "dave", "nope")
     refused = run_tool(

@@ -21,7 +21,14 @@ from kio.schema.sasl_handshake.v1.request import SaslHandshakeRequest
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
-from tests.support.security import ADMIN_PASSWORD, ADMIN_USER, Material, broker_args, make_material
+from tests.support.security import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    Material,
+    broker_args,
+    login_count,
+    make_material,
+)
 from tests.support.wire import WireClient
 
 REAUTH_MS = 1500
@@ -159,6 +166,7 @@ def test_librdkafka_reauthenticates_and_keeps_its_connections(broker: BrokerProc
     """A producer working for three session lifetimes: every record is acknowledged and the broker never
     had to close a connection for an expired session (librdkafka re-authenticated in time)."""
     before = broker.log_tail(100_000).count("session expired")
+    reauths = login_count(broker.metrics_url, "reauthentication")
     delivered: list[bool] = []
     producer = Producer(
         {
@@ -180,6 +188,8 @@ def test_librdkafka_reauthenticates_and_keeps_its_connections(broker: BrokerProc
     assert len(delivered) == sent and all(delivered)
     log = broker.log_tail(100_000)
     assert log.count("session expired") == before, log[-2000:]
+    # Each of its connections (bootstrap and broker) re-authenticated at least once per lifetime.
+    assert login_count(broker.metrics_url, "reauthentication") - reauths >= 2
 
 
 def test_before_authentication_only_small_frames_are_read(broker: BrokerProcess) -> None:

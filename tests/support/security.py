@@ -121,3 +121,16 @@ def kafka_python_sasl_ssl(m: Material, port: int, user: str, password: str) -> d
         "sasl_plain_username": user,
         "sasl_plain_password": password,
     }
+
+
+def login_count(metrics_url: str, result: str) -> float:
+    """Sum of the broker's ``streamraft_authentications_total`` samples with this result."""
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("streamraft_authentications_total{") and f'result="{result}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total

@@ -11,6 +11,7 @@ configured audience and issuer when those are set. The principal is the ``sub`` 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -52,9 +53,15 @@ class JwksValidator:
         self._keys: jwt.PyJWKSet | None = None
         self._stamp: object = None
         self._fetched_at = 0.0
+        self._lock = threading.Lock()
         self._load()
 
     def _load(self) -> None:
+        # Logins of several connections validate in worker threads at once: one refresh at a time.
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         parsed = urllib.parse.urlparse(self.url)
         if parsed.scheme == "file":
             path = Path(urllib.parse.unquote(parsed.path))

@@ -73,7 +73,9 @@ class Connection:
         )
         """Who this connection is; handlers read it through ``current_session()``."""
         self.sasl: SaslExchange | None = (
-            SaslExchange(self.session, ctx.extra["authenticators"]) if self.listener.uses_sasl else None
+            SaslExchange(self.session, ctx.extra["authenticators"], self._count_login)
+            if self.listener.uses_sasl
+            else None
         )
         """The SASL state machine of a SASL_PLAINTEXT / SASL_SSL connection."""
         self._inline = False
@@ -175,6 +177,9 @@ class Connection:
             limit = min(self.max_request_size, self.ctx.extra["authenticators"].max_receive_size)
             self.decoder.set_limits(limit, 0 if sasl.raw_token_expected else MIN_FRAME_SIZE)
 
+    def _count_login(self, mechanism: str, result: str) -> None:
+        self.ctx.metrics.authentications.labels(self.listener.name, mechanism, result).inc()
+
     async def _tls_handshake(self, tls: ssl.SSLContext) -> bool:
         try:
             await self.writer.start_tls(tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
@@ -220,7 +225,7 @@ class Connection:
         sasl = self.sasl
         if sasl is not None and sasl.raw_token_expected:
             # After a v0 SaslHandshake the next frame is a bare SASL token, not a Kafka request.
-            await self._sasl_answer(sasl.raw_token(frame))
+            await self._sasl_answer(await asyncio.to_thread(sasl.raw_token, frame))
             return
         try:
             api_key, version, corr = peek_fixed(frame)
@@ -253,7 +258,8 @@ class Connection:
             self._protocol_error("bad_request", f"{ApiKey(api_key).name} v{version}: {exc}")
             raise CloseConnection from exc
         if sasl is not None and api_key in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
-            await self._sasl_answer(sasl.handle(header, request))
+            # In a thread: a step may fetch an OAUTHBEARER key set over HTTP (seconds, at worst).
+            await self._sasl_answer(await asyncio.to_thread(sasl.handle, header, request))
             self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
             return
         result = await self._dispatch(header, request)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from streamraft_broker.handlers.context import err
@@ -39,9 +40,13 @@ def _now_ms() -> int:
 
 
 class SaslExchange:
-    def __init__(self, session: Session, security: Security) -> None:
+    def __init__(
+        self, session: Session, security: Security, on_event: Callable[[str, str], None] | None = None
+    ) -> None:
         self.session = session
         self.security = security
+        self.on_event = on_event
+        """Called with (mechanism, "success" | "failure" | "reauthentication") as logins end."""
         self.state = "handshake"
         self.raw_token_expected = False
         self._mechanism: Mechanism | None = None
@@ -142,19 +147,29 @@ class SaslExchange:
             return b"", ("authentication_failed", f"{exc} (client {self.session.client_host})"), True
         return _I32.pack(len(data)) + data, None, False
 
+    def _event(self, mechanism: str, result: str) -> None:
+        if self.on_event is not None:
+            self.on_event(mechanism, result)
+
     def _step(self, token: bytes, *, lifetime: bool) -> tuple[bytes, int]:
         mechanism = self._mechanism
         assert mechanism is not None
-        data = mechanism.step(token)
+        try:
+            data = mechanism.step(token)
+        except AuthenticationFailed:
+            self._event(mechanism.name, "failure")
+            raise
         if mechanism.principal is None:
             return data, 0
         # The exchange ended well.
         if self.session.authenticated and mechanism.principal != self.session.principal:
+            self._event(mechanism.name, "failure")
             raise AuthenticationFailed(
                 f"re-authentication as {mechanism.principal} on a connection of {self.session.principal}"
             )
         if self.session.authenticated:
             self.reauthentications += 1
+        self._event(mechanism.name, "reauthentication" if self.session.authenticated else "success")
         self.session.principal = mechanism.principal
         self.session.authenticated = True
         self.session.attributes["sasl_mechanism"] = mechanism.name
