@@ -27,6 +27,10 @@ from confluent_kafka.admin import (
 )
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.net.sasl.oauth import AbstractTokenProvider
+from kio.schema.metadata.v12.request import MetadataRequest
+from streamraft_broker.config import load_config
+from streamraft_broker.security import outbound
+from streamraft_broker.security.listeners import Listener
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
@@ -42,6 +46,9 @@ from tests.support.security import (
 )
 
 DEADLINE_S = 30.0
+METADATA_ALL = MetadataRequest(
+    topics=None, allow_auto_topic_creation=False, include_topic_authorized_operations=False
+)
 USER, PASSWORD = "alice", "alice-password"
 
 
@@ -490,3 +497,56 @@ def test_streamraft_users_create_list_delete(
     assert _streamraft("users", "delete", "erin", "--mechanism", "SCRAM-SHA-256", *common).returncode == 0
     assert "erin" not in _streamraft("users", "list", *common).stdout
     assert _confluent_error(conf).code() == KafkaError._AUTHENTICATION
+
+
+# ---------------------------------------------------------------------- the broker as a client
+
+
+@pytest.mark.parametrize(
+    "login",
+    [
+        ("SSL", "PLAIN", "", ""),  # mutual TLS with the broker's own certificate
+        ("SASL_SSL", "PLAIN", ADMIN_USER, ADMIN_PASSWORD),
+        ("SASL_SSL", "SCRAM-SHA-512", USER, PASSWORD),
+    ],
+)
+def test_broker_outbound_connections_log_in(
+    broker: BrokerProcess, material: Material, scram_user: tuple[str, str], login: tuple[str, str, str, str]
+) -> None:
+    """What a broker does before each call to another broker (security.outbound): TLS with its certificate,
+    then its SASL login; a wrong password is refused with the peer's message."""
+    listener, mechanism, user, password = login
+    port = _port(broker, listener)
+
+    def configure(secret: str) -> None:
+        cfg = load_config(
+            {
+                "ssl_keystore_certificate_chain": str(material.broker.cert),
+                "ssl_keystore_key": str(material.broker.key),
+                "ssl_truststore_location": str(material.ca.cert),
+                "sasl_mechanism_inter_broker_protocol": mechanism,
+                "sasl_inter_broker_username": user,
+                "sasl_inter_broker_password": secret,
+            },
+            {},
+        )
+        outbound.configure(cfg, Listener(listener, listener, "127.0.0.1", port))
+
+    async def metadata() -> Any:
+        reader, writer = await outbound.open_connection("127.0.0.1", port)
+        try:
+            writer.write(outbound.encode(3, 12, METADATA_ALL, 1))
+            await writer.drain()
+            return await outbound.read_frame(reader)
+        finally:
+            writer.close()
+
+    try:
+        configure(password)
+        assert len(asyncio.run(metadata())) > 8
+        if listener == "SASL_SSL":
+            configure("wrong")
+            with pytest.raises(outbound.OutboundAuthFailed, match=f"peer refused {user}"):
+                asyncio.run(metadata())
+    finally:
+        outbound.configure(load_config({}, {}), Listener("PLAINTEXT", "PLAINTEXT", "127.0.0.1", 0))
