@@ -1,4 +1,5 @@
-"""A 3-broker replicated cluster whose only Kafka listener brokers share with clients is SASL_SSL: brokers
+"""A 3-broker replicated cluster with PLAINTEXT, SASL_SSL (the inter-broker listener) and SSL (client
+certificates required) listeners. Brokers
 call each other (registration, forwarded requests) over it with their own PLAIN login, and a SCRAM user
 created through one non-controller broker (forwarded to the controller, kept in the controller state)
 logs in on every broker; each listener's clients learn every broker's endpoint on that listener."""
@@ -21,7 +22,14 @@ from kio.schema.alter_user_scram_credentials.v0.request import ScramCredentialUp
 from kio.static.primitive import i8, i32
 
 from tests.cluster.launcher import Cluster
-from tests.support.security import ADMIN_PASSWORD, ADMIN_USER, Material, confluent_sasl_ssl, make_material
+from tests.support.security import (
+    ADMIN_PASSWORD,
+    ADMIN_USER,
+    Material,
+    confluent_mtls,
+    confluent_sasl_ssl,
+    make_material,
+)
 from tests.support.wire import WireClient
 
 BROKER_USER, BROKER_PASSWORD = "broker", "broker-secret"
@@ -42,7 +50,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, material: Material) -> Ite
     for n, broker in c.brokers.items():
         # PLAINTEXT on a free port first (the harness's readiness probe), SASL_SSL on the member address.
         broker.extra_args += [
-            "--listeners", f"PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{c.kafka_ports[n]}",
+            "--listeners",
+            f"PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{c.kafka_ports[n]},SSL://127.0.0.1:0",
+            "--ssl-client-auth", "required",
             "--inter-broker-listener-name", "SASL_SSL",
             "--ssl-keystore-certificate-chain", str(material.broker.cert),
             "--ssl-keystore-key", str(material.broker.key),
@@ -141,3 +151,32 @@ def test_scram_user_created_through_a_follower_logs_in_on_every_broker(
         assert seen == plain, seen
 
     _until("PLAINTEXT endpoints of every broker", plaintext_view)
+
+
+def test_mutual_tls_clients_on_every_broker(cluster: Cluster, material: Material) -> None:
+    """The SSL listener (client certificates required) of a replicated cluster: a client with a
+    certificate produces and consumes, learning every broker's SSL endpoint."""
+    ssl_ports = {n: b.listener_ports["SSL"] for n, b in cluster.brokers.items()}
+    conf = confluent_mtls(material, ssl_ports[1], material.alice)
+
+    def ssl_view() -> None:
+        seen = {b.id: b.port for b in AdminClient(conf).list_topics(timeout=10).brokers.values()}
+        assert seen == ssl_ports, seen
+
+    _until("SSL endpoints of every broker", ssl_view)
+    admin = AdminClient(conf)
+    _until("topic created", lambda: admin.create_topics([NewTopic("mtls", 1, 3)])["mtls"].result(30))
+    producer = Producer({**conf, "acks": "all"})
+    for i in range(10):
+        producer.produce("mtls", value=f"m{i}".encode())
+    assert producer.flush(DEADLINE_S) == 0
+    consumer = Consumer({**conf, "group.id": "mtls-g", "auto.offset.reset": "earliest"})
+    consumer.subscribe(["mtls"])
+    got: list[bytes] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while len(got) < 10 and time.monotonic() < deadline:
+        msg = consumer.poll(0.5)
+        if msg is not None and msg.error() is None:
+            got.append(bytes(msg.value() or b""))
+    consumer.close()
+    assert got == [f"m{i}".encode() for i in range(10)]
