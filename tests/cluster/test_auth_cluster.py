@@ -1,8 +1,8 @@
 """A 3-broker replicated cluster with PLAINTEXT, SASL_SSL (the inter-broker listener) and SSL (client
-certificates required) listeners. Brokers
-call each other (registration, forwarded requests) over it with their own PLAIN login, and a SCRAM user
-created through one non-controller broker (forwarded to the controller, kept in the controller state)
-logs in on every broker; each listener's clients learn every broker's endpoint on that listener."""
+certificates required) listeners. Brokers call each other (registration, forwarded requests) over SASL_SSL
+with their own PLAIN login; a SCRAM user created through one non-controller broker (forwarded to the
+controller, kept in the controller state) logs in on every broker; each listener's clients learn every
+broker's endpoint on that listener."""
 
 from __future__ import annotations
 
