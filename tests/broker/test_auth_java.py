@@ -38,7 +38,7 @@ def material(tmp_path_factory: pytest.TempPathFactory) -> Material:
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory, material: Material) -> Iterator[BrokerProcess]:
-    extra = {"connections-max-reauth-ms": "1000"}
+    extra = {"connections-max-reauth-ms": "4000"}
     yield from module_broker(tmp_path_factory, extra_args=broker_args(material, extra=extra))
 
 
@@ -86,8 +86,8 @@ def test_kafka_configs_adds_a_scram_user_who_then_produces_and_consumes(
         CONSOLE_CONSUMER,
         [
             "--bootstrap-server", bootstrap, "--topic", "java-scram", "--from-beginning",
-            # No --max-messages: it keeps fetching until 4 s pass without records, past the 1 s sessions.
-            "--command-config", str(dave), "--timeout-ms", "4000",
+            # No --max-messages: it keeps fetching until 6 s pass without records, past its 4 s session.
+            "--command-config", str(dave), "--timeout-ms", "6000",
         ],
     ).stdout  # fmt: skip
     assert [ln for ln in out.splitlines() if ln.startswith("line-")] == lines
