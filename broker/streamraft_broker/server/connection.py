@@ -111,7 +111,8 @@ class Connection:
                         return
                     if frame is None:
                         break
-                    if self.pipelined and _is_produce(frame):
+                    raw_token = self.sasl is not None and self.sasl.raw_token_expected
+                    if self.pipelined and not raw_token and _is_produce(frame):
                         await self._start_pipelined(frame)
                         continue
                     await self._drain_pipeline()
