@@ -22,6 +22,7 @@ from streamraft_broker.config import (
     DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
+    SECURITY_KEYS,
     BrokerConfig,
     ConfigError,
     load_config,
@@ -190,6 +191,8 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--raft-tls-key", help="PEM private key of --raft-tls-cert")
     p.add_argument("--raft-tls-ca", help="PEM CA certificate(s) Raft peers' certificates must chain to")
+    for key in SECURITY_KEYS:
+        p.add_argument("--" + key.replace("_", "-"), help=f"Kafka's {key.replace('_', '.')} (security)")
 
 
 _BROKER_KEYS = [
@@ -236,6 +239,7 @@ _BROKER_KEYS = [
     "raft_tls_cert",
     "raft_tls_key",
     "raft_tls_ca",
+    *SECURITY_KEYS,
 ]
 
 
@@ -539,10 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     from streamraft_broker.clitools import acls as acl_cmds  # noqa: PLC0415
     from streamraft_broker.clitools import cluster as cluster_cmds  # noqa: PLC0415
     from streamraft_broker.clitools import groups as group_cmds  # noqa: PLC0415
+    from streamraft_broker.clitools import users as user_cmds  # noqa: PLC0415
 
     acl_cmds.add_parsers(sub, client)
     cluster_cmds.add_parsers(sub)
     group_cmds.add_parsers(sub)
+    user_cmds.add_users_parser(sub, client)
     return parser
 
 

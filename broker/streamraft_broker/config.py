@@ -118,6 +118,45 @@ class BrokerConfig:
     raft_tls_key: Path | None = None
     raft_tls_ca: Path | None = None
     """PEM CA certificate(s) a Raft peer's certificate must chain to."""
+    # Listeners and client authentication (security/): Kafka's names and meanings.
+    listeners: str = ""
+    """NAME://HOST:PORT,... (empty: one PLAINTEXT listener on ``listen``)."""
+    advertised_listeners: str = ""
+    """NAME://HOST:PORT,... told to clients of each listener (default: the listener's own address)."""
+    listener_security_protocol_map: str = ""
+    """NAME:PROTOCOL,... (default: each of Kafka's protocol names maps to itself)."""
+    inter_broker_listener_name: str = ""
+    """The listener brokers call each other on (default: the first listener)."""
+    ssl_keystore_type: str = "PEM"
+    ssl_keystore_location: Path | None = None
+    """PEM file holding the broker's private key and certificate chain."""
+    ssl_keystore_certificate_chain: str = ""
+    """The certificate chain as PEM text (Kafka) or a PEM file path, with ``ssl_keystore_key``."""
+    ssl_keystore_key: str = ""
+    ssl_key_password: str = ""
+    """Password of an encrypted private key (never logged)."""
+    ssl_truststore_type: str = "PEM"
+    ssl_truststore_location: Path | None = None
+    """PEM file of the CA certificates client (and peer broker) certificates must chain to."""
+    ssl_client_auth: str = "none"
+    ssl_principal_mapping_rules: str = "DEFAULT"
+    sasl_enabled_mechanisms: str = "SCRAM-SHA-256,SCRAM-SHA-512"
+    sasl_plain_users_file: Path | None = None
+    """``USER:PASSWORD`` lines for SASL/PLAIN (not a Kafka setting: Kafka reads JAAS)."""
+    sasl_oauthbearer_jwks_endpoint_url: str = ""
+    sasl_oauthbearer_expected_audience: str = ""
+    sasl_oauthbearer_expected_issuer: str = ""
+    sasl_oauthbearer_sub_claim_name: str = "sub"
+    sasl_oauthbearer_clock_skew_seconds: int = 30
+    connection_failed_authentication_delay_ms: int = 100
+    connections_max_reauth_ms: int = 0
+    sasl_server_max_receive_size: int = 524_288
+    """Largest request a SASL connection may send before it authenticated (Kafka's default)."""
+    """0: sessions never expire; otherwise clients must re-authenticate within this (KIP-368)."""
+    sasl_mechanism_inter_broker_protocol: str = "PLAIN"
+    sasl_inter_broker_username: str = ""
+    """This broker's own SASL user when it calls another broker (not a Kafka setting: Kafka reads JAAS)."""
+    sasl_inter_broker_password: str = ""
 
 
 def parse_host_port(value: str, what: str) -> tuple[str, int]:
@@ -210,6 +249,32 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "raft_tls_cert": lambda v, w: _readable_file(str(v), w),
     "raft_tls_key": lambda v, w: _readable_file(str(v), w),
     "raft_tls_ca": lambda v, w: _readable_file(str(v), w),
+    "listeners": lambda v, _w: str(v),
+    "advertised_listeners": lambda v, _w: str(v),
+    "listener_security_protocol_map": lambda v, _w: str(v),
+    "inter_broker_listener_name": lambda v, _w: str(v).strip().upper(),
+    "ssl_keystore_type": _choice("PEM"),
+    "ssl_keystore_location": lambda v, _w: _path_or_none(v),
+    "ssl_keystore_certificate_chain": lambda v, _w: str(v),
+    "ssl_keystore_key": lambda v, _w: str(v),
+    "ssl_key_password": lambda v, _w: str(v),
+    "ssl_truststore_type": _choice("PEM"),
+    "ssl_truststore_location": lambda v, _w: _path_or_none(v),
+    "ssl_client_auth": _choice("none", "requested", "required"),
+    "ssl_principal_mapping_rules": lambda v, _w: str(v),
+    "sasl_enabled_mechanisms": lambda v, w: _mechanisms(str(v), w),
+    "sasl_plain_users_file": lambda v, _w: _path_or_none(v),
+    "sasl_oauthbearer_jwks_endpoint_url": lambda v, _w: str(v),
+    "sasl_oauthbearer_expected_audience": lambda v, _w: str(v),
+    "sasl_oauthbearer_expected_issuer": lambda v, _w: str(v),
+    "sasl_oauthbearer_sub_claim_name": lambda v, _w: str(v),
+    "sasl_oauthbearer_clock_skew_seconds": _int(0, 3600),
+    "connection_failed_authentication_delay_ms": _int(0, 60_000),
+    "connections_max_reauth_ms": _int(0, 2**63 - 1),
+    "sasl_server_max_receive_size": _int(MIN_FRAME_SIZE, 2**31 - 1),
+    "sasl_mechanism_inter_broker_protocol": _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+    "sasl_inter_broker_username": lambda v, _w: str(v),
+    "sasl_inter_broker_password": lambda v, _w: str(v),
 }
 
 _RAFT_TLS = ("raft_tls_cert", "raft_tls_key", "raft_tls_ca")
@@ -260,6 +325,50 @@ def _principals(value: str, what: str) -> frozenset[str]:
         return parse_super_users(value)
     except ValueError as exc:
         raise ConfigError(f"{what}: {exc}") from None
+
+
+_SECURITY_PREFIXES = (
+    "listener",
+    "advertised_",
+    "inter_broker",
+    "ssl_",
+    "sasl_",
+    "connection_failed",
+    "connections_max_reauth",
+)
+SECURITY_KEYS = tuple(
+    k
+    for k in SETTINGS
+    if k.startswith(
+        (
+            "listener",
+            "advertised_",
+            "inter_broker",
+            "ssl_",
+            "sasl_",
+            "connection_failed",
+            "connections_max_reauth",
+        )
+    )
+)
+"""Listener and authentication settings (flags generated from these names)."""
+
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+
+
+def _path_or_none(value: object) -> Path | None:
+    text = str(value).strip()
+    return Path(text) if text else None
+
+
+def _mechanisms(value: str, what: str) -> str:
+    names = [n.strip().upper() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SASL_MECHANISMS]
+    if unknown:
+        raise ConfigError(
+            f"{what}: unsupported SASL mechanism(s) {unknown}; supported: {list(SASL_MECHANISMS)}"
+        )
+    return ",".join(names)
 
 
 def _rack(value: str, what: str) -> str | None:

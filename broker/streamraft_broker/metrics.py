@@ -127,6 +127,12 @@ class BrokerMetrics:
         self.protocol_errors = Counter(
             "streamraft_protocol_errors", "Connections closed for malformed requests", ["reason"], registry=r
         )
+        self.authentications = Counter(
+            "streamraft_authentications",
+            "SASL logins by listener, mechanism and result (success, failure, reauthentication)",
+            ["listener", "mechanism", "result"],
+            registry=r,
+        )
         self._partitions: _PartitionCollector | None = None
         self.admin = AdminRouter()
         """Admin HTTP routes served beside /metrics (see ``streamraft_broker.admin``)."""

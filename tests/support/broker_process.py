@@ -47,6 +47,8 @@ class BrokerProcess:
         self.port = 0
         self.metrics_port = 0
         self.admin_port = 0
+        self.listener_ports: dict[str, int] = {}
+        """Bound port of each listener by name (``--listeners``); the first one is ``port``."""
         self.log_path = data_dir.parent / f"{data_dir.name}-broker-{node_id}.log"
         self._log_file: object | None = None
 
@@ -110,6 +112,7 @@ class BrokerProcess:
                 self.port = int(info["port"])
                 self.metrics_port = int(info["metrics_port"])
                 self.admin_port = int(info["admin_port"])
+                self.listener_ports = {str(k): int(v) for k, v in info.get("listeners", {}).items()}
                 if api_versions_ok(self.host, self.port):
                     return self
             time.sleep(0.05)  # polling the ready file and a real ApiVersions round trip, bounded above

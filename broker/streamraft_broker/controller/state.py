@@ -10,7 +10,9 @@ the exact bindings; each is validated when applied. Replica moves (``replication
 ``reassign`` records a partition's target replicas (or cancels), ``reassigned`` records the final
 replicas once the partition's leader has moved the Raft group there. Client quotas
 (``streamraft_broker.quotas.entities``): ``alter_client_quotas`` sets or removes quota keys of
-user/client-id/ip entities, validated as it applies.
+user/client-id/ip entities, validated as it applies. SCRAM credentials (``security.credentials``):
+``upsert_scram_credential`` (user, mechanism, salt, StoredKey, ServerKey, iterations) and
+``delete_scram_credential``, so every broker authenticates every user.
 
 Snapshots: ``ControllerState.to_snapshot()`` is the whole state as versioned JSON, so the controller group's
 Raft log can be compacted; ``changes_between`` is what a broker must do when a snapshot replaces its state.
@@ -28,6 +30,7 @@ from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, Pro
 from streamraft_broker.controller.validation import InvalidCommand, validate_command
 from streamraft_broker.quotas.entities import ALTER_CLIENT_QUOTAS, ClientQuotas
 from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclSet
+from streamraft_broker.security.credentials import DELETE_SCRAM, UPSERT_SCRAM, ScramCredentials
 
 CONTROLLER_GROUP = 1
 SNAPSHOT_VERSION = 1
@@ -88,14 +91,25 @@ class BrokerReg:
     state: str = BROKER_ACTIVE
     previous_incarnations: int = 0
     """How many times this id registered with another incarnation id (a restart with an empty disk)."""
+    listeners: dict[str, str] = field(default_factory=dict)
+    """Advertised HOST:PORT of each of the broker's Kafka listeners, by listener name (clients of a
+    listener are told every broker's endpoint on that listener)."""
 
     def same_endpoint(self, other: BrokerReg) -> bool:
-        return (self.kafka_host, self.kafka_port, self.raft_address, self.rack, self.incarnation) == (
+        return (
+            self.kafka_host,
+            self.kafka_port,
+            self.raft_address,
+            self.rack,
+            self.incarnation,
+            self.listeners,
+        ) == (
             other.kafka_host,
             other.kafka_port,
             other.raft_address,
             other.rack,
             other.incarnation,
+            other.listeners,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -175,6 +189,8 @@ def register_broker_command(reg: BrokerReg) -> bytes:
             "raft": reg.raft_address,
             "rack": reg.rack,
             "incarnation": reg.incarnation,
+            # Only when there are some: commands of brokers without named listeners stay as they were.
+            **({"listeners": reg.listeners} if reg.listeners else {}),
         },
         sort_keys=True,
     ).encode()
@@ -221,6 +237,7 @@ class ControllerState:
         self.topics: dict[str, TopicMeta] = {}
         self.producer_ids = ProducerIdState()
         self.brokers: dict[int, BrokerReg] = {}
+        self.scram = ScramCredentials()
         self.deleted_topics: set[str] = set()
         """Names deleted and not created again since. A broker whose copy of this state lags knows fewer
         topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
@@ -237,6 +254,7 @@ class ControllerState:
                 "brokers": [_broker_json(b) for b in self.brokers.values()],
                 "deleted_topics": sorted(self.deleted_topics),
                 "acls": self.acls.to_json(),
+                "scram_credentials": self.scram.to_json(),
                 "producer_ids": {
                     "next_id": self.producer_ids.next_id,
                     "last_grant": [
@@ -278,6 +296,9 @@ class ControllerState:
             field_name = "acls"
             # Snapshots taken before ACLs existed have none.
             state.acls = AclSet.from_json(doc.get("acls", []))
+            field_name = "scram_credentials"
+            # Absent from snapshots written before SCRAM credentials existed.
+            state.scram = ScramCredentials.from_json(doc.get("scram_credentials", {}))
             field_name = "producer_ids"
             pids = doc["producer_ids"]
             state.producer_ids.next_id = int(pids["next_id"])
@@ -381,6 +402,9 @@ class ControllerState:
         if op == ALTER_CLIENT_QUOTAS:
             self.client_quotas.apply(cmd)  # all or nothing: an invalid command raises ValueError
             return None
+        if op in (UPSERT_SCRAM, DELETE_SCRAM):
+            self.scram.apply(cmd)
+            return None
         raise ValueError(f"unknown controller command {data[:100]!r}")
 
     def _apply_broker(self, op: str, cmd: Any) -> Change | None:
@@ -394,6 +418,7 @@ class ControllerState:
                 str(cmd["raft"]),
                 None if cmd.get("rack") is None else str(cmd["rack"]),
                 str(cmd["incarnation"]),
+                listeners={str(k): str(v) for k, v in cmd.get("listeners", {}).items()},
             )
             if old is not None:
                 if old.same_endpoint(reg):
@@ -469,6 +494,7 @@ def _broker_json(b: BrokerReg) -> dict[str, Any]:
         "incarnation": b.incarnation,
         "state": b.state,
         "previous_incarnations": b.previous_incarnations,
+        "listeners": b.listeners,
     }
 
 
@@ -485,6 +511,7 @@ def _broker_from_json(b: Any) -> BrokerReg:
         str(b["incarnation"]),
         state=state,
         previous_incarnations=int(b["previous_incarnations"]),
+        listeners={str(k): str(v) for k, v in b.get("listeners", {}).items()},
     )
 
 

@@ -27,6 +27,11 @@ from streamraft_broker.handlers.reassign import (
     handle_alter_partition_reassignments,
     handle_list_partition_reassignments,
 )
+from streamraft_broker.handlers.scram_credentials import (
+    handle_alter_user_scram_credentials,
+    handle_describe_user_scram_credentials,
+    handle_sasl_without_sasl,
+)
 from streamraft_broker.handlers.topics_admin import (
     handle_create_partitions,
     handle_create_topics,
@@ -63,4 +68,8 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.DESCRIBE_QUORUM: handle_describe_quorum,
     ApiKey.DESCRIBE_CLIENT_QUOTAS: handle_describe_client_quotas,
     ApiKey.ALTER_CLIENT_QUOTAS: handle_alter_client_quotas,
+    ApiKey.SASL_HANDSHAKE: handle_sasl_without_sasl,
+    ApiKey.SASL_AUTHENTICATE: handle_sasl_without_sasl,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: handle_describe_user_scram_credentials,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: handle_alter_user_scram_credentials,
 }

@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from streamraft_broker.controller.state import CONTROLLER_GROUP
+from streamraft_broker.handlers.authz import cluster_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, request_type, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -26,6 +27,7 @@ from streamraft_broker.quotas.entities import (
     check_op,
     make_entity,
 )
+from streamraft_broker.security.acl import Operation
 
 NOT_CONTROLLER = 41
 UNKNOWN_SERVER_ERROR = -1
@@ -45,6 +47,11 @@ async def handle_describe_client_quotas(ctx: BrokerContext, header: RequestHeade
     entry_cls = nested(ApiKey.DESCRIBE_CLIENT_QUOTAS, version, "EntryData")
     entity_cls = nested(ApiKey.DESCRIBE_CLIENT_QUOTAS, version, "EntityData")
     value_cls = nested(ApiKey.DESCRIBE_CLIENT_QUOTAS, version, "ValueData")
+    if denied := cluster_denied(ctx, Operation.DESCRIBE_CONFIGS):
+        # Kafka: DescribeConfigs on the cluster.
+        return build(
+            cls, throttle_time=0, error_code=err(denied), error_message="not authorized", entries=None
+        )
     if ctx.quotas is None:
         return build(
             cls,
@@ -84,6 +91,11 @@ def _alteration(entry: Any) -> Alteration:
 
 
 async def handle_alter_client_quotas(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    if denied := cluster_denied(ctx, Operation.ALTER_CONFIGS):
+        # Kafka: AlterConfigs on the cluster, answered per entry.
+        return _alter_response(
+            header.api_version, [(denied, "not authorized", e.entity) for e in request.entries]
+        )
     rep = ctx.extra.get("replication")
     if (
         rep is not None

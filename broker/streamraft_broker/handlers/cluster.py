@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamraft_broker.handlers.authz import cluster_denied, group_denied, operations, topic_denied
-from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.context import BrokerContext, endpoint_of, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
@@ -20,7 +20,8 @@ COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
 async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     broker_cls = nested(ApiKey.DESCRIBE_CLUSTER, version, "DescribeClusterBroker")
-    brokers = (build(broker_cls, broker_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),)
+    own_host, own_port = endpoint_of(ctx, ctx.node_id, ctx.host, ctx.port)
+    brokers = (build(broker_cls, broker_id=ctx.node_id, host=own_host, port=own_port, rack=None),)
     controller_id = ctx.node_id
     rep = ctx.extra.get("replication")
     if rep is not None:
@@ -29,8 +30,8 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
             build(
                 broker_cls,
                 broker_id=m.node_id,
-                host=m.kafka_host,
-                port=m.kafka_port,
+                host=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[0],
+                port=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[1],
                 rack=getattr(m, "rack", None),
             )
             for m in rep.brokers()
@@ -64,6 +65,7 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
             return denied, f"Describe on group {key!r} is not allowed"
         return 0, None
 
+    own_host, own_port = endpoint_of(ctx, ctx.node_id, ctx.host, ctx.port)
     if version >= 4:
         coord_cls = nested(ApiKey.FIND_COORDINATOR, version, "Coordinator")
         coords = tuple(
@@ -71,8 +73,8 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
                 coord_cls,
                 key=k,
                 node_id=ctx.node_id if code == 0 else -1,
-                host=ctx.host if code == 0 else "",
-                port=ctx.port if code == 0 else -1,
+                host=own_host if code == 0 else "",
+                port=own_port if code == 0 else -1,
                 error_code=err(code),
                 error_message=message,
             )
@@ -87,8 +89,8 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
         error_code=err(code),
         error_message=message,
         node_id=ctx.node_id if code == 0 else -1,
-        host=ctx.host if code == 0 else "",
-        port=ctx.port if code == 0 else -1,
+        host=own_host if code == 0 else "",
+        port=own_port if code == 0 else -1,
     )
 
 

@@ -22,6 +22,7 @@ from streamraft_broker.replication.membership import (
     BROKER_ID_NOT_REGISTERED,
     INVALID_REQUEST,
     KAFKA_LISTENER,
+    NAMED_LISTENER_PREFIX,
     NOT_CONTROLLER,
     RAFT_LISTENER,
     MembershipError,
@@ -50,6 +51,11 @@ def _registration(request: Any) -> BrokerReg:
         f"{raft.host}:{int(raft.port)}",
         None if request.rack is None else str(request.rack),
         str(request.incarnation_id),
+        listeners={
+            name[len(NAMED_LISTENER_PREFIX) :]: f"{x.host}:{int(x.port)}"
+            for name, x in listeners.items()
+            if name.startswith(NAMED_LISTENER_PREFIX)
+        },
     )
 
 

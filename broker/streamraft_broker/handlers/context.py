@@ -14,6 +14,7 @@ from streamraft_broker.protocol.fetch_response import Chunk
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.quotas.manager import QuotaManager
 from streamraft_broker.security.acl import AclSet, Authorizer, AuthorizerConfig
+from streamraft_broker.security.principal import current_session
 from streamraft_broker.topics.registry import TopicRegistry
 
 
@@ -50,6 +51,25 @@ class BrokerContext:
 
 HandlerResult = Any  # a kio response entity, a RawResponse, or None for "send nothing" (acks=0)
 Handler = Callable[[BrokerContext, RequestHeader, Any], Awaitable[HandlerResult]]
+
+
+def endpoint_of(ctx: BrokerContext, node_id: int, host: str, port: int) -> tuple[str, int]:
+    """The address of broker ``node_id`` on the listener the current request arrived on (Kafka answers
+    each listener with that listener's endpoints); ``host``/``port`` is its inter-broker address, used
+    when that listener's address of another broker is not known."""
+    if node_id == ctx.node_id:
+        advertised = ctx.extra.get("advertised_listeners")
+        if advertised:
+            found = advertised.get(current_session().listener)
+            if found is not None:
+                return found[0], int(found[1])
+    else:
+        others = ctx.extra.get("peer_listeners")
+        if others:
+            found = others(node_id, current_session().listener)
+            if found is not None:
+                return found[0], int(found[1])
+    return host, port
 
 
 def err(code: int) -> ErrorCode:

@@ -9,7 +9,7 @@ from kio.schema.errors import ErrorCode
 
 from streamraft_broker.handlers.authz import group_denied
 from streamraft_broker.handlers.cluster import handle_find_coordinator as single_node_find_coordinator
-from streamraft_broker.handlers.context import BrokerContext
+from streamraft_broker.handlers.context import BrokerContext, endpoint_of
 from streamraft_broker.handlers.groups import replicated_groups
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -40,8 +40,8 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
             return {"node_id": -1, "host": "", "port": -1, "error_code": found, "error_message": message}
         return {
             "node_id": found.node_id,
-            "host": found.kafka_host,
-            "port": found.kafka_port,
+            "host": endpoint_of(ctx, found.node_id, found.kafka_host, found.kafka_port)[0],
+            "port": endpoint_of(ctx, found.node_id, found.kafka_host, found.kafka_port)[1],
             "error_code": ErrorCode.none,
             "error_message": None,
         }

@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from streamraft_broker.handlers.authz import may_create_topic, may_topic, operations
-from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.context import BrokerContext, endpoint_of, err
 from streamraft_broker.handlers.topic_autocreate import auto_create
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -158,15 +158,16 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             else:
                 entries.append(_topic_entry(ctx, version, topic, request))
     broker_cls = nested(ApiKey.METADATA, version, "MetadataResponseBroker")
-    brokers = (build(broker_cls, node_id=ctx.node_id, host=ctx.host, port=ctx.port, rack=None),)
+    own_host, own_port = endpoint_of(ctx, ctx.node_id, ctx.host, ctx.port)
+    brokers = (build(broker_cls, node_id=ctx.node_id, host=own_host, port=own_port, rack=None),)
     controller_id = ctx.node_id
     if rep is not None:
         brokers = tuple(
             build(
                 broker_cls,
                 node_id=m.node_id,
-                host=m.kafka_host,
-                port=m.kafka_port,
+                host=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[0],
+                port=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[1],
                 rack=getattr(m, "rack", None),
             )
             for m in rep.brokers()

@@ -25,9 +25,16 @@ class FrameDecoder:
     def __init__(self, max_frame_size: int = DEFAULT_MAX_REQUEST_SIZE) -> None:
         assert max_frame_size >= MIN_FRAME_SIZE, "max frame size must fit a request header"
         self._max = max_frame_size
+        self._min = MIN_FRAME_SIZE
         self._buf = bytearray()
         self._expected: int | None = None
         self._broken = False
+
+    def set_limits(self, max_frame_size: int, min_frame_size: int = MIN_FRAME_SIZE) -> None:
+        """Bounds for the frames from the next size prefix on (a SASL connection accepts only small
+        frames before it authenticated, and bare SASL tokens shorter than a request header)."""
+        if self._expected is None:
+            self._max, self._min = max_frame_size, min_frame_size
 
     @property
     def buffered(self) -> int:
@@ -49,9 +56,9 @@ class FrameDecoder:
                 raise FrameTooLargeError(
                     f"request size {size} exceeds the maximum of {self._max} bytes (socket.request.max.bytes)"
                 )
-            if size < MIN_FRAME_SIZE:
+            if size < self._min:
                 self._broken = True
-                raise FrameTooSmallError(f"request size {size} is below the minimum {MIN_FRAME_SIZE}")
+                raise FrameTooSmallError(f"request size {size} is below the minimum {self._min}")
             self._expected = size
         return self._expected
 

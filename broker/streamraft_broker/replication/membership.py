@@ -83,6 +83,9 @@ DUTY_INTERVAL_S = 0.5
 PROPOSE_TIMEOUT_S = 5.0
 RAFT_LISTENER = "RAFT"
 KAFKA_LISTENER = "PLAINTEXT"
+NAMED_LISTENER_PREFIX = "listener."
+"""Registration entries of the broker's named Kafka listeners (``listener.SASL_SSL``); a prefix no
+Kafka listener name can carry, so none collides with the two above."""
 NOT_CONTROLLER = 41
 INVALID_REQUEST = 42
 DUPLICATE_BROKER_REGISTRATION = 101
@@ -144,7 +147,13 @@ class Membership:
     def wanted(self) -> BrokerReg:
         me = self.service.members[self.service.node_id]
         return BrokerReg(
-            me.node_id, me.kafka_host, me.kafka_port, me.raft_address, self.rack, self.incarnation
+            me.node_id,
+            me.kafka_host,
+            me.kafka_port,
+            me.raft_address,
+            self.rack,
+            self.incarnation,
+            listeners=dict(self.service.listener_endpoints),
         )
 
     async def registrar(self) -> None:
@@ -179,6 +188,15 @@ class Membership:
                 host=reg.raft_address.rpartition(":")[0],
                 port=u16(int(reg.raft_address.rpartition(":")[2])),
                 security_protocol=i16(0),
+            ),
+            *(
+                reg_req.Listener(
+                    name=NAMED_LISTENER_PREFIX + name,
+                    host=address.rpartition(":")[0],
+                    port=u16(int(address.rpartition(":")[2])),
+                    security_protocol=i16(0),
+                )
+                for name, address in sorted(reg.listeners.items())
             ),
         )
         body = reg_req.BrokerRegistrationRequest(

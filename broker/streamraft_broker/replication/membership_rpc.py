@@ -3,7 +3,8 @@
 Why Kafka APIs and not a new RPC: the controller leader already serves Kafka on a known address, and
 Kafka defines the messages a broker sends its controller: BrokerRegistration (62) to register,
 AlterPartition (56) for a partition leader to report its new replica set, UnregisterBroker (64) to
-decommission. Each call opens one connection, sends one flexible request (header v2) and reads one
+decommission. Each call opens one connection (secured as the inter-broker listener requires, see
+``security.outbound``), sends one flexible request (header v2) and reads one
 response; these are rare control-plane calls, so no pooling.
 """
 
@@ -17,6 +18,8 @@ from typing import Any
 
 from kio.index import load_request_schema, load_response_schema
 from kio.serial import entity_reader, entity_writer
+
+from streamraft_broker.security import outbound
 
 CLIENT_ID = b"streamraft-broker"
 MAX_RESPONSE_BYTES = 1 << 20
@@ -48,7 +51,7 @@ async def call(
     corr = next(_correlation) & 0x7FFFFFFF
     try:
         async with asyncio.timeout(limit_s):
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await outbound.open_connection(host, port)
             try:
                 writer.write(encode_request(api_key, version, body, corr, client_id.encode() or CLIENT_ID))
                 await writer.drain()

@@ -27,6 +27,7 @@ from kio.serial import entity_reader, entity_writer
 from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
 from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.protocol.codec import build
+from streamraft_broker.security import outbound
 
 if TYPE_CHECKING:
     from streamraft_broker.replication.service import ReplicationService
@@ -122,7 +123,7 @@ async def _call(host: str, port: int, body: Any) -> Any:
     entity_writer(type(body))(buf, body)
     payload = struct.pack(">hhih", INIT_PRODUCER_ID, _FORWARD_VERSION, corr, len(client)) + client
     payload += buf.getvalue()
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await outbound.open_connection(host, port)
     try:
         writer.write(_I32.pack(len(payload)) + payload)
         await writer.drain()

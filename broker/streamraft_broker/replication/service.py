@@ -182,6 +182,8 @@ class ReplicationService:
         """Accept registrations of ids missing from ``members`` (see membership.Membership.admit)."""
         self.registry = registry
         self.producers: Any = None
+        self.listener_endpoints: dict[str, str] = {}
+        """This broker's advertised HOST:PORT per named Kafka listener, registered with the controller."""
         self.state = ControllerState()
         self.controller_rejected = 0
         """Controller entries refused when applied (invalid commands, see controller.validation)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import shutil
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +22,17 @@ from streamraft_broker.metrics import BrokerMetrics, start_metrics_server
 from streamraft_broker.quotas.manager import QuotaManager
 from streamraft_broker.quotas.sensor import WindowConfig
 from streamraft_broker.quotas.store import QuotaFile
+from streamraft_broker.security import outbound
 from streamraft_broker.security.acl import AclError, AclSet, Authorizer, AuthorizerConfig
 from streamraft_broker.security.acl_store import FileAclStore
+from streamraft_broker.security.authenticators import (
+    build_authenticators,
+    check_sasl_settings,
+    replicated_credentials,
+)
+from streamraft_broker.security.listeners import Listener, inter_broker_listener, parse_listeners
 from streamraft_broker.security.raft_tls import raft_tls
+from streamraft_broker.security.tls import server_context
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.server.limits import (
@@ -62,7 +72,10 @@ class Broker:
         self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
         self.registry.broker_defaults["max.message.bytes"] = str(config.message_max_bytes)
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        self.listeners: list[Listener] = []
+        self.ports: dict[str, int] = {}
+        """Bound port of each listener, by name."""
         self._metrics_server: Any = None
         self._admin_server: Any = None
         self.admin_port = 0
@@ -117,15 +130,34 @@ class Broker:
                     entry.unlink(missing_ok=True)
         self.registry.load()
         self.metrics.watch_partitions(self._partition_stats)
-        self._server = await asyncio.start_server(
-            self._on_client, cfg.listen_host, cfg.listen_port, reuse_address=True, limit=1 << 20
-        )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.listeners = parse_listeners(cfg)
+        check_sasl_settings(cfg, self.listeners)
+        tls = {
+            x.security_protocol: server_context(cfg, x.security_protocol)
+            for x in self.listeners
+            if x.uses_tls
+        }
+        advertised: dict[str, tuple[str, int]] = {}
+        for listener in self.listeners:
+            server = await asyncio.start_server(
+                functools.partial(self._on_client, listener, tls.get(listener.security_protocol)),
+                listener.host,
+                listener.port,
+                reuse_address=True,
+                limit=1 << 20,
+            )
+            self._servers.append(server)
+            port = int(server.sockets[0].getsockname()[1])
+            self.ports[listener.name] = port
+            host = listener.advertised_host or (
+                listener.host if listener.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+            )
+            advertised[listener.name] = (host, listener.advertised_port or port)
+        inter = inter_broker_listener(cfg, self.listeners)
+        outbound.configure(cfg, inter)
+        self.port = self.ports[self.listeners[0].name]
+        adv_host, adv_port = advertised[inter.name]
         self._watch_accept_failures()
-        adv_host = cfg.advertise_host or (
-            cfg.listen_host if cfg.listen_host not in ("", "0.0.0.0") else "127.0.0.1"
-        )
-        adv_port = cfg.advertise_port or self.port
         self.ctx = BrokerContext(
             node_id=cfg.node_id,
             host=adv_host,
@@ -137,6 +169,8 @@ class Broker:
             default_partitions=cfg.num_partitions,
             default_replication_factor=cfg.default_replication_factor,
         )
+        self.ctx.extra["advertised_listeners"] = advertised
+        self.ctx.extra["authenticators"] = build_authenticators(cfg, self.ctx, cfg.data_dir)
         # Single node: group offsets and producer ids on local disk. Replicated: the groups and producer-id
         # services start here too, then replication re-points them at __consumer_offsets and the
         # controller's producer-id blocks.
@@ -172,6 +206,7 @@ class Broker:
                 "metrics_port": self.metrics_port,
                 "admin_port": self.admin_port,
                 "advertise": f"{adv_host}:{adv_port}",
+                "listeners": {x.name: self.ports[x.name] for x in self.listeners},
             },
         )
         if cfg.ready_file is not None:
@@ -183,6 +218,7 @@ class Broker:
                         "metrics_port": self.metrics_port,
                         "admin_port": self.admin_port,
                         "pid": os.getpid(),
+                        "listeners": self.ports,
                     }
                 )
             )
@@ -199,6 +235,10 @@ class Broker:
         if me is None:
             raise ConfigError(f"--node-id {cfg.node_id} is not in --cluster-members {sorted(members)}")
         self.ctx.host, self.ctx.port = me.kafka_host, me.kafka_port
+        inter = inter_broker_listener(cfg, self.listeners)
+        if inter.advertised_host is None:
+            # The members list is what clients and peers know this broker by on its inter-broker listener.
+            self.ctx.extra["advertised_listeners"][inter.name] = (me.kafka_host, me.kafka_port)
         self.ctx.cluster_id = cluster_id_of(members)
         service = ReplicationService(
             cfg.node_id,
@@ -213,11 +253,20 @@ class Broker:
             raft_tls=raft_tls(cfg),
         )
         service.producers = self.ctx.producers
+        # Registered with the controller, so every broker can tell a listener's clients where the others
+        # are on that listener (only with named listeners: a plain broker registers as before).
+        service.listener_endpoints = (
+            {name: f"{h}:{p}" for name, (h, p) in self.ctx.extra["advertised_listeners"].items()}
+            if cfg.listeners.strip()
+            else {}
+        )
+        self.ctx.extra["peer_listeners"] = functools.partial(_peer_listener, service)
         from streamraft_broker.replication.metrics import install as install_metrics  # noqa: PLC0415
 
         install_metrics(self.metrics, service)
         await service.start()
         self.replication = service
+        self.ctx.extra["authenticators"].credentials = replicated_credentials(service)
         self.ctx.extra["replication"] = service
 
     def _install_authorizer(self) -> None:
@@ -283,9 +332,8 @@ class Broker:
         retry once the listener closes. This counts the failures in a metric and logs once per interval."""
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
-        server = self._server
-        assert server is not None
-        ours = {s.fileno() for s in server.sockets}
+        servers = list(self._servers)
+        ours = {s.fileno() for server in servers for s in server.sockets}
 
         def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
             message = str(context.get("message", ""))
@@ -302,7 +350,7 @@ class Broker:
                     exc,
                 )
                 return
-            if "._start_serving(" in message and not server.is_serving():
+            if "._start_serving(" in message and not any(server.is_serving() for server in servers):
                 return  # an accept retry scheduled above, running after the listener closed
             if previous is not None:
                 previous(loop, context)
@@ -311,7 +359,13 @@ class Broker:
 
         loop.set_exception_handler(handler)
 
-    async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _on_client(
+        self,
+        listener: Listener,
+        tls: ssl.SSLContext | None,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         assert self.ctx is not None
         peername = writer.get_extra_info("peername")
         host = str(peername[0]) if peername else "unknown"
@@ -335,19 +389,28 @@ class Broker:
             writer.transport.abort()
             return
         try:
-            await self._serve_client(reader, writer)
+            await self._serve_client(listener, tls, reader, writer)
         finally:
             self.admission.release(host)
 
-    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_client(
+        self,
+        listener: Listener,
+        tls: ssl.SSLContext | None,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         assert self.ctx is not None
         conn = Connection(
             self.ctx,
             reader,
             writer,
             limits=self._connection_limits,
-            zero_copy=self.config.zero_copy,
+            # sendfile would bypass TLS: those connections use the positional-read path.
+            zero_copy=self.config.zero_copy and not listener.uses_tls,
             memory=self.request_memory,
+            listener=listener,
+            tls=tls,
         )
         self._connections.add(conn)
         self.metrics.connections.inc()
@@ -367,8 +430,8 @@ class Broker:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded), flush logs, close."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         if self._retention_task is not None:
             self._retention_task.cancel()
         for conn in list(self._connections):
@@ -405,6 +468,16 @@ class Broker:
             datadir_lock.release(self._lock_fd)
             self._lock_fd = None
         log.info("broker stopped")
+
+
+def _peer_listener(service: Any, node_id: int, listener: str) -> tuple[str, int] | None:
+    """Broker ``node_id``'s advertised endpoint on ``listener``, from its registration."""
+    reg = service.state.brokers.get(node_id)
+    address = reg.listeners.get(listener) if reg is not None else None
+    if address is None:
+        return None
+    host, _, port = address.rpartition(":")
+    return host, int(port)
 
 
 def id_of(member: Any) -> int:

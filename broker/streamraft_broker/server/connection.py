@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import ssl
 import time
 from typing import Any
 
@@ -17,14 +18,16 @@ from streamraft_broker.handlers.api_versions import UNSUPPORTED_VERSION, api_ver
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
 from streamraft_broker.protocol.codec import decode_request, encode_response, is_flexible_request
 from streamraft_broker.protocol.errors import ProtocolError
-from streamraft_broker.protocol.framing import FrameDecoder
+from streamraft_broker.protocol.framing import MIN_FRAME_SIZE, FrameDecoder
 from streamraft_broker.protocol.header import RequestHeader, parse_request_header, peek_fixed
 from streamraft_broker.protocol.produce_request import parse_produce_request
 from streamraft_broker.protocol.versions import ApiKey, is_supported
 from streamraft_broker.quotas.accounting import RequestAccount, bind_account, reset_account, timed
 from streamraft_broker.quotas.responses import with_throttle
-from streamraft_broker.security.principal import Session, bind_session
+from streamraft_broker.security.listeners import Listener
+from streamraft_broker.security.principal import USER_TYPE, KafkaPrincipal, Session, bind_session
 from streamraft_broker.server.limits import ConnectionLimits, RequestMemory
+from streamraft_broker.server.sasl_exchange import SaslExchange
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ cost microseconds per element in Python, and a request of tens of thousands of e
 hold the event loop (and every other client) for a second."""
 OFF_LOOP_RESPONSE_ELEMENTS = 2_000
 """Responses with an array this long are encoded on a worker thread, for the same reason."""
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 MAX_PIPELINED_REQUESTS = 8
 """Produce requests of one connection handled at once (librdkafka and the Java client keep at most 5 in
 flight with idempotence); bounds the memory one connection holds to this many max-size requests."""
@@ -77,6 +81,8 @@ class Connection:
         limits: ConnectionLimits,
         zero_copy: bool,
         memory: RequestMemory | None = None,
+        listener: Listener | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.ctx = ctx
         self.reader = reader
@@ -96,8 +102,22 @@ class Connection:
         self.zero_copy = zero_copy
         self.peer = str(writer.get_extra_info("peername"))
         peername = writer.get_extra_info("peername")
-        self.session = Session(client_host=str(peername[0]) if peername else "unknown")
+        self.listener = listener or Listener("PLAINTEXT", "PLAINTEXT", "", 0)
+        self.tls = tls
+        """The TLS server context of an SSL / SASL_SSL listener (the handshake runs in ``run``, so a
+        failed one is logged with its reason, as Kafka logs failed SSL authentications)."""
+        self.session = Session(
+            client_host=str(peername[0]) if peername else "unknown",
+            listener=self.listener.name,
+            security_protocol=self.listener.security_protocol,
+        )
         """Who this connection is; handlers read it through ``current_session()``."""
+        self.sasl: SaslExchange | None = (
+            SaslExchange(self.session, ctx.extra["authenticators"], self._count_login)
+            if self.listener.uses_sasl
+            else None
+        )
+        """The SASL state machine of a SASL_PLAINTEXT / SASL_SSL connection."""
         self._inline = False
         self._pipeline: collections.deque[asyncio.Task[None]] = collections.deque()
         self.pipelined = "replication" in ctx.extra
@@ -114,12 +134,18 @@ class Connection:
     async def run(self) -> None:
         bind_session(self.session)  # this task's context: every request it dispatches sees it
         try:
+            if self.tls is not None:
+                if not await self._tls_handshake(self.tls):
+                    return
+                self._certificate_principal()
             while not self.closing:
                 data = await self._read()
                 if not data:
                     return
                 self.decoder.feed(data)
                 while not self.closing:
+                    if self.sasl is not None:
+                        self._sasl_frame_limits(self.sasl)
                     try:
                         size = self.decoder.next_size()
                     except ProtocolError as exc:
@@ -140,7 +166,8 @@ class Connection:
                     self._frame_started = None
                     self._last_active = self._loop.time()
                     await self._wait_unmuted()
-                    if self.pipelined and _is_produce(frame):
+                    raw_token = self.sasl is not None and self.sasl.raw_token_expected
+                    if self.pipelined and not raw_token and _is_produce(frame):
                         await self._start_pipelined(frame, reserved)
                         continue
                     await self._drain_pipeline()
@@ -257,6 +284,55 @@ class Connection:
         while self._pipeline:
             await self._next_done()
 
+    def _sasl_frame_limits(self, sasl: SaslExchange) -> None:
+        """Before authentication a SASL connection gets frames of at most sasl.server.max.receive.size (an
+        anonymous peer must not make the broker buffer a 100 MiB request); bare v0 tokens may be tiny."""
+        if self.session.authenticated:
+            self.decoder.set_limits(self.limits.socket_request_max_bytes)
+        else:
+            limit = min(
+                self.limits.socket_request_max_bytes, self.ctx.extra["authenticators"].max_receive_size
+            )
+            self.decoder.set_limits(limit, 0 if sasl.raw_token_expected else MIN_FRAME_SIZE)
+
+    def _count_login(self, mechanism: str, result: str) -> None:
+        self.ctx.metrics.authentications.labels(self.listener.name, mechanism, result).inc()
+
+    async def _tls_handshake(self, tls: ssl.SSLContext) -> bool:
+        try:
+            await self.writer.start_tls(tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
+            reason = (
+                getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or type(exc).__name__
+            )
+            self._protocol_error(
+                "tls_handshake_failed",
+                f"TLS handshake with {self.session.client_host} on {self.listener.name} failed: {reason}",
+            )
+            return False
+        return True
+
+    def _certificate_principal(self) -> None:
+        """SSL listeners: the client certificate's subject (mapped) is the principal; without a
+        certificate the connection stays ANONYMOUS, as in Kafka. SASL_SSL takes the SASL principal."""
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return
+        from streamraft_broker.security.tls import subject_dn  # noqa: PLC0415 - TLS listeners only
+
+        dn = subject_dn(der)
+        self.session.attributes["ssl_subject"] = dn
+        if self.listener.uses_sasl:
+            return
+        try:
+            name = self.ctx.extra["authenticators"].mapper.map(dn)
+        except ValueError as exc:
+            self._protocol_error("authentication_failed", str(exc))
+            raise CloseConnection from exc
+        self.session.principal = KafkaPrincipal(USER_TYPE, name)
+        self.session.authenticated = True
+
     def _protocol_error(self, reason: str, message: str) -> None:
         self.ctx.metrics.protocol_errors.labels(reason).inc()
         log.warning("closing connection: %s", message, extra={"peer": self.peer, "reason": reason})
@@ -264,6 +340,11 @@ class Connection:
     async def _handle(self, frame: bytes, after: asyncio.Task[None] | None = None) -> None:
         """Handles one request; with ``after`` (pipelined), its response is written only once that earlier
         request's is."""
+        sasl = self.sasl
+        if sasl is not None and sasl.raw_token_expected:
+            # After a v0 SaslHandshake the next frame is a bare SASL token, not a Kafka request.
+            await self._sasl_answer(await asyncio.to_thread(sasl.raw_token, frame))
+            return
         try:
             api_key, version, corr = peek_fixed(frame)
         except ProtocolError as exc:
@@ -279,6 +360,11 @@ class Connection:
                 "unsupported_api", f"unsupported API key {api_key} version {version} (correlation id {corr})"
             )
             raise CloseConnection
+        if sasl is not None and api_key not in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
+            refused = sasl.refuse(api_key)
+            if refused is not None:
+                self._protocol_error(*refused)
+                raise CloseConnection
         started = time.perf_counter()
         try:
             header, offset = parse_request_header(frame, flexible=is_flexible_request(api_key, version))
@@ -291,6 +377,11 @@ class Connection:
         except ProtocolError as exc:
             self._protocol_error("bad_request", f"{ApiKey(api_key).name} v{version}: {exc}")
             raise CloseConnection from exc
+        if sasl is not None and api_key in (ApiKey.SASL_HANDSHAKE, ApiKey.SASL_AUTHENTICATE):
+            # In a thread: a step may fetch an OAUTHBEARER key set over HTTP (seconds, at worst).
+            await self._sasl_answer(await asyncio.to_thread(sasl.handle, header, request))
+            self.ctx.metrics.observe_request(ApiKey(api_key).name, time.perf_counter() - started)
+            return
         account = self.ctx.quotas.begin(header.client_id, len(frame)) if self.ctx.quotas is not None else None
         token = bind_account(account)
         try:
@@ -321,6 +412,19 @@ class Connection:
             # A stopping broker does not wait out a throttle.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ctx.shutting_down.wait(), delay)
+
+    async def _sasl_answer(self, answer: tuple[bytes, tuple[str, str] | None, bool]) -> None:
+        """Writes a SASL step's response; a failed step closes the connection, after
+        ``connection.failed.authentication.delay.ms`` when it was refused credentials (as Kafka does: a
+        client retrying bad passwords in a loop is slowed down)."""
+        data, failure, delay = answer
+        if data:
+            await self._write(data)
+        if failure is not None:
+            self._protocol_error(*failure)
+            if delay:
+                await asyncio.sleep(self.ctx.extra["authenticators"].failed_delay_s)
+            raise CloseConnection
 
     async def _dispatch(
         self, header: RequestHeader, request: Any, account: RequestAccount | None = None

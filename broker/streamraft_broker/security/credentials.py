@@ -1,0 +1,146 @@
+"""SCRAM credentials: the commands that change them, the state they build, and where that state lives.
+
+A replicated cluster keeps them in the controller state (``controller/state.py`` applies these commands
+and snapshots ``ScramCredentials``), so every broker authenticates every user. A single node applies the
+very same commands to a small JSON file under its data directory. Only what the server side of SCRAM
+needs is stored (salt, StoredKey, ServerKey, iterations), never a password.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamraft_broker.security.scram import MECHANISMS, ScramCredential
+
+UPSERT_SCRAM = "upsert_scram_credential"
+DELETE_SCRAM = "delete_scram_credential"
+MAX_USER_CHARS = 1024
+
+
+def upsert_scram_command(user: str, mechanism: str, credential: ScramCredential) -> bytes:
+    return json.dumps(
+        {
+            "op": UPSERT_SCRAM,
+            "user": user,
+            "mechanism": mechanism,
+            "salt": base64.b64encode(credential.salt).decode(),
+            "stored_key": base64.b64encode(credential.stored_key).decode(),
+            "server_key": base64.b64encode(credential.server_key).decode(),
+            "iterations": credential.iterations,
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def delete_scram_command(user: str, mechanism: str) -> bytes:
+    return json.dumps({"op": DELETE_SCRAM, "user": user, "mechanism": mechanism}, sort_keys=True).encode()
+
+
+def _credential_json(c: ScramCredential) -> dict[str, Any]:
+    return {
+        "salt": base64.b64encode(c.salt).decode(),
+        "stored_key": base64.b64encode(c.stored_key).decode(),
+        "server_key": base64.b64encode(c.server_key).decode(),
+        "iterations": c.iterations,
+    }
+
+
+def _credential_from(doc: Any) -> ScramCredential:
+    return ScramCredential(
+        base64.b64decode(doc["salt"]),
+        base64.b64decode(doc["stored_key"]),
+        base64.b64decode(doc["server_key"]),
+        int(doc["iterations"]),
+    )
+
+
+@dataclass
+class ScramCredentials:
+    """user -> mechanism -> credential, built only by ``apply``."""
+
+    users: dict[str, dict[str, ScramCredential]] = field(default_factory=dict)
+
+    def lookup(self, user: str, mechanism: str) -> ScramCredential | None:
+        return self.users.get(user, {}).get(mechanism)
+
+    def apply(self, cmd: Any) -> bool:
+        """Applies one decoded command; True if it changed anything."""
+        user, mechanism = str(cmd["user"]), str(cmd["mechanism"])
+        if mechanism not in MECHANISMS:
+            return False
+        if cmd["op"] == UPSERT_SCRAM:
+            self.users.setdefault(user, {})[mechanism] = _credential_from(cmd)
+            return True
+        mechs = self.users.get(user)
+        if mechs is None or mechs.pop(mechanism, None) is None:
+            return False
+        if not mechs:
+            del self.users[user]
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            user: {m: _credential_json(c) for m, c in sorted(mechs.items())}
+            for user, mechs in sorted(self.users.items())
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> ScramCredentials:
+        out = cls()
+        for user, mechs in doc.items():
+            out.users[str(user)] = {str(m): _credential_from(c) for m, c in mechs.items()}
+        return out
+
+
+class CredentialStore:
+    """What the SASL server and the credential APIs use: read the current state, submit commands.
+
+    ``submit`` makes the commands durable where the state lives (the controller log, or the local file)
+    and returns once they are applied here."""
+
+    def __init__(
+        self, state: Callable[[], ScramCredentials], submit: Callable[[list[bytes]], Awaitable[None]]
+    ) -> None:
+        self._state = state
+        self.submit = submit
+
+    @property
+    def state(self) -> ScramCredentials:
+        return self._state()
+
+    def lookup(self, user: str, mechanism: str) -> ScramCredential | None:
+        return self._state().lookup(user, mechanism)
+
+
+class LocalCredentialFile:
+    """A single node's credentials: the commands applied to ``ScramCredentials`` and the whole state
+    rewritten atomically (write, fsync, rename) after each batch."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.credentials = ScramCredentials()
+        if path.exists():
+            try:
+                self.credentials = ScramCredentials.from_json(json.loads(path.read_text()))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"SCRAM credential file {path} is malformed: {exc!r}") from None
+
+    def store(self) -> CredentialStore:
+        return CredentialStore(lambda: self.credentials, self._submit)
+
+    async def _submit(self, commands: list[bytes]) -> None:
+        for command in commands:
+            self.credentials.apply(json.loads(command))
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.credentials.to_json(), f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
