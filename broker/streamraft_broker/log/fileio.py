@@ -39,11 +39,11 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` so that a crash leaves either the old or the new content: temp, fsync, rename,
-    fsync dir."""
+    fsync dir. The one way the broker replaces a small file (state files, snapshots, stores)."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         pwrite_all(fd, data, 0)
         os.fsync(fd)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kio.schema.errors import ErrorCode
 
-from streamraft_broker.producer.snapshot import write_atomic
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.producer.types import MAX_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID
 
 BLOCK_SIZE = 1000
@@ -75,7 +75,7 @@ class ProducerIdAllocator:
         }
         doc = {"version": FORMAT_VERSION, "reserved_until": self._block_end, "transactional": txn}
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self._path, json.dumps(doc, separators=(",", ":")).encode())
+        atomic_write(self._path, json.dumps(doc, separators=(",", ":")).encode())
 
     def _allocate(self) -> int:
         if self._next >= self._block_end:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import deque
 from pathlib import Path
 
 import crc32c
 
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.producer.state import BatchMetadata, ProducerEntry, ProducerStateManager
 from streamraft_broker.producer.types import BATCHES_KEPT_PER_PRODUCER
 
@@ -85,25 +85,11 @@ def decode(data: bytes) -> tuple[int, list[ProducerEntry]]:
     return int(doc["offset"]), entries
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def take_snapshot(directory: Path, state: ProducerStateManager) -> Path:
     """Persist `state` at its map_end_offset and prune all but the newest SNAPSHOTS_KEPT snapshots."""
     directory.mkdir(parents=True, exist_ok=True)
     path = snapshot_path(directory, state.map_end_offset)
-    write_atomic(path, encode(state))
+    atomic_write(path, encode(state))
     for _, old in list_snapshots(directory)[:-SNAPSHOTS_KEPT]:
         old.unlink(missing_ok=True)
     return path

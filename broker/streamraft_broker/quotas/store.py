@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.quotas.entities import ClientQuotas
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,4 @@ class QuotaFile:
 
     def _save(self, quotas: ClientQuotas) -> None:
         data = json.dumps({"version": FORMAT_VERSION, "entities": quotas.to_json()}, indent=1, sort_keys=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, data.encode())

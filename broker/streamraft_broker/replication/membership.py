@@ -70,6 +70,7 @@ from streamraft_broker.controller.state import (
     reassign_command,
     register_broker_command,
 )
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.replication import broker_proof, membership_rpc
 
 if TYPE_CHECKING:
@@ -102,9 +103,7 @@ def load_incarnation(raft_dir: Path) -> tuple[str, bool]:
         return str(uuid.UUID(text)), False
     raft_dir.mkdir(parents=True, exist_ok=True)
     value = str(uuid.uuid4())
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(value + "\n")
-    tmp.replace(path)
+    atomic_write(path, (value + "\n").encode())  # durable: a lost id would look like a wiped disk
     return value, True
 
 

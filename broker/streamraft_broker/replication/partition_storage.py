@@ -44,9 +44,10 @@ from pathlib import Path
 from streamraft_consensus.core.storage import Compacted, Unavailable
 from streamraft_consensus.core.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMeta
 from streamraft_consensus.storage import codec
-from streamraft_consensus.storage.files import atomic_write, fsync_dir, read_checked, write_all
+from streamraft_consensus.storage.files import atomic_write, read_checked, write_all
 from streamraft_consensus.storage.state_file import StateFile
 
+from streamraft_broker.log.fileio import atomic_write as replace_file
 from streamraft_broker.log.partition import PartitionLog
 from streamraft_broker.records.batch import BatchHeader, parse_header
 
@@ -226,15 +227,7 @@ class PartitionRaftStorage:
 
     def _rewrite_journal(self, records: Sequence[tuple[Entry, int]]) -> None:
         payload = b"".join(_encode_side(e, at) for e, at in records)
-        tmp = self._journal_path.with_name("entries.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_all(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._journal_path)
-        fsync_dir(self.dir)
+        replace_file(self._journal_path, payload)
 
     def _reopen_journal(self, records: Sequence[tuple[Entry, int]]) -> None:
         os.close(self._journal_fd)

@@ -82,14 +82,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamraft_consensus.runtime.errors import ConsensusError
 
 from streamraft_broker.admin import AdminRequest, AdminResponse
 from streamraft_broker.controller.state import CONTROLLER_GROUP
+from streamraft_broker.log.fileio import atomic_write
 
 if TYPE_CHECKING:
     from streamraft_broker.replication.service import ReplicationService
@@ -107,20 +106,6 @@ UNDECIDED = "undecided"
 FRESH = "fresh"
 REJOIN = "rejoin"
 DONE = "done"
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Rejoin:
@@ -158,7 +143,7 @@ class Rejoin:
         return self.state in (UNDECIDED, REJOIN) and gid not in self.done
 
     def _save(self) -> None:
-        _write_atomic(self.path, {"state": self.state, "done": sorted(self.done)})
+        atomic_write(self.path, json.dumps({"state": self.state, "done": sorted(self.done)}).encode())
 
     async def run(self) -> None:
         if self.state == UNDECIDED:

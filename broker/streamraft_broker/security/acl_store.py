@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclBinding, AclError, AclSet, acl_command
 
 FILE_NAME = "acls.json"
@@ -53,15 +53,5 @@ class FileAclStore:
         # Applied to a copy first: a failed write leaves memory and disk agreeing on the old set.
         updated = AclSet(self._acls)
         updated.apply(json.loads(command))
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(updated.to_json(), f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, json.dumps(updated.to_json(), sort_keys=True).encode())
         self._acls = updated

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.security.scram import MECHANISMS, ScramCredential
 
 UPSERT_SCRAM = "upsert_scram_credential"
@@ -137,10 +137,5 @@ class LocalCredentialFile:
     async def _submit(self, commands: list[bytes]) -> None:
         for command in commands:
             self.credentials.apply(json.loads(command))
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.credentials.to_json(), f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        # Salted keys only, but still not world-readable.
+        atomic_write(self.path, json.dumps(self.credentials.to_json(), sort_keys=True).encode(), mode=0o600)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamraft_broker.log import LogConfig, PartitionLog
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.topics import partition_metadata, paths
 from streamraft_broker.topics.configs import DEFAULT_MAX_MESSAGE_BYTES, log_configs, validate_topic_configs
 from streamraft_broker.topics.memlog import MemoryLog
@@ -125,17 +125,7 @@ class TopicRegistry:
                 for t in self.topics.values()
             }
         }
-        tmp = self._meta_path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._meta_path)
-        dir_fd = os.open(self.data_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self._meta_path, json.dumps(data, indent=1, sort_keys=True).encode())
 
     def _partition_dir(self, topic: Topic, index: int) -> Path:
         return self.partition_dir(topic.name, index)
