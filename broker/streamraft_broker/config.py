@@ -150,9 +150,9 @@ class BrokerConfig:
     sasl_oauthbearer_clock_skew_seconds: int = 30
     connection_failed_authentication_delay_ms: int = 100
     connections_max_reauth_ms: int = 0
+    """0: sessions never expire; otherwise clients must re-authenticate within this (KIP-368)."""
     sasl_server_max_receive_size: int = 524_288
     """Largest request a SASL connection may send before it authenticated (Kafka's default)."""
-    """0: sessions never expire; otherwise clients must re-authenticate within this (KIP-368)."""
     sasl_mechanism_inter_broker_protocol: str = "PLAIN"
     sasl_inter_broker_username: str = ""
     """This broker's own SASL user when it calls another broker (not a Kafka setting: Kafka reads JAAS)."""

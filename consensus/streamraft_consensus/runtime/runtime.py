@@ -43,6 +43,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TypeVar
 
 from streamraft_consensus.core.node import Config, NotLeader, ProposalDropped, RawNode, Status
+from streamraft_consensus.core.storage import LogStorage
 from streamraft_consensus.core.types import (
     ConfChange,
     ConfChangeType,
@@ -241,23 +242,8 @@ class Runtime:
         if not snap.is_empty():
             self._sm.restore(group, snap)
             cs = snap.meta.conf_state if snap.meta.index > 0 and not cs.voters else cs
-        c = self.config
         recovering = self.recover_group(group)
-        raw = RawNode(
-            Config(
-                id=self.node_id,
-                election_tick=c.election_tick,
-                heartbeat_tick=c.heartbeat_tick,
-                max_size_per_msg=c.max_size_per_msg,
-                max_inflight_msgs=c.max_inflight_msgs,
-                pre_vote=c.pre_vote,
-                check_quorum=c.check_quorum,
-                applied=applied,
-                recovering=recovering,
-            ),
-            storage,
-            random.Random(self._rand.getrandbits(64)),
-        )
+        raw = self._raw_node(storage, applied, recovering)
         raw.set_trusted(self._trusted)
         # The stored configuration is the last one applied before the restart, maybe from an entry past the
         # snapshot that is applied again: it is only known to hold from the end of the log on.
@@ -520,6 +506,26 @@ class Runtime:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _raw_node(self, storage: LogStorage, applied: int, recovering: bool) -> RawNode:
+        """A group's Raft core with this runtime's settings (at creation, and again when a group that failed
+        stop re-opens from disk)."""
+        c = self.config
+        return RawNode(
+            Config(
+                id=self.node_id,
+                election_tick=c.election_tick,
+                heartbeat_tick=c.heartbeat_tick,
+                max_size_per_msg=c.max_size_per_msg,
+                max_inflight_msgs=c.max_inflight_msgs,
+                pre_vote=c.pre_vote,
+                check_quorum=c.check_quorum,
+                applied=applied,
+                recovering=recovering,
+            ),
+            storage,
+            random.Random(self._rand.getrandbits(64)),
+        )
+
     def _group(self, group: int) -> Group:
         if self._stopped:
             raise StoppedError("runtime stopped")
@@ -699,22 +705,7 @@ class Runtime:
             if hs.commit < applied:
                 # A commit-only change is written lazily (StateFile): applied entries are committed.
                 storage.set_hard_state(HardState(hs.term, hs.vote, applied))
-            c = self.config
-            raw = RawNode(
-                Config(
-                    id=self.node_id,
-                    election_tick=c.election_tick,
-                    heartbeat_tick=c.heartbeat_tick,
-                    max_size_per_msg=c.max_size_per_msg,
-                    max_inflight_msgs=c.max_inflight_msgs,
-                    pre_vote=c.pre_vote,
-                    check_quorum=c.check_quorum,
-                    applied=applied,
-                    recovering=g.raw.raft.recovering,
-                ),
-                storage,
-                random.Random(self._rand.getrandbits(64)),
-            )
+            raw = self._raw_node(storage, applied, g.raw.raft.recovering)
         except BaseException:
             with contextlib.suppress(Exception):
                 storage.close()
