@@ -142,6 +142,8 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-memory", help="true/false: keep partition logs in memory (tests only)")
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
     p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
+    p.add_argument("--log-cleaner-enable", help="true/false: compact cleanup.policy=compact topics (true)")
+    p.add_argument("--log-cleaner-backoff-ms", help="pause between two log cleaner passes (15000)")
     p.add_argument(
         "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
     )
@@ -221,6 +223,8 @@ _BROKER_KEYS = [
     "zero_copy",
     "ready_file",
     "retention_check_ms",
+    "log_cleaner_enable",
+    "log_cleaner_backoff_ms",
     "replication",
     "cluster_members",
     "raft_listen",

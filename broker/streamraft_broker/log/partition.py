@@ -737,6 +737,33 @@ class PartitionLog:
             after += fresh.size
         return CompactionStats(rewritten, before, after, removed)
 
+    def closed_segments(self) -> list[Segment]:
+        """The segments before the active one, oldest first (for the log cleaner)."""
+        self._check_open()
+        return self._segments[:-1]
+
+    def all_segments(self) -> list[Segment]:
+        self._check_open()
+        return list(self._segments)
+
+    def holds(self, segment: Segment) -> bool:
+        """Whether ``segment`` is still one of this log's segments (retention may have removed it)."""
+        return not self._closed and any(s is segment for s in self._segments)
+
+    def replace_cleaned(self, segment: Segment, cleaned: Path) -> Segment | None:
+        """Swap the log cleaner's fsynced ``cleaned`` copy in for the closed ``segment`` (compaction.py's
+        swap protocol); None when ``segment`` is no longer a closed segment of this log."""
+        if self._closed:
+            return None
+        i = next((k for k, s in enumerate(self._segments) if s is segment), None)
+        if i is None or i == len(self._segments) - 1:
+            return None
+        fresh = swap_in(segment, cleaned, index_interval_bytes=self._config.index_interval_bytes)
+        self._graveyard.append(segment)
+        self._segments[i] = fresh
+        self._size += fresh.size - segment.size
+        return fresh
+
     def delete_records_before(self, offset: int) -> None:
         """Move the log start to ``offset`` (DeleteRecords) and delete the segments wholly before it."""
         self._check_open()
