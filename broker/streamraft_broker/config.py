@@ -85,7 +85,7 @@ class BrokerConfig:
     ready_file: Path | None = None
     retention_check_ms: int = 300_000  # Kafka's log.retention.check.interval.ms
     log_cleaner_enable: bool = True
-    """Kafka's log.cleaner.enable: compact topics whose cleanup.policy includes compact (single node only)."""
+    """Kafka's log.cleaner.enable: compact topics whose cleanup.policy includes compact."""
     log_cleaner_backoff_ms: int = 15_000
     """Kafka's log.cleaner.backoff.ms: pause between two log cleaner passes."""
     replication: str = "none"

@@ -13,7 +13,7 @@ from streamraft_broker.log.cleaner import (
     CleanerState,
     PassStats,
     SegmentInfo,
-    clean_steps,
+    clean_now,
     cleanable_count,
     dirty_ratio,
     plan_pass,
@@ -42,6 +42,8 @@ def test_only_closed_segments_older_than_the_min_compaction_lag_are_cleanable() 
     assert cleanable_count(SEGMENTS, 10_000, LogConfig()) == 3  # never the active (last) segment
     assert cleanable_count(SEGMENTS, 10_000, LogConfig(min_compaction_lag_ms=8_500)) == 1
     assert cleanable_count(SEGMENTS, 10_000, LogConfig(min_compaction_lag_ms=9_500)) == 0
+    # Replicated: only segments wholly below the high watermark (committed and applied here).
+    assert cleanable_count(SEGMENTS, 10_000, LogConfig(), limit=25) == 2
 
 
 def test_dirty_ratio_counts_the_bytes_past_the_clean_offset() -> None:
@@ -111,13 +113,11 @@ def _records(log: PartitionLog) -> list[tuple[int, bytes | None, bytes | None]]:
     return out
 
 
-def _clean(log: PartitionLog, state: CleanerState, now: int) -> PassStats:
+def _clean(log: PartitionLog, state: CleanerState, now: int, *, keep_every_batch: bool = False) -> PassStats:
     _, plan = plan_pass(segment_infos(log), state, now, log.config)
-    stats = PassStats()
-    if plan is not None:
-        for _ in clean_steps(log, plan, state, now, stats):
-            pass
-    return stats
+    if plan is None:
+        return PassStats()
+    return clean_now(log, plan, state, now, keep_every_batch=keep_every_batch)
 
 
 def test_cleaning_keeps_the_latest_record_per_key_with_offsets_and_the_end_offset_preserved(
@@ -206,4 +206,24 @@ def test_an_idempotent_batch_that_loses_every_record_stays_as_an_empty_batch(tmp
     first = headers[0]
     assert (first.base_offset, first.last_offset, first.records_count, first.producer_id) == (0, 1, 0, 7)
     assert parse_header(log.read_bytes(0, 1 << 20)).last_offset == 1
+    log.close()
+
+
+def test_a_raft_log_keeps_one_batch_per_entry_when_cleaned(tmp_path: Path) -> None:
+    """Replicated partitions: every batch survives (emptied ones as empty batches with the same offsets and
+    leader epoch), so Raft entry i is still the batch at the same offset."""
+    clock = Clock()
+    log = PartitionLog.open(
+        tmp_path / "p", LogConfig(segment_bytes=300, cleanup_policy="compact"), now_ms=clock
+    )
+    for i in range(30):
+        _append(log, [(b"k", b"%d" % i), (b"j%d" % (i % 2), b"x")], clock.now)
+    before = [(h.base_offset, h.last_offset, h.partition_leader_epoch) for h in log.iter_batch_headers(0)]
+    state = CleanerState()
+    stats = _clean(log, state, clock.now, keep_every_batch=True)
+    assert stats.completed and stats.records_removed > 0
+    headers = list(log.iter_batch_headers(0))
+    assert [(h.base_offset, h.last_offset, h.partition_leader_epoch) for h in headers] == before
+    assert any(h.records_count == 0 and h.producer_id == -1 for h in headers)
+    _records(log)  # every batch, empty ones included, passes its CRC check
     log.close()

@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from .compaction import CLEANED_SUFFIX, compact_batch
 from .config import LONG_MAX, LogConfig
 from .fileio import atomic_write, pwrite_all
 from .partition import PartitionLog
+from .segment import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +108,17 @@ class CleanPlan:
     reason: str
 
 
-def cleanable_count(infos: Sequence[SegmentInfo], now_ms: int, config: LogConfig) -> int:
-    """How many of the oldest segments may be cleaned: closed ones, up to the first holding a record
-    younger than min.compaction.lag.ms."""
+def cleanable_count(
+    infos: Sequence[SegmentInfo], now_ms: int, config: LogConfig, limit: int | None = None
+) -> int:
+    """How many of the oldest segments may be cleaned: closed ones wholly below ``limit`` (a replicated
+    partition's committed and applied end), up to the first holding a record younger than
+    min.compaction.lag.ms."""
     count = 0
     for info in infos[:-1]:
         if config.min_compaction_lag_ms > 0 and info.max_timestamp > now_ms - config.min_compaction_lag_ms:
+            break
+        if limit is not None and info.next_offset > limit:
             break
         count += 1
     return count
@@ -131,10 +137,14 @@ def tombstones_due(mark: CleanedMark | None, now_ms: int, delete_retention_ms: i
 
 
 def plan_pass(
-    infos: Sequence[SegmentInfo], state: CleanerState, now_ms: int, config: LogConfig
+    infos: Sequence[SegmentInfo],
+    state: CleanerState,
+    now_ms: int,
+    config: LogConfig,
+    limit: int | None = None,
 ) -> tuple[float, CleanPlan | None]:
     """The partition's dirty ratio and what to clean now (None: nothing is due)."""
-    cleanable = list(infos[: cleanable_count(infos, now_ms, config)])
+    cleanable = list(infos[: cleanable_count(infos, now_ms, config, limit)])
     dirty, total = dirty_ratio(cleanable, state.clean_offset)
     ratio = dirty / total if total else 0.0
     if not cleanable:
@@ -195,11 +205,31 @@ class _KeyScan:
     tombstones: dict[int, list[tuple[bytes, int]]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class SwapRequest:
+    """Yielded by clean_steps: the caller swaps ``cleaned`` in for ``segment`` (PartitionLog.replace_cleaned,
+    under the Raft group's storage lock when replicated) and sends back the new Segment, or None."""
+
+    segment: Segment
+    cleaned: Path
+
+
+Step = SwapRequest | None
+
+
 def clean_steps(
-    log: PartitionLog, plan: CleanPlan, state: CleanerState, now_ms: int, stats: PassStats
-) -> Iterator[None]:
-    """Clean ``plan``'s segments of ``log``, yielding every STEP_BYTES; updates ``state`` and saves it when
-    the pass completes (``stats.completed``). Stops early (nothing half-done) if a segment leaves the log."""
+    log: PartitionLog,
+    plan: CleanPlan,
+    state: CleanerState,
+    now_ms: int,
+    stats: PassStats,
+    *,
+    keep_every_batch: bool = False,
+) -> Generator[Step, Segment | None, None]:
+    """Clean ``plan``'s segments of ``log``, yielding None every STEP_BYTES (the caller lets others run) and a
+    SwapRequest per rewritten segment; updates ``state`` and saves it when the pass completes
+    (``stats.completed``). Stops early (nothing half-done) if a segment leaves the log. With
+    ``keep_every_batch`` (a Raft log: one batch per entry) an emptied batch stays as an empty batch."""
     config = log.config
     by_base = {s.base_offset: s for s in log.closed_segments()}
     segments = [by_base[b] for b in plan.bases if b in by_base]
@@ -220,7 +250,7 @@ def clean_steps(
                         scan.tombstones.setdefault(segment.base_offset, []).append((record.key, offset))
             if budget <= 0:
                 budget = STEP_BYTES
-                yield
+                yield None
                 if not log.holds(segment):
                     return
     for segment in segments:
@@ -234,7 +264,11 @@ def clean_steps(
                 data = segment.slice(pos, header.size).read()
                 # A horizon above every timestamp removes every tombstone of the batch.
                 new, count = compact_batch(
-                    data, header, scan.latest, tombstone_horizon_ms=LONG_MAX if drop else None
+                    data,
+                    header,
+                    scan.latest,
+                    tombstone_horizon_ms=LONG_MAX if drop else None,
+                    keep_empty=keep_every_batch,
                 )
                 removed += count
                 if new is not None:
@@ -243,7 +277,7 @@ def clean_steps(
                 budget -= header.size
                 if budget <= 0:
                     budget = STEP_BYTES
-                    yield
+                    yield None
                     if not log.holds(segment):
                         cleaned.unlink(missing_ok=True)
                         return
@@ -258,7 +292,7 @@ def clean_steps(
             stats.tombstones_removed += sum(1 for key, offset in tombstones if scan.latest.get(key) == offset)
         if removed:
             before = segment.size
-            fresh = log.replace_cleaned(segment, cleaned)
+            fresh = yield SwapRequest(segment, cleaned)
             if fresh is None:
                 cleaned.unlink(missing_ok=True)
                 return
@@ -274,3 +308,24 @@ def clean_steps(
     state.clean_offset = max(state.clean_offset, plan.end_offset)
     state.save(log.directory)
     stats.completed = True
+
+
+def clean_now(
+    log: PartitionLog,
+    plan: CleanPlan,
+    state: CleanerState,
+    now_ms: int,
+    *,
+    keep_every_batch: bool = False,
+) -> PassStats:
+    """Run clean_steps to the end at once, swapping segments directly (an unreplicated log nobody else
+    touches meanwhile: tests, tools)."""
+    stats = PassStats()
+    steps = clean_steps(log, plan, state, now_ms, stats, keep_every_batch=keep_every_batch)
+    answer: Segment | None = None
+    while True:
+        try:
+            step = steps.send(answer)
+        except StopIteration:
+            return stats
+        answer = log.replace_cleaned(step.segment, step.cleaned) if step is not None else None

@@ -270,14 +270,13 @@ class Broker:
         cfg = self.config
         if not cfg.log_cleaner_enable:
             return
-        if cfg.replication == "raft":
-            # log/cleaner.py and server/log_cleaner.py: replicated partitions are not compacted yet.
-            log.warning(
-                "log cleaner: partitions replicated through Raft are not compacted (single node only)"
-            )
-            return
+        # Replicated: segments are swapped under the Raft group's storage lock (see server/log_cleaner.py).
+        swap = self.replication.swap_cleaned_segment if self.replication is not None else None
         self.log_cleaner = LogCleaner(
-            self.registry, backoff_ms=cfg.log_cleaner_backoff_ms, metrics_registry=self.metrics.registry
+            self.registry,
+            backoff_ms=cfg.log_cleaner_backoff_ms,
+            metrics_registry=self.metrics.registry,
+            replicated_swap=swap,
         )
         self._cleaner_task = asyncio.create_task(self.log_cleaner.run(), name="log-cleaner")
 

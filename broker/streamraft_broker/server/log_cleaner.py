@@ -5,11 +5,18 @@ Each pass walks the partitions, plans each one (dirty ratio, compaction lags, du
 those that are due, yielding to the loop every megabyte of segment data, then sleeps
 ``log_cleaner_backoff_ms``.
 
-Replicated partitions (a partition whose Raft log is its Kafka log) are NOT cleaned: a follower that falls
-behind the leader's snapshot installs only a position (its log restarts empty there), so compacted segments
-below it would never reach it, and rewriting segments under Raft's reads of its own entries would break
-them. Cleaning them needs a snapshot that carries the compacted segments; until then a replicated broker
-logs that and leaves them alone (single-node brokers and the in-process __consumer_offsets store compact).
+Replicated partitions whose Raft log is their Kafka log (replication/partition_storage.py) are cleaned on
+every replica, independently, under three rules that keep the Raft log intact:
+- only segments wholly below the partition's high watermark on this replica (committed and applied) are
+  cleaned, so nothing Raft may still truncate or re-send as uncommitted is touched;
+- every batch survives as a batch (an emptied one becomes an empty batch with the same base offset, last
+  offset delta and leader epoch), so Raft entry i is still the batch at the same offset with the same term:
+  Raft's reads of its own entries, recovery's merge of the journal and the log, and Log Matching all hold;
+- each segment swap runs under the group's storage lock (runtime.with_storage), never beside a sync.
+A follower that catches up receives the leader's (compacted) batches as its entries. Replicas may then hold
+different but equally valid compactions of the same committed history: the same offsets, and for every key
+its newest record (and everything not yet superseded) on each of them, as with Kafka's own cleaner, which
+also runs on each replica independently. Partitions of the "separate" Raft-log mode are not cleaned.
 """
 
 from __future__ import annotations
@@ -17,12 +24,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streamraft_broker.log import PartitionLog
-from streamraft_broker.log.cleaner import CleanerState, PassStats, clean_steps, plan_pass, segment_infos
+from streamraft_broker.log.cleaner import (
+    CleanerState,
+    CleanPlan,
+    PassStats,
+    clean_steps,
+    plan_pass,
+    segment_infos,
+)
+from streamraft_broker.log.segment import Segment
+from streamraft_broker.replication.partition_storage import PartitionRaftStorage
 from streamraft_broker.topics.registry import TopicRegistry
 
 log = logging.getLogger(__name__)
@@ -61,6 +79,19 @@ class CleanerMetrics:
         )
 
 
+ReplicatedSwap = Callable[[str, int, PartitionLog, Segment, Path], Awaitable[Segment | None]]
+"""Swaps a cleaned segment into a replicated partition's log under its Raft group's storage lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    topic: str
+    index: int
+    log: PartitionLog
+    limit: int | None
+    """Replicated: the high watermark here (clean only below it)."""
+
+
 class LogCleaner:
     def __init__(
         self,
@@ -69,8 +100,10 @@ class LogCleaner:
         backoff_ms: int,
         metrics_registry: CollectorRegistry | None,
         now_ms: Callable[[], int] | None = None,
+        replicated_swap: ReplicatedSwap | None = None,
     ) -> None:
         self._registry = registry
+        self._replicated_swap = replicated_swap
         self._backoff = backoff_ms / 1000
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self.metrics = CleanerMetrics(metrics_registry)
@@ -84,15 +117,24 @@ class LogCleaner:
             except Exception:
                 log.exception("log cleaner pass failed")
 
-    def _compacted_logs(self) -> list[tuple[str, int, PartitionLog]]:
-        out: list[tuple[str, int, PartitionLog]] = []
+    def _targets(self) -> list[_Target]:
+        out: list[_Target] = []
+        replicated = self._replicated_swap is not None
         for topic in list(self._registry.topics.values()):
             for p in topic.partitions:
-                if p.is_memory or p.raft_storage is not None:
-                    continue  # see the module docstring for replicated partitions
                 plog = p.log
-                if isinstance(plog, PartitionLog) and not plog.closed and plog.config.compaction_enabled:
-                    out.append((topic.name, p.index, plog))
+                if p.is_memory or not isinstance(plog, PartitionLog) or plog.closed:
+                    continue
+                if not plog.config.compaction_enabled:
+                    continue
+                if not replicated:
+                    out.append(_Target(topic.name, p.index, plog, None))
+                elif (
+                    isinstance(p.raft_storage, PartitionRaftStorage)
+                    and p.raft_storage.log is plog
+                    and p.raft_hw is not None
+                ):
+                    out.append(_Target(topic.name, p.index, plog, p.raft_hw))
         return out
 
     def _state(self, plog: PartitionLog) -> CleanerState:
@@ -102,25 +144,46 @@ class LogCleaner:
             self._states[id(plog)] = held
         return held[1]
 
+    async def _clean(
+        self, target: _Target, plan: CleanPlan, state: CleanerState, now: int, stats: PassStats
+    ) -> None:
+        replicated = target.limit is not None
+        steps = clean_steps(target.log, plan, state, now, stats, keep_every_batch=replicated)
+        answer: Segment | None = None
+        while True:
+            try:
+                step = steps.send(answer)
+            except StopIteration:
+                return
+            answer = None
+            if step is None:
+                await asyncio.sleep(0)
+            elif self._replicated_swap is not None and replicated:
+                answer = await self._replicated_swap(
+                    target.topic, target.index, target.log, step.segment, step.cleaned
+                )
+            else:
+                answer = target.log.replace_cleaned(step.segment, step.cleaned)
+
     async def run_pass(self) -> None:
         started = time.monotonic()
-        logs = self._compacted_logs()
-        live = {id(plog) for _t, _p, plog in logs}
+        targets = self._targets()
+        live = {id(t.log) for t in targets}
         self._states = {k: v for k, v in self._states.items() if k in live}
         max_ratio = 0.0
-        for topic, index, plog in logs:
+        for target in targets:
+            topic, index, plog = target.topic, target.index, target.log
             if plog.closed:
                 continue
             state = self._state(plog)
             now = self._now_ms()
-            ratio, plan = plan_pass(segment_infos(plog), state, now, plog.config)
+            ratio, plan = plan_pass(segment_infos(plog), state, now, plog.config, target.limit)
             max_ratio = max(max_ratio, ratio)
             if plan is None:
                 continue
             stats = PassStats()
             try:
-                for _ in clean_steps(plog, plan, state, now, stats):
-                    await asyncio.sleep(0)
+                await self._clean(target, plan, state, now, stats)
             except (OSError, ValueError) as exc:
                 # The partition's files changed under the pass (deleted topic, retention) or the disk failed:
                 # the next pass starts over from the checkpoint.
