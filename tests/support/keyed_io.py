@@ -3,9 +3,14 @@ clients (bounded): for compaction tests, which compare what is read at each offs
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from streamraft_broker.log import LogConfig, PartitionLog
+from streamraft_broker.records import decode_records, iter_batches
 
 from tests.support.poll import wait_for
 
@@ -97,3 +102,32 @@ def replay(records: list[Keyed]) -> dict[bytes, bytes]:
         else:
             state[key] = value
     return state
+
+
+def replica_records(data_dir: Path, topic: str) -> list[Keyed]:
+    """What one broker's copy of ``topic``-0 holds on disk, read from a snapshot copy of its directory (the
+    live one is never opened: recovery would write to it). A torn tail of the copy is cut by recovery."""
+    # <data>/logs single node, <data>/state/logs replicated.
+    sources = [
+        p
+        for p in (data_dir / "logs" / f"{topic}-0", data_dir / "state" / "logs" / f"{topic}-0")
+        if p.is_dir()
+    ]
+    assert sources, f"no directory of {topic}-0 under {data_dir}"
+    source = sources[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "p"
+        shutil.copytree(source, copy)
+        log = PartitionLog.open(copy, LogConfig(cleanup_policy="compact"))
+        try:
+            data = log.read_bytes(log.log_start_offset, 1 << 30)
+        finally:
+            log.close()
+    out: list[Keyed] = []
+    for pos, header in iter_batches(data):
+        for r in decode_records(data[pos : pos + header.size]):
+            assert r.key is not None, (
+                f"a record without a key at offset {header.base_offset + r.offset_delta}"
+            )
+            out.append((header.base_offset + r.offset_delta, r.key, r.value))
+    return out
