@@ -227,3 +227,29 @@ def test_a_raft_log_keeps_one_batch_per_entry_when_cleaned(tmp_path: Path) -> No
     assert any(h.records_count == 0 and h.producer_id == -1 for h in headers)
     _records(log)  # every batch, empty ones included, passes its CRC check
     log.close()
+
+
+def test_transactional_batches_are_left_whole_and_supersede_nothing(tmp_path: Path) -> None:
+    """Without the aborted-transaction index, a later transactional value might be aborted: the earlier
+    value must stay, and the transactional batch itself is not rewritten."""
+    clock = Clock()
+    log = PartitionLog.open(
+        tmp_path / "p", LogConfig(segment_bytes=200, cleanup_policy="compact"), now_ms=clock
+    )
+    _append(log, [(b"t", b"committed")], clock.now)
+    txn = build_batch(
+        [SimpleRecord(b"t", b"maybe-aborted", (), 0, 0), SimpleRecord(b"t", b"again", (), 1, 0)],
+        timestamp_ms=clock.now,
+        producer_id=9,
+        producer_epoch=0,
+        base_sequence=0,
+        is_transactional=True,
+    )
+    log.append(txn)
+    for i in range(10):
+        _append(log, [(b"other", b"%d" % i)], clock.now)
+    assert _clean(log, CleanerState(), clock.now).completed
+    records = _records(log)
+    assert (0, b"t", b"committed") in records
+    assert (1, b"t", b"maybe-aborted") in records and (2, b"t", b"again") in records
+    log.close()

@@ -13,6 +13,9 @@ Semantics (as Kafka's LogCleaner, re-derived, not copied):
   rewriting each segment in place with offsets preserved (compaction.py: batches keep their base offset,
   lastOffsetDelta, timestamps and producer fields; CRC recomputed; an idempotent producer's batch that loses
   every record stays as an empty batch). The active segment is never touched, so the log end never moves.
+- Transactional batches are left whole and supersede nothing: without knowing which transactions were
+  aborted (Kafka's cleaner reads the aborted-transaction index), removing a committed value because a
+  later, aborted one exists would lose it.
 - Tombstones (null values) stay for ``delete.retention.ms`` after the pass that first cleaned their segment
   (recorded in the checkpoint), then a later pass removes them; every older record of their key was already
   removed by that first pass, since segments are rewritten oldest first.
@@ -240,7 +243,7 @@ def clean_steps(
     for segment in segments:
         for pos, header in segment.scan(0, verify=False):
             budget -= header.size
-            if not (header.is_control or header.records_count == 0):
+            if not (header.is_control or header.is_transactional or header.records_count == 0):
                 for record in decode_records(segment.slice(pos, header.size).read()):
                     if record.key is None:
                         continue
@@ -263,12 +266,16 @@ def clean_steps(
             for pos, header in segment.scan(0, verify=False):
                 data = segment.slice(pos, header.size).read()
                 # A horizon above every timestamp removes every tombstone of the batch.
-                new, count = compact_batch(
-                    data,
-                    header,
-                    scan.latest,
-                    tombstone_horizon_ms=LONG_MAX if drop else None,
-                    keep_empty=keep_every_batch,
+                new, count = (
+                    (data, 0)
+                    if header.is_transactional
+                    else compact_batch(
+                        data,
+                        header,
+                        scan.latest,
+                        tombstone_horizon_ms=LONG_MAX if drop else None,
+                        keep_empty=keep_every_batch,
+                    )
                 )
                 removed += count
                 if new is not None:
