@@ -145,6 +145,9 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-cleaner-enable", help="true/false: compact cleanup.policy=compact topics (true)")
     p.add_argument("--log-cleaner-backoff-ms", help="pause between two log cleaner passes (15000)")
     p.add_argument(
+        "--log-cleaner-dedupe-buffer-size", help="bytes for one cleaner pass's key map (134217728)"
+    )
+    p.add_argument(
         "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
     )
     p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
@@ -225,6 +228,7 @@ _BROKER_KEYS = [
     "retention_check_ms",
     "log_cleaner_enable",
     "log_cleaner_backoff_ms",
+    "log_cleaner_dedupe_buffer_size",
     "replication",
     "cluster_members",
     "raft_listen",

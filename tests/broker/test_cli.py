@@ -94,6 +94,7 @@ def test_log_cleaner_settings_have_kafkas_names_and_defaults(tmp_path: Path) -> 
     default = load_config({}, {}, None)
     # Kafka's log.cleaner.enable=true and log.cleaner.backoff.ms=15000.
     assert (default.log_cleaner_enable, default.log_cleaner_backoff_ms) == (True, 15_000)
+    assert default.log_cleaner_dedupe_buffer_size == 134_217_728
     cfg = tmp_path / "broker.yaml"
     cfg.write_text("log.cleaner.enable: false\nlog.cleaner.backoff.ms: 500\n")
     config = load_config({}, {}, cfg)
@@ -158,6 +159,7 @@ def test_log_cleaner_settings_have_kafkas_names_and_defaults(tmp_path: Path) -> 
             "--message-max-bytes: 2147483648 is outside 0..2147483647",
         ),
         ({"log_cleaner_backoff_ms": "0"}, {}, None, "--log-cleaner-backoff-ms: 0 is outside 10.."),
+        ({}, {}, "log.cleaner.dedupe.buffer.size: 10\n", "10 is outside 1024.."),
         ({}, {"STREAMRAFT_LOG_CLEANER_ENABLE": "maybe"}, None, "STREAMRAFT_LOG_CLEANER_ENABLE"),
     ],
 )

@@ -253,3 +253,28 @@ def test_transactional_batches_are_left_whole_and_supersede_nothing(tmp_path: Pa
     assert (0, b"t", b"committed") in records
     assert (1, b"t", b"maybe-aborted") in records and (2, b"t", b"again") in records
     log.close()
+
+
+def test_a_bounded_key_map_cleans_in_several_passes_to_the_same_log(tmp_path: Path) -> None:
+    """With room for one segment's keys per pass, each pass maps the next dirty segment and cleans up to
+    it; the passes end with the log one unbounded pass gives."""
+    clock = Clock()
+    config = LogConfig(segment_bytes=400, cleanup_policy="compact", min_cleanable_dirty_ratio=0.01)
+    logs = [PartitionLog.open(tmp_path / name, config, now_ms=clock) for name in ("bounded", "unbounded")]
+    for log in logs:
+        for i in range(80):
+            _append(log, [(b"k%d" % (i % 7), b"v%d" % i), (b"u%d" % i, b"once")], clock.now)
+    bounded, unbounded = logs
+    assert _clean(unbounded, CleanerState(), clock.now).completed
+    state = CleanerState()
+    passes = 0
+    while passes < 100:
+        _, plan = plan_pass(segment_infos(bounded), state, clock.now, bounded.config)
+        if plan is None:
+            break
+        assert clean_now(bounded, plan, state, clock.now, max_map_bytes=1).completed
+        passes += 1
+    assert passes > 2
+    assert _records(bounded) == _records(unbounded)
+    for log in logs:
+        log.close()

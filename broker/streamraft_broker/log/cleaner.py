@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FILE = "cleaner-offset.checkpoint"
 STEP_BYTES = 1 << 20
 """Input bytes processed between two yields to the caller."""
+MAP_ENTRY_OVERHEAD = 120
+"""Estimated bytes of one key -> offset entry besides the key (dict slot, bytes and int objects)."""
+DEFAULT_MAP_BYTES = 128 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,8 @@ class CleanPlan:
     """First offset not cleanable; the clean offset after the pass."""
     dirty_ratio: float
     reason: str
+    dirty_from: int = 0
+    """Index in ``bases`` of the first dirty segment (len(bases): none is dirty)."""
 
 
 def cleanable_count(
@@ -152,20 +157,25 @@ def plan_pass(
     ratio = dirty / total if total else 0.0
     if not cleanable:
         return ratio, None
-    plan = (tuple(s.base_offset for s in cleanable), cleanable[-1].next_offset, ratio)
+    first_dirty_at = next(
+        (i for i, s in enumerate(cleanable) if s.next_offset > state.clean_offset), len(cleanable)
+    )
+    bases = tuple(s.base_offset for s in cleanable)
     if dirty and ratio >= config.min_cleanable_dirty_ratio:
-        return ratio, CleanPlan(*plan, "dirty_ratio")
+        return ratio, CleanPlan(bases, cleanable[-1].next_offset, ratio, "dirty_ratio", first_dirty_at)
     first_dirty = next((s for s in cleanable if s.next_offset > state.clean_offset and s.size), None)
     if first_dirty is not None:
         oldest = (
             first_dirty.first_timestamp if first_dirty.first_timestamp >= 0 else first_dirty.max_timestamp
         )
         if oldest >= 0 and now_ms - oldest >= config.max_compaction_lag_ms:
-            return ratio, CleanPlan(*plan, "max_compaction_lag")
+            return ratio, CleanPlan(
+                bases, cleanable[-1].next_offset, ratio, "max_compaction_lag", first_dirty_at
+            )
     if any(
         tombstones_due(state.marks.get(s.base_offset), now_ms, config.delete_retention_ms) for s in cleanable
     ):
-        return ratio, CleanPlan(*plan, "tombstones_due")
+        return ratio, CleanPlan(bases, cleanable[-1].next_offset, ratio, "tombstones_due", first_dirty_at)
     return ratio, None
 
 
@@ -228,11 +238,18 @@ def clean_steps(
     stats: PassStats,
     *,
     keep_every_batch: bool = False,
+    max_map_bytes: int = DEFAULT_MAP_BYTES,
 ) -> Generator[Step, Segment | None, None]:
     """Clean ``plan``'s segments of ``log``, yielding None every STEP_BYTES (the caller lets others run) and a
     SwapRequest per rewritten segment; updates ``state`` and saves it when the pass completes
     (``stats.completed``). Stops early (nothing half-done) if a segment leaves the log. With
-    ``keep_every_batch`` (a Raft log: one batch per entry) an emptied batch stays as an empty batch."""
+    ``keep_every_batch`` (a Raft log: one batch per entry) an emptied batch stays as an empty batch.
+
+    As in Kafka, the key -> latest offset map is built from the dirty segments only, and only until it holds
+    about ``max_map_bytes`` (checked between segments; at least one segment is mapped): the pass then cleans
+    up to the last mapped segment and the next pass continues from there. Records of the clean segments
+    before the dirty ones are removed only when the map holds a newer record of their key (the clean part
+    already holds at most one record per key)."""
     config = log.config
     by_base = {s.base_offset: s for s in log.closed_segments()}
     segments = [by_base[b] for b in plan.bases if b in by_base]
@@ -240,7 +257,13 @@ def clean_steps(
         return
     scan = _KeyScan()
     budget = STEP_BYTES
-    for segment in segments:
+    map_bytes = 0
+    mapped_end = len(segments)
+    for j in range(plan.dirty_from, len(segments)):
+        segment = segments[j]
+        if j > plan.dirty_from and map_bytes >= max_map_bytes:
+            mapped_end = j
+            break
         for pos, header in segment.scan(0, verify=False):
             budget -= header.size
             if not (header.is_control or header.is_transactional or header.records_count == 0):
@@ -248,6 +271,8 @@ def clean_steps(
                     if record.key is None:
                         continue
                     offset = header.base_offset + record.offset_delta
+                    if record.key not in scan.latest:
+                        map_bytes += len(record.key) + MAP_ENTRY_OVERHEAD
                     scan.latest[record.key] = offset
                     if record.value is None:
                         scan.tombstones.setdefault(segment.base_offset, []).append((record.key, offset))
@@ -256,7 +281,8 @@ def clean_steps(
                 yield None
                 if not log.holds(segment):
                     return
-    for segment in segments:
+    end_offset = plan.end_offset if mapped_end == len(segments) else segments[mapped_end].base_offset
+    for j, segment in enumerate(segments[:mapped_end]):
         mark = state.marks.get(segment.base_offset)
         drop = tombstones_due(mark, now_ms, config.delete_retention_ms)
         cleaned = segment.path.with_name(segment.path.name + CLEANED_SUFFIX)
@@ -265,6 +291,8 @@ def clean_steps(
         try:
             for pos, header in segment.scan(0, verify=False):
                 data = segment.slice(pos, header.size).read()
+                if drop and not (header.is_transactional or header.is_control or header.records_count == 0):
+                    stats.tombstones_removed += _live_tombstones(data, header.base_offset, scan.latest)
                 # A horizon above every timestamp removes every tombstone of the batch.
                 new, count = (
                     (data, 0)
@@ -294,9 +322,10 @@ def clean_steps(
             os.close(fd)
         stats.bytes_read += segment.size
         tombstones = scan.tombstones.get(segment.base_offset, [])
-        kept = not drop and any(scan.latest.get(key) == offset for key, offset in tombstones)
-        if drop:
-            stats.tombstones_removed += sum(1 for key, offset in tombstones if scan.latest.get(key) == offset)
+        if j >= plan.dirty_from:
+            kept = not drop and any(scan.latest.get(key) == offset for key, offset in tombstones)
+        else:  # a clean segment, not scanned: its tombstones stay until due (at worst one extra pass)
+            kept = not drop and mark is not None and mark.tombstones
         if removed:
             before = segment.size
             fresh = yield SwapRequest(segment, cleaned)
@@ -312,9 +341,18 @@ def clean_steps(
         state.marks[segment.base_offset] = CleanedMark(first, kept)
     live = {s.base_offset for s in log.closed_segments()}
     state.marks = {b: m for b, m in state.marks.items() if b in live}
-    state.clean_offset = max(state.clean_offset, plan.end_offset)
+    state.clean_offset = max(state.clean_offset, end_offset)
     state.save(log.directory)
     stats.completed = True
+
+
+def _live_tombstones(data: bytes, base_offset: int, latest: dict[bytes, int]) -> int:
+    """Tombstones of the batch that no newer record supersedes (only expiry removes them)."""
+    return sum(
+        1
+        for r in decode_records(data)
+        if r.key is not None and r.value is None and latest.get(r.key, -1) <= base_offset + r.offset_delta
+    )
 
 
 def clean_now(
@@ -324,11 +362,14 @@ def clean_now(
     now_ms: int,
     *,
     keep_every_batch: bool = False,
+    max_map_bytes: int = DEFAULT_MAP_BYTES,
 ) -> PassStats:
     """Run clean_steps to the end at once, swapping segments directly (an unreplicated log nobody else
     touches meanwhile: tests, tools)."""
     stats = PassStats()
-    steps = clean_steps(log, plan, state, now_ms, stats, keep_every_batch=keep_every_batch)
+    steps = clean_steps(
+        log, plan, state, now_ms, stats, keep_every_batch=keep_every_batch, max_map_bytes=max_map_bytes
+    )
     answer: Segment | None = None
     while True:
         try:

@@ -713,8 +713,9 @@ class PartitionLog:
         del self._bases[:count]
 
     def compact(self) -> CompactionStats:
-        """Compact the closed segments (see compaction.py); the active segment is left alone. For
-        cleanup.policy=compact topics, called periodically by the broker (it does not check the policy)."""
+        """Compact the closed segments at once (see compaction.py); the active segment is left alone. Used by
+        the single-node __consumer_offsets store; topics are cleaned by the log cleaner (cleaner.py), which
+        adds the dirty ratio, compaction lags and tombstone retention (it does not check the policy)."""
         self._check_open()
         closed = self._segments[:-1]
         if not closed:

@@ -275,6 +275,7 @@ class Broker:
         self.log_cleaner = LogCleaner(
             self.registry,
             backoff_ms=cfg.log_cleaner_backoff_ms,
+            map_bytes=cfg.log_cleaner_dedupe_buffer_size,
             metrics_registry=self.metrics.registry,
             replicated_swap=swap,
         )

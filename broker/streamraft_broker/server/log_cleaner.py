@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streamraft_broker.log import PartitionLog
 from streamraft_broker.log.cleaner import (
+    DEFAULT_MAP_BYTES,
     CleanerState,
     CleanPlan,
     PassStats,
@@ -98,12 +99,14 @@ class LogCleaner:
         registry: TopicRegistry,
         *,
         backoff_ms: int,
+        map_bytes: int = DEFAULT_MAP_BYTES,
         metrics_registry: CollectorRegistry | None,
         now_ms: Callable[[], int] | None = None,
         replicated_swap: ReplicatedSwap | None = None,
     ) -> None:
         self._registry = registry
         self._replicated_swap = replicated_swap
+        self._map_bytes = map_bytes
         self._backoff = backoff_ms / 1000
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self.metrics = CleanerMetrics(metrics_registry)
@@ -148,7 +151,9 @@ class LogCleaner:
         self, target: _Target, plan: CleanPlan, state: CleanerState, now: int, stats: PassStats
     ) -> None:
         replicated = target.limit is not None
-        steps = clean_steps(target.log, plan, state, now, stats, keep_every_batch=replicated)
+        steps = clean_steps(
+            target.log, plan, state, now, stats, keep_every_batch=replicated, max_map_bytes=self._map_bytes
+        )
         answer: Segment | None = None
         while True:
             try:
