@@ -106,4 +106,21 @@ def test_every_replica_compacts_and_a_rebuilt_follower_catches_up_with_the_same_
         assert _valid_compaction(copy, produced)
         history = [r for r in copy if r[1] != TAIL_KEY]
         assert history == [r for r in reference if r[1] != TAIL_KEY]
+
+        # Raft goes on over the compacted logs: new writes reach every replica, the restarted and the
+        # rebuilt one included, at the offsets the leader gave them.
+        more = produce_keyed(
+            cluster.bootstrap, TOPIC, [(b"account-01", b"balance=after-%d" % i) for i in range(20)]
+        )
+        produced.update({o: (k, v) for o, k, v in more})
+        new_end = max(produced) + 1
+
+        def everywhere() -> bool:
+            copies = [replica_records(b.data_dir, TOPIC) for b in cluster.brokers.values()]
+            return all(
+                c and max(o for o, _k, _v in c) == new_end - 1 and all(produced[o] == (k, v) for o, k, v in c)
+                for c in copies
+            )
+
+        wait_for("the new writes on every replica", everywhere, timeout=60, logs=cluster.logs)
         producer.flush(5)
