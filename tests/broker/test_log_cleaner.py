@@ -52,13 +52,22 @@ def test_dirty_ratio_counts_the_bytes_past_the_clean_offset() -> None:
     assert dirty_ratio(SEGMENTS[:3], 30) == (0, 300)
 
 
-def test_a_pass_runs_once_the_dirty_ratio_reaches_the_minimum() -> None:
+def test_a_pass_runs_once_the_dirty_ratio_exceeds_the_minimum() -> None:
     config = LogConfig(min_cleanable_dirty_ratio=0.5)
     ratio, plan = plan_pass(SEGMENTS, CleanerState(clean_offset=20), 10_000, config)
     assert ratio == pytest.approx(1 / 3) and plan is None
     ratio, plan = plan_pass(SEGMENTS, CleanerState(clean_offset=10), 10_000, config)
     assert ratio == pytest.approx(2 / 3) and plan is not None
     assert plan.bases == (0, 10, 20) and plan.end_offset == 30 and plan.reason == "dirty_ratio"
+    assert plan.dirty_from == 1
+    # Strictly above: at exactly the minimum (here 2/3) nothing runs; min.cleanable.dirty.ratio=1 never runs.
+    assert (
+        plan_pass(
+            SEGMENTS, CleanerState(clean_offset=10), 10_000, LogConfig(min_cleanable_dirty_ratio=2 / 3)
+        )[1]
+        is None
+    )
+    assert plan_pass(SEGMENTS, CleanerState(), 10_000, LogConfig(min_cleanable_dirty_ratio=1.0))[1] is None
 
 
 def test_max_compaction_lag_forces_a_pass_below_the_ratio() -> None:

@@ -99,3 +99,50 @@ def test_an_event_sourced_topic_is_compacted_to_the_latest_record_per_key(broker
     assert replay(final) == full_state
     assert all(by_offset[o] == (k, v) for o, k, v in final)
     print(f"records before {len(produced)}, compacted {len(records)}, tombstones expired {len(final)}")
+
+
+def _updates(count: int) -> list[tuple[bytes, bytes | None]]:
+    items: list[tuple[bytes, bytes | None]] = [(KEYS[i % 10], b"v%d" % i) for i in range(count)]
+    return items + [(TAIL_KEY, b"filler-%04d" % i + b"." * 200) for i in range(60)]
+
+
+def test_compaction_lags_hold_back_and_force_cleaning(broker: BrokerProcess) -> None:
+    """min.compaction.lag.ms keeps young records uncompacted even when the log is all dirty; with
+    min.cleanable.dirty.ratio=1 (never by ratio) max.compaction.lag.ms still forces a pass."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    base = {"cleanup.policy": "compact", "segment.bytes": "4096"}
+    young = {**base, "min.cleanable.dirty.ratio": "0.01", "min.compaction.lag.ms": "3600000"}
+    forced = {**base, "min.cleanable.dirty.ratio": "1", "max.compaction.lag.ms": "1000"}
+    topics = [NewTopic("young", 1, 1, config=young), NewTopic("forced", 1, 1, config=forced)]
+    for future in admin.create_topics(topics).values():
+        future.result(timeout=30)
+    produced = {name: produce_keyed(broker.bootstrap, name, _updates(1000)) for name in ("young", "forced")}
+
+    def compacted(name: str) -> list[Keyed] | None:
+        records = read_keyed(broker.bootstrap, name)
+        keys = [k for _o, k, _v in records if k != TAIL_KEY]
+        return records if len(keys) == len(set(keys)) == 10 else None
+
+    forced_records = wait_for(
+        "max.compaction.lag.ms to force a pass", lambda: compacted("forced"), timeout=60
+    )
+    assert replay(forced_records) == replay(produced["forced"])
+    # Passes ran meanwhile (one compacted "forced"); three more and "young" is still whole.
+    passes = scrape_flat(broker.metrics_url)["streamraft_log_cleaner_passes_total"]
+    wait_for(
+        "three more cleaner passes",
+        lambda: scrape_flat(broker.metrics_url)["streamraft_log_cleaner_passes_total"] >= passes + 3,
+        timeout=30,
+    )
+    assert read_keyed(broker.bootstrap, "young") == produced["young"]
+
+    res = ConfigResource(
+        "topic",
+        "young",
+        incremental_configs=[
+            ConfigEntry("min.compaction.lag.ms", "0", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
+    admin.incremental_alter_configs([res])[res].result(timeout=30)
+    young_records = wait_for("the lag lifted, a pass", lambda: compacted("young"), timeout=60)
+    assert replay(young_records) == replay(produced["young"])

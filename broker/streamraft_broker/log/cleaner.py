@@ -6,7 +6,7 @@ Semantics (as Kafka's LogCleaner, re-derived, not copied):
   segment or at the first segment holding a record younger than ``min.compaction.lag.ms`` (by the segment's
   newest timestamp), whichever comes first.
 - The cleaner remembers, per partition, the offset up to which the log was cleaned (``clean_offset``). Bytes
-  of cleanable segments past it are dirty; a pass runs once dirty / cleanable bytes reach
+  of cleanable segments past it are dirty; a pass runs once dirty / cleanable bytes exceed
   ``min.cleanable.dirty.ratio``, or once the first dirty segment's oldest record is ``max.compaction.lag.ms``
   old, or once tombstones in a cleaned segment are due for removal.
 - A pass keeps, for each key, only its newest record in the cleanable range (records without a key stay),
@@ -161,7 +161,7 @@ def plan_pass(
         (i for i, s in enumerate(cleanable) if s.next_offset > state.clean_offset), len(cleanable)
     )
     bases = tuple(s.base_offset for s in cleanable)
-    if dirty and ratio >= config.min_cleanable_dirty_ratio:
+    if dirty and ratio > config.min_cleanable_dirty_ratio:  # strictly above, as Kafka
         return ratio, CleanPlan(bases, cleanable[-1].next_offset, ratio, "dirty_ratio", first_dirty_at)
     first_dirty = next((s for s in cleanable if s.next_offset > state.clean_offset and s.size), None)
     if first_dirty is not None:

@@ -124,7 +124,7 @@ class LogConfig:
     # How long compaction keeps tombstones (null values) so consumers can see the deletion.
     delete_retention_ms: int = DAY_MS
     # The log cleaner (cleanup.policy includes compact): a partition is cleaned once dirty bytes / cleanable
-    # bytes reach this ratio, or once a dirty record is max_compaction_lag_ms old; records younger than
+    # bytes exceed this ratio, or once a dirty record is max_compaction_lag_ms old; records younger than
     # min_compaction_lag_ms (by their segment's newest timestamp) are not cleaned yet.
     min_cleanable_dirty_ratio: float = 0.5
     min_compaction_lag_ms: int = 0
