@@ -146,7 +146,7 @@ def swap_in(segment: Segment, cleaned: Path, *, index_interval_bytes: int) -> Se
         created_ms=segment.created_ms,
         index_interval_bytes=index_interval_bytes,
     )
-    fresh.rebuild_indexes()
+    fresh.rebuild_indexes(expected=True)
     fresh.roll_close()
     logger.info(
         "event=segment_compacted file=%s size_before=%d size_after=%d", fresh.path, segment.size, fresh.size
