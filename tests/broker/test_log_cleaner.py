@@ -14,6 +14,7 @@ from streamraft_broker.log.cleaner import (
     PassStats,
     SegmentInfo,
     clean_now,
+    clean_steps,
     cleanable_count,
     dirty_ratio,
     plan_pass,
@@ -287,3 +288,31 @@ def test_a_bounded_key_map_cleans_in_several_passes_to_the_same_log(tmp_path: Pa
     assert _records(bounded) == _records(unbounded)
     for log in logs:
         log.close()
+
+
+def test_a_pass_stops_when_its_segments_leave_the_log_meanwhile(tmp_path: Path) -> None:
+    """DeleteRecords (or retention) may remove segments while a pass waits for its swap: the pass ends
+    without touching them, leaves no .cleaned file and does not move the clean offset."""
+    clock = Clock()
+    config = LogConfig(segment_bytes=300, cleanup_policy="compact", min_cleanable_dirty_ratio=0.01)
+    log = PartitionLog.open(tmp_path / "p", config, now_ms=clock)
+    for i in range(60):
+        _append(log, [(b"k%d" % (i % 3), b"v%d" % i)], clock.now)
+    state = CleanerState()
+    _, plan = plan_pass(segment_infos(log), state, clock.now, log.config)
+    assert plan is not None and len(plan.bases) > 3
+    stats = PassStats()
+    steps = clean_steps(log, plan, state, clock.now, stats)
+    step = next(steps)
+    while step is None:
+        step = next(steps)
+    assert step.segment.base_offset == plan.bases[0]
+    fresh = log.replace_cleaned(step.segment, step.cleaned)
+    assert fresh is not None
+    log.delete_records_before(plan.bases[2])  # the first two segments go, the second not yet cleaned
+    with pytest.raises(StopIteration):
+        steps.send(fresh)
+    assert not stats.completed and state.clean_offset == 0
+    assert not list(log.directory.glob("*.cleaned"))
+    assert log.segment_base_offsets[0] == plan.bases[2]
+    log.close()

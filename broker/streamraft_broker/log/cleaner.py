@@ -264,6 +264,8 @@ def clean_steps(
         if j > plan.dirty_from and map_bytes >= max_map_bytes:
             mapped_end = j
             break
+        if not log.holds(segment):  # removed while we yielded: its descriptor may be closed by now
+            return
         for pos, header in segment.scan(0, verify=False):
             budget -= header.size
             if not (header.is_control or header.is_transactional or header.records_count == 0):
@@ -283,6 +285,8 @@ def clean_steps(
                     return
     end_offset = plan.end_offset if mapped_end == len(segments) else segments[mapped_end].base_offset
     for j, segment in enumerate(segments[:mapped_end]):
+        if not log.holds(segment):
+            return
         mark = state.marks.get(segment.base_offset)
         drop = tombstones_due(mark, now_ms, config.delete_retention_ms)
         cleaned = segment.path.with_name(segment.path.name + CLEANED_SUFFIX)
