@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+import kafka
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from streamraft_broker.log import LogConfig, PartitionLog
 from streamraft_broker.records import decode_records, iter_batches
@@ -88,6 +90,25 @@ def read_keyed(bootstrap: str, topic: str, *, timeout: float = 30) -> list[Keyed
         wait_for(
             f"{topic}-0 read up to offset {end}", poll, timeout=timeout, logs=lambda: f"errors {errors[-5:]}"
         )
+    finally:
+        consumer.close()
+    return got
+
+
+def read_keyed_kafka_python(bootstrap: str, topic: str, *, timeout: float = 30) -> list[Keyed]:
+    """read_keyed with kafka-python (its own batch parser: offset gaps and empty batches must not stall)."""
+    end = end_offset(bootstrap, topic)
+    consumer = kafka.KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    tp = kafka.TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek(tp, 0)
+    got: list[Keyed] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while consumer.position(tp) < end:
+            assert time.monotonic() < deadline, f"kafka-python stuck at {consumer.position(tp)} of {end}"
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend((r.offset, r.key, r.value) for r in records)
     finally:
         consumer.close()
     return got
