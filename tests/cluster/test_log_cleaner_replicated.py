@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from tests.support.keyed_io import (
     Keyed,
@@ -18,6 +18,7 @@ from tests.support.keyed_io import (
     read_keyed,
     read_keyed_kafka_python,
     replay,
+    replica_empty_batches,
     replica_records,
 )
 from tests.support.launcher import Cluster, partition_leader, wait_controller
@@ -84,6 +85,7 @@ def test_every_replica_compacts_and_a_rebuilt_follower_catches_up_with_the_same_
         served = read_keyed(cluster.bootstrap, TOPIC)
         assert _valid_compaction(served, produced) and len(served) < len(acked)
         assert read_keyed_kafka_python(cluster.bootstrap, TOPIC) == served
+        assert all(replica_empty_batches(b.data_dir, TOPIC) > 0 for b in cluster.brokers.values())
 
         producer = Producer({"bootstrap.servers": cluster.bootstrap})
         leader = partition_leader(producer, TOPIC, 0)
@@ -137,4 +139,24 @@ def test_every_replica_compacts_and_a_rebuilt_follower_catches_up_with_the_same_
             )
 
         wait_for("the new writes on every replica", everywhere, timeout=60, logs=cluster.logs)
+
+        # Tombstones go from every replica once delete.retention.ms (changed through the controller) passed.
+        res = ConfigResource(
+            "topic",
+            TOPIC,
+            incremental_configs=[
+                ConfigEntry("delete.retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+            ],
+        )
+        admin.incremental_alter_configs([res])[res].result(timeout=30)
+
+        def no_tombstones() -> bool:
+            copies = [replica_records(b.data_dir, TOPIC) for b in cluster.brokers.values()]
+            return all(
+                not any(v is None for _o, _k, v in c)
+                and replay(c) == replay(sorted((o, k, v) for o, (k, v) in produced.items()))
+                for c in copies
+            )
+
+        wait_for("tombstones to go from every replica", no_tombstones, timeout=60, logs=cluster.logs)
         producer.flush(5)

@@ -125,25 +125,26 @@ def replay(records: list[Keyed]) -> dict[bytes, bytes]:
     return state
 
 
-def replica_records(data_dir: Path, topic: str) -> list[Keyed]:
-    """What one broker's copy of ``topic``-0 holds on disk, read from a snapshot copy of its directory (the
+def _replica_bytes(data_dir: Path, topic: str) -> bytes:
+    """Every batch of one broker's copy of ``topic``-0, read from a snapshot copy of its directory (the
     live one is never opened: recovery would write to it). A torn tail of the copy is cut by recovery."""
     # <data>/logs single node, <data>/state/logs replicated.
-    sources = [
-        p
-        for p in (data_dir / "logs" / f"{topic}-0", data_dir / "state" / "logs" / f"{topic}-0")
-        if p.is_dir()
-    ]
+    candidates = (data_dir / "logs" / f"{topic}-0", data_dir / "state" / "logs" / f"{topic}-0")
+    sources = [p for p in candidates if p.is_dir()]
     assert sources, f"no directory of {topic}-0 under {data_dir}"
-    source = sources[0]
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "p"
-        shutil.copytree(source, copy)
+        shutil.copytree(sources[0], copy)
         log = PartitionLog.open(copy, LogConfig(cleanup_policy="compact"))
         try:
-            data = log.read_bytes(log.log_start_offset, 1 << 30)
+            return log.read_bytes(log.log_start_offset, 1 << 30)
         finally:
             log.close()
+
+
+def replica_records(data_dir: Path, topic: str) -> list[Keyed]:
+    """What one broker's copy of ``topic``-0 holds on disk (see _replica_bytes)."""
+    data = _replica_bytes(data_dir, topic)
     out: list[Keyed] = []
     for pos, header in iter_batches(data):
         for r in decode_records(data[pos : pos + header.size]):
@@ -152,3 +153,10 @@ def replica_records(data_dir: Path, topic: str) -> list[Keyed]:
             )
             out.append((header.base_offset + r.offset_delta, r.key, r.value))
     return out
+
+
+def replica_empty_batches(data_dir: Path, topic: str) -> int:
+    """How many batches without records one broker's copy of ``topic``-0 holds (compaction leaves them)."""
+    return sum(
+        1 for _pos, header in iter_batches(_replica_bytes(data_dir, topic)) if header.records_count == 0
+    )
