@@ -316,3 +316,25 @@ def test_a_pass_stops_when_its_segments_leave_the_log_meanwhile(tmp_path: Path) 
     assert not list(log.directory.glob("*.cleaned"))
     assert log.segment_base_offsets[0] == plan.bases[2]
     log.close()
+
+
+def test_replaced_segments_release_their_descriptors_after_a_delay(tmp_path: Path) -> None:
+    """A cleaned segment's old file stays readable for FileSlices already handed out, then its descriptor
+    is closed (frequent cleaning must not pile up open files until the next retention pass)."""
+    clock = Clock()
+    log = PartitionLog.open(
+        tmp_path / "p", LogConfig(segment_bytes=300, cleanup_policy="compact"), now_ms=clock
+    )
+    for i in range(40):
+        _append(log, [(b"k%d" % (i % 2), b"v%d" % i)], clock.now)
+    old = log.closed_segments()
+    handed_out = log.read(0, 1 << 20)[0]
+    stats = _clean(log, CleanerState(), clock.now)
+    assert stats.segments_rewritten == len(old) > 1
+    assert log.release_swapped(60_000) == 0
+    assert handed_out.read()  # still readable from the replaced file
+    clock.now += 60_000
+    assert log.release_swapped(60_000) == len(old)
+    assert all(s.reader.closed for s in old)
+    assert not any(s.reader.closed for s in log.closed_segments())
+    log.close()

@@ -108,6 +108,9 @@ class PartitionLog:
         # Deleted segments whose files may still be referenced by FileSlices handed out for sendfile; their
         # readers are closed one retention pass later (or at close()).
         self._graveyard: list[Segment] = []
+        # Segments the log cleaner replaced, with when: their readers close after a delay (release_swapped)
+        # rather than at the next retention pass, so frequent cleaning does not pile up descriptors.
+        self._swapped: list[tuple[int, Segment]] = []
         self._closed = False
         self._epochs = LeaderEpochCache(directory, [])
         self.recovery_scanned_bytes = 0
@@ -761,9 +764,23 @@ class PartitionLog:
             return None
         fresh = swap_in(segment, cleaned, index_interval_bytes=self._config.index_interval_bytes)
         self._graveyard.append(segment)
+        self._swapped.append((self._now_ms(), segment))
         self._segments[i] = fresh
         self._size += fresh.size - segment.size
         return fresh
+
+    def release_swapped(self, delay_ms: int) -> int:
+        """Close the readers of segments the cleaner replaced at least ``delay_ms`` ago (FileSlices of them
+        handed out for sendfile are long sent by then); returns how many."""
+        cutoff = self._now_ms() - delay_ms
+        done = [seg for at, seg in self._swapped if at <= cutoff]
+        if not done:
+            return 0
+        self._swapped = [(at, seg) for at, seg in self._swapped if at > cutoff]
+        for seg in done:
+            seg.close_reader()
+        self._graveyard = [g for g in self._graveyard if not any(g is seg for seg in done)]
+        return len(done)
 
     def delete_records_before(self, offset: int) -> None:
         """Move the log start to ``offset`` (DeleteRecords) and delete the segments wholly before it."""

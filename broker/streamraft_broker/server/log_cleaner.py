@@ -80,6 +80,10 @@ class CleanerMetrics:
         )
 
 
+SWAPPED_READER_DELAY_MS = 60_000
+"""A replaced segment's descriptor stays open this long for FileSlices already handed out (Kafka's default
+file.delete.delay.ms)."""
+
 ReplicatedSwap = Callable[[str, int, PartitionLog, Segment, Path], Awaitable[Segment | None]]
 """Swaps a cleaned segment into a replicated partition's log under its Raft group's storage lock."""
 
@@ -180,6 +184,7 @@ class LogCleaner:
             topic, index, plog = target.topic, target.index, target.log
             if plog.closed:
                 continue
+            plog.release_swapped(SWAPPED_READER_DELAY_MS)
             state = self._state(plog)
             now = self._now_ms()
             ratio, plan = plan_pass(segment_infos(plog), state, now, plog.config, target.limit)
