@@ -143,6 +143,11 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-memory", help="true/false: keep partition logs in memory (tests only)")
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
     p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
+    p.add_argument("--log-cleaner-enable", help="true/false: compact cleanup.policy=compact topics (true)")
+    p.add_argument("--log-cleaner-backoff-ms", help="pause between two log cleaner passes (15000)")
+    p.add_argument(
+        "--log-cleaner-dedupe-buffer-size", help="bytes for one cleaner pass's key map (134217728)"
+    )
     p.add_argument(
         "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
     )
@@ -224,6 +229,9 @@ _BROKER_KEYS = [
     "zero_copy",
     "ready_file",
     "retention_check_ms",
+    "log_cleaner_enable",
+    "log_cleaner_backoff_ms",
+    "log_cleaner_dedupe_buffer_size",
     "replication",
     "cluster_members",
     "raft_listen",

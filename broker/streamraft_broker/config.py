@@ -84,6 +84,13 @@ class BrokerConfig:
     zero_copy: bool = True
     ready_file: Path | None = None
     retention_check_ms: int = 300_000  # Kafka's log.retention.check.interval.ms
+    log_cleaner_enable: bool = True
+    """Kafka's log.cleaner.enable: compact topics whose cleanup.policy includes compact."""
+    log_cleaner_backoff_ms: int = 15_000
+    """Kafka's log.cleaner.backoff.ms: pause between two log cleaner passes."""
+    log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
+    """Kafka's log.cleaner.dedupe.buffer.size: memory for one pass's key -> offset map (estimated per entry
+    as the key plus 120 bytes); a partition with more distinct dirty keys is cleaned over several passes."""
     replication: str = "none"
     """"raft": partitions are Raft groups and metadata lives in a controller group (see replication/)."""
     cluster_members: str = ""
@@ -234,6 +241,9 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "zero_copy": _bool,
     "ready_file": lambda v, _w: Path(str(v)),
     "retention_check_ms": _int(100, 2**31 - 1),
+    "log_cleaner_enable": _bool,
+    "log_cleaner_backoff_ms": _int(10, 2**31 - 1),
+    "log_cleaner_dedupe_buffer_size": _int(1024, 2**62),
     "replication": _choice("none", "raft"),
     "cluster_members": lambda v, _w: str(v),
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],

@@ -90,6 +90,25 @@ def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_
     assert (parsed.auto_create_topics_enable, parsed.num_partitions) == ("false", "7")
 
 
+def test_log_cleaner_settings_have_kafkas_names_and_defaults(tmp_path: Path) -> None:
+    default = load_config({}, {}, None)
+    # Kafka's log.cleaner.enable=true and log.cleaner.backoff.ms=15000.
+    assert (default.log_cleaner_enable, default.log_cleaner_backoff_ms) == (True, 15_000)
+    assert default.log_cleaner_dedupe_buffer_size == 134_217_728
+    cfg = tmp_path / "broker.yaml"
+    cfg.write_text("log.cleaner.enable: false\nlog.cleaner.backoff.ms: 500\n")
+    config = load_config({}, {}, cfg)
+    assert (config.log_cleaner_enable, config.log_cleaner_backoff_ms) == (False, 500)
+    config = load_config(
+        {"log_cleaner_backoff_ms": "250"}, {"STREAMRAFT_LOG_CLEANER_BACKOFF_MS": "900"}, None
+    )
+    assert config.log_cleaner_backoff_ms == 250
+    parsed = build_parser().parse_args(
+        ["broker", "--log-cleaner-enable", "false", "--log-cleaner-backoff-ms", "7"]
+    )
+    assert (parsed.log_cleaner_enable, parsed.log_cleaner_backoff_ms) == ("false", "7")
+
+
 @pytest.mark.parametrize(
     ("flags", "env", "file_text", "message"),
     [
@@ -139,6 +158,9 @@ def test_topic_creation_settings_have_kafkas_names_defaults_and_old_aliases(tmp_
             None,
             "--message-max-bytes: 2147483648 is outside 0..2147483647",
         ),
+        ({"log_cleaner_backoff_ms": "0"}, {}, None, "--log-cleaner-backoff-ms: 0 is outside 10.."),
+        ({}, {}, "log.cleaner.dedupe.buffer.size: 10\n", "10 is outside 1024.."),
+        ({}, {"STREAMRAFT_LOG_CLEANER_ENABLE": "maybe"}, None, "STREAMRAFT_LOG_CLEANER_ENABLE"),
     ],
 )
 def test_bad_config_names_the_setting(

@@ -343,7 +343,7 @@ def test_documentation_says_which_configs_streamraft_applies(broker: BrokerProce
                     dc_req.DescribeConfigsResource(
                         resource_type=i8(2),
                         resource_name="documented",
-                        configuration_keys=("retention.ms", "min.cleanable.dirty.ratio"),
+                        configuration_keys=("retention.ms", "min.cleanable.dirty.ratio", "preallocate"),
                     ),
                 ),
                 include_synonyms=False,
@@ -352,4 +352,5 @@ def test_documentation_says_which_configs_streamraft_applies(broker: BrokerProce
         )
     docs = {c.name: c.documentation for c in answer.results[0].configs}
     assert docs["retention.ms"] == "Applied by the partition log."
-    assert docs["min.cleanable.dirty.ratio"].startswith("Streamraft: accepted")
+    assert docs["min.cleanable.dirty.ratio"] == "Applied by the partition log."
+    assert docs["preallocate"].startswith("Streamraft: accepted")

@@ -55,11 +55,18 @@ def latest_offsets(segments: list[Segment]) -> dict[bytes, int]:
 
 
 def compact_batch(
-    data: bytes, header: BatchHeader, latest: dict[bytes, int], *, tombstone_horizon_ms: int | None = None
+    data: bytes,
+    header: BatchHeader,
+    latest: dict[bytes, int],
+    *,
+    tombstone_horizon_ms: int | None = None,
+    keep_empty: bool = False,
 ) -> tuple[bytes | None, int]:
     """The batch with superseded records removed (None: drop it) and how many records went. Tombstones
     (null values) also go once the batch's max timestamp is below ``tombstone_horizon_ms``: every older
-    record of their key is gone by then, since a tombstone that is the latest for its key supersedes them."""
+    record of their key is gone by then, since a tombstone that is the latest for its key supersedes them.
+    With ``keep_empty`` a batch that loses every record stays as an empty batch (a Raft log keeps one batch
+    per entry)."""
     if header.is_control or header.records_count == 0:
         return data, 0
     records = decode_records(data)
@@ -76,7 +83,7 @@ def compact_batch(
     if removed == 0:
         return data, 0
     if not kept:
-        return (build_empty_batch(header) if header.producer_id >= 0 else None), removed
+        return (build_empty_batch(header) if keep_empty or header.producer_id >= 0 else None), removed
     rebuilt = build_batch(
         kept,
         base_offset=header.base_offset,
@@ -139,7 +146,7 @@ def swap_in(segment: Segment, cleaned: Path, *, index_interval_bytes: int) -> Se
         created_ms=segment.created_ms,
         index_interval_bytes=index_interval_bytes,
     )
-    fresh.rebuild_indexes()
+    fresh.rebuild_indexes(expected=True)
     fresh.roll_close()
     logger.info(
         "event=segment_compacted file=%s size_before=%d size_after=%d", fresh.path, segment.size, fresh.size

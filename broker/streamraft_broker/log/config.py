@@ -14,6 +14,7 @@ DAY_MS = 24 * 60 * 60 * 1000
 MAX_SEGMENT_BYTES = (1 << 31) - 1
 # Kafka's minimum segment.bytes (a v0 message header); tests use tiny segments to exercise rolling.
 MIN_SEGMENT_BYTES = 14
+LONG_MAX = (1 << 63) - 1
 
 INVALID_CONFIG = 40
 
@@ -73,14 +74,11 @@ _ACCEPTED_IGNORED = frozenset(
         "leader.replication.throttled.replicas",
         "local.retention.bytes",
         "local.retention.ms",
-        "max.compaction.lag.ms",
         "message.downconversion.enable",
         "message.format.version",
         "message.timestamp.after.max.ms",
         "message.timestamp.before.max.ms",
         "message.timestamp.difference.max.ms",
-        "min.cleanable.dirty.ratio",
-        "min.compaction.lag.ms",
         "min.insync.replicas",
         "preallocate",
         "remote.storage.enable",
@@ -101,6 +99,16 @@ def _parse_int(key: str, raw: str, *, minimum: int, maximum: int = (1 << 63) - 1
     return value
 
 
+def _parse_ratio(key: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except (ValueError, AttributeError):
+        raise InvalidConfigError(key, f"expected a number, got {raw!r}") from None
+    if not 0.0 <= value <= 1.0:  # also rejects nan
+        raise InvalidConfigError(key, f"{value} is outside [0, 1]")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class LogConfig:
     segment_bytes: int = GIB
@@ -115,6 +123,12 @@ class LogConfig:
     max_message_bytes: int = MIB + 12
     # How long compaction keeps tombstones (null values) so consumers can see the deletion.
     delete_retention_ms: int = DAY_MS
+    # The log cleaner (cleanup.policy includes compact): a partition is cleaned once dirty bytes / cleanable
+    # bytes exceed this ratio, or once a dirty record is max_compaction_lag_ms old; records younger than
+    # min_compaction_lag_ms (by their segment's newest timestamp) are not cleaned yet.
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
     # Bounds crash recovery: once this much was appended since the last recovery-point checkpoint, the log is
     # fsynced and the checkpoint rewritten, so a restart scans at most this many bytes (plus the last append).
     recovery_checkpoint_bytes: int = 64 * MIB
@@ -142,6 +156,18 @@ class LogConfig:
             raise InvalidConfigError("max.message.bytes", f"must be >= 0, got {self.max_message_bytes}")
         if self.delete_retention_ms < 0:
             raise InvalidConfigError("delete.retention.ms", f"must be >= 0, got {self.delete_retention_ms}")
+        if not 0.0 <= self.min_cleanable_dirty_ratio <= 1.0:
+            raise InvalidConfigError(
+                "min.cleanable.dirty.ratio", f"must be in [0, 1], got {self.min_cleanable_dirty_ratio}"
+            )
+        if self.min_compaction_lag_ms < 0:
+            raise InvalidConfigError(
+                "min.compaction.lag.ms", f"must be >= 0, got {self.min_compaction_lag_ms}"
+            )
+        if self.max_compaction_lag_ms < 1:
+            raise InvalidConfigError(
+                "max.compaction.lag.ms", f"must be >= 1, got {self.max_compaction_lag_ms}"
+            )
         if self.recovery_checkpoint_bytes <= 0:
             raise ValueError(
                 f"recovery_checkpoint_bytes must be positive, got {self.recovery_checkpoint_bytes}"
@@ -203,6 +229,12 @@ class LogConfig:
                     raise InvalidConfigError(key, f"expected delete, compact or both, got {raw!r}")
             elif key == "delete.retention.ms":
                 values["delete_retention_ms"] = _parse_int(key, raw, minimum=0)
+            elif key == "min.cleanable.dirty.ratio":
+                values["min_cleanable_dirty_ratio"] = _parse_ratio(key, raw)
+            elif key == "min.compaction.lag.ms":
+                values["min_compaction_lag_ms"] = _parse_int(key, raw, minimum=0)
+            elif key == "max.compaction.lag.ms":
+                values["max_compaction_lag_ms"] = _parse_int(key, raw, minimum=1)
             elif key == "max.message.bytes":
                 values["max_message_bytes"] = _parse_int(key, raw, minimum=0, maximum=(1 << 31) - 1)
             elif key in _ACCEPTED_IGNORED:
@@ -235,6 +267,9 @@ class LogConfig:
             "cleanup.policy": self.cleanup_policy,
             "max.message.bytes": str(self.max_message_bytes),
             "delete.retention.ms": str(self.delete_retention_ms),
+            "min.cleanable.dirty.ratio": str(self.min_cleanable_dirty_ratio),
+            "min.compaction.lag.ms": str(self.min_compaction_lag_ms),
+            "max.compaction.lag.ms": str(self.max_compaction_lag_ms),
         }
 
 

@@ -108,6 +108,9 @@ class PartitionLog:
         # Deleted segments whose files may still be referenced by FileSlices handed out for sendfile; their
         # readers are closed one retention pass later (or at close()).
         self._graveyard: list[Segment] = []
+        # Segments the log cleaner replaced, with when: their readers close after a delay (release_swapped)
+        # rather than at the next retention pass, so frequent cleaning does not pile up descriptors.
+        self._swapped: list[tuple[int, Segment]] = []
         self._closed = False
         self._epochs = LeaderEpochCache(directory, [])
         self.recovery_scanned_bytes = 0
@@ -713,8 +716,9 @@ class PartitionLog:
         del self._bases[:count]
 
     def compact(self) -> CompactionStats:
-        """Compact the closed segments (see compaction.py); the active segment is left alone. For
-        cleanup.policy=compact topics, called periodically by the broker (it does not check the policy)."""
+        """Compact the closed segments at once (see compaction.py); the active segment is left alone. Used by
+        the single-node __consumer_offsets store; topics are cleaned by the log cleaner (cleaner.py), which
+        adds the dirty ratio, compaction lags and tombstone retention (it does not check the policy)."""
         self._check_open()
         closed = self._segments[:-1]
         if not closed:
@@ -736,6 +740,47 @@ class PartitionLog:
             before += segment.size
             after += fresh.size
         return CompactionStats(rewritten, before, after, removed)
+
+    def closed_segments(self) -> list[Segment]:
+        """The segments before the active one, oldest first (for the log cleaner)."""
+        self._check_open()
+        return self._segments[:-1]
+
+    def all_segments(self) -> list[Segment]:
+        self._check_open()
+        return list(self._segments)
+
+    def holds(self, segment: Segment) -> bool:
+        """Whether ``segment`` is still one of this log's segments (retention may have removed it)."""
+        return not self._closed and any(s is segment for s in self._segments)
+
+    def replace_cleaned(self, segment: Segment, cleaned: Path) -> Segment | None:
+        """Swap the log cleaner's fsynced ``cleaned`` copy in for the closed ``segment`` (compaction.py's
+        swap protocol); None when ``segment`` is no longer a closed segment of this log."""
+        if self._closed:
+            return None
+        i = next((k for k, s in enumerate(self._segments) if s is segment), None)
+        if i is None or i == len(self._segments) - 1:
+            return None
+        fresh = swap_in(segment, cleaned, index_interval_bytes=self._config.index_interval_bytes)
+        self._graveyard.append(segment)
+        self._swapped.append((self._now_ms(), segment))
+        self._segments[i] = fresh
+        self._size += fresh.size - segment.size
+        return fresh
+
+    def release_swapped(self, delay_ms: int) -> int:
+        """Close the readers of segments the cleaner replaced at least ``delay_ms`` ago (FileSlices of them
+        handed out for sendfile are long sent by then); returns how many."""
+        cutoff = self._now_ms() - delay_ms
+        done = [seg for at, seg in self._swapped if at <= cutoff]
+        if not done:
+            return 0
+        self._swapped = [(at, seg) for at, seg in self._swapped if at > cutoff]
+        for seg in done:
+            seg.close_reader()
+        self._graveyard = [g for g in self._graveyard if not any(g is seg for seg in done)]
+        return len(done)
 
     def delete_records_before(self, offset: int) -> None:
         """Move the log start to ``offset`` (DeleteRecords) and delete the segments wholly before it."""

@@ -321,9 +321,12 @@ class Segment:
         self.next_offset = next_offset
         return end - trusted_pos, error
 
-    def rebuild_indexes(self, upto: int | None = None) -> None:
-        """Rebuild both indexes from the batches (headers only) up to ``upto`` bytes (default: all)."""
-        logger.warning("event=index_rebuild segment=%s", self.path)
+    def rebuild_indexes(self, upto: int | None = None, *, expected: bool = False) -> None:
+        """Rebuild both indexes from the batches (headers only) up to ``upto`` bytes (default: all);
+        ``expected``: a routine rebuild (a compacted segment), logged at debug level, not as a problem."""
+        logger.log(
+            logging.DEBUG if expected else logging.WARNING, "event=index_rebuild segment=%s", self.path
+        )
         self.offset_index.reset()
         self.time_index.reset()
         self.max_timestamp = -1

@@ -43,6 +43,7 @@ from streamraft_broker.controller.state import (
 )
 from streamraft_broker.log.config import LogConfig
 from streamraft_broker.log.partition import PartitionLog, wall_clock_ms
+from streamraft_broker.log.segment import Segment
 from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.producer.snapshot import list_snapshots
 from streamraft_broker.producer.state import (
@@ -651,6 +652,29 @@ class ReplicationService:
             except Exception:
                 log.exception("retention of raft group %d failed", gid)
         return dropped
+
+    async def swap_cleaned_segment(
+        self, topic: str, index: int, plog: PartitionLog, segment: Segment, cleaned: Path
+    ) -> Segment | None:
+        """The log cleaner's swap of a compacted segment into a partition whose log is its Raft log, run
+        under the group's storage lock (never beside a sync); None when the group or log went meanwhile."""
+        meta = self.state.topics.get(topic)
+        if meta is None or not 0 <= index < len(meta.replicas):
+            return None
+        gid = meta.group(index)
+        storage = self._storages.get(gid)
+        if gid not in self.runtime.groups() or not isinstance(storage, PartitionRaftStorage):
+            return None
+
+        def swap(_storage: Any) -> Segment | None:
+            if storage.log is not plog or plog.closed:
+                return None
+            return plog.replace_cleaned(segment, cleaned)
+
+        try:
+            return await self.runtime.with_storage(gid, swap)
+        except ConsensusError:
+            return None
 
     def _records_floor(self, gid: int) -> int:
         where = self._partitions.get(gid)

@@ -41,6 +41,7 @@ from streamraft_broker.server.limits import (
     RateLimitedLog,
     RequestMemory,
 )
+from streamraft_broker.server.log_cleaner import LogCleaner
 from streamraft_broker.topics.registry import TopicRegistry
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class Broker:
         self.metrics_port = 0
         self.ctx: BrokerContext | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._cleaner_task: asyncio.Task[None] | None = None
+        self.log_cleaner: LogCleaner | None = None
         self._lock_fd: int | None = None
         self.request_memory = RequestMemory(config.queued_max_request_bytes)
         self.admission = ConnectionAdmission(config.max_connections, config.max_connections_per_ip)
@@ -185,6 +188,7 @@ class Broker:
         if self.ctx.groups is not None:
             self.metrics.watch_group_lag(self._group_lag)
         self._retention_task = asyncio.create_task(self._retention_loop(), name="retention")
+        self._start_log_cleaner()
         limits = HttpLimits(cfg.admin_max_connections, cfg.admin_request_timeout_ms / 1000)
         if cfg.metrics_port is not None:
             self._metrics_server, self.metrics_port = start_metrics_server(
@@ -311,6 +315,21 @@ class Broker:
         store.load()
         self.ctx.quotas = QuotaManager(lambda: store.quotas, window, registry=registry, store=store)
 
+    def _start_log_cleaner(self) -> None:
+        cfg = self.config
+        if not cfg.log_cleaner_enable:
+            return
+        # Replicated: segments are swapped under the Raft group's storage lock (see server/log_cleaner.py).
+        swap = self.replication.swap_cleaned_segment if self.replication is not None else None
+        self.log_cleaner = LogCleaner(
+            self.registry,
+            backoff_ms=cfg.log_cleaner_backoff_ms,
+            map_bytes=cfg.log_cleaner_dedupe_buffer_size,
+            metrics_registry=self.metrics.registry,
+            replicated_swap=swap,
+        )
+        self._cleaner_task = asyncio.create_task(self.log_cleaner.run(), name="log-cleaner")
+
     async def _retention_loop(self) -> None:
         interval = self.config.retention_check_ms / 1000
         while True:
@@ -434,6 +453,8 @@ class Broker:
             server.close()
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self._cleaner_task is not None:
+            self._cleaner_task.cancel()
         for conn in list(self._connections):
             conn.closing = True
         if self.ctx is not None:

@@ -160,7 +160,6 @@ class TopicConfigDef:
 
 
 _NOT_TIERED = "accepted: Streamraft has no tiered storage"
-_NOT_COMPACTION = "accepted: compaction here cleans whole segments and does not use this"
 _RAFT = "accepted: replication is Raft (a majority of replicas holds every acknowledged batch)"
 _NO_RECOMPRESSION = "accepted: batches are stored as produced (never recompressed)"
 
@@ -236,7 +235,7 @@ _DEFINITIONS = (
         _LONG,
         str(LONG_MAX),
         _number(_LONG, 1),
-        _NOT_COMPACTION,
+        "log",
         "log.cleaner.max.compaction.lag.ms",
     ),
     TopicConfigDef(
@@ -276,7 +275,7 @@ _DEFINITIONS = (
         _DOUBLE,
         "0.5",
         _number(_DOUBLE, 0, 1),
-        _NOT_COMPACTION,
+        "log",
         "log.cleaner.min.cleanable.ratio",
     ),
     TopicConfigDef(
@@ -284,7 +283,7 @@ _DEFINITIONS = (
         _LONG,
         "0",
         _number(_LONG, 0),
-        _NOT_COMPACTION,
+        "log",
         "log.cleaner.min.compaction.lag.ms",
     ),
     TopicConfigDef("min.insync.replicas", _INT, "1", _number(_INT, 1), _RAFT, "min.insync.replicas"),
