@@ -143,6 +143,9 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--zero-copy", help="true/false: serve fetches with sendfile")
     p.add_argument("--retention-check-ms", help="how often segments past retention are deleted")
     p.add_argument(
+        "--transaction-max-timeout-ms", help="longest transaction.timeout.ms a producer may ask for"
+    )
+    p.add_argument(
         "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
     )
     p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
@@ -221,6 +224,7 @@ _BROKER_KEYS = [
     "zero_copy",
     "ready_file",
     "retention_check_ms",
+    "transaction_max_timeout_ms",
     "replication",
     "cluster_members",
     "raft_listen",

@@ -32,6 +32,7 @@ from streamraft_broker.server.limits import (
     RequestMemory,
 )
 from streamraft_broker.topics.registry import TopicRegistry
+from streamraft_broker.transactions.service import TransactionService
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,15 @@ class Broker:
         local_dir = cfg.data_dir / "local" if cfg.replication == "raft" else cfg.data_dir
         local_dir.mkdir(exist_ok=True)
         wire_optional_subsystems(self.ctx, local_dir)
+        if cfg.replication != "raft" and self.ctx.producers is not None and self.ctx.groups is not None:
+            # Single node only: replicated mode has no transaction coordinator yet (handlers.transactions).
+            self.ctx.extra["transactions"] = TransactionService(
+                local_dir,
+                self.registry,
+                self.ctx.producers,
+                self.ctx.groups,
+                max_timeout_ms=cfg.transaction_max_timeout_ms,
+            )
         self._install_authorizer()
         if cfg.replication == "raft":
             await self._start_replication()
@@ -395,6 +405,9 @@ class Broker:
             await self.replication.stop()
         if self.ctx is not None:
             # Producer snapshots and group state go before the logs they live beside are closed.
+            transactions = self.ctx.extra.get("transactions")
+            if transactions is not None:
+                transactions.close()
             if self.ctx.producers is not None:
                 self.ctx.producers.close()
             if self.ctx.groups is not None:
