@@ -144,8 +144,10 @@ class Broker:
         local_dir = cfg.data_dir / "local" if cfg.replication == "raft" else cfg.data_dir
         local_dir.mkdir(exist_ok=True)
         wire_optional_subsystems(self.ctx, local_dir)
-        if cfg.replication != "raft" and self.ctx.producers is not None and self.ctx.groups is not None:
-            # Single node only: replicated mode has no transaction coordinator yet (handlers.transactions).
+        if cfg.replication != "raft" and not cfg.in_memory and self.ctx.producers and self.ctx.groups:
+            # Single node on disk only: replicated mode has no transaction coordinator yet, and in-memory
+            # partitions keep no batch headers to find open and aborted transactions in
+            # (handlers.transactions answers COORDINATOR_NOT_AVAILABLE without one).
             self.ctx.extra["transactions"] = TransactionService(
                 local_dir,
                 self.registry,

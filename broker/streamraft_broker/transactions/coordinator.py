@@ -13,6 +13,7 @@ marker written twice is harmless: the second closes no open transaction)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -63,6 +64,10 @@ class TransactionCoordinator:
         self._clock = clock
         self.max_timeout_ms = max_timeout_ms
         self._txns: dict[str, TxnMetadata] = {}
+        # The async requests (they await offset commits) run one at a time, so an InitProducerId never
+        # finishes a transaction an EndTxn is still completing. The sync ones see Prepare* meanwhile and
+        # answer CONCURRENT_TRANSACTIONS, as Kafka does during a pending transition.
+        self._lock = asyncio.Lock()
         if path.exists():
             self._load()
 
@@ -136,6 +141,12 @@ class TransactionCoordinator:
     # --- requests ----------------------------------------------------------------------------------
     async def init_producer_id(
         self, transactional_id: str, timeout_ms: int, producer_id: int = -1, producer_epoch: int = -1
+    ) -> tuple[int, int]:
+        async with self._lock:
+            return await self._init_producer_id(transactional_id, timeout_ms, producer_id, producer_epoch)
+
+    async def _init_producer_id(
+        self, transactional_id: str, timeout_ms: int, producer_id: int, producer_epoch: int
     ) -> tuple[int, int]:
         if not transactional_id or len(transactional_id.encode()) > MAX_TRANSACTIONAL_ID_BYTES:
             raise TxnError(ErrorCode.invalid_request, "transactional id must be a non-empty string")
@@ -212,6 +223,10 @@ class TransactionCoordinator:
         self._persist()
 
     async def end_txn(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> None:
+        async with self._lock:
+            await self._end_txn(transactional_id, producer_id, epoch, commit)
+
+    async def _end_txn(self, transactional_id: str, producer_id: int, epoch: int, commit: bool) -> None:
         meta = self._known(transactional_id)
         if (producer_id, epoch) != (meta.producer_id, meta.epoch):
             retry = (producer_id, epoch) == (meta.last_producer_id, meta.last_epoch)
@@ -242,6 +257,10 @@ class TransactionCoordinator:
 
     async def recover(self) -> None:
         """Complete transactions a crash left between Prepare* and Complete*."""
+        async with self._lock:
+            await self._recover()
+
+    async def _recover(self) -> None:
         for meta in list(self._txns.values()):
             if meta.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 await self._finish(meta)
@@ -249,6 +268,10 @@ class TransactionCoordinator:
     async def abort_expired(self) -> list[str]:
         """Abort (fencing the producer with an epoch bump, as Kafka does) transactions open longer than their
         transaction.timeout.ms."""
+        async with self._lock:
+            return await self._abort_expired()
+
+    async def _abort_expired(self) -> list[str]:
         now = self._clock()
         expired = [m for m in self._txns.values() if m.is_expired(now)]
         for meta in expired:
