@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker_process import BrokerProcess
@@ -120,13 +120,24 @@ def test_zombie_producer_is_fenced(broker: BrokerProcess) -> None:
     zombie.produce("fenced", b"zombie")
     zombie.flush(TIMEOUT_S)
     successor = txn_producer(broker.bootstrap, "fenced-writer")  # aborts the zombie's open transaction
+    # The partition already belongs to the zombie's transaction, so this goes straight to the partition,
+    # which knows the bumped epoch from the abort marker and refuses it.
+    zombie.produce("fenced", b"late")
     with pytest.raises(KafkaException) as fenced:
+        zombie.flush(TIMEOUT_S)
         zombie.commit_transaction(TIMEOUT_S)
-    assert fenced.value.args[0].fatal(), f"the zombie must be fenced for good: {fenced.value}"
+    error = fenced.value.args[0]
+    assert error.fatal() and error.code() == KafkaError._FENCED, (
+        f"the zombie must be fenced for good: {error}"
+    )
     successor.begin_transaction()
     successor.produce("fenced", b"successor")
     successor.commit_transaction(TIMEOUT_S)
     assert read_partition(broker.bootstrap, "fenced", 0, isolation="read_committed") == [b"successor"]
+    assert read_partition(broker.bootstrap, "fenced", 0, isolation="read_uncommitted") == [
+        b"zombie",
+        b"successor",
+    ], "the fenced producer's late record was never appended"
 
 
 def test_transaction_open_at_a_crash_is_aborted_by_the_next_producer(
