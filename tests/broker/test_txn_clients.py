@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
+from tests.support.poll import poll
 from tests.support.txn_clients import read_partition
 
 TIMEOUT_S = 30
@@ -140,28 +141,48 @@ def test_zombie_producer_is_fenced(broker: BrokerProcess) -> None:
     ], "the fenced producer's late record was never appended"
 
 
-def test_transaction_open_at_a_crash_is_aborted_by_the_next_producer(
+def test_transaction_open_at_a_crash_times_out_after_restart(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     with BrokerProcess(tmp_path_factory.mktemp("txn-crash") / "data") as broker:
         create(broker.bootstrap, "crash")
-        producer = txn_producer(broker.bootstrap, "crash-writer")
+        producer = Producer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "transactional.id": "crash-writer",
+                "transaction.timeout.ms": 2000,
+            }
+        )
+        producer.init_transactions(TIMEOUT_S)
         producer.begin_transaction()
         producer.produce("crash", b"in-doubt")
         producer.flush(TIMEOUT_S)
         broker.kill()
         broker.start()
-        # The old producer's handle points at the old port; a new instance takes over the id.
+        producer.purge()  # its broker is gone (new port): it never comes back to end the transaction
+        plain = Producer({"bootstrap.servers": broker.bootstrap})
+        plain.produce("crash", b"plain")
+        assert plain.flush(TIMEOUT_S) == 0
+        # The restarted coordinator aborts the in-doubt transaction once its timeout passes, without any
+        # producer's help, so the last stable offset moves on and read_committed consumers see "plain".
+        poll(
+            "in-doubt transaction aborted by its timeout",
+            lambda: read_partition(broker.bootstrap, "crash", 0, isolation="read_committed") == [b"plain"],
+            timeout=TIMEOUT_S,
+        )
         successor = txn_producer(broker.bootstrap, "crash-writer")
         successor.begin_transaction()
         successor.produce("crash", b"after")
         successor.commit_transaction(TIMEOUT_S)
-        assert read_partition(broker.bootstrap, "crash", 0, isolation="read_committed") == [b"after"]
-        assert read_partition(broker.bootstrap, "crash", 0, isolation="read_uncommitted") == [
-            b"in-doubt",
+        assert read_partition(broker.bootstrap, "crash", 0, isolation="read_committed") == [
+            b"plain",
             b"after",
         ]
-        producer.purge()
+        assert read_partition(broker.bootstrap, "crash", 0, isolation="read_uncommitted") == [
+            b"in-doubt",
+            b"plain",
+            b"after",
+        ]
 
 
 def test_kafka_python_transactional_producer(broker: BrokerProcess) -> None:

@@ -155,6 +155,10 @@ class Broker:
                 self.ctx.groups,
                 max_timeout_ms=cfg.transaction_max_timeout_ms,
             )
+            # At start, not at the first transactional request: a transaction a crash left open must time
+            # out (and one left half-ended must complete) even if its producer never returns, or the
+            # partitions' last stable offset would hold read_committed consumers back for good.
+            await self.ctx.extra["transactions"].ensure_started()
         self._install_authorizer()
         if cfg.replication == "raft":
             await self._start_replication()
