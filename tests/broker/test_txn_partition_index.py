@@ -73,3 +73,18 @@ def test_open_transaction_survives_reopen(tmp_path: Path) -> None:
     reopened = PartitionLog.open(tmp_path, LogConfig())
     assert PartitionTxnIndex(reopened).last_stable_offset(reopened.log_end_offset) == 0
     reopened.close()
+
+
+def test_a_long_log_is_indexed_a_bounded_chunk_at_a_time(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path, LogConfig())
+    for _ in range(5):
+        log.append(data(-1, -1, transactional=False))
+    log.append(data(9, 0))  # offset 5 opens a transaction
+    index = PartitionTxnIndex(log)
+    progress = []
+    for _ in range(3):
+        index.catch_up(max_batches=2)
+        progress.append((index.scanned_to, dict(index.open)))
+    assert progress == [(2, {}), (4, {}), (6, {9: 5})]
+    assert index.last_stable_offset(log.log_end_offset) == 5
+    log.close()

@@ -54,10 +54,11 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                 continue
             hwm = partition.high_watermark
             start = partition.log_start_offset
-            index = txn_index(ctx, ft.topic, int(fp.partition))
+            # read_committed reads only below the last stable offset (Kafka: the fetch's upper bound). Only
+            # such fetches consult the transaction index; read_uncommitted ones are told LSO = HW, as before.
+            index = txn_index(ctx, ft.topic, int(fp.partition)) if read_committed else None
             lso = index.last_stable_offset(hwm) if index is not None else hwm
-            # read_committed reads only below the last stable offset (Kafka: the fetch's upper bound).
-            upper = lso if read_committed else hwm
+            upper = lso
             res = FetchPartitionResult(
                 int(fp.partition), high_watermark=hwm, last_stable_offset=lso, log_start_offset=start
             )

@@ -13,6 +13,8 @@ from typing import Protocol
 
 from streamraft_broker.transactions.markers import ABORT, marker_type
 
+SCAN_BATCHES_PER_CALL = 20_000
+
 
 class TxnHeader(Protocol):
     @property
@@ -50,12 +52,17 @@ class PartitionTxnIndex:
     aborted: list[AbortedTxn] = field(default_factory=list)
     scanned_to: int = 0
 
-    def catch_up(self) -> None:
+    def catch_up(self, max_batches: int = SCAN_BATCHES_PER_CALL) -> None:
+        """Index up to `max_batches` more batches: a long log is indexed over several requests, so no
+        single request holds the event loop for the whole scan (the answers stay conservative meanwhile:
+        the last stable offset never passes what has been scanned)."""
         end = int(self.log.log_end_offset)
         start = int(self.log.log_start_offset)
         self.scanned_to = max(self.scanned_to, start)
         if self.scanned_to < end:
-            for header in self.log.iter_batch_headers(self.scanned_to):
+            for scanned, header in enumerate(self.log.iter_batch_headers(self.scanned_to)):
+                if scanned >= max_batches:
+                    break
                 last = header.base_offset + header.last_offset_delta
                 if last < self.scanned_to:
                     continue
@@ -81,7 +88,7 @@ class PartitionTxnIndex:
 
     def last_stable_offset(self, high_watermark: int) -> int:
         self.catch_up()
-        return min([high_watermark, *self.open.values()])
+        return min([high_watermark, self.scanned_to, *self.open.values()])
 
     def aborted_in(self, fetch_offset: int, upper: int) -> list[AbortedTxn]:
         """Aborted transactions a read_committed consumer needs for the fetched range [fetch_offset, upper):
