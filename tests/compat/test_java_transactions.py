@@ -13,6 +13,8 @@ from tests.support.txn_clients import read_partition
 
 pytestmark = [pytest.mark.java]
 
+TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand"
+
 
 def test_java_transactional_producer_and_read_committed_consumer(target: Target, topic_name: str) -> None:
     classes = str(compiled_test_clients())
@@ -20,9 +22,18 @@ def test_java_transactional_producer_and_read_committed_consumer(target: Target,
     out = run_tool(
         "TxnClient", [target.bootstrap, topic_name, f"tx-{topic_name}"], extra_cp=[classes], timeout_s=120
     ).stdout.splitlines()
+    txn_id = f"tx-{topic_name}"
+    listed = run_tool(TRANSACTIONS_COMMAND, ["--bootstrap-server", target.bootstrap, "list"]).stdout
     if target.name == "streamraft-raft":
         assert [line.split()[0] for line in out] == ["INIT_FAILED"], out
+        assert txn_id not in listed, listed
         return
+    assert any(txn_id in line and "CompleteCommit" in line for line in listed.splitlines()), listed
+    described = run_tool(
+        TRANSACTIONS_COMMAND,
+        ["--bootstrap-server", target.bootstrap, "describe", "--transactional-id", txn_id],
+    ).stdout
+    assert "CompleteCommit" in described and txn_id in described, described
     assert "FENCED" in out, out
     # endOffsets under read_committed is the last stable offset: 4 transactions of one record + 4 markers,
     # the aborted one included, and the zombie's transaction aborted by the successor's initTransactions.

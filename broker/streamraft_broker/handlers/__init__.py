@@ -35,7 +35,9 @@ from streamraft_broker.handlers.topics_admin import (
 from streamraft_broker.handlers.transactions import (
     handle_add_offsets_to_txn,
     handle_add_partitions_to_txn,
+    handle_describe_transactions,
     handle_end_txn,
+    handle_list_transactions,
     handle_txn_offset_commit,
 )
 from streamraft_broker.protocol.versions import ApiKey
@@ -63,6 +65,8 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.ADD_OFFSETS_TO_TXN: handle_add_offsets_to_txn,
     ApiKey.END_TXN: handle_end_txn,
     ApiKey.TXN_OFFSET_COMMIT: handle_txn_offset_commit,
+    ApiKey.DESCRIBE_TRANSACTIONS: handle_describe_transactions,
+    ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
     **GROUP_HANDLERS,
     ApiKey.DELETE_GROUPS: handle_delete_groups,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: handle_alter_partition_reassignments,

@@ -11,6 +11,7 @@ from kio.schema.errors import ErrorCode
 
 from streamraft_broker.handlers.authz import may, topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.log import wall_clock_ms
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
@@ -18,7 +19,7 @@ from streamraft_broker.security.acl import Operation, Resource
 from streamraft_broker.transactions.coordinator import Offsets, TransactionCoordinator
 from streamraft_broker.transactions.partition_index import PartitionTxnIndex
 from streamraft_broker.transactions.service import TransactionService
-from streamraft_broker.transactions.state import TxnError
+from streamraft_broker.transactions.state import TxnError, TxnState
 
 OLD_FENCED_CODE_BELOW = {
     # Before these versions clients do not know PRODUCER_FENCED (KIP-588) and get INVALID_PRODUCER_EPOCH.
@@ -218,3 +219,97 @@ async def handle_end_txn(ctx: BrokerContext, header: RequestHeader, request: Any
         logging.getLogger(__name__).warning("EndTxn for %r failed writing markers: %s", tid, exc)
         return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_load_in_progress)
     return build(cls, throttle_time=0, error_code=ErrorCode.none)
+
+
+async def handle_describe_transactions(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """DescribeTransactions (kafka-transactions.sh describe): each id's state as the coordinator has it."""
+    version = header.api_version
+    state_cls = nested(ApiKey.DESCRIBE_TRANSACTIONS, version, "TransactionState")
+    topic_cls = nested(ApiKey.DESCRIBE_TRANSACTIONS, version, "TopicData")
+    svc = service(ctx)
+    states = []
+    for raw_id in request.transactional_ids:
+        tid = str(raw_id)
+        meta = svc.coordinator.metadata(tid) if svc is not None else None
+        code = ErrorCode.none
+        if not may(ctx, Operation.DESCRIBE, Resource.transactional_id(tid)):
+            code = ErrorCode.transactional_id_authorization_failed
+        elif svc is None:
+            code = ErrorCode.coordinator_not_available
+        elif meta is None:
+            code = ErrorCode.transactional_id_not_found
+        if meta is None or code != ErrorCode.none:
+            states.append(
+                build(
+                    state_cls,
+                    error_code=code,
+                    transactional_id=tid,
+                    transaction_state="",
+                    transaction_timeout=0,
+                    transaction_start_time=-1,
+                    producer_id=-1,
+                    producer_epoch=-1,
+                    topics=(),
+                )
+            )
+            continue
+        by_topic: dict[str, list[int]] = {}
+        for topic, index in sorted(meta.partitions):
+            if not topic_denied(ctx, Operation.DESCRIBE, topic):
+                by_topic.setdefault(topic, []).append(index)
+        states.append(
+            build(
+                state_cls,
+                error_code=code,
+                transactional_id=tid,
+                transaction_state=meta.state.value,
+                transaction_timeout=meta.timeout_ms,
+                transaction_start_time=meta.start_ms,
+                producer_id=meta.producer_id,
+                producer_epoch=meta.epoch,
+                topics=tuple(build(topic_cls, topic=t, partitions=tuple(ps)) for t, ps in by_topic.items()),
+            )
+        )
+    return build(
+        response_type(ApiKey.DESCRIBE_TRANSACTIONS, version),
+        throttle_time=0,
+        transaction_states=tuple(states),
+    )
+
+
+async def handle_list_transactions(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """ListTransactions (kafka-transactions.sh list): the ids this node coordinates that the principal may
+    Describe, filtered by state, producer id and (v1) minimum running time. None in replicated mode."""
+    version = header.api_version
+    state_cls = nested(ApiKey.LIST_TRANSACTIONS, version, "TransactionState")
+    known = {s.value for s in TxnState}
+    wanted_states = {str(s) for s in request.state_filters}
+    wanted_pids = {int(p) for p in request.producer_id_filters}
+    min_duration = int(getattr(request, "duration_filter", -1))
+    svc = service(ctx)
+    now = wall_clock_ms()
+    listed = []
+    for meta in svc.coordinator.transactions() if svc is not None else ():
+        if wanted_states and meta.state.value not in wanted_states:
+            continue
+        if wanted_pids and meta.producer_id not in wanted_pids:
+            continue
+        if min_duration >= 0 and (meta.start_ms < 0 or now - meta.start_ms < min_duration):
+            continue
+        if not may(ctx, Operation.DESCRIBE, Resource.transactional_id(meta.transactional_id)):
+            continue
+        listed.append(
+            build(
+                state_cls,
+                transactional_id=meta.transactional_id,
+                producer_id=meta.producer_id,
+                transaction_state=meta.state.value,
+            )
+        )
+    return build(
+        response_type(ApiKey.LIST_TRANSACTIONS, version),
+        throttle_time=0,
+        error_code=ErrorCode.none,
+        unknown_state_filters=tuple(sorted(wanted_states - known)),
+        transaction_states=tuple(listed),
+    )
