@@ -146,6 +146,9 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         "--transaction-max-timeout-ms", help="longest transaction.timeout.ms a producer may ask for"
     )
     p.add_argument(
+        "--transactional-id-expiration-ms", help="forget transactional ids with no transaction for this long"
+    )
+    p.add_argument(
         "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
     )
     p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
@@ -225,6 +228,7 @@ _BROKER_KEYS = [
     "ready_file",
     "retention_check_ms",
     "transaction_max_timeout_ms",
+    "transactional_id_expiration_ms",
     "replication",
     "cluster_members",
     "raft_listen",

@@ -86,6 +86,9 @@ class BrokerConfig:
     retention_check_ms: int = 300_000  # Kafka's log.retention.check.interval.ms
     transaction_max_timeout_ms: int = 900_000
     """Kafka's transaction.max.timeout.ms: the longest transaction.timeout.ms a producer may ask for."""
+    transactional_id_expiration_ms: int = 604_800_000
+    """Kafka's transactional.id.expiration.ms: a transactional id with no transaction open for this long is
+    forgotten (its next InitProducerId gets a new producer id)."""
     replication: str = "none"
     """"raft": partitions are Raft groups and metadata lives in a controller group (see replication/)."""
     cluster_members: str = ""
@@ -198,6 +201,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "ready_file": lambda v, _w: Path(str(v)),
     "retention_check_ms": _int(100, 2**31 - 1),
     "transaction_max_timeout_ms": _int(1, 2**31 - 1),
+    "transactional_id_expiration_ms": _int(1, 2**31 - 1),
     "replication": _choice("none", "raft"),
     "cluster_members": lambda v, _w: str(v),
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],

@@ -251,3 +251,17 @@ def test_unreadable_state_file_refuses_to_start(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         Harness(path)
+
+
+def test_idle_transactional_ids_expire_but_open_transactions_do_not(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "txn.json")
+    h.coord.id_expiration_ms = 1_000
+    run(h.coord.init_producer_id("idle", 10_000))
+    pid, epoch = run(h.coord.init_producer_id("busy", 10_000))
+    h.coord.add_partitions("busy", pid, epoch, {("t", 0)})
+    h.now += 1_001
+    assert run(h.coord.remove_expired_ids()) == ["idle"]
+    assert h.coord.metadata("idle") is None and h.coord.metadata("busy") is not None
+    assert Harness(tmp_path / "txn.json").coord.metadata("idle") is None, "the removal is persisted"
+    fresh_pid, fresh_epoch = run(h.coord.init_producer_id("idle", 10_000))
+    assert (fresh_pid, fresh_epoch) != (pid, epoch) and fresh_epoch == 0

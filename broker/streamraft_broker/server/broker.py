@@ -154,6 +154,7 @@ class Broker:
                 self.ctx.producers,
                 self.ctx.groups,
                 max_timeout_ms=cfg.transaction_max_timeout_ms,
+                id_expiration_ms=cfg.transactional_id_expiration_ms,
             )
             # At start, not at the first transactional request: a transaction a crash left open must time
             # out (and one left half-ended must complete) even if its producer never returns, or the

@@ -25,6 +25,7 @@ from streamraft_broker.producer.snapshot import write_atomic
 from streamraft_broker.producer.types import MAX_EPOCH
 from streamraft_broker.transactions.state import (
     TRANSACTION_MAX_TIMEOUT_MS,
+    TRANSACTIONAL_ID_EXPIRATION_MS,
     TxnError,
     TxnMetadata,
     TxnState,
@@ -56,6 +57,7 @@ class TransactionCoordinator:
         commit_offsets: CommitOffsets,
         clock: Callable[[], int],
         max_timeout_ms: int = TRANSACTION_MAX_TIMEOUT_MS,
+        id_expiration_ms: int = TRANSACTIONAL_ID_EXPIRATION_MS,
     ) -> None:
         self._path = path
         self._allocate = allocate_producer_id
@@ -63,6 +65,7 @@ class TransactionCoordinator:
         self._commit_offsets = commit_offsets
         self._clock = clock
         self.max_timeout_ms = max_timeout_ms
+        self.id_expiration_ms = id_expiration_ms
         self._txns: dict[str, TxnMetadata] = {}
         # The async requests (they await offset commits) run one at a time, so an InitProducerId never
         # finishes a transaction an EndTxn is still completing. The sync ones see Prepare* meanwhile and
@@ -278,3 +281,16 @@ class TransactionCoordinator:
             log.info("transaction %r timed out after %d ms; aborting", meta.transactional_id, meta.timeout_ms)
             await self._abort_with_bump(meta)
         return [m.transactional_id for m in expired]
+
+    async def remove_expired_ids(self) -> list[str]:
+        """Forget transactional ids idle past transactional.id.expiration.ms (Kafka moves them to Dead and
+        deletes them), so the state stays bounded however many ids clients make up."""
+        async with self._lock:
+            now = self._clock()
+            idle = [m for m in self._txns.values() if m.is_idle_past(now, self.id_expiration_ms)]
+            for meta in idle:
+                meta.transition(TxnState.DEAD, now)
+                del self._txns[meta.transactional_id]
+            if idle:
+                self._persist()
+            return [m.transactional_id for m in idle]

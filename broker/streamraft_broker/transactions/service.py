@@ -16,6 +16,7 @@ from streamraft_broker.log import wall_clock_ms
 from streamraft_broker.transactions.coordinator import Offsets, TransactionCoordinator
 from streamraft_broker.transactions.markers import marker_batch
 from streamraft_broker.transactions.partition_index import IndexedLog, PartitionTxnIndex
+from streamraft_broker.transactions.state import TRANSACTIONAL_ID_EXPIRATION_MS
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class TransactionService:
         groups: Any,
         *,
         max_timeout_ms: int,
+        id_expiration_ms: int = TRANSACTIONAL_ID_EXPIRATION_MS,
         clock: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self._registry = registry
@@ -51,6 +53,7 @@ class TransactionService:
             commit_offsets=self._commit_offsets,
             clock=clock,
             max_timeout_ms=max_timeout_ms,
+            id_expiration_ms=id_expiration_ms,
         )
 
     def _write_marker(self, topic: str, index: int, producer_id: int, epoch: int, commit: bool) -> None:
@@ -85,6 +88,7 @@ class TransactionService:
             await asyncio.sleep(TIMEOUT_CHECK_S)
             try:
                 await self.coordinator.abort_expired()
+                await self.coordinator.remove_expired_ids()
             except (OSError, ValueError) as exc:
                 log.warning("aborting timed-out transactions failed: %s", exc)
 

@@ -16,6 +16,8 @@ from streamraft_broker.producer.types import MAX_EPOCH
 
 DEFAULT_TRANSACTION_TIMEOUT_MS = 60_000
 TRANSACTION_MAX_TIMEOUT_MS = 900_000
+# Kafka's transactional.id.expiration.ms: ids idle this long (no transaction open) are forgotten.
+TRANSACTIONAL_ID_EXPIRATION_MS = 604_800_000
 
 
 class TxnState(enum.Enum):
@@ -106,6 +108,10 @@ class TxnMetadata:
             self.producer_id, self.epoch = new_producer_id, 0
         else:
             self.epoch += 1
+
+    def is_idle_past(self, now_ms: int, expiration_ms: int) -> bool:
+        """No transaction open and untouched for `expiration_ms`: the id may be forgotten."""
+        return self.state in _COMPLETE and now_ms - self.last_update_ms > expiration_ms
 
     def is_expired(self, now_ms: int) -> bool:
         return self.state is S.ONGOING and self.start_ms >= 0 and now_ms - self.start_ms > self.timeout_ms
