@@ -10,13 +10,18 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from kio.schema.errors import ErrorCode
+from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+from kio.static.primitive import i8
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
 from tests.support.poll import poll
 from tests.support.txn_clients import read_partition
+from tests.support.wire import WireClient
 
 TIMEOUT_S = 30
+FIND_COORDINATOR = 10
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +207,18 @@ def test_kafka_python_transactional_producer(broker: BrokerProcess) -> None:
     finally:
         producer.close(timeout=10)
     assert read_partition(broker.bootstrap, "kp", 0, isolation="read_committed") == [b"kept"]
+
+
+def test_in_memory_broker_says_it_has_no_transaction_coordinator(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with (
+        BrokerProcess(tmp_path_factory.mktemp("txn-mem") / "data", in_memory=True) as broker,
+        WireClient(broker.host, broker.port) as client,
+    ):
+        answer = client.request(
+            FIND_COORDINATOR, 4, FindCoordinatorRequest(key_type=i8(1), coordinator_keys=("any-id",))
+        )
+        [coordinator] = answer.coordinators
+        assert coordinator.error_code == ErrorCode.coordinator_not_available
+        assert "on disk" in str(coordinator.error_message)

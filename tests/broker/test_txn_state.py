@@ -265,3 +265,16 @@ def test_idle_transactional_ids_expire_but_open_transactions_do_not(tmp_path: Pa
     assert Harness(tmp_path / "txn.json").coord.metadata("idle") is None, "the removal is persisted"
     fresh_pid, fresh_epoch = run(h.coord.init_producer_id("idle", 10_000))
     assert (fresh_pid, fresh_epoch) != (pid, epoch) and fresh_epoch == 0
+
+
+def test_retried_end_txn_finishes_an_end_whose_markers_failed(tmp_path: Path) -> None:
+    h = Harness(tmp_path / "txn.json", fail_markers=True)
+    pid, epoch = run(h.coord.init_producer_id("tx", 10_000))
+    h.coord.add_partitions("tx", pid, epoch, {("t", 0)})
+    with pytest.raises(OSError):
+        run(h.coord.end_txn("tx", pid, epoch, commit=False))
+    h.fail_markers = False
+    run(h.coord.end_txn("tx", pid, epoch, commit=False))
+    assert h.markers == [("t", 0, pid, epoch, False)]
+    done = h.coord.metadata("tx")
+    assert done is not None and done.state is S.COMPLETE_ABORT

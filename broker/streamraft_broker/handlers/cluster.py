@@ -15,6 +15,7 @@ from streamraft_broker.security.acl import CLUSTER, Operation, Resource
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
 INVALID_REQUEST = 42
+COORDINATOR_NOT_AVAILABLE = 15
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
 
@@ -66,6 +67,8 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
                     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                     f"Describe on transactional id {key!r} is not allowed",
                 )
+            if "transactions" not in ctx.extra:
+                return COORDINATOR_NOT_AVAILABLE, "transactions need a broker storing its partitions on disk"
             return 0, None
         if key_type != COORDINATOR_GROUP:
             return INVALID_REQUEST, f"unknown coordinator key type {key_type}"

@@ -5,6 +5,7 @@ COORDINATOR_NOT_AVAILABLE for transactional ids there, and these APIs answer the
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -20,6 +21,8 @@ from streamraft_broker.transactions.coordinator import Offsets, TransactionCoord
 from streamraft_broker.transactions.partition_index import PartitionTxnIndex
 from streamraft_broker.transactions.service import TransactionService
 from streamraft_broker.transactions.state import TxnError, TxnState
+
+log = logging.getLogger(__name__)
 
 OLD_FENCED_CODE_BELOW = {
     # Before these versions clients do not know PRODUCER_FENCED (KIP-588) and get INVALID_PRODUCER_EPOCH.
@@ -212,11 +215,9 @@ async def handle_end_txn(ctx: BrokerContext, header: RequestHeader, request: Any
     except TxnError as exc:
         return build(cls, throttle_time=0, error_code=_code(exc, ApiKey.END_TXN, header.api_version))
     except (OSError, ValueError) as exc:
-        # A marker could not be written: the transaction stays in Prepare* and completes on the next
-        # InitProducerId or restart; the client retries the EndTxn.
-        import logging  # noqa: PLC0415
-
-        logging.getLogger(__name__).warning("EndTxn for %r failed writing markers: %s", tid, exc)
+        # A marker could not be written: the transaction stays in Prepare*, and the client's retry (or the
+        # coordinator's periodic recovery) writes the markers again.
+        log.warning("EndTxn for %r failed writing markers: %s", tid, exc)
         return build(cls, throttle_time=0, error_code=ErrorCode.coordinator_load_in_progress)
     return build(cls, throttle_time=0, error_code=ErrorCode.none)
 

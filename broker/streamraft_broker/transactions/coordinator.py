@@ -237,6 +237,11 @@ class TransactionCoordinator:
                 # The coordinator already aborted this producer's transaction (timeout): abort is a no-op.
                 return
             meta.check_producer(producer_id, epoch)
+        if meta.state is (TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT):
+            # Requests run one at a time, so this is an earlier EndTxn whose markers failed to write (its
+            # client retries): finish it now rather than answer CONCURRENT_TRANSACTIONS forever.
+            await self._finish(meta)
+            return
         if prepare_end(meta, commit, self._clock()):
             self._persist()
             await self._finish(meta)

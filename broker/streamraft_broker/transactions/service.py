@@ -87,6 +87,7 @@ class TransactionService:
         while True:
             await asyncio.sleep(TIMEOUT_CHECK_S)
             try:
+                await self.coordinator.recover()  # ends whose markers failed to write earlier
                 await self.coordinator.abort_expired()
                 await self.coordinator.remove_expired_ids()
             except (OSError, ValueError) as exc:
