@@ -149,6 +149,12 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         "--log-cleaner-dedupe-buffer-size", help="bytes for one cleaner pass's key map (134217728)"
     )
     p.add_argument(
+        "--transaction-max-timeout-ms", help="longest transaction.timeout.ms a producer may ask for"
+    )
+    p.add_argument(
+        "--transactional-id-expiration-ms", help="forget transactional ids with no transaction for this long"
+    )
+    p.add_argument(
         "--ready-file", help="write {port, metrics_port, admin_port, pid} as JSON here once listening"
     )
     p.add_argument("--replication", help="none (default, single node) or raft (partitions as Raft groups)")
@@ -232,6 +238,8 @@ _BROKER_KEYS = [
     "log_cleaner_enable",
     "log_cleaner_backoff_ms",
     "log_cleaner_dedupe_buffer_size",
+    "transaction_max_timeout_ms",
+    "transactional_id_expiration_ms",
     "replication",
     "cluster_members",
     "raft_listen",

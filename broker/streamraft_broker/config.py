@@ -91,6 +91,11 @@ class BrokerConfig:
     log_cleaner_dedupe_buffer_size: int = 128 * 1024 * 1024
     """Kafka's log.cleaner.dedupe.buffer.size: memory for one pass's key -> offset map (estimated per entry
     as the key plus 120 bytes); a partition with more distinct dirty keys is cleaned over several passes."""
+    transaction_max_timeout_ms: int = 900_000
+    """Kafka's transaction.max.timeout.ms: the longest transaction.timeout.ms a producer may ask for."""
+    transactional_id_expiration_ms: int = 604_800_000
+    """Kafka's transactional.id.expiration.ms: a transactional id with no transaction open for this long is
+    forgotten (its next InitProducerId gets a new producer id)."""
     replication: str = "none"
     """"raft": partitions are Raft groups and metadata lives in a controller group (see replication/)."""
     cluster_members: str = ""
@@ -244,6 +249,8 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "log_cleaner_enable": _bool,
     "log_cleaner_backoff_ms": _int(10, 2**31 - 1),
     "log_cleaner_dedupe_buffer_size": _int(1024, 2**62),
+    "transaction_max_timeout_ms": _int(1, 2**31 - 1),
+    "transactional_id_expiration_ms": _int(1, 2**31 - 1),
     "replication": _choice("none", "raft"),
     "cluster_members": lambda v, _w: str(v),
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],

@@ -523,3 +523,19 @@ def test_unreachable_broker_is_a_clear_error(capsys: pytest.CaptureFixture[str])
     assert main(["topics", "describe", "x", "--timeout", "1", "--bootstrap-server", f"127.0.0.1:{port}"]) == 1
     err = capsys.readouterr().err
     assert "streamraft: error:" in err and "Traceback" not in err
+
+
+def test_transaction_settings_by_flag_env_and_dotted_config_name(tmp_path: Path) -> None:
+    conf = tmp_path / "broker.yaml"
+    conf.write_text("transaction.max.timeout.ms: 60000\ntransactional.id.expiration.ms: 3600000\n")
+    cfg = load_config({}, {}, conf)
+    assert (cfg.transaction_max_timeout_ms, cfg.transactional_id_expiration_ms) == (60_000, 3_600_000)
+    flags = vars(build_parser().parse_args(["broker", "--transaction-max-timeout-ms", "5000"]))
+    assert (
+        load_config(
+            {"transaction_max_timeout_ms": flags["transaction_max_timeout_ms"]}, {}
+        ).transaction_max_timeout_ms
+        == 5000
+    )
+    with pytest.raises(ConfigError, match="STREAMRAFT_TRANSACTION_MAX_TIMEOUT_MS"):
+        load_config({}, {"STREAMRAFT_TRANSACTION_MAX_TIMEOUT_MS": "0"})

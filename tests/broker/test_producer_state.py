@@ -19,6 +19,8 @@ from streamraft_broker.producer import (
 from streamraft_broker.producer.snapshot import list_snapshots
 from streamraft_broker.producer.types import MAX_SEQUENCE
 from streamraft_broker.records import BatchHeader
+from streamraft_broker.records.batch import parse_header
+from streamraft_broker.transactions.markers import marker_batch
 
 from tests.support.producer_state import PID, Appender, header
 
@@ -229,3 +231,14 @@ def test_unreadable_id_state_refuses_to_start(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(ValueError, match=r"producer-ids\.json"):
         ProducerIdAllocator(path)
+
+
+def test_transaction_marker_at_a_bumped_epoch_fences_the_older_producer() -> None:
+    log = Appender(ProducerStateManager())
+    assert isinstance(log.produce(header(0, epoch=1)), Ok)
+    # The coordinator aborted this producer's transaction with its epoch bumped to 2 (a new instance).
+    marker = parse_header(marker_batch(PID, 2, False, coordinator_epoch=0, now_ms=1_700_000_000_000))
+    assert isinstance(log.produce(marker), Ok)
+    zombie = log.produce(header(1, epoch=1))
+    assert isinstance(zombie, Rejected) and zombie.error_code == ErrorCode.invalid_producer_epoch
+    assert isinstance(log.produce(header(0, epoch=3)), Ok), "the new instance starts its epoch at 0"

@@ -739,6 +739,23 @@ class GroupCoordinator:
         group.offsets.update(accepted)
         return results
 
+    async def commit_transactional_offsets(self, group_id: str, offsets: Sequence[OffsetCommitEntry]) -> None:
+        """Offsets of a committed transaction (TxnOffsetCommit, then EndTxn commit). The producer's
+        generation was its own business when it sent them; the transaction's commit makes them the group's
+        committed offsets, whatever the group's state now. Raises GroupStoreError if not persisted."""
+        group = self._group_or_create(group_id)
+        now = self._clock()
+        accepted = [
+            ((o.topic, o.partition), CommittedOffset(o.offset, o.leader_epoch, o.metadata or "", now))
+            for o in offsets
+        ]
+        records: list[Record] = [
+            (encode_offset_key(OffsetKey(group_id, t, p)), encode_offset_value(v)) for (t, p), v in accepted
+        ]
+        if records and self._store is not None:
+            await self._store.write(records)
+        group.offsets.update(accepted)
+
     async def fetch_offsets(
         self, group_id: str, partitions: Sequence[tuple[str, int]] | None = None
     ) -> OffsetFetchResult:

@@ -1,19 +1,22 @@
-"""DescribeCluster, FindCoordinator (this node coordinates everything), OffsetForLeaderEpoch."""
+"""DescribeCluster, FindCoordinator (this node coordinates every group and transactional id),
+OffsetForLeaderEpoch."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streamraft_broker.handlers.authz import cluster_denied, group_denied, operations, topic_denied
+from streamraft_broker.handlers.authz import cluster_denied, group_denied, may, operations, topic_denied
 from streamraft_broker.handlers.context import BrokerContext, endpoint_of, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
-from streamraft_broker.security.acl import CLUSTER, Operation
+from streamraft_broker.security.acl import CLUSTER, Operation, Resource
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
 INVALID_REQUEST = 42
+COORDINATOR_NOT_AVAILABLE = 15
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
 
 
@@ -59,8 +62,22 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
     key_type = int(getattr(request, "key_type", COORDINATOR_GROUP))
 
     def outcome(key: str) -> tuple[int, str | None]:
+        if key_type == COORDINATOR_TRANSACTION:
+            if not may(ctx, Operation.DESCRIBE, Resource.transactional_id(key)):
+                return (
+                    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                    f"Describe on transactional id {key!r} is not allowed",
+                )
+            if "transactions" not in ctx.extra:
+                why = (
+                    "transactions run on a single node only so far (no replicated transaction coordinator)"
+                    if "replication" in ctx.extra
+                    else "transactions need a broker storing its partitions on disk"
+                )
+                return COORDINATOR_NOT_AVAILABLE, why
+            return 0, None
         if key_type != COORDINATOR_GROUP:
-            return INVALID_REQUEST, "transactions are not supported"
+            return INVALID_REQUEST, f"unknown coordinator key type {key_type}"
         if denied := group_denied(ctx, Operation.DESCRIBE, key):
             return denied, f"Describe on group {key!r} is not allowed"
         return 0, None

@@ -1,4 +1,5 @@
-"""Fetch: whole batches up to the high watermark, long-polling on min_bytes/max_wait, zero-copy capable."""
+"""Fetch: whole batches up to the high watermark (read_committed: the last stable offset, with the aborted
+transactions of the range), long-polling on min_bytes/max_wait, zero-copy capable."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from streamraft_broker.handlers.authz import topic_denied
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
+from streamraft_broker.handlers.transactions import txn_index
 from streamraft_broker.protocol.fetch_response import (
     FetchPartitionResult,
     FetchTopicResult,
@@ -20,6 +22,7 @@ NOT_LEADER_OR_FOLLOWER = 6
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
 KAFKA_STORAGE_ERROR = 56
+READ_COMMITTED = 1
 MAX_WAIT_CAP_S = 30.0  # a client asking for longer is still answered; it simply polls again
 
 
@@ -32,6 +35,7 @@ def _max_wait_s(request: Any) -> float:
 def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[FetchTopicResult], int]:
     topics: list[FetchTopicResult] = []
     total = 0
+    read_committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
     for ft in request.topics:
         results: list[FetchPartitionResult] = []
         denied = topic_denied(ctx, Operation.READ, ft.topic)
@@ -50,8 +54,13 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                 continue
             hwm = partition.high_watermark
             start = partition.log_start_offset
+            # read_committed reads only below the last stable offset (Kafka: the fetch's upper bound). Only
+            # such fetches consult the transaction index; read_uncommitted ones are told LSO = HW, as before.
+            index = txn_index(ctx, ft.topic, int(fp.partition)) if read_committed else None
+            lso = index.last_stable_offset(hwm) if index is not None else hwm
+            upper = lso
             res = FetchPartitionResult(
-                int(fp.partition), high_watermark=hwm, last_stable_offset=hwm, log_start_offset=start
+                int(fp.partition), high_watermark=hwm, last_stable_offset=lso, log_start_offset=start
             )
             offset = int(fp.fetch_offset)
             if offset < start or offset > hwm:
@@ -61,12 +70,16 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                     # A replica still applying committed batches (a new leader) cannot tell "past the end"
                     # from "not applied yet": a retriable error keeps consumers from resetting offsets.
                     res.error_code = NOT_LEADER_OR_FOLLOWER
-            elif offset < hwm and total < max_bytes:
+            elif offset < upper and total < max_bytes:
                 budget = min(int(fp.partition_max_bytes), max_bytes - total)
                 # Only the first non-empty partition may exceed the budget, so a big batch never stalls.
-                chunks = partition.read(offset, budget, min_one_message=(total == 0))
+                chunks = partition.read(offset, budget, min_one_message=(total == 0), max_offset=upper)
                 res.records = chunks
                 total += res.records_size
+                if read_committed and index is not None and chunks:
+                    res.aborted_transactions = [
+                        (a.producer_id, a.first_offset) for a in index.aborted_in(offset, upper)
+                    ]
             results.append(res)
         topics.append(FetchTopicResult(ft.topic, results))
     return topics, total

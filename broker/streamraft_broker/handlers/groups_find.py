@@ -29,8 +29,9 @@ async def handle_find_coordinator(ctx: BrokerContext, header: RequestHeader, req
 
     def answer(key: str) -> dict[str, Any]:
         if key_type != COORDINATOR_GROUP:
-            found: Any = ErrorCode.invalid_request
-            message: str | None = "transactions are not supported"
+            # No transaction coordinator in replicated mode yet (handlers.transactions): said plainly.
+            found: Any = ErrorCode.coordinator_not_available
+            message: str | None = "transactions are not supported with --replication raft yet"
         elif denied := group_denied(ctx, Operation.DESCRIBE, key):
             found, message = ErrorCode(denied), f"Describe on group {key!r} is not allowed"
         else:

@@ -8,6 +8,7 @@ from typing import Any
 
 from streamraft_broker.handlers.authz import topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.transactions import txn_index
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
@@ -17,6 +18,7 @@ from streamraft_broker.topics.partition import Partition
 UNKNOWN_TOPIC_OR_PARTITION = 3
 NOT_LEADER_OR_FOLLOWER = 6
 LATEST = -1
+READ_COMMITTED = 1
 EARLIEST = -2
 MAX_TIMESTAMP = -3
 YIELD_EVERY = 500
@@ -74,6 +76,10 @@ async def handle_list_offsets(ctx: BrokerContext, header: RequestHeader, request
                 parts.append(build(part_cls, partition_index=p.partition_index, error_code=err(code)))
                 continue
             offset, ts = lookup(partition, int(p.timestamp))
+            if int(p.timestamp) == LATEST and int(getattr(request, "isolation_level", 0)) == READ_COMMITTED:
+                index = txn_index(ctx, t.name, int(p.partition_index))
+                if index is not None:
+                    offset = index.last_stable_offset(partition.high_watermark)
             parts.append(
                 build(
                     part_cls,

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from streamraft_broker.handlers import transactions
 from streamraft_broker.handlers.authz import produce_refused
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.producer.service import DuplicateBatchError
@@ -109,6 +110,13 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
     part_cls = nested(ApiKey.PRODUCE, version, "PartitionProduceResponse")
     topic_cls = nested(ApiKey.PRODUCE, version, "TopicProduceResponse")
     replicated = "replication" in ctx.extra
+    txn_refused = 0
+    if request.transactional_id is not None and (
+        transactions.service(ctx) is None or transactions.txn_denied(ctx, str(request.transactional_id))
+    ):
+        # Transactional batches go through the idempotent path; only a broker with a transaction
+        # coordinator (single node) takes them, and only from a principal that may Write the id.
+        txn_refused = TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     planned: list[tuple[str, list[tuple[int, Outcome | Coroutine[Any, Any, Outcome]]]]] = []
     for topic in request.topic_data:
         outcomes: list[tuple[int, Outcome | Coroutine[Any, Any, Outcome]]] = []
@@ -119,8 +127,8 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                 outcome = INVALID_REQUIRED_ACKS, -1, -1, -1
             elif refused:
                 outcome = refused, -1, -1, -1
-            elif request.transactional_id is not None:
-                outcome = TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1, -1
+            elif txn_refused:
+                outcome = txn_refused, -1, -1, -1
             elif replicated:
                 outcome = _begin_replicated(ctx, topic.name, int(pd.index), pd.records, acks)
             else:

@@ -1,6 +1,6 @@
-"""InitProducerId: in replicated mode ids come in blocks from the controller log
-(replication.producer_ids); otherwise the idempotent-producer state hands them out when present, else
-fresh ids derived from the start-up time."""
+"""InitProducerId: with a transactional id, the transaction coordinator answers (handlers.transactions).
+Otherwise in replicated mode ids come in blocks from the controller log (replication.producer_ids); else the
+idempotent-producer state hands them out when present, else fresh ids derived from the start-up time."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from typing import Any
 
 from streamraft_broker.handlers.authz import may_idempotent_write
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.transactions import init_transactional_producer_id
 from streamraft_broker.protocol.codec import build, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
 from streamraft_broker.replication.producer_ids import FORWARD_CLIENT_ID, ControllerProducerIds
 
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 CLUSTER_AUTHORIZATION_FAILED = 31
 
 # Without persisted producer state, ids derived from start-up time stay unique across restarts.
@@ -25,13 +25,8 @@ _fallback_ids = itertools.count(int(time.time() * 1000) << 8)
 async def handle_init_producer_id(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     cls = response_type(ApiKey.INIT_PRODUCER_ID, header.api_version)
     if request.transactional_id is not None:
-        return build(
-            cls,
-            throttle_time=0,
-            error_code=err(TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
-            producer_id=-1,
-            producer_epoch=-1,
-        )
+        txn_code, txn_pid, txn_epoch = await init_transactional_producer_id(ctx, header, request)
+        return build(cls, throttle_time=0, error_code=txn_code, producer_id=txn_pid, producer_epoch=txn_epoch)
     forwarded = header.client_id == FORWARD_CLIENT_ID
     # A broker forwarding for its client checked that client (and ids alone grant no write).
     if not forwarded and not may_idempotent_write(ctx):

@@ -202,7 +202,15 @@ class ProducerStateManager:
 
     def _record(self, header: HeaderLike, base_offset: int, last_offset: int) -> None:
         pid = header.producer_id
-        if pid == NO_PRODUCER_ID or header.is_control or header.base_sequence < 0:
+        if pid != NO_PRODUCER_ID and header.is_control:
+            # A transaction marker written at a bumped epoch (the coordinator fencing a producer) makes that
+            # epoch the partition's: a zombie's later batches at the old epoch are then refused here too.
+            fenced = self._entries.get(pid)
+            if fenced is not None and header.producer_epoch > fenced.epoch:
+                fenced.epoch = header.producer_epoch
+                fenced.batches.clear()
+            return
+        if pid == NO_PRODUCER_ID or header.base_sequence < 0:
             return
         entry = self._entries.get(pid)
         if entry is None:

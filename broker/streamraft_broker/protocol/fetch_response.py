@@ -30,6 +30,8 @@ class FetchPartitionResult:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: list[Chunk] = field(default_factory=list)
+    aborted_transactions: list[tuple[int, int]] = field(default_factory=list)
+    """(producer id, first offset) of aborted transactions in the fetched range (read_committed only)."""
 
     @property
     def records_size(self) -> int:
@@ -83,7 +85,11 @@ def encode_fetch_response(
             cur += _I64.pack(p.last_stable_offset)
             if version >= 5:
                 cur += _I64.pack(p.log_start_offset)
-            cur += _array_len(0, flexible)  # aborted transactions: none, transactions are not supported
+            cur += _array_len(len(p.aborted_transactions), flexible)
+            for producer_id, first_offset in p.aborted_transactions:
+                cur += _I64.pack(producer_id) + _I64.pack(first_offset)
+                if flexible:
+                    cur += b"\x00"  # aborted transaction tagged fields
             if version >= 11:
                 cur += _I32.pack(-1)  # preferred read replica
             size = p.records_size

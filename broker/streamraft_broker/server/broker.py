@@ -43,6 +43,7 @@ from streamraft_broker.server.limits import (
 )
 from streamraft_broker.server.log_cleaner import LogCleaner
 from streamraft_broker.topics.registry import TopicRegistry
+from streamraft_broker.transactions.service import TransactionService
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,22 @@ class Broker:
         local_dir = cfg.data_dir / "local" if cfg.replication == "raft" else cfg.data_dir
         local_dir.mkdir(exist_ok=True)
         wire_optional_subsystems(self.ctx, local_dir)
+        if cfg.replication != "raft" and not cfg.in_memory and self.ctx.producers and self.ctx.groups:
+            # Single node on disk only: replicated mode has no transaction coordinator yet, and in-memory
+            # partitions keep no batch headers to find open and aborted transactions in
+            # (handlers.transactions answers COORDINATOR_NOT_AVAILABLE without one).
+            self.ctx.extra["transactions"] = TransactionService(
+                local_dir,
+                self.registry,
+                self.ctx.producers,
+                self.ctx.groups,
+                max_timeout_ms=cfg.transaction_max_timeout_ms,
+                id_expiration_ms=cfg.transactional_id_expiration_ms,
+            )
+            # At start, not at the first transactional request: a transaction a crash left open must time
+            # out (and one left half-ended must complete) even if its producer never returns, or the
+            # partitions' last stable offset would hold read_committed consumers back for good.
+            await self.ctx.extra["transactions"].ensure_started()
         self._install_authorizer()
         if cfg.replication == "raft":
             await self._start_replication()
@@ -479,6 +496,9 @@ class Broker:
             await self.replication.stop()
         if self.ctx is not None:
             # Producer snapshots and group state go before the logs they live beside are closed.
+            transactions = self.ctx.extra.get("transactions")
+            if transactions is not None:
+                transactions.close()
             if self.ctx.producers is not None:
                 self.ctx.producers.close()
             if self.ctx.groups is not None:

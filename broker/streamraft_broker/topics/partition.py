@@ -79,15 +79,17 @@ class Partition:
         self._data_arrived = asyncio.Event()
         return info
 
-    def read(self, offset: int, max_bytes: int, *, min_one_message: bool) -> list[Any]:
-        """Whole batches from offset up to the high watermark: bytes or file slices."""
+    def read(
+        self, offset: int, max_bytes: int, *, min_one_message: bool, max_offset: int | None = None
+    ) -> list[Any]:
+        """Whole batches from offset up to the high watermark (or the lower ``max_offset``, e.g. the last
+        stable offset for read_committed): bytes or file slices."""
+        limit = self.high_watermark if max_offset is None else min(max_offset, self.high_watermark)
         if self.is_memory:
-            data = self.log.read_bytes(
-                offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
-            )
+            data = self.log.read_bytes(offset, max_bytes, max_offset=limit, min_one_message=min_one_message)
             return [data] if data else []
         slices: list[Any] = self.log.read(
-            offset, max_bytes, max_offset=self.high_watermark, min_one_message=min_one_message
+            offset, max_bytes, max_offset=limit, min_one_message=min_one_message
         )
         return slices
 
