@@ -44,7 +44,9 @@ def rbac_rules() -> list[Obj]:
             "resources": [f"{CLUSTER_PLURAL}/finalizers", f"{TOPIC_PLURAL}/finalizers"],
             "verbs": ["update"],
         },
-        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": _RW},
+        # Secrets: the generated CA, broker certificates and admin token of each cluster.
+        {"apiGroups": [""], "resources": ["configmaps", "services", "secrets"], "verbs": _RW},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _RW},
         {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": _RW},
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _RW},
         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": _RW},

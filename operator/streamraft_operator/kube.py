@@ -20,6 +20,8 @@ Obj = dict[str, Any]
 
 PLURALS = {
     "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "NetworkPolicy": "networkpolicies",
     "Service": "services",
     "Pod": "pods",
     "PersistentVolumeClaim": "persistentvolumeclaims",
