@@ -64,6 +64,21 @@ def rbac_rules() -> list[Obj]:
     ]
 
 
+CLUSTER_SCOPED_RESOURCES = frozenset({"namespaces", "customresourcedefinitions"})
+
+
+def cluster_scoped_rules() -> list[Obj]:
+    """The rules a Role cannot grant (cluster-scoped kinds): kept in a small ClusterRole when the
+    operator watches given namespaces and gets Roles there."""
+    return [r for r in rbac_rules() if CLUSTER_SCOPED_RESOURCES & set(r["resources"])]
+
+
+def namespaced_rules() -> list[Obj]:
+    """Everything else: granted per watched namespace by a Role when the chart's
+    operator.watchNamespaces is set, so the operator holds no rights (secrets above all) elsewhere."""
+    return [r for r in rbac_rules() if not CLUSTER_SCOPED_RESOURCES & set(r["resources"])]
+
+
 def _labels() -> dict[str, str]:
     return {"app.kubernetes.io/name": NAME, "app.kubernetes.io/component": "operator"}
 

@@ -4,7 +4,7 @@ not built yet)."""
 import json
 
 import pytest
-from streamraft_operator.install import rbac_rules
+from streamraft_operator.install import cluster_scoped_rules, namespaced_rules, rbac_rules
 from streamraft_operator.spec import parse_cluster, parse_topic
 
 from tests.kube_operator.chart import CHART, HELMS, KUBE_VERSION, helm, helm_binary, render
@@ -108,3 +108,40 @@ def test_schema_rejects_bad_values(helm_name: str) -> None:
         binary=helm_name,
     )
     assert out.returncode != 0 and "metricPort" in out.stderr
+
+
+def test_watching_namespaces_grants_roles_there_and_only_cluster_scoped_reads_cluster_wide(
+    helm_name: str,
+) -> None:
+    docs = render("operator.watchNamespaces={team-a,team-b}", binary=helm_name)
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    assert roles["team-a"]["rules"] == namespaced_rules()
+    assert any("secrets" in r["resources"] for r in roles["team-a"]["rules"])
+    binding = bindings["team-b"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": roles["team-b"]["metadata"]["name"],
+    }
+    assert binding["subjects"][0]["namespace"] == "streamraft-system"
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    assert cluster_role["rules"] == cluster_scoped_rules()
+    granted = {res for r in cluster_role["rules"] for res in r["resources"]}
+    assert granted == {"namespaces", "customresourcedefinitions"}
+    # Opting out keeps the single ClusterRole.
+    wide = render("operator.watchNamespaces={team-a}", "rbac.namespaced=false", binary=helm_name)
+    assert "Role" not in {d["kind"] for d in wide}
+    assert next(d for d in wide if d["kind"] == "ClusterRole")["rules"] == rbac_rules()
+
+
+def test_security_context_override_is_off_unless_the_chart_allows_it(helm_name: str) -> None:
+    def args(*set_args: str) -> list[str]:
+        docs = render(*set_args, binary=helm_name)
+        deploy = next(d for d in docs if d["kind"] == "Deployment")
+        out: list[str] = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        return out
+
+    assert "--allow-security-context-override" not in args()
+    assert "--allow-security-context-override" in args("operator.allowSecurityContextOverride=true")
