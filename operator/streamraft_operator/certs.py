@@ -47,13 +47,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "streamraft"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64]),
-        ]
-    )
+def _name(common_name: str, organization: str | None = "streamraft") -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    return x509.Name([*attrs, x509.NameAttribute(NameOID.COMMON_NAME, common_name[:64])])
 
 
 def create_ca(common_name: str, now: datetime.datetime, days: int = CA_DAYS) -> KeyPair:
@@ -111,8 +107,10 @@ def issue(
     server: bool = True,
     client: bool = True,
     days: int = LEAF_DAYS,
+    organization: str | None = "streamraft",
 ) -> KeyPair:
-    """A leaf certificate signed by `ca`; never valid beyond the CA itself."""
+    """A leaf certificate signed by `ca`; never valid beyond the CA itself. A Kafka client's principal is
+    its subject DN, so a user certificate is issued with `organization=None`: `CN=<user>` exactly."""
     ca_cert, ca_key = load(ca)
     key = _key()
     not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
@@ -121,7 +119,7 @@ def issue(
     )
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(common_name))
+        .subject_name(_name(common_name, organization))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

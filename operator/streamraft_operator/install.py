@@ -14,6 +14,7 @@ from streamraft_operator.constants import (
     GROUP,
     TOPIC_KIND,
     TOPIC_PLURAL,
+    USER_PLURAL,
 )
 
 Obj = dict[str, Any]
@@ -30,18 +31,22 @@ def rbac_rules() -> list[Obj]:
     return [
         {
             "apiGroups": [GROUP],
-            "resources": [CLUSTER_PLURAL, TOPIC_PLURAL],
+            "resources": [CLUSTER_PLURAL, TOPIC_PLURAL, USER_PLURAL],
             "verbs": ["get", "list", "watch", "patch", "update"],
         },
         {
             "apiGroups": [GROUP],
-            "resources": [f"{CLUSTER_PLURAL}/status", f"{TOPIC_PLURAL}/status"],
+            "resources": [f"{CLUSTER_PLURAL}/status", f"{TOPIC_PLURAL}/status", f"{USER_PLURAL}/status"],
             "verbs": ["get", "patch", "update"],
         },
         # Owner references with blockOwnerDeletion need update on the owner's finalizers.
         {
             "apiGroups": [GROUP],
-            "resources": [f"{CLUSTER_PLURAL}/finalizers", f"{TOPIC_PLURAL}/finalizers"],
+            "resources": [
+                f"{CLUSTER_PLURAL}/finalizers",
+                f"{TOPIC_PLURAL}/finalizers",
+                f"{USER_PLURAL}/finalizers",
+            ],
             "verbs": ["update"],
         },
         # Secrets: the generated CA, broker certificates and admin token of each cluster.

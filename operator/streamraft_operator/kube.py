@@ -31,6 +31,7 @@ PLURALS = {
     "ServiceMonitor": "servicemonitors",
     "StreamCluster": "streamclusters",
     "StreamTopic": "streamtopics",
+    "StreamUser": "streamusers",
     "CustomResourceDefinition": "customresourcedefinitions",
 }
 _TIMEOUT_S = 30.0

@@ -28,6 +28,7 @@ def test_chart_and_manifests_carry_identical_crds() -> None:
     assert sorted(c["metadata"]["name"] for c in chart) == [
         "streamclusters.streamraft.io",
         "streamtopics.streamraft.io",
+        "streamusers.streamraft.io",
     ]
     assert sorted(chart, key=lambda c: c["metadata"]["name"]) == sorted(
         manifests, key=lambda c: c["metadata"]["name"]
@@ -41,12 +42,13 @@ def test_install_manifest_kinds() -> None:
         "Namespace",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
     ]
-    rules = docs[4]["rules"]
+    rules = docs[5]["rules"]
     # Least privilege: never a wildcard. Secrets only because the operator generates each cluster's CA,
     # broker certificates and admin token (and reads them back to renew and to call the admin API).
     for rule in rules:
