@@ -89,10 +89,10 @@ def describe_acls(bootstrap: Sequence[str], principal: str) -> frozenset[Acl]:
         AclOperation.ANY,
         AclPermissionType.ANY,
     )
+    # Each call keeps its client referenced until the results are in: a collected client cancels them.
+    client = admin_client(bootstrap)
     try:
-        found = (
-            admin_client(bootstrap).describe_acls(flt, request_timeout=TIMEOUT_S).result(timeout=TIMEOUT_S)
-        )
+        found = client.describe_acls(flt, request_timeout=TIMEOUT_S).result(timeout=TIMEOUT_S)
     except Exception as exc:  # KafkaException, timeouts: all "ask later"
         raise AdminFailed(f"describe ACLs of {principal}: {exc}") from exc
     return frozenset(a for a in (_acl_of(b) for b in found or ()) if a is not None)
@@ -100,9 +100,8 @@ def describe_acls(bootstrap: Sequence[str], principal: str) -> frozenset[Acl]:
 
 def create_acls(bootstrap: Sequence[str], principal: str, acls: Sequence[Acl]) -> None:
     if acls:
-        futures = admin_client(bootstrap).create_acls(
-            [binding(a, principal) for a in acls], request_timeout=TIMEOUT_S
-        )
+        client = admin_client(bootstrap)
+        futures = client.create_acls([binding(a, principal) for a in acls], request_timeout=TIMEOUT_S)
         wait_all(futures, "create ACL")
 
 
@@ -120,13 +119,15 @@ def _exact_filter(acl: Acl, principal: str) -> AclBindingFilter:
 
 def delete_acls(bootstrap: Sequence[str], principal: str, acls: Sequence[Acl]) -> None:
     if acls:
+        client = admin_client(bootstrap)
         filters = [_exact_filter(a, principal) for a in acls]
-        wait_all(admin_client(bootstrap).delete_acls(filters, request_timeout=TIMEOUT_S), "delete ACL")
+        wait_all(client.delete_acls(filters, request_timeout=TIMEOUT_S), "delete ACL")
 
 
 def scram_mechanisms(bootstrap: Sequence[str], user: str) -> frozenset[str]:
-    futures = admin_client(bootstrap).describe_user_scram_credentials([user], request_timeout=TIMEOUT_S)
+    client = admin_client(bootstrap)
     try:
+        futures = client.describe_user_scram_credentials([user], request_timeout=TIMEOUT_S)
         future = futures[user] if isinstance(futures, dict) else futures
         desc = future.result(timeout=TIMEOUT_S)
     except KafkaException as exc:
@@ -142,9 +143,8 @@ def scram_mechanisms(bootstrap: Sequence[str], user: str) -> frozenset[str]:
 def upsert_scram(bootstrap: Sequence[str], user: str, password: bytes) -> None:
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
     change = UserScramCredentialUpsertion(user, info, password)
-    wait_all(
-        admin_client(bootstrap).alter_user_scram_credentials([change], request_timeout=TIMEOUT_S), "set SCRAM"
-    )
+    client = admin_client(bootstrap)
+    wait_all(client.alter_user_scram_credentials([change], request_timeout=TIMEOUT_S), "set SCRAM")
 
 
 def delete_scram(bootstrap: Sequence[str], user: str, mechanisms: Sequence[str]) -> None:
@@ -152,5 +152,5 @@ def delete_scram(bootstrap: Sequence[str], user: str, mechanisms: Sequence[str])
         UserScramCredentialDeletion(user, ScramMechanism[m.replace("-", "_")]) for m in mechanisms
     ]
     if changes:
-        futures = admin_client(bootstrap).alter_user_scram_credentials(changes, request_timeout=TIMEOUT_S)
-        wait_all(futures, "delete SCRAM")
+        client = admin_client(bootstrap)
+        wait_all(client.alter_user_scram_credentials(changes, request_timeout=TIMEOUT_S), "delete SCRAM")
