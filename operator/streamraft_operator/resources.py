@@ -37,8 +37,9 @@ from streamraft_operator.spec import ClusterSpec
 
 Obj = dict[str, Any]
 BROKER_UID = 10001
-RAFT_TLS_DIR = f"{CONFIG_DIR}/raft-tls"
-ADMIN_TOKEN_DIR = f"{CONFIG_DIR}/admin"
+# Beside CONFIG_DIR, not inside it: a mount point cannot be made inside the read-only config volume.
+RAFT_TLS_DIR = "/etc/streamraft-raft-tls"
+ADMIN_TOKEN_DIR = "/etc/streamraft-admin"
 ADMIN_TOKEN_FILE = f"{ADMIN_TOKEN_DIR}/{TOKEN_KEY}"
 OPERATOR_POD_LABELS = {LABEL_NAME: "streamraft-operator"}
 """Labels every operator pod carries (chart and manifests): the admin port admits them."""

@@ -144,7 +144,7 @@ def test_raft_tls_off_still_makes_the_admin_token() -> None:
     assert [s["metadata"]["name"] for s in plan_secrets(c, {}, NOW, {}).secrets] == ["demo-admin-token"]
     script = stateful_set(c)["spec"]["template"]["spec"]["containers"][0]["command"][2]
     assert "--raft-tls" not in script
-    assert "--admin-token-file /etc/streamraft/admin/token" in script
+    assert "--admin-token-file /etc/streamraft-admin/token" in script
 
 
 def test_issued_certificates_make_a_real_mutual_tls_handshake(tmp_path: Path) -> None:
@@ -190,12 +190,12 @@ def test_broker_pods_mount_certificates_and_token_and_pass_the_flags() -> None:
     pod = stateful_set(c)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     script = container["command"][2]
-    assert '--raft-tls-cert /etc/streamraft/raft-tls/"${POD_NAME##*-}"/tls.crt' in script
-    assert '--raft-tls-key /etc/streamraft/raft-tls/"${POD_NAME##*-}"/tls.key' in script
-    assert "--raft-tls-ca /etc/streamraft/raft-tls/ca.crt" in script
-    assert "--admin-token-file /etc/streamraft/admin/token" in script
+    assert '--raft-tls-cert /etc/streamraft-raft-tls/"${POD_NAME##*-}"/tls.crt' in script
+    assert '--raft-tls-key /etc/streamraft-raft-tls/"${POD_NAME##*-}"/tls.key' in script
+    assert "--raft-tls-ca /etc/streamraft-raft-tls/ca.crt" in script
+    assert "--admin-token-file /etc/streamraft-admin/token" in script
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["STREAMRAFT_ADMIN_TOKEN_FILE"] == "/etc/streamraft/admin/token"  # the preStop hook reads it
+    assert env["STREAMRAFT_ADMIN_TOKEN_FILE"] == "/etc/streamraft-admin/token"  # the preStop hook reads it
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["raft-tls"]["readOnly"] and mounts["admin-token"]["readOnly"]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -214,8 +214,8 @@ def test_the_start_script_picks_this_brokers_own_certificate() -> None:
         ["sh", "-c", shown], env={"POD_NAME": "demo-2"}, capture_output=True, text=True, check=True
     ).stdout
     assert "--node-id 3 " in out
-    assert "--raft-tls-cert /etc/streamraft/raft-tls/2/tls.crt" in out
-    assert "--raft-tls-key /etc/streamraft/raft-tls/2/tls.key" in out
+    assert "--raft-tls-cert /etc/streamraft-raft-tls/2/tls.crt" in out
+    assert "--raft-tls-key /etc/streamraft-raft-tls/2/tls.key" in out
 
 
 def test_network_policy_keeps_raft_and_admin_to_the_brokers() -> None:
