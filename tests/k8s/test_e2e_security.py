@@ -4,7 +4,8 @@ and their admin API answers only with the operator-generated token.
 One 3-broker cluster from the chart (operator watching one namespace, so with namespaced Roles). From the
 host (outside the cluster's pods): the Raft port completes a TLS handshake only for a client certificate
 from the cluster CA, presents the broker's node id, and does not speak plaintext gRPC; the admin API
-answers 401 without the token and 200 with it. An invalid StreamUser is refused by the API server.
+answers 401 without the token and 200 with it. A TLS StreamUser gets a client certificate and its ACLs;
+invalid StreamUsers are refused by the API server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 from cryptography import x509
 
 from tests.k8s.cluster import Cluster
@@ -92,7 +101,10 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
         roles = k8s.get("roles", "-n", ns)["items"]
         assert any(any("secrets" in r["resources"] for r in role["rules"]) for role in roles), roles
 
-        cluster = resource("StreamCluster", "demo", {"replicas": 3, "storage": {"size": "1Gi"}})
+        acls_on = {"authorizer.class.name": "streamraft.acl", "super.users": "User:ANONYMOUS"}
+        cluster = resource(
+            "StreamCluster", "demo", {"replicas": 3, "storage": {"size": "1Gi"}, "config": acls_on}
+        )
         k8s.apply(cluster, namespace=ns)
         k8s.wait_for(lambda: ready(k8s, ns, "streamclusters", "demo"), 240, "StreamCluster demo Ready")
 
@@ -139,17 +151,56 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
                 assert _admin(ip, "not-the-token") == 401
                 assert _admin(ip, token) == 200
 
-        # An invalid StreamUser never reaches the operator.
-        bad = resource(
+        # A TLS StreamUser: client certificate from the cluster CA, its ACLs on the brokers.
+        alice = resource(
+            "StreamUser",
+            "alice",
+            {
+                "cluster": "demo",
+                "authentication": {"type": "tls"},
+                "authorization": {
+                    "acls": [
+                        {"resource": {"type": "topic", "name": "orders"}, "operations": ["Read", "Write"]}
+                    ]
+                },
+            },
+        )
+        k8s.apply(alice, namespace=ns)
+        user = k8s.wait_for(lambda: ready(k8s, ns, "streamusers", "alice"), 60, "StreamUser alice Ready")
+        assert user["status"]["username"] == "User:CN=alice"
+        assert user["status"]["observedGeneration"] == user["metadata"]["generation"]
+        creds = _secret(k8s, ns, "alice-streamuser")
+        assert creds is not None
+        cert = x509.load_pem_x509_certificate(creds["tls.crt"])
+        assert cert.subject.rfc4514_string() == "CN=alice"
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca["ca.crt"]))
+        admin = AdminClient({"bootstrap.servers": f"{ip}:9092"})
+        flt = AclBindingFilter(
+            ResourceType.ANY,
+            None,  # type: ignore[arg-type]  # any name; the stub says str
+            ResourcePatternType.ANY,
+            "User:CN=alice",
+            None,  # type: ignore[arg-type]  # any host
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        found = admin.describe_acls(flt, request_timeout=10).result(timeout=15)
+        assert sorted((b.name, b.operation.name) for b in found) == [("orders", "READ"), ("orders", "WRITE")]
+
+        # Invalid StreamUsers never reach the operator: the schema, then the CEL rules, refuse them.
+        bad = resource("StreamUser", "mallory", {"cluster": "demo", "authentication": {"type": "plain"}})
+        out = k8s.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(bad), check=False)
+        assert out.returncode != 0
+        assert 'Unsupported value: "plain"' in out.stderr, out.stderr
+        nameless = resource(
             "StreamUser",
             "mallory",
             {
                 "cluster": "demo",
-                "authentication": {"type": "plain"},
+                "authentication": {"type": "tls"},
                 "authorization": {"acls": [{"resource": {"type": "topic"}, "operations": ["Read"]}]},
             },
         )
-        out = k8s.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(bad), check=False)
+        out = k8s.kubectl("apply", "-n", ns, "-f", "-", stdin=json.dumps(nameless), check=False)
         assert out.returncode != 0
-        assert 'Unsupported value: "plain"' in out.stderr, out.stderr
         assert "resource.name is required unless type is cluster" in out.stderr, out.stderr
