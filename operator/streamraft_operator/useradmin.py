@@ -79,6 +79,14 @@ def _acl_of(b: AclBinding) -> Acl | None:
         return None
 
 
+# No credential for the user, or brokers without SCRAM (KIP-554) at all, which therefore hold none.
+_NO_CREDENTIALS = (
+    KafkaError.RESOURCE_NOT_FOUND,
+    KafkaError._UNSUPPORTED_FEATURE,
+    KafkaError.UNSUPPORTED_VERSION,
+)
+
+
 def describe_acls(bootstrap: Sequence[str], principal: str) -> frozenset[Acl]:
     flt = AclBindingFilter(
         ResourceType.ANY,
@@ -132,7 +140,7 @@ def scram_mechanisms(bootstrap: Sequence[str], user: str) -> frozenset[str]:
         desc = future.result(timeout=TIMEOUT_S)
     except KafkaException as exc:
         err = exc.args[0] if exc.args else None
-        if isinstance(err, KafkaError) and err.code() == KafkaError.RESOURCE_NOT_FOUND:
+        if isinstance(err, KafkaError) and err.code() in _NO_CREDENTIALS:
             return frozenset()
         raise AdminFailed(f"describe SCRAM credentials of {user}: {exc}") from exc
     except Exception as exc:

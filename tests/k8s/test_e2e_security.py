@@ -30,7 +30,7 @@ from confluent_kafka.admin import (
 )
 from cryptography import x509
 
-from tests.k8s.cluster import Cluster
+from tests.k8s.cluster import Cluster, WaitTimeout
 from tests.k8s.release import installed_release, ready, resource
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
@@ -166,7 +166,11 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
             },
         )
         k8s.apply(alice, namespace=ns)
-        user = k8s.wait_for(lambda: ready(k8s, ns, "streamusers", "alice"), 60, "StreamUser alice Ready")
+        try:
+            user = k8s.wait_for(lambda: ready(k8s, ns, "streamusers", "alice"), 60, "StreamUser alice Ready")
+        except WaitTimeout:
+            got = k8s.api.get(f"/apis/streamraft.io/v1alpha1/namespaces/{ns}/streamusers/alice")
+            pytest.fail(f"StreamUser alice not Ready: {(got or {}).get('status')}")
         assert user["status"]["username"] == "User:CN=alice"
         assert user["status"]["observedGeneration"] == user["metadata"]["generation"]
         creds = _secret(k8s, ns, "alice-streamuser")
@@ -177,10 +181,10 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
         admin = AdminClient({"bootstrap.servers": f"{ip}:9092"})
         flt = AclBindingFilter(
             ResourceType.ANY,
-            None,  # type: ignore[arg-type]  # any name; the stub says str
+            None,  # any name
             ResourcePatternType.ANY,
             "User:CN=alice",
-            None,  # type: ignore[arg-type]  # any host
+            None,  # any host
             AclOperation.ANY,
             AclPermissionType.ANY,
         )
