@@ -16,6 +16,7 @@ from streamraft_operator.install import (
     cluster_scoped_rules,
     example_cluster,
     example_topic,
+    example_user,
     install_objects,
     namespaced_rules,
     rbac_rules,
@@ -46,6 +47,7 @@ def render() -> dict[str, str]:
     out["manifests/install.yaml"] = _dump(install_objects(crds))
     out["manifests/examples/streamcluster.yaml"] = _dump([example_cluster()])
     out["manifests/examples/streamtopic.yaml"] = _dump([example_topic()])
+    out["manifests/examples/streamuser.yaml"] = _dump([example_user()])
     return out
 
 

@@ -14,6 +14,7 @@ from streamraft_operator.constants import (
     GROUP,
     TOPIC_KIND,
     TOPIC_PLURAL,
+    USER_KIND,
     USER_PLURAL,
 )
 
@@ -209,5 +210,29 @@ def example_topic(name: str = "orders", cluster: str = "demo") -> Obj:
             "partitions": 6,
             "replicas": 3,
             "config": {"retention.ms": 86_400_000, "cleanup.policy": "delete"},
+        },
+    }
+
+
+def example_user(name: str = "orders-app", cluster: str = "demo") -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": USER_KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "cluster": cluster,
+            "authentication": {"type": "tls"},
+            "authorization": {
+                "acls": [
+                    {
+                        "resource": {"type": "topic", "name": "orders"},
+                        "operations": ["Read", "Write", "Describe"],
+                    },
+                    {
+                        "resource": {"type": "group", "name": "orders-", "patternType": "prefix"},
+                        "operations": ["Read"],
+                    },
+                ]
+            },
         },
     }

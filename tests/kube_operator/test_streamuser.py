@@ -2,9 +2,11 @@
 
 import base64
 import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 from streamraft_operator import certs
 from streamraft_operator.clustersecrets import CA_CERT, TLS_CERT, TLS_KEY
@@ -210,3 +212,11 @@ def test_crd_shape_and_validation_rules() -> None:
     assert set(props["quotas"]["properties"]) == {"producerByteRate", "consumerByteRate", "requestPercentage"}
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     assert {"observedGeneration", "conditions", "username", "secret"} <= set(status)
+
+
+def test_the_generated_example_parses() -> None:
+    example = Path(__file__).resolve().parents[2] / "manifests/examples/streamuser.yaml"
+    docs = list(yaml.safe_load_all(example.read_text()))
+    assert [d["kind"] for d in docs] == ["StreamUser"]
+    u = parse_user(docs[0]["metadata"]["name"], "ns", docs[0]["spec"])
+    assert u.principal == "User:CN=orders-app" and len(u.acls) == 4
