@@ -4,7 +4,8 @@ not built yet)."""
 import json
 
 import pytest
-from streamraft_operator.install import cluster_scoped_rules, namespaced_rules, rbac_rules
+from streamraft_operator.install import cluster_scoped_rules, deployment, namespaced_rules, rbac_rules
+from streamraft_operator.resources import network_policy
 from streamraft_operator.spec import parse_cluster, parse_topic
 
 from tests.kube_operator.chart import CHART, HELMS, KUBE_VERSION, helm, helm_binary, render
@@ -145,3 +146,15 @@ def test_security_context_override_is_off_unless_the_chart_allows_it(helm_name: 
 
     assert "--allow-security-context-override" not in args()
     assert "--allow-security-context-override" in args("operator.allowSecurityContextOverride=true")
+
+
+def test_operator_pods_carry_the_labels_the_admin_port_admits(helm_name: str) -> None:
+    """The NetworkPolicy lets the operator reach brokers' admin API by its pod labels: the chart's and the
+    plain manifest's operator pods must carry them."""
+    admitted = network_policy(parse_cluster("demo", "ns", {"replicas": 3}))["spec"]["ingress"]
+    admin_rule = next(r for r in admitted if r["ports"][0]["port"] == 9645)
+    wanted = next(p["podSelector"]["matchLabels"] for p in admin_rule["from"] if "namespaceSelector" in p)
+    chart_pod = next(d for d in render(binary=helm_name) if d["kind"] == "Deployment")["spec"]["template"]
+    manifest_pod = deployment()["spec"]["template"]
+    for pod in (chart_pod, manifest_pod):
+        assert wanted.items() <= pod["metadata"]["labels"].items(), pod["metadata"]["labels"]
