@@ -63,14 +63,18 @@ def _plaintext_answer(ip: str) -> bytes:
     return chunks
 
 
-def _server_node_uris(ctx: ssl.SSLContext, ip: str, host: str) -> list[str]:
+def _server_cert(ctx: ssl.SSLContext, ip: str, host: str) -> x509.Certificate:
     with (
         socket.create_connection((ip, RAFT_PORT), timeout=5) as raw,
         ctx.wrap_socket(raw, server_hostname=host) as conn,
     ):
         der = conn.getpeercert(binary_form=True)
     assert der is not None
-    san = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return x509.load_der_x509_certificate(der)
+
+
+def _server_node_uris(ctx: ssl.SSLContext, ip: str, host: str) -> list[str]:
+    san = _server_cert(ctx, ip, host).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return list(san.value.get_values_for_type(x509.UniformResourceIdentifier))
 
 
@@ -150,6 +154,30 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
                 assert _admin(ip, None) == 401
                 assert _admin(ip, "not-the-token") == 401
                 assert _admin(ip, token) == 200
+
+            # A reissued certificate reaches the running broker: the operator remakes the deleted Secret,
+            # the Secret volume follows, the Raft transport re-reads its files. No restart.
+            pod = k8s.pod_ready(ns, "demo-0")
+            assert pod is not None
+            ip0, host0 = pod["status"]["podIP"], f"demo-0.demo-headless.{ns}.svc.cluster.local"
+            restarts = [c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or []]
+            old_serial = _server_cert(mtls, ip0, host0).serial_number
+            k8s.kubectl("delete", "secret", "demo-0-raft-tls", "-n", ns)
+
+            def reissued() -> bool:
+                secret = _secret(k8s, ns, "demo-0-raft-tls")
+                if secret is None:
+                    return False
+                new = x509.load_pem_x509_certificate(secret["tls.crt"]).serial_number
+                return new != old_serial and _server_cert(mtls, ip0, host0).serial_number == new
+
+            k8s.wait_for(reissued, 90, "broker 1 serving its reissued Raft certificate")
+            pod = k8s.pod_ready(ns, "demo-0")
+            assert pod is not None
+            assert [
+                c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or []
+            ] == restarts
+            assert ready(k8s, ns, "streamclusters", "demo") is not None
 
         # A TLS StreamUser: client certificate from the cluster CA, its ACLs on the brokers.
         alice = resource(
