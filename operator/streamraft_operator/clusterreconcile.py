@@ -7,16 +7,19 @@ from what the API server and the brokers say now, so an operator restart mid-way
 
 import asyncio
 import dataclasses
+import datetime
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamraft_operator import brokers, metrics, resources
+from streamraft_operator import brokers, clustersecrets, metrics, resources
 from streamraft_operator.constants import (
     ADMIN_PORT,
     API_VERSION,
     CLUSTER_KIND,
     EVENT_ROLLING_RESTART,
     EVENT_SCALE_DOWN,
+    EVENT_SECRETS,
     METRICS_PORT,
     PAUSED_ANNOTATION,
 )
@@ -42,6 +45,29 @@ from streamraft_operator.status import (
 )
 
 Emit = Callable[[str, str], None]  # (reason, message) -> an Event on the StreamCluster
+ALLOW_SECURITY_CONTEXT_OVERRIDE_ENV = "STREAMRAFT_ALLOW_SECURITY_CONTEXT_OVERRIDE"
+"""Set by `streamraft-operator --allow-security-context-override` (chart value)."""
+
+
+def security_context_override_allowed() -> bool:
+    return os.environ.get(ALLOW_SECURITY_CONTEXT_OVERRIDE_ENV, "").lower() in ("1", "true", "yes")
+
+
+def ensure_secrets(kube: Kube, body: Mapping[str, Any], c: ClusterSpec, emit: Emit) -> str | None:
+    """Creates or renews the cluster's generated Secrets; returns the admin token."""
+    existing = {
+        name: clustersecrets.secret_data(kube.get("v1", "Secret", c.namespace, name))
+        for name in clustersecrets.secret_names(c)
+    }
+    now = datetime.datetime.now(datetime.UTC)
+    wanted = clustersecrets.plan_secrets(c, existing, now, resources.labels(c))
+    for obj in wanted.secrets:
+        kube.apply(with_owner(obj, body))
+        existing[obj["metadata"]["name"]] = clustersecrets.secret_data(obj)
+    for change in wanted.changes:
+        emit(EVENT_SECRETS, change)
+    token = existing[clustersecrets.admin_token_secret_name(c)].get(clustersecrets.TOKEN_KEY, b"")
+    return token.decode().strip() or None
 
 
 def is_paused(body: Mapping[str, Any]) -> bool:
@@ -114,6 +140,7 @@ def _drain(
     pods: Mapping[str, Mapping[str, Any]],
     health: Mapping[int, brokers.BrokerHealth],
     node: int,
+    token: str | None,
 ) -> str:
     """Asks the controller to move replicas off `node`; returns the condition message either way.
 
@@ -125,7 +152,7 @@ def _drain(
     for pod_name in candidates:
         ip = (pods.get(pod_name) or {}).get("status", {}).get("podIP")
         if ip:
-            return brokers.decommission(ip, ADMIN_PORT, node)[1]
+            return brokers.decommission(ip, ADMIN_PORT, node, token)[1]
     return f"no broker has an address to ask for the drain of broker {node}"
 
 
@@ -137,12 +164,21 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         conds = [Condition("Progressing", False, "Paused", f"{PAUSED_ANNOTATION} is set; not reconciling")]
         return write_status(kube, body, conditions_status(body, conds))
     try:
-        c = parse_cluster(name, namespace, body.get("spec") or {})
+        c = parse_cluster(
+            name,
+            namespace,
+            body.get("spec") or {},
+            allow_security_context_override=security_context_override_allowed(),
+        )
     except SpecError as exc:
         obs = ClusterObservation(0, (), invalid=str(exc))
         return write_status(kube, body, conditions_status(body, cluster_conditions(obs)))
+    # Before the pods that mount them; for every broker the StatefulSet may hold (even during scale-down).
+    current_sts = kube.get("apps/v1", "StatefulSet", namespace, name)
+    most = max(c.replicas, int(current_sts["spec"]["replicas"]) if current_sts else 0)
+    token = ensure_secrets(kube, body, dataclasses.replace(c, replicas=most), emit)
 
-    current = kube.get("apps/v1", "StatefulSet", namespace, name)
+    current = current_sts
     current_replicas = int(current["spec"]["replicas"]) if current else c.replicas
     pods = {
         p["metadata"]["name"]: p
@@ -177,7 +213,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
             emit(EVENT_SCALE_DOWN, f"removing broker {highest} ({pod_name}): it holds no replicas")
         else:
             if partitions is not None:
-                why = f"{why}; {_drain(c, pods, health, highest)}"
+                why = f"{why}; {_drain(c, pods, health, highest, token)}"
             target, blocked, blocked_reason = current_replicas, why, "ScaleDownBlocked"
     applied = dataclasses.replace(c, replicas=target)
 

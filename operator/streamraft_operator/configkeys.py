@@ -88,6 +88,26 @@ BROKER_KEYS: tuple[ConfigKey, ...] = (
         setting="log_level",
     ),
     ConfigKey("log.format", "string", "Broker log format.", choices=("text", "json"), setting="log_format"),
+    # ACL authorization, for StreamUsers' ACLs. The operator's Admin API calls are unauthenticated
+    # (User:ANONYMOUS), so super.users must name it where ACLs are enforced.
+    ConfigKey(
+        "authorizer.class.name",
+        "string",
+        "Any non-empty value (streamraft.acl) turns on ACL authorization.",
+        setting="authorizer_class_name",
+    ),
+    ConfigKey(
+        "super.users",
+        "string",
+        "Principals allowed everything, e.g. User:ANONYMOUS;User:admin.",
+        setting="super_users",
+    ),
+    ConfigKey(
+        "allow.everyone.if.no.acl.found",
+        "boolean",
+        "A resource without any ACL is open to everyone.",
+        setting="allow_everyone_if_no_acl_found",
+    ),
 )
 
 TOPIC_KEYS: tuple[ConfigKey, ...] = (

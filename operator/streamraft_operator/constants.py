@@ -10,6 +10,8 @@ CLUSTER_KIND: Final = "StreamCluster"
 CLUSTER_PLURAL: Final = "streamclusters"
 TOPIC_KIND: Final = "StreamTopic"
 TOPIC_PLURAL: Final = "streamtopics"
+USER_KIND: Final = "StreamUser"
+USER_PLURAL: Final = "streamusers"
 
 FIELD_MANAGER: Final = "streamraft-operator"
 PAUSED_ANNOTATION: Final = f"{GROUP}/paused"
@@ -57,6 +59,9 @@ REASONS: Final = frozenset(
         "PartitionsCannotShrink",
         "Paused",
         "AsExpected",
+        "UserInSync",
+        "UserUpdated",
+        "QuotasNotApplied",
     }
 )
 
@@ -65,3 +70,5 @@ EVENT_ROLLING_RESTART: Final = "BrokerRestarted"
 EVENT_SCALE_DOWN: Final = "BrokerRemoved"
 EVENT_TOPIC_CREATED: Final = "TopicCreated"
 EVENT_TOPIC_DRIFT: Final = "TopicDriftReverted"
+EVENT_SECRETS: Final = "SecretsUpdated"
+EVENT_USER_UPDATED: Final = "UserUpdated"

@@ -15,12 +15,14 @@ import kopf
 from streamraft_operator import metrics
 from streamraft_operator.brokers import BrokersUnreachable
 from streamraft_operator.clusterreconcile import reconcile_cluster
-from streamraft_operator.constants import CLUSTER_PLURAL, GROUP, TOPIC_PLURAL, VERSION
+from streamraft_operator.constants import CLUSTER_PLURAL, GROUP, TOPIC_PLURAL, USER_PLURAL, VERSION
 from streamraft_operator.kube import Kube, KubeError, load_api_client
 from streamraft_operator.topicreconcile import delete_topic, reconcile_topic
+from streamraft_operator.userreconcile import delete_user, reconcile_user
 
 CLUSTER_RESYNC_S = 10.0
 TOPIC_RESYNC_S = 30.0
+USER_RESYNC_S = 30.0
 RETRY_DELAY_S = 10.0
 
 Log = logging.Logger | logging.LoggerAdapter[Any]
@@ -106,6 +108,34 @@ async def topic_deleted(body: kopf.Body, logger: Log, retry: int, **_: Any) -> N
             metrics.ERRORS.labels("StreamTopic", type(exc).__name__).inc()
             raise kopf.TemporaryError(
                 f"cannot delete the Kafka topic yet: {exc}", delay=RETRY_DELAY_S
+            ) from exc
+    _locks.pop(body.metadata.uid or "", None)
+    logger.info(done)
+
+
+@kopf.on.create(GROUP, VERSION, USER_PLURAL)
+@kopf.on.update(GROUP, VERSION, USER_PLURAL)
+@kopf.on.resume(GROUP, VERSION, USER_PLURAL)
+async def user_changed(body: kopf.Body, logger: Log, **_: Any) -> None:
+    await _run("StreamUser", reconcile_user, body, logger)
+
+
+@kopf.timer(GROUP, VERSION, USER_PLURAL, interval=USER_RESYNC_S, initial_delay=USER_RESYNC_S)
+async def user_resync(body: kopf.Body, logger: Log, **_: Any) -> None:
+    """Periodic resync: reverts ACLs changed behind the operator's back, renews client certificates."""
+    await _run("StreamUser", reconcile_user, body, logger)
+
+
+@kopf.on.delete(GROUP, VERSION, USER_PLURAL, retries=30, backoff=RETRY_DELAY_S)
+async def user_deleted(body: kopf.Body, logger: Log, retry: int, **_: Any) -> None:
+    async with _lock(body.metadata.uid or ""):
+        try:
+            with metrics.timed("StreamUser"):
+                done = await delete_user(kube(), dict(body))
+        except (BrokersUnreachable, KubeError) as exc:
+            metrics.ERRORS.labels("StreamUser", type(exc).__name__).inc()
+            raise kopf.TemporaryError(
+                f"cannot remove the Kafka user yet: {exc}", delay=RETRY_DELAY_S
             ) from exc
     _locks.pop(body.metadata.uid or "", None)
     logger.info(done)

@@ -14,6 +14,8 @@ from streamraft_operator.constants import (
     GROUP,
     TOPIC_KIND,
     TOPIC_PLURAL,
+    USER_KIND,
+    USER_PLURAL,
 )
 
 Obj = dict[str, Any]
@@ -30,21 +32,27 @@ def rbac_rules() -> list[Obj]:
     return [
         {
             "apiGroups": [GROUP],
-            "resources": [CLUSTER_PLURAL, TOPIC_PLURAL],
+            "resources": [CLUSTER_PLURAL, TOPIC_PLURAL, USER_PLURAL],
             "verbs": ["get", "list", "watch", "patch", "update"],
         },
         {
             "apiGroups": [GROUP],
-            "resources": [f"{CLUSTER_PLURAL}/status", f"{TOPIC_PLURAL}/status"],
+            "resources": [f"{CLUSTER_PLURAL}/status", f"{TOPIC_PLURAL}/status", f"{USER_PLURAL}/status"],
             "verbs": ["get", "patch", "update"],
         },
         # Owner references with blockOwnerDeletion need update on the owner's finalizers.
         {
             "apiGroups": [GROUP],
-            "resources": [f"{CLUSTER_PLURAL}/finalizers", f"{TOPIC_PLURAL}/finalizers"],
+            "resources": [
+                f"{CLUSTER_PLURAL}/finalizers",
+                f"{TOPIC_PLURAL}/finalizers",
+                f"{USER_PLURAL}/finalizers",
+            ],
             "verbs": ["update"],
         },
-        {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": _RW},
+        # Secrets: the generated CA, broker certificates and admin token of each cluster.
+        {"apiGroups": [""], "resources": ["configmaps", "services", "secrets"], "verbs": _RW},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"], "verbs": _RW},
         {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": _RW},
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _RW},
         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": _RW},
@@ -60,6 +68,21 @@ def rbac_rules() -> list[Obj]:
             "verbs": ["get", "list", "watch"],
         },
     ]
+
+
+CLUSTER_SCOPED_RESOURCES = frozenset({"namespaces", "customresourcedefinitions"})
+
+
+def cluster_scoped_rules() -> list[Obj]:
+    """The rules a Role cannot grant (cluster-scoped kinds): kept in a small ClusterRole when the
+    operator watches given namespaces and gets Roles there."""
+    return [r for r in rbac_rules() if CLUSTER_SCOPED_RESOURCES & set(r["resources"])]
+
+
+def namespaced_rules() -> list[Obj]:
+    """Everything else: granted per watched namespace by a Role when the chart's
+    operator.watchNamespaces is set, so the operator holds no rights (secrets above all) elsewhere."""
+    return [r for r in rbac_rules() if not CLUSTER_SCOPED_RESOURCES & set(r["resources"])]
 
 
 def _labels() -> dict[str, str]:
@@ -187,5 +210,29 @@ def example_topic(name: str = "orders", cluster: str = "demo") -> Obj:
             "partitions": 6,
             "replicas": 3,
             "config": {"retention.ms": 86_400_000, "cleanup.policy": "delete"},
+        },
+    }
+
+
+def example_user(name: str = "orders-app", cluster: str = "demo") -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": USER_KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "cluster": cluster,
+            "authentication": {"type": "tls"},
+            "authorization": {
+                "acls": [
+                    {
+                        "resource": {"type": "topic", "name": "orders"},
+                        "operations": ["Read", "Write", "Describe"],
+                    },
+                    {
+                        "resource": {"type": "group", "name": "orders-", "patternType": "prefix"},
+                        "operations": ["Read"],
+                    },
+                ]
+            },
         },
     }

@@ -20,6 +20,8 @@ Obj = dict[str, Any]
 
 PLURALS = {
     "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "NetworkPolicy": "networkpolicies",
     "Service": "services",
     "Pod": "pods",
     "PersistentVolumeClaim": "persistentvolumeclaims",
@@ -29,6 +31,7 @@ PLURALS = {
     "ServiceMonitor": "servicemonitors",
     "StreamCluster": "streamclusters",
     "StreamTopic": "streamtopics",
+    "StreamUser": "streamusers",
     "CustomResourceDefinition": "customresourcedefinitions",
 }
 _TIMEOUT_S = 30.0

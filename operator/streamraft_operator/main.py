@@ -2,11 +2,13 @@
 
 import argparse
 import logging
+import os
 import sys
 
 import kopf
 
 from streamraft_operator import handlers, metrics
+from streamraft_operator.clusterreconcile import ALLOW_SECURITY_CONTEXT_OVERRIDE_ENV
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -19,6 +21,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-port", type=int, default=8080, help="port of /metrics (0 disables)")
     parser.add_argument("--health-port", type=int, default=8081, help="port of /healthz (0 disables)")
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--allow-security-context-override",
+        action="store_true",
+        help="let StreamClusters run brokers as root or unconfined (refused by default)",
+    )
     args = parser.parse_args(argv)
     for flag in ("metrics_port", "health_port"):
         port = getattr(args, flag)
@@ -33,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.allow_security_context_override:
+        os.environ[ALLOW_SECURITY_CONTEXT_OVERRIDE_ENV] = "true"
     assert handlers.cluster_changed is not None  # importing `handlers` registers them with kopf
     if args.metrics_port:
         metrics.serve(args.metrics_port)

@@ -10,6 +10,14 @@ from typing import Any
 
 import yaml
 
+from streamraft_operator.clustersecrets import (
+    CA_CERT,
+    TLS_CERT,
+    TLS_KEY,
+    TOKEN_KEY,
+    admin_token_secret_name,
+    broker_secret_name,
+)
 from streamraft_operator.configkeys import broker_settings
 from streamraft_operator.constants import (
     ADMIN_PORT,
@@ -29,6 +37,12 @@ from streamraft_operator.spec import ClusterSpec
 
 Obj = dict[str, Any]
 BROKER_UID = 10001
+# Beside CONFIG_DIR, not inside it: a mount point cannot be made inside the read-only config volume.
+RAFT_TLS_DIR = "/etc/streamraft-raft-tls"
+ADMIN_TOKEN_DIR = "/etc/streamraft-admin"
+ADMIN_TOKEN_FILE = f"{ADMIN_TOKEN_DIR}/{TOKEN_KEY}"
+OPERATOR_POD_LABELS = {LABEL_NAME: "streamraft-operator"}
+"""Labels every operator pod carries (chart and manifests): the admin port admits them."""
 
 
 def headless_name(c: ClusterSpec) -> str:
@@ -161,7 +175,17 @@ def _start_script(c: ClusterSpec) -> str:
         # The operator asks brokers to drain over the pod network: the admin API must be reachable there.
         # It authenticates requests once the cluster's config sets admin_token_file (or mTLS).
         f" --admin-listen 0.0.0.0:{ADMIN_PORT}"
+        f" --admin-token-file {ADMIN_TOKEN_FILE}"
         f" --config {CONFIG_DIR}/{CONFIG_FILE}"
+        + (
+            # Every broker's certificate is projected into every pod (one pod template serves all
+            # ordinals); each broker uses the one naming its own node id.
+            f' --raft-tls-cert {RAFT_TLS_DIR}/"${{POD_NAME##*-}}"/{TLS_CERT}'
+            f' --raft-tls-key {RAFT_TLS_DIR}/"${{POD_NAME##*-}}"/{TLS_KEY}'
+            f" --raft-tls-ca {RAFT_TLS_DIR}/{CA_CERT}"
+            if c.raft_tls
+            else ""
+        )
     )
 
 
@@ -185,6 +209,8 @@ def _container(c: ClusterSpec) -> Obj:
         {"name": "STREAMRAFT_CLUSTER_MEMBERS", "value": cluster_members(c)},
         # The member address is a DNS name that resolves to this pod only once it is published: bind all.
         {"name": "STREAMRAFT_RAFT_LISTEN", "value": f"0.0.0.0:{RAFT_PORT}"},
+        # Read by the preStop hook (its leadership hand-off calls the admin API) and by the broker.
+        {"name": "STREAMRAFT_ADMIN_TOKEN_FILE", "value": ADMIN_TOKEN_FILE},
     ]
     ports = [
         {"name": "kafka", "containerPort": c.kafka_port, "protocol": "TCP"},
@@ -236,7 +262,9 @@ def _container(c: ClusterSpec) -> Obj:
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
-        ],
+            {"name": "admin-token", "mountPath": ADMIN_TOKEN_DIR, "readOnly": True},
+        ]
+        + ([{"name": "raft-tls", "mountPath": RAFT_TLS_DIR, "readOnly": True}] if c.raft_tls else []),
     }
     if c.resources:
         container["resources"] = dict(c.resources)
@@ -274,7 +302,12 @@ def stateful_set(c: ClusterSpec) -> Obj:
         "volumes": [
             {"name": "config", "configMap": {"name": config_map_name(c)}},
             {"name": "tmp", "emptyDir": {}},
-        ],
+            {
+                "name": "admin-token",
+                "secret": {"secretName": admin_token_secret_name(c), "defaultMode": 0o440},
+            },
+        ]
+        + ([raft_tls_volume(c)] if c.raft_tls else []),
     }
     affinity = _affinity(c)
     if affinity is not None:
@@ -317,6 +350,48 @@ def stateful_set(c: ClusterSpec) -> Obj:
     }
 
 
+def raft_tls_volume(c: ClusterSpec) -> Obj:
+    """`<ordinal>/tls.crt`, `<ordinal>/tls.key` of every broker, and the CA bundle, in one directory.
+
+    Secret volumes follow Secret updates (the kubelet resyncs them), and the Raft transport re-reads its
+    files when they change, so renewed certificates take effect without a restart."""
+    sources: list[Obj] = []
+    for i in range(c.replicas):
+        items = [{"key": TLS_CERT, "path": f"{i}/{TLS_CERT}"}, {"key": TLS_KEY, "path": f"{i}/{TLS_KEY}"}]
+        if i == 0:
+            items.append({"key": CA_CERT, "path": CA_CERT})
+        sources.append({"secret": {"name": broker_secret_name(c, i), "items": items}})
+    return {"name": "raft-tls", "projected": {"sources": sources, "defaultMode": 0o440}}
+
+
+def network_policy(c: ClusterSpec) -> Obj:
+    """Raft and admin only from this cluster's brokers (admin also from the operator, in any namespace);
+    Kafka and metrics (Prometheus) from anywhere. Ports not listed are closed to all."""
+    brokers = {"podSelector": {"matchLabels": selector_labels(c)}}
+    operator = {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)}}
+
+    def port(n: int) -> Obj:
+        return {"protocol": "TCP", "port": n}
+
+    ingress: list[Obj] = [
+        {"ports": [port(c.kafka_port)]},
+        {"from": [brokers], "ports": [port(RAFT_PORT)]},
+        {"from": [brokers, operator], "ports": [port(ADMIN_PORT)]},
+    ]
+    if c.metrics_enabled:
+        ingress.insert(1, {"ports": [port(METRICS_PORT)]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(c, c.name),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(c)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
 def pod_disruption_budget(c: ClusterSpec) -> Obj:
     return {
         "apiVersion": "policy/v1",
@@ -343,6 +418,8 @@ def desired_objects(c: ClusterSpec, *, service_monitor_crd: bool) -> list[Obj]:
     """Everything the cluster needs, in apply order (config before the pods that mount it)."""
     out = [config_map(c), headless_service(c), bootstrap_service(c), stateful_set(c)]
     out.append(pod_disruption_budget(c))
+    if c.network_policy:
+        out.append(network_policy(c))
     if c.metrics_enabled and c.service_monitor and service_monitor_crd:
         out.append(service_monitor(c))
     return out

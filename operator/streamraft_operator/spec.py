@@ -44,6 +44,10 @@ class ClusterSpec:
     tolerations: tuple[Mapping[str, Any], ...] = ()
     security_context: Mapping[str, Any] = field(default_factory=dict)
     pdb_max_unavailable: int = 1
+    raft_tls: bool = True
+    """Raft between brokers over mutual TLS with operator-issued certificates (spec.security.raftTls)."""
+    network_policy: bool = True
+    """A NetworkPolicy keeps Raft and admin ports to the brokers (spec.security.networkPolicy)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,31 @@ def pdb_budget(requested: int, replicas: int) -> int:
     return min(requested, max(1, (replicas - 1) // 2))
 
 
-def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> ClusterSpec:
+# Pod securityContext fields a StreamCluster may not set to these values unless the operator was installed
+# allowing it: they would run brokers as root or with more of the host than they need.
+def weakened_security_context(ctx: Mapping[str, Any]) -> list[str]:
+    """Problems with a spec.template.pod.securityContext that weakens the brokers' non-root defaults."""
+    out: list[str] = []
+    path = "spec.template.pod.securityContext"
+    if ctx.get("runAsNonRoot", True) is not True:
+        out.append(f"{path}.runAsNonRoot may not be false")
+    for key in ("runAsUser", "runAsGroup"):
+        if key in ctx and ctx[key] == 0:
+            out.append(f"{path}.{key} may not be 0 (root)")
+    seccomp = ctx.get("seccompProfile")
+    if isinstance(seccomp, Mapping) and seccomp.get("type") == "Unconfined":
+        out.append(f"{path}.seccompProfile may not be Unconfined")
+    if out:
+        out.append(
+            "the operator refuses weaker broker security unless installed with "
+            "--allow-security-context-override (chart value operator.allowSecurityContextOverride)"
+        )
+    return out
+
+
+def parse_cluster(
+    name: str, namespace: str, spec: Mapping[str, Any], *, allow_security_context_override: bool = False
+) -> ClusterSpec:
     problems: list[str] = []
     if "replicas" not in spec:
         problems.append("spec.replicas is required")
@@ -106,6 +134,16 @@ def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> Cluster
     pod = _section(_section(spec, "template", problems), "pod", problems)
     pdb = _section(spec, "pdb", problems)
     max_unavailable = _int(pdb.get("maxUnavailable", 1), "spec.pdb.maxUnavailable", problems, 0, 99)
+    security = _section(spec, "security", problems)
+    flags: dict[str, bool] = {}
+    for key in ("raftTls", "networkPolicy"):
+        value = security.get(key, True)
+        if not isinstance(value, bool):
+            problems.append(f"spec.security.{key} must be true or false, got {value!r}")
+        flags[key] = value is not False
+    security_context = dict(pod.get("securityContext") or {})
+    if not allow_security_context_override:
+        problems += weakened_security_context(security_context)
     if problems:
         raise SpecError("; ".join(problems))
     return ClusterSpec(
@@ -127,8 +165,10 @@ def parse_cluster(name: str, namespace: str, spec: Mapping[str, Any]) -> Cluster
         pod_annotations=dict(pod.get("annotations") or {}),
         affinity=pod.get("affinity"),
         tolerations=tuple(pod.get("tolerations") or ()),
-        security_context=dict(pod.get("securityContext") or {}),
+        security_context=security_context,
         pdb_max_unavailable=pdb_budget(max_unavailable, replicas),
+        raft_tls=flags["raftTls"],
+        network_policy=flags["networkPolicy"],
     )
 
 

@@ -37,6 +37,9 @@ def _wait(futures: Mapping[Any, Future[Any]], what: str, *, ok_codes: Sequence[i
             raise AdminFailed(f"{what} {key}: {exc}") from exc
 
 
+wait_all = _wait  # shared with useradmin
+
+
 def describe(bootstrap: Sequence[str], topic: str, keys: Sequence[str]) -> ObservedTopic | None:
     admin = admin_client(bootstrap)
     try:

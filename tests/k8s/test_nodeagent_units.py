@@ -8,6 +8,7 @@ from tests.k8s.nodeagent.api import Obj
 from tests.k8s.nodeagent.dns import hosts_entries, hosts_for_namespace
 from tests.k8s.nodeagent.envvars import EnvError, expand, field_value
 from tests.k8s.nodeagent.kubeletapi import split_runs
+from tests.k8s.nodeagent.volumes import refreshed
 
 
 def _pod(name: str, ns: str, ip: str, ready: bool, labels: dict[str, str], *, subdomain: str = "") -> Obj:
@@ -81,3 +82,12 @@ def test_log_runs_split_on_start_markers() -> None:
     data = b"--- start t0 restart=0\nfirst\n--- start t1 restart=1\nsecond\nmore\n"
     assert split_runs(data) == [b"first\n", b"second\nmore\n"]
     assert split_runs(b"") == [b""]
+
+
+def test_projected_secret_volumes_follow_updates_but_token_projections_do_not() -> None:
+    secret = {"secret": {"name": "a"}}
+    assert refreshed({"name": "v", "secret": {"secretName": "a"}})
+    assert refreshed({"name": "v", "projected": {"sources": [secret, {"configMap": {"name": "b"}}]}})
+    token = {"serviceAccountToken": {"path": "token"}}
+    assert not refreshed({"name": "v", "projected": {"sources": [secret, token]}})
+    assert not refreshed({"name": "v", "emptyDir": {}})

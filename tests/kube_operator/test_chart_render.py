@@ -4,7 +4,8 @@ not built yet)."""
 import json
 
 import pytest
-from streamraft_operator.install import rbac_rules
+from streamraft_operator.install import cluster_scoped_rules, deployment, namespaced_rules, rbac_rules
+from streamraft_operator.resources import network_policy
 from streamraft_operator.spec import parse_cluster, parse_topic
 
 from tests.kube_operator.chart import CHART, HELMS, KUBE_VERSION, helm, helm_binary, render
@@ -108,3 +109,52 @@ def test_schema_rejects_bad_values(helm_name: str) -> None:
         binary=helm_name,
     )
     assert out.returncode != 0 and "metricPort" in out.stderr
+
+
+def test_watching_namespaces_grants_roles_there_and_only_cluster_scoped_reads_cluster_wide(
+    helm_name: str,
+) -> None:
+    docs = render("operator.watchNamespaces={team-a,team-b}", binary=helm_name)
+    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+    assert set(roles) == set(bindings) == {"team-a", "team-b"}
+    assert roles["team-a"]["rules"] == namespaced_rules()
+    assert any("secrets" in r["resources"] for r in roles["team-a"]["rules"])
+    binding = bindings["team-b"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": roles["team-b"]["metadata"]["name"],
+    }
+    assert binding["subjects"][0]["namespace"] == "streamraft-system"
+    cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
+    assert cluster_role["rules"] == cluster_scoped_rules()
+    granted = {res for r in cluster_role["rules"] for res in r["resources"]}
+    assert granted == {"namespaces", "customresourcedefinitions"}
+    # Opting out keeps the single ClusterRole.
+    wide = render("operator.watchNamespaces={team-a}", "rbac.namespaced=false", binary=helm_name)
+    assert "Role" not in {d["kind"] for d in wide}
+    assert next(d for d in wide if d["kind"] == "ClusterRole")["rules"] == rbac_rules()
+
+
+def test_security_context_override_is_off_unless_the_chart_allows_it(helm_name: str) -> None:
+    def args(*set_args: str) -> list[str]:
+        docs = render(*set_args, binary=helm_name)
+        deploy = next(d for d in docs if d["kind"] == "Deployment")
+        out: list[str] = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+        return out
+
+    assert "--allow-security-context-override" not in args()
+    assert "--allow-security-context-override" in args("operator.allowSecurityContextOverride=true")
+
+
+def test_operator_pods_carry_the_labels_the_admin_port_admits(helm_name: str) -> None:
+    """The NetworkPolicy lets the operator reach brokers' admin API by its pod labels: the chart's and the
+    plain manifest's operator pods must carry them."""
+    admitted = network_policy(parse_cluster("demo", "ns", {"replicas": 3}))["spec"]["ingress"]
+    admin_rule = next(r for r in admitted if r["ports"][0]["port"] == 9645)
+    wanted = next(p["podSelector"]["matchLabels"] for p in admin_rule["from"] if "namespaceSelector" in p)
+    chart_pod = next(d for d in render(binary=helm_name) if d["kind"] == "Deployment")["spec"]["template"]
+    manifest_pod = deployment()["spec"]["template"]
+    for pod in (chart_pod, manifest_pod):
+        assert wanted.items() <= pod["metadata"]["labels"].items(), pod["metadata"]["labels"]

@@ -28,6 +28,7 @@ def test_chart_and_manifests_carry_identical_crds() -> None:
     assert sorted(c["metadata"]["name"] for c in chart) == [
         "streamclusters.streamraft.io",
         "streamtopics.streamraft.io",
+        "streamusers.streamraft.io",
     ]
     assert sorted(chart, key=lambda c: c["metadata"]["name"]) == sorted(
         manifests, key=lambda c: c["metadata"]["name"]
@@ -41,13 +42,16 @@ def test_install_manifest_kinds() -> None:
         "Namespace",
         "CustomResourceDefinition",
         "CustomResourceDefinition",
+        "CustomResourceDefinition",
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
     ]
-    rules = docs[4]["rules"]
-    # Least privilege: never a wildcard, never secrets.
+    rules = docs[5]["rules"]
+    # Least privilege: never a wildcard. Secrets only because the operator generates each cluster's CA,
+    # broker certificates and admin token (and reads them back to renew and to call the admin API).
     for rule in rules:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-        assert "secrets" not in rule["resources"]
+    secret_rules = [r for r in rules if "secrets" in r["resources"]]
+    assert len(secret_rules) == 1 and secret_rules[0]["apiGroups"] == [""]

@@ -22,7 +22,7 @@ def _cluster(**spec: Any) -> Any:
 def test_objects_in_apply_order_and_service_monitor_only_with_its_crd() -> None:
     c = _cluster(metrics={"enabled": True, "serviceMonitor": True})
     kinds = [o["kind"] for o in desired_objects(c, service_monitor_crd=False)]
-    assert kinds == ["ConfigMap", "Service", "Service", "StatefulSet", "PodDisruptionBudget"]
+    assert kinds == ["ConfigMap", "Service", "Service", "StatefulSet", "PodDisruptionBudget", "NetworkPolicy"]
     with_sm = [o["kind"] for o in desired_objects(c, service_monitor_crd=True)]
     assert with_sm[-1] == "ServiceMonitor"
     for obj in desired_objects(c, service_monitor_crd=True):

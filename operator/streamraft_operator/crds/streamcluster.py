@@ -111,6 +111,23 @@ def _spec() -> Schema:
                     )
                 },
             ),
+            "security": obj(
+                "Transport security and isolation of the brokers.",
+                {
+                    "raftTls": boolean(
+                        "Raft between brokers over mutual TLS: the operator keeps a CA Secret "
+                        "(<name>-ca) and one certificate Secret per broker (<name>-<ordinal>-raft-tls), "
+                        "renewed 30 days before expiry and picked up by brokers without a restart.",
+                        True,
+                    ),
+                    "networkPolicy": boolean(
+                        "A NetworkPolicy admits Raft only from this cluster's brokers and the admin API "
+                        "only from them and the operator; Kafka and metrics stay open.",
+                        True,
+                    ),
+                },
+                default={},
+            ),
             "pdb": obj(
                 "PodDisruptionBudget.",
                 {

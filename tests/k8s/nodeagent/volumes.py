@@ -123,17 +123,27 @@ def claim_directory(api: Api, namespace: str, claim: str) -> Path:
 REFRESHED_KINDS = ("configMap", "secret", "downwardAPI")
 
 
+def refreshed(volume: Obj) -> bool:
+    """Volumes the kubelet keeps in sync with their sources: configMap, secret, downwardAPI, and projected
+    ones made of those (rotated Secrets such as certificates reach running pods). A projection holding a
+    service-account token is left alone: refreshing it would mint a token every few seconds."""
+    if any(kind in volume for kind in REFRESHED_KINDS):
+        return True
+    sources = (volume.get("projected") or {}).get("sources")
+    return bool(sources) and all(any(kind in s for kind in REFRESHED_KINDS) for s in sources)
+
+
 def materialize(
     api: Api, pod: Obj, pod_dir: Path, pod_ip: str, host_ip: str, *, refresh: bool = False
 ) -> dict[str, Path]:
     """Creates every volume of `pod` on the host; returns volume name -> host path. With `refresh`,
-    only rewrites configMap, secret and downwardAPI volumes, as the kubelet syncs them periodically."""
+    only rewrites the volumes the kubelet syncs periodically (see `refreshed`)."""
     namespace = pod["metadata"]["namespace"]
     paths: dict[str, Path] = {}
     for volume in pod["spec"].get("volumes") or []:
         name: str = volume["name"]
         target = pod_dir / "volumes" / name
-        if refresh and not any(kind in volume for kind in REFRESHED_KINDS):
+        if refresh and not refreshed(volume):
             continue
         if "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
