@@ -17,6 +17,7 @@ from streamraft_broker.protocol.versions import ApiKey
 from streamraft_broker.records.batch import iter_batches
 
 log = logging.getLogger(__name__)
+REQUEST_TIMED_OUT = 7
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 CORRUPT_MESSAGE = 2
@@ -144,6 +145,11 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
             if answered % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # every batch is proposed by now: waiting here reorders nothing
             code, base, append_time, start = outcome if isinstance(outcome, tuple) else await outcome
+            if code == 0 and base < 0 and acks != 0:
+                # A success must name the batch's offset (clients record it as the write's position); one
+                # without is never sent: the producer retries the batch and gets its offsets then.
+                log.error("event=produce_ack_without_offset topic=%s partition=%d", name, index)
+                code = REQUEST_TIMED_OUT
             if code:
                 ctx.metrics.record_error(code)
             parts.append(

@@ -1312,6 +1312,10 @@ class ReplicationService:
     async def _answer_duplicate(self, partition: Any, dup: Duplicate) -> ProduceResult:
         """A retried batch already in the log: answer with its offsets once they are committed (an
         uncommitted copy could still be cut off by a new leader)."""
+        if dup.base_offset < 0:
+            # Known here only as still in flight (no offsets assigned yet): the producer's retry finds it
+            # appended, with its offsets.
+            return REQUEST_TIMED_OUT, -1, -1, -1
         loop = asyncio.get_running_loop()
         deadline = loop.time() + DUPLICATE_COMMIT_WAIT_S
         while partition.high_watermark <= dup.last_offset:
