@@ -418,6 +418,34 @@ def test_local_up_raft_tls_makes_certificates_and_forms_a_cluster_over_mutual_tl
     ]
 
 
+def test_a_killed_supervisor_leaves_no_broker_behind(tmp_path: Path) -> None:
+    base = _free_port_run(9)
+    proc = _local_up(tmp_path, "--base-port", str(base))
+    try:
+        lines = _read_until(proc, "press Ctrl-C to stop")
+        pids = [int(ln.split("pid ")[1].split(",")[0]) for ln in lines if ln.startswith("broker ")]
+        assert len(pids) == 3
+        proc.kill()  # SIGKILL: the supervisor gets no chance to stop its brokers itself
+        proc.wait(timeout=10)
+
+        def gone() -> bool:
+            return not any(Path(f"/proc/{pid}").exists() and _is_running(pid) for pid in pids)
+
+        poll("every broker of the killed supervisor to exit", gone, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _is_running(pid: int) -> bool:
+    """Not a zombie waiting for its reaper (a dead process keeps its /proc entry until then)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_local_up_single_broker(tmp_path: Path) -> None:
     base = _free_port_run(2)
     proc = _local_up(tmp_path, "--brokers", "1", "--base-port", str(base))
