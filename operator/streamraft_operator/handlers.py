@@ -7,7 +7,7 @@ kopf retries with a delay (API/broker unreachable); nothing crash-loops the oper
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -100,17 +100,7 @@ async def topic_resync(body: kopf.Body, logger: Log, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, TOPIC_PLURAL, retries=30, backoff=RETRY_DELAY_S)
 async def topic_deleted(body: kopf.Body, logger: Log, retry: int, **_: Any) -> None:
-    async with _lock(body.metadata.uid or ""):
-        try:
-            with metrics.timed("StreamTopic"):
-                done = await delete_topic(kube(), dict(body))
-        except (BrokersUnreachable, KubeError) as exc:
-            metrics.ERRORS.labels("StreamTopic", type(exc).__name__).inc()
-            raise kopf.TemporaryError(
-                f"cannot delete the Kafka topic yet: {exc}", delay=RETRY_DELAY_S
-            ) from exc
-    _locks.pop(body.metadata.uid or "", None)
-    logger.info(done)
+    await _delete("StreamTopic", delete_topic, "delete the Kafka topic", body, logger)
 
 
 @kopf.on.create(GROUP, VERSION, USER_PLURAL)
@@ -128,14 +118,23 @@ async def user_resync(body: kopf.Body, logger: Log, **_: Any) -> None:
 
 @kopf.on.delete(GROUP, VERSION, USER_PLURAL, retries=30, backoff=RETRY_DELAY_S)
 async def user_deleted(body: kopf.Body, logger: Log, retry: int, **_: Any) -> None:
+    await _delete("StreamUser", delete_user, "remove the Kafka user", body, logger)
+
+
+async def _delete(
+    kind: str,
+    deleter: Callable[[Kube, Mapping[str, Any]], Awaitable[str]],
+    what: str,
+    body: kopf.Body,
+    logger: Log,
+) -> None:
+    """A finalizer's work: undo the resource in the brokers, retried while they cannot be reached."""
     async with _lock(body.metadata.uid or ""):
         try:
-            with metrics.timed("StreamUser"):
-                done = await delete_user(kube(), dict(body))
+            with metrics.timed(kind):
+                done = await deleter(kube(), dict(body))
         except (BrokersUnreachable, KubeError) as exc:
-            metrics.ERRORS.labels("StreamUser", type(exc).__name__).inc()
-            raise kopf.TemporaryError(
-                f"cannot remove the Kafka user yet: {exc}", delay=RETRY_DELAY_S
-            ) from exc
+            metrics.ERRORS.labels(kind, type(exc).__name__).inc()
+            raise kopf.TemporaryError(f"cannot {what} yet: {exc}", delay=RETRY_DELAY_S) from exc
     _locks.pop(body.metadata.uid or "", None)
     logger.info(done)
