@@ -12,11 +12,12 @@ attribute first: ``CN=alice,OU=eng``), rewritten by ``ssl.principal.mapping.rule
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import ssl
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -24,6 +25,7 @@ from cryptography import x509
 from streamraft_broker.config import BrokerConfig, ConfigError
 
 _PEM_BEGIN = "-----BEGIN"
+log = logging.getLogger(__name__)
 
 
 def _pem_file(value: str, what: str, tmp: list[str]) -> str:
@@ -92,6 +94,94 @@ def server_context(cfg: BrokerConfig, security_protocol: str) -> ssl.SSLContext:
         "required": ssl.CERT_REQUIRED,
     }[client_auth]
     return ctx
+
+
+def keystore_files(cfg: BrokerConfig) -> tuple[Path, ...]:
+    """The files the listeners' key material is read from (PEM given as text has none)."""
+    out: list[Path] = []
+    if cfg.ssl_keystore_location is not None:
+        out.append(cfg.ssl_keystore_location)
+    else:
+        for value in (cfg.ssl_keystore_certificate_chain, cfg.ssl_keystore_key):
+            if value and not value.lstrip().startswith(_PEM_BEGIN):
+                out.append(Path(value))
+    if cfg.ssl_truststore_location is not None:
+        out.append(cfg.ssl_truststore_location)
+    return tuple(out)
+
+
+def _stamp(paths: tuple[Path, ...]) -> tuple[tuple[int, int], ...]:
+    stamps: list[tuple[int, int]] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            stamps.append((-1, -1))
+        else:
+            stamps.append((st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
+class KeystoreWatcher:
+    """Loads renewed key material into the running listeners' contexts, so a certificate rotated on disk
+    (a Kubernetes Secret volume swaps its files atomically) is served without a restart.
+
+    New handshakes use the reloaded certificate; open connections keep theirs. A reload that fails (a
+    certificate and key that do not match, say, while a non-atomic writer is half done) keeps the current
+    material, is logged with the reason, and is tried again at the next change. A truststore reload adds
+    CA certificates: one removed from the file stays trusted until a restart."""
+
+    def __init__(self, cfg: BrokerConfig, contexts: list[ssl.SSLContext]) -> None:
+        self._cfg = cfg
+        self._contexts = contexts
+        self._files = keystore_files(cfg)
+        self._stamp = _stamp(self._files)
+
+    def check(self) -> bool:
+        """Reloads if any file changed since the last check; True when new material was loaded."""
+        stamp = _stamp(self._files)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        with tempfile.TemporaryDirectory(prefix="streamraft-tls-") as tmp:
+            try:
+                # A failed load leaves an SSLContext half-updated (the new certificate with the old key:
+                # every handshake fails), and the files may change again meanwhile. So the files are
+                # copied once, tried on a scratch context, and only then loaded into the live ones.
+                snapshot = self._snapshot(Path(tmp))
+                _load_keystore(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), snapshot)
+                for ctx in self._contexts:
+                    _load_keystore(ctx, snapshot)
+                    _load_truststore(ctx, snapshot)
+            except (ConfigError, OSError) as exc:
+                log.warning("tls_keystore_reload_failed", extra={"reason": str(exc)})
+                return False
+        log.info("tls_keystore_reloaded", extra={"files": [str(f) for f in self._files]})
+        return True
+
+    def _snapshot(self, directory: Path) -> BrokerConfig:
+        """The settings, with every key file replaced by a private copy taken now."""
+        copies: dict[Path, Path] = {}
+        for i, path in enumerate(self._files):
+            copy = directory / f"{i}.pem"
+            copy.write_bytes(path.read_bytes())
+            copies[path] = copy
+
+        def moved(value: str) -> str:
+            return str(copies.get(Path(value), value)) if value else value
+
+        cfg = self._cfg
+        return replace(
+            cfg,
+            ssl_keystore_location=copies.get(cfg.ssl_keystore_location)
+            if cfg.ssl_keystore_location
+            else None,
+            ssl_keystore_certificate_chain=moved(cfg.ssl_keystore_certificate_chain),
+            ssl_keystore_key=moved(cfg.ssl_keystore_key),
+            ssl_truststore_location=(
+                copies.get(cfg.ssl_truststore_location) if cfg.ssl_truststore_location else None
+            ),
+        )
 
 
 def client_context(cfg: BrokerConfig) -> ssl.SSLContext:

@@ -32,7 +32,7 @@ from streamraft_broker.security.authenticators import (
 )
 from streamraft_broker.security.listeners import Listener, inter_broker_listener, parse_listeners
 from streamraft_broker.security.raft_tls import raft_tls
-from streamraft_broker.security.tls import server_context
+from streamraft_broker.security.tls import KeystoreWatcher, server_context
 from streamraft_broker.server import datadir_lock
 from streamraft_broker.server.connection import Connection
 from streamraft_broker.server.limits import (
@@ -46,6 +46,9 @@ from streamraft_broker.topics.registry import TopicRegistry
 from streamraft_broker.transactions.service import TransactionService
 
 log = logging.getLogger(__name__)
+
+TLS_RELOAD_CHECK_S = 2.0
+"""How often the SSL listeners' key files are checked for a renewed certificate (a stat per file)."""
 
 SHUTDOWN_GRACE_S = 10.0
 LIMIT_LOG_INTERVAL_S = 10.0
@@ -87,6 +90,7 @@ class Broker:
         self.metrics_port = 0
         self.ctx: BrokerContext | None = None
         self._retention_task: asyncio.Task[None] | None = None
+        self._tls_task: asyncio.Task[None] | None = None
         self._cleaner_task: asyncio.Task[None] | None = None
         self.log_cleaner: LogCleaner | None = None
         self._lock_fd: int | None = None
@@ -141,6 +145,9 @@ class Broker:
             for x in self.listeners
             if x.uses_tls
         }
+        if tls:
+            watcher = KeystoreWatcher(cfg, list(tls.values()))
+            self._tls_task = asyncio.create_task(self._tls_reload_loop(watcher), name="tls-reload")
         advertised: dict[str, tuple[str, int]] = {}
         for listener in self.listeners:
             server = await asyncio.start_server(
@@ -347,6 +354,11 @@ class Broker:
         )
         self._cleaner_task = asyncio.create_task(self.log_cleaner.run(), name="log-cleaner")
 
+    async def _tls_reload_loop(self, watcher: KeystoreWatcher) -> None:
+        while True:
+            await asyncio.sleep(TLS_RELOAD_CHECK_S)
+            watcher.check()
+
     async def _retention_loop(self) -> None:
         interval = self.config.retention_check_ms / 1000
         while True:
@@ -470,6 +482,8 @@ class Broker:
             server.close()
         if self._retention_task is not None:
             self._retention_task.cancel()
+        if self._tls_task is not None:
+            self._tls_task.cancel()
         if self._cleaner_task is not None:
             self._cleaner_task.cancel()
         for conn in list(self._connections):
