@@ -287,6 +287,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         "readyReplicas": sum(1 for b in observed if b.ready),
         "selector": resources.selector_string(c),
         "bootstrap": resources.bootstrap_address(c),
+        "bootstrapTls": resources.bootstrap_tls_address(c),
         "configHash": resources.config_hash(c),
         "brokers": [b.as_status() for b in observed],
     }

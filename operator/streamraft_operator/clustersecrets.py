@@ -38,15 +38,27 @@ def admin_token_secret_name(c: ClusterSpec) -> str:
 
 
 def broker_dns(c: ClusterSpec, ordinal: int) -> tuple[str, ...]:
-    """Every stable name of the pod: its Raft peers dial the fully qualified one (the member list)."""
+    """Every stable name of the pod (its Raft peers dial the fully qualified one, the member list), and the
+    bootstrap Service's names when the TLS Kafka listener is on."""
     pod = f"{c.name}-{ordinal}"
     svc = f"{c.name}-headless"
-    return (
+    names = (
         f"{pod}.{svc}.{c.namespace}.svc.cluster.local",
         f"{pod}.{svc}.{c.namespace}.svc",
         f"{pod}.{svc}.{c.namespace}",
         f"{pod}.{svc}",
         pod,
+    )
+    if not c.tls_listener:
+        return names
+    # TLS Kafka clients reach any broker first through the bootstrap Service.
+    boot = f"{c.name}-bootstrap"
+    return (
+        *names,
+        f"{boot}.{c.namespace}.svc.cluster.local",
+        f"{boot}.{c.namespace}.svc",
+        f"{boot}.{c.namespace}",
+        boot,
     )
 
 
@@ -149,7 +161,7 @@ def plan_secrets(
     if not existing.get(token_name, {}).get(TOKEN_KEY, b"").strip():
         out.append(secret(c, token_name, {TOKEN_KEY: new_token()}, labels))
         changes.append(f"generated the admin API token ({token_name})")
-    if not c.raft_tls:
+    if not c.certificates:
         return Wanted(tuple(out), tuple(changes))
     ca_data = existing.get(ca_secret_name(c), {})
     why = ca_renewal(ca_data, now)
@@ -169,13 +181,13 @@ def plan_secrets(
         leaf = certs.issue(ca, f"{c.name}-{ordinal}", now, dns=dns, uris=uris)
         data = {TLS_CERT: leaf.cert_pem, TLS_KEY: leaf.key_pem, CA_CERT: ca.cert_pem}
         out.append(secret(c, name, data, labels))
-        changes.append(f"issued the Raft certificate of broker {ordinal + 1} ({why})")
+        changes.append(f"issued the certificate of broker {ordinal + 1} ({why})")
     return Wanted(tuple(out), tuple(changes))
 
 
 def secret_names(c: ClusterSpec) -> list[str]:
     names = [admin_token_secret_name(c)]
-    if c.raft_tls:
+    if c.certificates:
         names.append(ca_secret_name(c))
         names += [broker_secret_name(c, i) for i in range(c.replicas)]
     return names

@@ -26,6 +26,8 @@ LABEL_CLUSTER: Final = f"{GROUP}/cluster"
 
 KAFKA_PORT_DEFAULT: Final = 9092
 RAFT_PORT: Final = 9093
+KAFKA_TLS_PORT_DEFAULT: Final = 9094
+"""The TLS Kafka listener (spec.listeners.tls), on by default."""
 METRICS_PORT: Final = 9644
 ADMIN_PORT: Final = 9645
 """Brokers' admin API (leadership hand-off, decommission); /metrics stays on METRICS_PORT."""

@@ -73,6 +73,10 @@ def bootstrap_address(c: ClusterSpec) -> str:
     return f"{bootstrap_name(c)}.{c.namespace}.svc:{c.kafka_port}"
 
 
+def bootstrap_tls_address(c: ClusterSpec) -> str | None:
+    return f"{bootstrap_name(c)}.{c.namespace}.svc:{c.tls_port}" if c.tls_listener else None
+
+
 def pod_dns(c: ClusterSpec, ordinal: int) -> str:
     return f"{c.name}-{ordinal}.{headless_name(c)}.{c.namespace}.svc.cluster.local"
 
@@ -112,7 +116,15 @@ def config_hash(c: ClusterSpec) -> str:
     The member list is part of it: membership is static in the broker (read at start), so after a scale
     every broker must be restarted to know the new set; the quorum-aware rollout does that one at a time.
     """
-    material = json.dumps({"config": broker_config(c), "port": c.kafka_port, "members": cluster_members(c)})
+    material = json.dumps(
+        {
+            "config": broker_config(c),
+            "port": c.kafka_port,
+            "members": cluster_members(c),
+            # Listeners are read at start: turning TLS on or off, or moving its port, needs a restart.
+            **({"tls": [c.tls_port, c.tls_authentication]} if c.tls_listener else {}),
+        }
+    )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -125,9 +137,16 @@ def config_map(c: ClusterSpec) -> Obj:
     }
 
 
+def _kafka_ports(c: ClusterSpec) -> list[Obj]:
+    out: list[Obj] = [{"name": "kafka", "port": c.kafka_port, "targetPort": "kafka", "protocol": "TCP"}]
+    if c.tls_listener:
+        out.append({"name": "kafka-tls", "port": c.tls_port, "targetPort": "kafka-tls", "protocol": "TCP"})
+    return out
+
+
 def _ports(c: ClusterSpec) -> list[Obj]:
     out: list[Obj] = [
-        {"name": "kafka", "port": c.kafka_port, "targetPort": "kafka", "protocol": "TCP"},
+        *_kafka_ports(c),
         {"name": "raft", "port": RAFT_PORT, "targetPort": "raft", "protocol": "TCP"},
     ]
     if c.metrics_enabled:
@@ -158,7 +177,7 @@ def bootstrap_service(c: ClusterSpec) -> Obj:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(c),
-            "ports": [{"name": "kafka", "port": c.kafka_port, "targetPort": "kafka", "protocol": "TCP"}],
+            "ports": _kafka_ports(c),
         },
     }
 
@@ -180,12 +199,33 @@ def _start_script(c: ClusterSpec) -> str:
         + (
             # Every broker's certificate is projected into every pod (one pod template serves all
             # ordinals); each broker uses the one naming its own node id.
-            f' --raft-tls-cert {RAFT_TLS_DIR}/"${{POD_NAME##*-}}"/{TLS_CERT}'
-            f' --raft-tls-key {RAFT_TLS_DIR}/"${{POD_NAME##*-}}"/{TLS_KEY}'
-            f" --raft-tls-ca {RAFT_TLS_DIR}/{CA_CERT}"
+            f" --raft-tls-cert {_own_cert} --raft-tls-key {_own_key} --raft-tls-ca {RAFT_TLS_DIR}/{CA_CERT}"
             if c.raft_tls
             else ""
         )
+        + _tls_listener_flags(c)
+    )
+
+
+_own_cert = f'{RAFT_TLS_DIR}/"${{POD_NAME##*-}}"/{TLS_CERT}'
+_own_key = f'{RAFT_TLS_DIR}/"${{POD_NAME##*-}}"/{TLS_KEY}'
+
+
+def _tls_listener_flags(c: ClusterSpec) -> str:
+    """PLAINTEXT (first: brokers talk to each other on it) and SSL, or SASL_SSL with SCRAM. Only the TLS
+    one is advertised explicitly: a replicated broker advertises its member address (the pod DNS name) on
+    the inter-broker listener."""
+    if not c.tls_listener:
+        return ""
+    name = "SASL_SSL" if c.tls_authentication == "scram-sha-512" else "SSL"
+    pod_dns_name = f'"$POD_NAME".{headless_name(c)}.{c.namespace}.svc.cluster.local'
+    return (
+        f" --listeners PLAINTEXT://0.0.0.0:{c.kafka_port},{name}://0.0.0.0:{c.tls_port}"
+        f" --advertised-listeners {name}://{pod_dns_name}:{c.tls_port}"
+        f" --ssl-keystore-certificate-chain {_own_cert} --ssl-keystore-key {_own_key}"
+        f" --ssl-truststore-location {RAFT_TLS_DIR}/{CA_CERT}"
+        + (" --ssl-client-auth required" if c.tls_authentication == "tls" else "")
+        + (" --sasl-enabled-mechanisms SCRAM-SHA-512" if name == "SASL_SSL" else "")
     )
 
 
@@ -214,6 +254,7 @@ def _container(c: ClusterSpec) -> Obj:
     ]
     ports = [
         {"name": "kafka", "containerPort": c.kafka_port, "protocol": "TCP"},
+        *([{"name": "kafka-tls", "containerPort": c.tls_port, "protocol": "TCP"}] if c.tls_listener else []),
         {"name": "raft", "containerPort": RAFT_PORT, "protocol": "TCP"},
         {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         {"name": "admin", "containerPort": ADMIN_PORT, "protocol": "TCP"},
@@ -264,7 +305,7 @@ def _container(c: ClusterSpec) -> Obj:
             {"name": "tmp", "mountPath": "/tmp"},
             {"name": "admin-token", "mountPath": ADMIN_TOKEN_DIR, "readOnly": True},
         ]
-        + ([{"name": "raft-tls", "mountPath": RAFT_TLS_DIR, "readOnly": True}] if c.raft_tls else []),
+        + ([{"name": "raft-tls", "mountPath": RAFT_TLS_DIR, "readOnly": True}] if c.certificates else []),
     }
     if c.resources:
         container["resources"] = dict(c.resources)
@@ -307,7 +348,7 @@ def stateful_set(c: ClusterSpec) -> Obj:
                 "secret": {"secretName": admin_token_secret_name(c), "defaultMode": 0o440},
             },
         ]
-        + ([raft_tls_volume(c)] if c.raft_tls else []),
+        + ([raft_tls_volume(c)] if c.certificates else []),
     }
     affinity = _affinity(c)
     if affinity is not None:
@@ -366,7 +407,7 @@ def raft_tls_volume(c: ClusterSpec) -> Obj:
 
 def network_policy(c: ClusterSpec) -> Obj:
     """Raft and admin only from this cluster's brokers (admin also from the operator, in any namespace);
-    Kafka and metrics (Prometheus) from anywhere. Ports not listed are closed to all."""
+    Kafka (both listeners) and metrics (Prometheus) from anywhere. Ports not listed are closed to all."""
     brokers = {"podSelector": {"matchLabels": selector_labels(c)}}
     operator = {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(OPERATOR_POD_LABELS)}}
 
@@ -374,7 +415,7 @@ def network_policy(c: ClusterSpec) -> Obj:
         return {"protocol": "TCP", "port": n}
 
     ingress: list[Obj] = [
-        {"ports": [port(c.kafka_port)]},
+        {"ports": [port(c.kafka_port)] + ([port(c.tls_port)] if c.tls_listener else [])},
         {"from": [brokers], "ports": [port(RAFT_PORT)]},
         {"from": [brokers, operator], "ports": [port(ADMIN_PORT)]},
     ]

@@ -13,6 +13,7 @@ from streamraft_operator.constants import (
     ADMIN_PORT,
     DEFAULT_IMAGE,
     KAFKA_PORT_DEFAULT,
+    KAFKA_TLS_PORT_DEFAULT,
     METRICS_PORT,
     RAFT_PORT,
 )
@@ -20,6 +21,9 @@ from streamraft_operator.constants import (
 
 class SpecError(ValueError):
     """The resource's spec cannot be acted upon; the message names every offending field."""
+
+
+TLS_AUTHENTICATIONS = ("none", "tls", "scram-sha-512")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,17 @@ class ClusterSpec:
     """Raft between brokers over mutual TLS with operator-issued certificates (spec.security.raftTls)."""
     network_policy: bool = True
     """A NetworkPolicy keeps Raft and admin ports to the brokers (spec.security.networkPolicy)."""
+    tls_listener: bool = True
+    """A Kafka listener over TLS (spec.listeners.tls) serving broker certificates of the cluster CA."""
+    tls_port: int = KAFKA_TLS_PORT_DEFAULT
+    tls_authentication: str = "none"
+    """spec.listeners.tls.authentication: none; tls (a client certificate of the cluster CA); scram-sha-512
+    (SASL_SSL: a SCRAM StreamUser's password)."""
+
+    @property
+    def certificates(self) -> bool:
+        """The operator issues a CA and broker certificates (for Raft, the TLS listener or both)."""
+        return self.raft_tls or self.tls_listener
 
 
 @dataclass(frozen=True)
@@ -127,6 +142,22 @@ def parse_cluster(
     advertise = kafka.get("advertise", "PodDNS")
     if advertise not in ("PodIP", "PodDNS"):
         problems.append(f"spec.listeners.kafka.advertise must be PodIP or PodDNS, got {advertise!r}")
+    tls = listeners.get("tls") or {}
+    tls_enabled = tls.get("enabled", True)
+    if not isinstance(tls_enabled, bool):
+        problems.append(f"spec.listeners.tls.enabled must be true or false, got {tls_enabled!r}")
+    tls_port = _int(tls.get("port", KAFKA_TLS_PORT_DEFAULT), "spec.listeners.tls.port", problems, 1024, 65535)
+    if tls_enabled is not False and tls_port in (port, RAFT_PORT, METRICS_PORT, ADMIN_PORT):
+        problems.append(
+            f"spec.listeners.tls.port must not be {tls_port} "
+            "(used by the Kafka listener, Raft, metrics or admin)"
+        )
+    tls_auth = tls.get("authentication", "none")
+    if tls_auth not in TLS_AUTHENTICATIONS:
+        problems.append(
+            f"spec.listeners.tls.authentication must be one of {', '.join(TLS_AUTHENTICATIONS)}, "
+            f"got {tls_auth!r}"
+        )
     config = _section(spec, "config", problems)
     problems += [f"spec.config: {p}" for p in validate_config(config, BROKER_KEYS)]
     rack = _section(spec, "rack", problems)
@@ -169,6 +200,9 @@ def parse_cluster(
         pdb_max_unavailable=pdb_budget(max_unavailable, replicas),
         raft_tls=flags["raftTls"],
         network_policy=flags["networkPolicy"],
+        tls_listener=tls_enabled is not False,
+        tls_port=tls_port,
+        tls_authentication=str(tls_auth),
     )
 
 

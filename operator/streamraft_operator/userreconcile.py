@@ -80,7 +80,11 @@ def plan_credentials(
         return Credentials(obj, password, True, f"generated the password of {u.principal} ({name})")
     if ca is None:
         return Credentials(
-            None, None, False, None, f"StreamCluster {c.name} has no CA (spec.security.raftTls is false)"
+            None,
+            None,
+            False,
+            None,
+            f"StreamCluster {c.name} has no CA (spec.security.raftTls and spec.listeners.tls are off)",
         )
     why = clustersecrets.leaf_renewal(existing, ca.cert_pem, (), (), now)
     if why is None:

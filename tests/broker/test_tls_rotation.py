@@ -10,16 +10,14 @@ import os
 import shutil
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer
 from cryptography import x509
 from streamraft_broker.security import pki
 
+from tests.support.background_writer import AckedWriter, read_values
 from tests.support.broker_process import BrokerProcess
 from tests.support.poll import poll
 
@@ -97,64 +95,18 @@ def test_a_renewed_certificate_is_served_under_acks_all_load_and_nothing_is_lost
         "security.protocol": "SSL",
         "ssl.ca.location": str(ca.cert),
     }
-    producer = Producer({**conf, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
-    acked: set[bytes] = set()
-    failed: list[str] = []
-
-    def on_delivery(err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            failed.append(str(err))
-        else:
-            value = msg.value()
-            assert value is not None
-            acked.add(value)
-
-    stop = threading.Event()
-    sent = 0
-
-    def produce() -> None:
-        nonlocal sent
-        while not stop.is_set() and sent < 200_000:
-            producer.produce(TOPIC, f"v{sent}".encode(), on_delivery=on_delivery)
-            sent += 1
-            producer.poll(0.002)  # paces the writer (~500 records/s) and serves delivery callbacks
-
-    writer = threading.Thread(target=produce, name="tls-writer")
-    writer.start()
-    try:
-        poll("first records acknowledged over TLS", lambda: len(acked) >= 200, DEADLINE_S)
+    with AckedWriter(conf, TOPIC) as writer:
+        writer.wait_for_more(200, DEADLINE_S, "over TLS")
         _swap_in(renewed, live)
         poll(
             "the broker serving its renewed certificate",
             lambda: _served_serial(port, ca.cert) == _serial(renewed.cert),
             DEADLINE_S,
         )
-        mark = len(acked)
-        poll("records acknowledged after the renewal", lambda: len(acked) >= mark + 200, DEADLINE_S)
-    finally:
-        stop.set()
-        writer.join(DEADLINE_S)
-    assert producer.flush(DEADLINE_S) == 0
-    assert failed == []
-    assert len(acked) == sent
-
-    consumer = Consumer(
-        {
-            **conf,
-            "group.id": "rotation-check",
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.subscribe([TOPIC])
-    got: set[bytes] = set()
-    deadline = time.monotonic() + DEADLINE_S
-    while len(got) < len(acked) and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None and msg.value() is not None:
-            got.add(msg.value())
-    consumer.close()
-    assert got == acked
+        writer.wait_for_more(200, DEADLINE_S, "after the renewal")
+    assert writer.failed == []
+    assert len(writer.acked) == writer.sent
+    assert read_values(conf, TOPIC, writer.acked, DEADLINE_S) == writer.acked
 
 
 def test_a_certificate_that_does_not_match_its_key_is_refused_and_the_old_one_kept(

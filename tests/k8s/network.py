@@ -139,6 +139,10 @@ def create_pod_netns(subnet: Subnet, host: int) -> str:
     ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", name)
     ip("link", "set", veth, "master", subnet.bridge, "up")
     ip("-n", name, "addr", "add", f"{subnet.address(host)}/24", "dev", "eth0")
+    # Announce the new MAC (gratuitous ARP on link up) and drop the host's entry for a previous pod
+    # that had this address, so the host never sends to a MAC that is gone.
+    ip("netns", "exec", name, "sysctl", "-q", "-w", "net.ipv4.conf.eth0.arp_notify=1")
+    ip("neigh", "flush", "to", subnet.address(host), check=False)
     ip("-n", name, "link", "set", "eth0", "up")
     ip("-n", name, "link", "set", "lo", "up")
     (NETNS_ETC / name).mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """End to end: a StreamCluster's brokers speak Raft over mutual TLS with certificates the operator issued,
-and their admin API answers only with the operator-generated token.
+and their admin API answers only with the operator-generated token; the TLS Kafka listener (on by default)
+serves the same certificates, and a certificate rotated under acks=all load over it loses nothing.
 
 One 3-broker cluster from the chart (operator watching one namespace, so with namespaced Roles). From the
 host (outside the cluster's pods): the Raft port completes a TLS handshake only for a client certificate
@@ -14,12 +15,15 @@ import base64
 import json
 import socket
 import ssl
+import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBindingFilter,
     AclOperation,
@@ -32,10 +36,12 @@ from cryptography import x509
 
 from tests.k8s.cluster import Cluster, WaitTimeout
 from tests.k8s.release import installed_release, ready, resource
+from tests.support.background_writer import AckedWriter, read_values
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
 RAFT_PORT = 9093
+KAFKA_TLS_PORT = 9094
 ADMIN_PORT = 9645
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -47,9 +53,26 @@ def _secret(k8s: Cluster, ns: str, name: str) -> dict[str, bytes] | None:
     return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
 
 
+def _dial(ip: str, port: int = RAFT_PORT, within: float = 30.0) -> socket.socket:
+    """A TCP connection to a pod. Ready means the Kafka port answered; the Raft listener of the same
+    process may still be binding, so connecting is retried for a bounded time, and a failure names
+    what the host saw of the pod's address."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return socket.create_connection((ip, port), timeout=5)
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                show = ["ip", "neigh", "show", ip]
+                neigh = subprocess.run(show, check=False, capture_output=True, text=True).stdout
+                detail = f"no connection to {ip}:{port} in {within} s: {exc}; neigh {neigh!r}"
+                raise AssertionError(detail) from exc
+            time.sleep(0.5)
+
+
 def _plaintext_answer(ip: str) -> bytes:
     """What the Raft port sends back to a plaintext HTTP/2 (gRPC) client's opening."""
-    with socket.create_connection((ip, RAFT_PORT), timeout=5) as sock:
+    with _dial(ip) as sock:
         sock.sendall(HTTP2_PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # preface + empty SETTINGS
         chunks = b""
         try:
@@ -63,9 +86,9 @@ def _plaintext_answer(ip: str) -> bytes:
     return chunks
 
 
-def _server_cert(ctx: ssl.SSLContext, ip: str, host: str) -> x509.Certificate:
+def _server_cert(ctx: ssl.SSLContext, ip: str, host: str, port: int = RAFT_PORT) -> x509.Certificate:
     with (
-        socket.create_connection((ip, RAFT_PORT), timeout=5) as raw,
+        _dial(ip, port) as raw,
         ctx.wrap_socket(raw, server_hostname=host) as conn,
     ):
         der = conn.getpeercert(binary_form=True)
@@ -80,13 +103,30 @@ def _server_node_uris(ctx: ssl.SSLContext, ip: str, host: str) -> list[str]:
 
 def _answer_without_client_cert(ctx: ssl.SSLContext, ip: str, host: str) -> bytes:
     """Bytes the server sends a client that has no certificate; b"" once it refused (alert or EOF)."""
-    with socket.create_connection((ip, RAFT_PORT), timeout=5) as raw:
+    with _dial(ip) as raw:
         try:
             with ctx.wrap_socket(raw, server_hostname=host) as conn:
                 conn.sendall(HTTP2_PREFACE)
                 return conn.recv(64)
         except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
             return b""
+
+
+def _scram_user(k8s: Cluster, ns: str, name: str, topic: str) -> str:
+    """A SCRAM StreamUser that may write and read ``topic`` (idempotently) and read with groups named
+    ``read-*``; returns the password from its Secret once the user is Ready."""
+    acls = [
+        {"resource": {"type": "topic", "name": topic}, "operations": ["Read", "Write", "Create", "Describe"]},
+        {"resource": {"type": "group", "name": "read-", "patternType": "prefix"}, "operations": ["Read"]},
+        {"resource": {"type": "cluster"}, "operations": ["IdempotentWrite"]},
+    ]
+    spec = {"cluster": "demo", "authentication": {"type": "scram-sha-512"}, "authorization": {"acls": acls}}
+    k8s.apply(resource("StreamUser", name, spec), namespace=ns)
+    user = k8s.wait_for(lambda: ready(k8s, ns, "streamusers", name), 90, f"StreamUser {name} Ready")
+    assert user["status"]["username"] == f"User:{name}"
+    creds = _secret(k8s, ns, f"{name}-streamuser")
+    assert creds is not None and creds["sasl.mechanism"] == b"SCRAM-SHA-512"
+    return creds["password"].decode()
 
 
 def _admin(ip: str, token: str | None) -> int:
@@ -106,8 +146,12 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
         assert any(any("secrets" in r["resources"] for r in role["rules"]) for role in roles), roles
 
         acls_on = {"authorizer.class.name": "streamraft.acl", "super.users": "User:ANONYMOUS"}
+        # The TLS Kafka listener authenticates with SCRAM (SASL_SSL); it is on by default, SSL without it.
+        listeners = {"tls": {"authentication": "scram-sha-512"}}
         cluster = resource(
-            "StreamCluster", "demo", {"replicas": 3, "storage": {"size": "1Gi"}, "config": acls_on}
+            "StreamCluster",
+            "demo",
+            {"replicas": 3, "storage": {"size": "1Gi"}, "config": acls_on, "listeners": listeners},
         )
         k8s.apply(cluster, namespace=ns)
         k8s.wait_for(lambda: ready(k8s, ns, "streamclusters", "demo"), 240, "StreamCluster demo Ready")
@@ -155,23 +199,54 @@ def test_raft_over_operator_issued_mtls_and_admin_api_needs_the_token(k8s: Clust
                 assert _admin(ip, "not-the-token") == 401
                 assert _admin(ip, token) == 200
 
-            # A reissued certificate reaches the running broker: the operator remakes the deleted Secret,
-            # the Secret volume follows, the Raft transport re-reads its files. No restart.
+            # The TLS Kafka listener serves the same broker certificate, verified by name; a SCRAM
+            # StreamUser logs in over it with the password the operator generated, within its ACLs.
+            kafka_tls = ssl.create_default_context(cafile=str(d / "ca.crt"))
+            pods = [f"demo-{i}.demo-headless.{ns}.svc.cluster.local" for i in range(3)]
+            bob = _scram_user(k8s, ns, "bob", "rotation")
+            over_tls = {
+                "bootstrap.servers": ",".join(f"{name}:{KAFKA_TLS_PORT}" for name in pods),
+                "security.protocol": "SASL_SSL",
+                "ssl.ca.location": str(d / "ca.crt"),
+                "sasl.mechanisms": "SCRAM-SHA-512",
+                "sasl.username": "bob",
+                "sasl.password": bob,
+            }
+            wrong = AdminClient({**over_tls, "sasl.password": "not-" + bob})
+            with pytest.raises(KafkaException, match="Authentication failed"):
+                wrong.list_topics(timeout=15)
+            status = k8s.api.get(f"/apis/streamraft.io/v1alpha1/namespaces/{ns}/streamclusters/demo")
+            assert (status or {})["status"]["bootstrapTls"] == f"demo-bootstrap.{ns}.svc:{KAFKA_TLS_PORT}"
+
+            # A reissued certificate reaches the running broker under acks=all load over that listener: the
+            # operator remakes the deleted Secret, the Secret volume follows, the Raft transport and the
+            # Kafka listener re-read their files. No restart, nothing lost.
             pod = k8s.pod_ready(ns, "demo-0")
             assert pod is not None
-            ip0, host0 = pod["status"]["podIP"], f"demo-0.demo-headless.{ns}.svc.cluster.local"
+            ip0, host0 = pod["status"]["podIP"], pods[0]
             restarts = [c.get("restartCount", 0) for c in pod["status"].get("containerStatuses") or []]
             old_serial = _server_cert(mtls, ip0, host0).serial_number
-            k8s.kubectl("delete", "secret", "demo-0-raft-tls", "-n", ns)
+            assert _server_cert(kafka_tls, ip0, host0, KAFKA_TLS_PORT).serial_number == old_serial
 
             def reissued() -> bool:
                 secret = _secret(k8s, ns, "demo-0-raft-tls")
                 if secret is None:
                     return False
                 new = x509.load_pem_x509_certificate(secret["tls.crt"]).serial_number
-                return new != old_serial and _server_cert(mtls, ip0, host0).serial_number == new
+                return (
+                    new != old_serial
+                    and _server_cert(mtls, ip0, host0).serial_number == new
+                    and _server_cert(kafka_tls, ip0, host0, KAFKA_TLS_PORT).serial_number == new
+                )
 
-            k8s.wait_for(reissued, 90, "broker 1 serving its reissued Raft certificate")
+            with AckedWriter(over_tls, "rotation") as writer:
+                writer.wait_for_more(100, 120, "over TLS before the rotation")
+                k8s.kubectl("delete", "secret", "demo-0-raft-tls", "-n", ns)
+                k8s.wait_for(reissued, 90, "broker 1 serving its reissued certificate on Raft and Kafka TLS")
+                writer.wait_for_more(100, 120, "over TLS after the rotation")
+            assert writer.failed == []
+            assert len(writer.acked) == writer.sent
+            assert read_values(over_tls, "rotation", writer.acked, 120) == writer.acked
             pod = k8s.pod_ready(ns, "demo-0")
             assert pod is not None
             assert [

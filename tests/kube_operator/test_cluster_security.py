@@ -24,7 +24,7 @@ from streamraft_operator.clustersecrets import (
     plan_secrets,
     secret_data,
 )
-from streamraft_operator.resources import desired_objects, network_policy, stateful_set
+from streamraft_operator.resources import config_hash, desired_objects, network_policy, stateful_set
 from streamraft_operator.spec import ClusterSpec, SpecError, parse_cluster
 
 NOW = datetime.datetime(2026, 12, 7, 12, 0, tzinfo=datetime.UTC)
@@ -139,12 +139,81 @@ def test_renewal_reasons_for_damaged_or_foreign_material() -> None:
     assert why is not None and "expires" in why
 
 
-def test_raft_tls_off_still_makes_the_admin_token() -> None:
-    c = _cluster(security={"raftTls": False})
+def test_raft_tls_and_tls_listener_off_still_make_the_admin_token() -> None:
+    c = _cluster(security={"raftTls": False}, listeners={"tls": {"enabled": False}})
     assert [s["metadata"]["name"] for s in plan_secrets(c, {}, NOW, {}).secrets] == ["demo-admin-token"]
-    script = stateful_set(c)["spec"]["template"]["spec"]["containers"][0]["command"][2]
-    assert "--raft-tls" not in script
+    pod = stateful_set(c)["spec"]["template"]["spec"]
+    script = pod["containers"][0]["command"][2]
+    assert "--raft-tls" not in script and "--listeners" not in script and "--ssl-" not in script
     assert "--admin-token-file /etc/streamraft-admin/token" in script
+    assert "raft-tls" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_raft_tls_off_keeps_the_certificates_the_tls_listener_serves() -> None:
+    c = _cluster(security={"raftTls": False})
+    names = [s["metadata"]["name"] for s in plan_secrets(c, {}, NOW, {}).secrets]
+    assert names == ["demo-admin-token", "demo-ca", "demo-0-raft-tls", "demo-1-raft-tls", "demo-2-raft-tls"]
+    script = stateful_set(c)["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert "--raft-tls" not in script and "--ssl-keystore-key" in script
+
+
+def _started_as(c: ClusterSpec, pod: str) -> str:
+    """The broker command line the pod's start script runs (the shell expands the pod's own names)."""
+    script = stateful_set(c)["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    shown = script.replace("exec streamraft broker", "echo", 1)
+    return subprocess.run(
+        ["sh", "-c", shown], env={"POD_NAME": pod}, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_a_tls_kafka_listener_is_on_by_default_with_the_brokers_own_certificate() -> None:
+    c = _cluster()
+    out = _started_as(c, "demo-2")
+    assert "--listeners PLAINTEXT://0.0.0.0:9092,SSL://0.0.0.0:9094 " in out
+    assert "--advertised-listeners SSL://demo-2.demo-headless.team-a.svc.cluster.local:9094 " in out
+    assert "--ssl-keystore-certificate-chain /etc/streamraft-raft-tls/2/tls.crt" in out
+    assert "--ssl-keystore-key /etc/streamraft-raft-tls/2/tls.key" in out
+    assert "--ssl-truststore-location /etc/streamraft-raft-tls/ca.crt" in out
+    assert "--ssl-client-auth" not in out
+    by_kind = {(o["kind"], o["metadata"]["name"]): o for o in desired_objects(c, service_monitor_crd=False)}
+    for service in ("demo-bootstrap", "demo-headless"):
+        ports = {p["name"]: p["port"] for p in by_kind[("Service", service)]["spec"]["ports"]}
+        assert ports["kafka"] == 9092 and ports["kafka-tls"] == 9094
+    container = by_kind[("StatefulSet", "demo")]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "kafka-tls", "containerPort": 9094, "protocol": "TCP"} in container["ports"]
+    # Clients verify the name they dialled: the bootstrap Service's names are in every certificate.
+    leaf = _existing(plan_secrets(c, {}, NOW, {}))["demo-1-raft-tls"]
+    assert {"demo-bootstrap.team-a.svc", "demo-bootstrap.team-a.svc.cluster.local"} <= certs.info(
+        leaf[TLS_CERT]
+    ).dns
+
+
+def test_tls_listener_port_authentication_and_invalid_settings() -> None:
+    c = _cluster(listeners={"tls": {"port": 19094, "authentication": "tls"}})
+    out = _started_as(c, "demo-0")
+    assert "SSL://0.0.0.0:19094" in out and "--ssl-client-auth required" in out
+    scram = _started_as(_cluster(listeners={"tls": {"authentication": "scram-sha-512"}}), "demo-1")
+    assert "--listeners PLAINTEXT://0.0.0.0:9092,SASL_SSL://0.0.0.0:9094 " in scram
+    assert "--advertised-listeners SASL_SSL://demo-1.demo-headless.team-a.svc.cluster.local:9094 " in scram
+    assert "--sasl-enabled-mechanisms SCRAM-SHA-512" in scram and "--ssl-client-auth" not in scram
+    off = _cluster(listeners={"tls": {"enabled": False}})
+    assert "--listeners" not in _started_as(off, "demo-0")
+    assert {p["name"] for p in stateful_set(off)["spec"]["template"]["spec"]["containers"][0]["ports"]} == {
+        "kafka",
+        "raft",
+        "metrics",
+        "admin",
+    }
+    # Turning TLS on, off or moving it changes the listeners a broker reads at start: a restart.
+    assert len({config_hash(c), config_hash(off), config_hash(_cluster())}) == 3
+    for bad, problem in [
+        ({"port": 9092}, "spec.listeners.tls.port must not be 9092"),
+        ({"port": 9093}, "spec.listeners.tls.port must not be 9093"),
+        ({"authentication": "scram"}, "must be one of none, tls, scram-sha-512"),
+        ({"enabled": "yes"}, "must be true or false"),
+    ]:
+        with pytest.raises(SpecError, match=problem):
+            _cluster(listeners={"tls": bad})
 
 
 def test_issued_certificates_make_a_real_mutual_tls_handshake(tmp_path: Path) -> None:
@@ -223,9 +292,9 @@ def test_network_policy_keeps_raft_and_admin_to_the_brokers() -> None:
     np = network_policy(c)
     assert np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "demo"
     assert np["spec"]["policyTypes"] == ["Ingress"]
-    by_port = {r["ports"][0]["port"]: r.get("from") for r in np["spec"]["ingress"]}
-    assert set(by_port) == {19092, 9644, 9093, 9645}
-    assert by_port[19092] is None and by_port[9644] is None  # open to any source
+    by_port = {p["port"]: r.get("from") for r in np["spec"]["ingress"] for p in r["ports"]}
+    assert set(by_port) == {19092, 9094, 9644, 9093, 9645}
+    assert by_port[19092] is None and by_port[9094] is None and by_port[9644] is None  # open to any source
     brokers = {"podSelector": {"matchLabels": np["spec"]["podSelector"]["matchLabels"]}}
     assert by_port[9093] == [brokers]
     operator = {
@@ -234,7 +303,7 @@ def test_network_policy_keeps_raft_and_admin_to_the_brokers() -> None:
     }
     assert by_port[9645] == [brokers, operator]
     no_metrics = network_policy(_cluster(metrics={"enabled": False}))
-    assert {r["ports"][0]["port"] for r in no_metrics["spec"]["ingress"]} == {9092, 9093, 9645}
+    assert {p["port"] for r in no_metrics["spec"]["ingress"] for p in r["ports"]} == {9092, 9094, 9093, 9645}
     kinds = [o["kind"] for o in desired_objects(c, service_monitor_crd=False)]
     assert kinds[-1] == "NetworkPolicy"
     off = _cluster(security={"networkPolicy": False})

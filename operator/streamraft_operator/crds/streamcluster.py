@@ -1,7 +1,12 @@
 """StreamCluster: a set of brokers run as one StatefulSet."""
 
 from streamraft_operator.configkeys import BROKER_KEYS, config_schema
-from streamraft_operator.constants import CLUSTER_KIND, CLUSTER_PLURAL, KAFKA_PORT_DEFAULT
+from streamraft_operator.constants import (
+    CLUSTER_KIND,
+    CLUSTER_PLURAL,
+    KAFKA_PORT_DEFAULT,
+    KAFKA_TLS_PORT_DEFAULT,
+)
 from streamraft_operator.crds.common import (
     Schema,
     boolean,
@@ -15,6 +20,7 @@ from streamraft_operator.crds.common import (
     string,
     string_map,
 )
+from streamraft_operator.spec import TLS_AUTHENTICATIONS
 
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P|m)?$"
 
@@ -76,6 +82,36 @@ def _spec() -> Schema:
                             ]
                         },
                     ),
+                    "tls": obj(
+                        "The Kafka listener over TLS (1.2/1.3), on by default: brokers serve certificates "
+                        "of the cluster CA (Secret <name>-ca, key ca.crt), renewed before expiry without "
+                        "a restart; clients connect to status.bootstrapTls.",
+                        {
+                            "enabled": boolean("Run the TLS listener.", True),
+                            "port": integer(
+                                "TLS Kafka port.", minimum=1024, maximum=65535, default=KAFKA_TLS_PORT_DEFAULT
+                            ),
+                            "authentication": string(
+                                "none: any client may connect (as User:ANONYMOUS); tls: clients must "
+                                "present a certificate of the cluster CA (a StreamUser with authentication "
+                                "tls), its subject DN being the principal; scram-sha-512: SASL_SSL with a "
+                                "SCRAM StreamUser's password (Secret <user>-streamuser).",
+                                enum=list(TLS_AUTHENTICATIONS),
+                                default="none",
+                            ),
+                        },
+                        default={},
+                        **{
+                            "x-kubernetes-validations": [
+                                cel(
+                                    "!has(self.port) || "
+                                    "(self.port != 9093 && self.port != 9644 && self.port != 9645)",
+                                    "listeners.tls.port must not be 9093 (Raft), 9644 (metrics) "
+                                    "or 9645 (admin)",
+                                )
+                            ]
+                        },
+                    ),
                 },
                 default={},
             ),
@@ -116,8 +152,9 @@ def _spec() -> Schema:
                 {
                     "raftTls": boolean(
                         "Raft between brokers over mutual TLS: the operator keeps a CA Secret "
-                        "(<name>-ca) and one certificate Secret per broker (<name>-<ordinal>-raft-tls), "
-                        "renewed 30 days before expiry and picked up by brokers without a restart.",
+                        "(<name>-ca) and one certificate Secret per broker (<name>-<ordinal>-raft-tls, "
+                        "also served by the TLS Kafka listener), renewed 30 days before expiry and "
+                        "picked up by brokers without a restart.",
                         True,
                     ),
                     "networkPolicy": boolean(
@@ -166,6 +203,7 @@ def _status() -> Schema:
             "readyReplicas": integer("Brokers that are Ready."),
             "selector": string("Label selector of the broker pods (for the scale subresource)."),
             "bootstrap": string("Kafka bootstrap address (client Service)."),
+            "bootstrapTls": string("Bootstrap address of the TLS listener (client Service), if enabled."),
             "configHash": string("Hash of the rendered broker configuration."),
             "conditions": conditions_schema(),
             "brokers": {"type": "array", "description": "Per-broker state.", "items": broker},

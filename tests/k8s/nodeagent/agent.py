@@ -58,6 +58,7 @@ class Agent:
         self.apiproxy_port = 0
         self.workers: dict[str, PodWorker] = {}
         self._hosts_in_use: set[int] = set()
+        self._last_host = 254
         self._alloc_lock = threading.Lock()
         self._stop = threading.Event()
         self._refresh = threading.Event()
@@ -70,9 +71,13 @@ class Agent:
     # --- shared with pod workers
     def allocate_host(self) -> int:
         with self._alloc_lock:
-            for host in range(2, 255):
+            # Round robin, as real IPAM does: an address just freed is handed out last, so no client's
+            # cached route or connection to a deleted pod reaches its successor.
+            for step in range(1, 254):
+                host = 2 + (self._last_host - 2 + step) % 253
                 if host not in self._hosts_in_use:
                     self._hosts_in_use.add(host)
+                    self._last_host = host
                     return host
         raise network.NetworkError(f"no free pod address left in {self.subnet.gateway}/24")
 

@@ -544,7 +544,11 @@ class PodWorker(threading.Thread):
             same = old is not None and old.get("status") == entry["status"]
             entry["lastTransitionTime"] = old.get("lastTransitionTime") if same and old else stamp
         try:
-            result = self.agent.api.patch(self.path + "/status", {"status": status})
+            # The uid makes the patch a precondition (409 if the name now belongs to a newer pod), as the
+            # kubelet does: a worker still finishing an old pod must never report onto its successor.
+            result = self.agent.api.patch(
+                self.path + "/status", {"metadata": {"uid": self.uid}, "status": status}
+            )
         except ApiError as exc:
             if exc.status == 409:
                 return
