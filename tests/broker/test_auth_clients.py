@@ -41,6 +41,7 @@ from tests.support.security import (
     broker_args,
     confluent_mtls,
     confluent_sasl_ssl,
+    first_client_error,
     kafka_python_sasl_ssl,
     make_material,
 )
@@ -108,17 +109,6 @@ def _confluent_roundtrip(conf: dict[str, Any], topic: str, n: int = 20) -> list[
     finally:
         consumer.close()
     return got
-
-
-def _confluent_error(conf: dict[str, Any]) -> KafkaError:
-    """The first error a producer reports trying to reach the cluster."""
-    errors: list[KafkaError] = []
-    producer = Producer({**conf, "error_cb": errors.append})
-    deadline = time.monotonic() + DEADLINE_S
-    while not errors and time.monotonic() < deadline:
-        producer.poll(0.2)
-    assert errors, "the client reported no error"
-    return errors[0]
 
 
 def _kafka_python_values(consumer: KafkaConsumer, n: int) -> list[bytes]:
@@ -201,7 +191,7 @@ def test_confluent_wrong_password_is_an_authentication_error(
     broker: BrokerProcess, material: Material, scram_user: tuple[str, str]
 ) -> None:
     conf = confluent_sasl_ssl(material, _port(broker, "SASL_SSL"), "SCRAM-SHA-512", USER, "wrong")
-    error = _confluent_error(conf)
+    error = first_client_error(conf)
     assert error.code() == KafkaError._AUTHENTICATION, error
     assert "invalid credentials" in error.str()
 
@@ -385,7 +375,7 @@ def test_refused_client_certificates(broker: BrokerProcess, material: Material, 
         del conf["ssl.certificate.location"], conf["ssl.key.location"]
     else:
         conf = confluent_mtls(material, _port(broker, "SSL"), getattr(material, which))
-    error = _confluent_error(conf)
+    error = first_client_error(conf)
     assert error.code() in (KafkaError._SSL, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN), error
     # The broker logs why, as Kafka logs a failed SSL authentication.
     reason = {
@@ -427,7 +417,7 @@ def test_confluent_oauthbearer_bad_token_is_refused(
     token = material.token(
         "service-a", forged=kind == "forged", lifetime_s=-120 if kind == "expired" else 300
     )
-    error = _confluent_error(_oauth_conf(broker, material, lambda: token))
+    error = first_client_error(_oauth_conf(broker, material, lambda: token))
     assert error.code() == KafkaError._AUTHENTICATION, error
     assert ("Signature" if kind == "forged" else "expired") in error.str()
 
@@ -496,7 +486,7 @@ def test_streamraft_users_create_list_delete(
     assert "erin: SCRAM-SHA-256 (iterations 8192)" in _streamraft("users", "list", *common).stdout
     assert _streamraft("users", "delete", "erin", "--mechanism", "SCRAM-SHA-256", *common).returncode == 0
     assert "erin" not in _streamraft("users", "list", *common).stdout
-    assert _confluent_error(conf).code() == KafkaError._AUTHENTICATION
+    assert first_client_error(conf).code() == KafkaError._AUTHENTICATION
 
 
 # ---------------------------------------------------------------------- the broker as a client

@@ -64,6 +64,18 @@ class KafkaNode:
             return "<no log>"
 
 
+@dataclass(frozen=True)
+class SecureListeners:
+    """SSL and SASL_SSL (SCRAM-SHA-512) listeners beside PLAINTEXT: one PEM keystore (private key and
+    certificate chain in one file, valid for 127.0.0.1) and a PEM truststore, and one SCRAM user made
+    when the storage is formatted."""
+
+    keystore: Path
+    truststore: Path
+    scram_user: str
+    scram_password: str
+
+
 def _cluster_id() -> str:
     # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -81,6 +93,7 @@ class KafkaCluster:
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         workdir: Path | None = None,
         extra_config: dict[str, str] | None = None,
+        secure: SecureListeners | None = None,
     ) -> None:
         assert 1 <= nodes <= 9, f"cluster size {nodes} out of range"
         self.size = nodes
@@ -91,7 +104,14 @@ class KafkaCluster:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kafka-cluster-"))
         self.extra_config = dict(extra_config or {})
         self.cluster_id = _cluster_id()
-        ports = free_ports(2 * nodes)
+        self.secure = secure
+        ports = free_ports(4 * nodes if secure else 2 * nodes)
+        # Per node: (SSL port, SASL_SSL port), after the plaintext and controller ports.
+        self.secure_ports = (
+            {i + 1: (ports[2 * nodes + 2 * i], ports[2 * nodes + 2 * i + 1]) for i in range(nodes)}
+            if secure
+            else {}
+        )
         self.nodes = [
             KafkaNode(
                 node_id=i + 1,
@@ -107,6 +127,13 @@ class KafkaCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(n.address for n in self.nodes)
+
+    def bootstrap_for(self, protocol: str) -> str:
+        """The bootstrap list of the PLAINTEXT, SSL or SASL_SSL listener."""
+        if protocol == "PLAINTEXT":
+            return self.bootstrap_servers
+        index = {"SSL": 0, "SASL_SSL": 1}[protocol]
+        return ",".join(f"127.0.0.1:{self.secure_ports[n.node_id][index]}" for n in self.nodes)
 
     def node(self, node_id: int) -> KafkaNode:
         for n in self.nodes:
@@ -144,6 +171,24 @@ class KafkaCluster:
             "num.io.threads": "4",
             "num.recovery.threads.per.data.dir": "1",
         }
+        if self.secure is not None:
+            ssl_port, sasl_port = self.secure_ports[node.node_id]
+            extra = f",SSL://127.0.0.1:{ssl_port},SASL_SSL://127.0.0.1:{sasl_port}"
+            props["listeners"] += extra
+            props["advertised.listeners"] += extra
+            props["listener.security.protocol.map"] += ",SSL:SSL,SASL_SSL:SASL_SSL"
+            props.update(
+                {
+                    "ssl.keystore.type": "PEM",
+                    "ssl.keystore.location": str(self.secure.keystore),
+                    "ssl.truststore.type": "PEM",
+                    "ssl.truststore.location": str(self.secure.truststore),
+                    "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+                    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                    ),
+                }
+            )
         if self.fsync:
             props["log.flush.interval.messages"] = "1"
         props.update(self.extra_config)
@@ -155,9 +200,23 @@ class KafkaCluster:
             node.config_path.write_text(self._config(node))
             run_tool(
                 STORAGE_TOOL,
-                ["format", "-t", self.cluster_id, "-c", str(node.config_path), "--ignore-formatted"],
+                [
+                    "format",
+                    "-t",
+                    self.cluster_id,
+                    "-c",
+                    str(node.config_path),
+                    "--ignore-formatted",
+                    *self._scram_args(),
+                ],
                 timeout_s=180,
             )
+
+    def _scram_args(self) -> list[str]:
+        if self.secure is None:
+            return []
+        user, password = self.secure.scram_user, self.secure.scram_password
+        return ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
 
     def _jvm_cmd(self, node: KafkaNode) -> list[str]:
         java = shutil.which("java")

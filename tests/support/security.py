@@ -7,10 +7,12 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
+from confluent_kafka import KafkaError, Producer
 from cryptography.hazmat.primitives.asymmetric import rsa
 from streamraft_broker.security import pki
 
@@ -121,6 +123,18 @@ def kafka_python_sasl_ssl(m: Material, port: int, user: str, password: str) -> d
         "sasl_plain_username": user,
         "sasl_plain_password": password,
     }
+
+
+def first_client_error(conf: Mapping[str, object], timeout: float = 30.0) -> KafkaError:
+    """The first error a confluent-kafka producer reports trying to reach the cluster (e.g. a refused
+    login), polled for at most ``timeout`` seconds."""
+    errors: list[KafkaError] = []
+    producer = Producer({**conf, "error_cb": errors.append})
+    deadline = time.monotonic() + timeout
+    while not errors and time.monotonic() < deadline:
+        producer.poll(0.2)
+    assert errors, "the client reported no error"
+    return errors[0]
 
 
 def login_count(metrics_url: str, result: str) -> float:
