@@ -19,6 +19,7 @@ from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
 from streamraft_broker.handlers.list_offsets import handle_list_offsets
 from streamraft_broker.handlers.metadata import handle_metadata
+from streamraft_broker.handlers.offset_delete import handle_offset_delete
 from streamraft_broker.handlers.produce import handle_produce
 from streamraft_broker.handlers.producer_id import handle_init_producer_id
 from streamraft_broker.handlers.quorum import handle_describe_quorum
@@ -74,6 +75,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
     **GROUP_HANDLERS,
     ApiKey.DELETE_GROUPS: handle_delete_groups,
+    ApiKey.OFFSET_DELETE: handle_offset_delete,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: handle_alter_partition_reassignments,
     ApiKey.LIST_PARTITION_REASSIGNMENTS: handle_list_partition_reassignments,
     ApiKey.ALTER_PARTITION: handle_alter_partition,
