@@ -14,6 +14,7 @@ from streamraft_broker.handlers.cluster_membership import handle_broker_registra
 from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
 from streamraft_broker.handlers.context import Handler
 from streamraft_broker.handlers.delete_records import handle_delete_records
+from streamraft_broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
 from streamraft_broker.handlers.fetch import handle_fetch
 from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
@@ -51,6 +52,7 @@ from streamraft_broker.protocol.versions import ApiKey
 HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.API_VERSIONS: handle_api_versions,
     ApiKey.METADATA: handle_metadata,
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS: handle_describe_topic_partitions,
     ApiKey.PRODUCE: handle_produce,
     ApiKey.FETCH: handle_fetch,
     ApiKey.LIST_OFFSETS: handle_list_offsets,
