@@ -19,6 +19,7 @@ from streamraft_broker.handlers.fetch import handle_fetch
 from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
 from streamraft_broker.handlers.list_offsets import handle_list_offsets
+from streamraft_broker.handlers.log_dirs import handle_alter_replica_log_dirs, handle_describe_log_dirs
 from streamraft_broker.handlers.metadata import handle_metadata
 from streamraft_broker.handlers.offset_delete import handle_offset_delete
 from streamraft_broker.handlers.produce import handle_produce
@@ -63,6 +64,8 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.CREATE_ACLS: handle_create_acls,
     ApiKey.DELETE_ACLS: handle_delete_acls,
     ApiKey.DELETE_RECORDS: handle_delete_records,
+    ApiKey.DESCRIBE_LOG_DIRS: handle_describe_log_dirs,
+    ApiKey.ALTER_REPLICA_LOG_DIRS: handle_alter_replica_log_dirs,
     ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,
