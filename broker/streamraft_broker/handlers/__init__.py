@@ -11,7 +11,11 @@ from streamraft_broker.handlers.cluster import (
     handle_offset_for_leader_epoch,
 )
 from streamraft_broker.handlers.cluster_membership import handle_broker_registration, handle_unregister_broker
-from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
+from streamraft_broker.handlers.configs import (
+    handle_alter_configs,
+    handle_describe_configs,
+    handle_incremental_alter_configs,
+)
 from streamraft_broker.handlers.context import Handler
 from streamraft_broker.handlers.delete_records import handle_delete_records
 from streamraft_broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
@@ -68,6 +72,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.ALTER_REPLICA_LOG_DIRS: handle_alter_replica_log_dirs,
     ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
+    ApiKey.ALTER_CONFIGS: handle_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,
     ApiKey.FIND_COORDINATOR: handle_find_coordinator,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: handle_offset_for_leader_epoch,
