@@ -19,6 +19,7 @@ from streamraft_broker.handlers.configs import (
 from streamraft_broker.handlers.context import Handler
 from streamraft_broker.handlers.delete_records import handle_delete_records
 from streamraft_broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
+from streamraft_broker.handlers.elect_leaders import handle_elect_leaders
 from streamraft_broker.handlers.fetch import handle_fetch
 from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
@@ -85,6 +86,7 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
     **GROUP_HANDLERS,
     ApiKey.DELETE_GROUPS: handle_delete_groups,
+    ApiKey.ELECT_LEADERS: handle_elect_leaders,
     ApiKey.OFFSET_DELETE: handle_offset_delete,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: handle_alter_partition_reassignments,
     ApiKey.LIST_PARTITION_REASSIGNMENTS: handle_list_partition_reassignments,
