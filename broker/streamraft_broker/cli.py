@@ -189,6 +189,10 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
         help="true/false (default false): accept registrations of broker ids not in --cluster-members",
     )
     p.add_argument(
+        "--auto-leader-rebalance-enable",
+        help="auto.leader.rebalance.enable: true/false (default true): leaders return to preferred replicas",
+    )
+    p.add_argument(
         "--quota-window-num", help="samples in a client quota's sliding window (quota.window.num), default 11"
     )
     p.add_argument(
@@ -250,6 +254,7 @@ _BROKER_KEYS = [
     "super_users",
     "allow_everyone_if_no_acl_found",
     "allow_broker_join",
+    "auto_leader_rebalance_enable",
     "quota_window_num",
     "quota_window_size_seconds",
     "raft_tls_cert",

@@ -117,6 +117,9 @@ class BrokerConfig:
     allow_everyone_if_no_acl_found: bool = False
     """Kafka's allow.everyone.if.no.acl.found: a resource without any ACL is open to everyone."""
     allow_broker_join: bool = False
+    auto_leader_rebalance_enable: bool = True
+    """Kafka's auto.leader.rebalance.enable: leaders hand each partition back to its preferred (first)
+    replica on their own every few seconds. Off: only ElectLeaders (kafka-leader-election) moves them."""
     """Accept BrokerRegistration from broker ids missing from this broker's cluster_members (a broker
     added without restarting the others). Off: only configured members and already-registered ids."""
     quota_window_num: int = 11
@@ -261,6 +264,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "super_users": lambda v, w: _principals(str(v), w),
     "allow_everyone_if_no_acl_found": _bool,
     "allow_broker_join": _bool,
+    "auto_leader_rebalance_enable": _bool,
     "quota_window_num": _int(1, 1000),
     "quota_window_size_seconds": _int(1, 3600),
     "raft_tls_cert": lambda v, w: _readable_file(str(v), w),

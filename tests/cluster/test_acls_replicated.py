@@ -4,6 +4,7 @@ them and enforces them."""
 
 from __future__ import annotations
 
+import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,14 @@ from kafka.admin import (
 from kio.schema.create_acls.v3 import request as create_req
 from kio.schema.delete_acls.v3 import request as delete_req
 from kio.schema.describe_acls.v3.request import DescribeAclsRequest
-from kio.static.primitive import i8
+from kio.schema.elect_leaders.v2 import request as elect_req
+from kio.schema.types import TopicName
+from kio.static.primitive import i8, i32, i32Timedelta
 
 from tests.support.launcher import Cluster, create_topic, wait_controller
 from tests.support.membership import registered, wire
 from tests.support.poll import wait_for
+from tests.support.wire import WireClient
 
 TOPIC, GROUP, LITERAL, ALLOW, READ, WRITE = 2, 3, 3, 3, 3, 4
 
@@ -55,6 +59,14 @@ def _everywhere(cluster: Cluster, expected: set[tuple[int, str, str, int]]) -> b
     return all(_described(port) == expected for port in cluster.kafka_ports.values())
 
 
+def _election(topic: str) -> elect_req.ElectLeadersRequest:
+    return elect_req.ElectLeadersRequest(
+        election_type=i8(0),
+        topic_partitions=(elect_req.TopicPartitions(topic=TopicName(topic), partitions=(i32(0),)),),
+        timeout=i32Timedelta.parse(datetime.timedelta(seconds=5)),
+    )
+
+
 def test_acls_change_through_any_broker_and_hold_on_every_broker(tmp_path: Path) -> None:
     secured = ("--authorizer-class-name", "streamraft.acl", "--super-users", "User:alice")
     cluster = Cluster(tmp_path, 3, extra_args=secured)
@@ -77,6 +89,12 @@ def test_acls_change_through_any_broker_and_hold_on_every_broker(tmp_path: Path)
         # ANONYMOUS (every PLAINTEXT client) is no super user here: it may not create ACLs.
         refused: Any = wire(follower, 30, 3, create_req.CreateAclsRequest(creations=(creation,)))
         assert int(refused.results[0].error_code) == 31, refused
+        # Nor elect leaders (Alter on the cluster), even naming itself a broker: only a registered broker's
+        # proof lets a forwarded ElectLeaders through (replication.elections).
+        for client_id in ("tool", "streamraft-broker/1/" + "0" * 64):
+            with WireClient("127.0.0.1", follower, client_id=client_id) as c:
+                elected: Any = c.request(43, 2, _election("events"))
+            assert int(elected.error_code) == 31, elected
         producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, retries=0, max_block_ms=15_000)
         try:
             with pytest.raises(kafka.errors.TopicAuthorizationFailedError):

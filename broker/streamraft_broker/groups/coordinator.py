@@ -55,6 +55,7 @@ from streamraft_broker.groups.model import (
     PartitionResult,
     SyncResult,
 )
+from streamraft_broker.groups.subscription import CONSUMER_PROTOCOL_TYPE, subscribed_topics
 from streamraft_broker.groups.timers import Deadlines
 
 log = logging.getLogger(__name__)
@@ -846,6 +847,48 @@ class GroupCoordinator:
             del self._groups[group_id]
             out.append((group_id, ErrorCode.none))
         return out
+
+    async def delete_offsets(
+        self, group_id: str, partitions: Sequence[tuple[str, int]]
+    ) -> tuple[ErrorCode, list[PartitionResult]]:
+        """OffsetDelete: forget the group's committed offsets of ``partitions`` (Kafka's
+        OffsetMetadataManager.deleteOffsets). The group must exist (GROUP_ID_NOT_FOUND) and be Empty, or be
+        a consumer group, whose partitions of topics its members subscribe to answer
+        GROUP_SUBSCRIBED_TO_TOPIC; a non-empty group of another protocol answers NON_EMPTY_GROUP. A
+        partition without a committed offset answers no error, as in Kafka."""
+        group = self._groups.get(group_id)
+        if group is None or group.state is S.DEAD:
+            return ErrorCode.group_id_not_found, []
+        subscribed: set[str] | None = set()
+        if group.state is not S.EMPTY:
+            if group.protocol_type != CONSUMER_PROTOCOL_TYPE:
+                return ErrorCode.non_empty_group, []
+            subscribed = subscribed_topics(
+                group.protocol_type, (m.metadata(group.protocol_name) for m in group.members.values())
+            )
+        results: list[PartitionResult] = []
+        doomed: list[tuple[str, int]] = []
+        for topic, partition in partitions:
+            # Unknown subscriptions (unparsable metadata) count as subscribed: nothing in use is deleted.
+            if subscribed is None or topic in subscribed:
+                results.append(PartitionResult(topic, partition, ErrorCode.group_subscribed_to_topic))
+                continue
+            results.append(PartitionResult(topic, partition, ErrorCode.none))
+            if (topic, partition) in group.offsets:
+                doomed.append((topic, partition))
+        if doomed and self._store is not None:
+            try:
+                await self._store.write(
+                    [(encode_offset_key(OffsetKey(group_id, t, p)), None) for t, p in doomed]
+                )
+            except GroupStoreError as exc:
+                log.error("group %s: offset deletion not persisted: %s", group_id, exc)
+                return ErrorCode.coordinator_not_available, []
+        for key in doomed:
+            group.offsets.pop(key, None)
+        if doomed:
+            log.info("group %s: deleted %d committed offsets", group_id, len(doomed))
+        return ErrorCode.none, results
 
     def delete_topic_offsets(self, topic: str) -> int:
         """Forget every group's committed offsets for a deleted topic (as Kafka does); returns how many."""

@@ -11,14 +11,22 @@ from streamraft_broker.handlers.cluster import (
     handle_offset_for_leader_epoch,
 )
 from streamraft_broker.handlers.cluster_membership import handle_broker_registration, handle_unregister_broker
-from streamraft_broker.handlers.configs import handle_describe_configs, handle_incremental_alter_configs
+from streamraft_broker.handlers.configs import (
+    handle_alter_configs,
+    handle_describe_configs,
+    handle_incremental_alter_configs,
+)
 from streamraft_broker.handlers.context import Handler
 from streamraft_broker.handlers.delete_records import handle_delete_records
+from streamraft_broker.handlers.describe_topic_partitions import handle_describe_topic_partitions
+from streamraft_broker.handlers.elect_leaders import handle_elect_leaders
 from streamraft_broker.handlers.fetch import handle_fetch
 from streamraft_broker.handlers.groups import handle_delete_groups
 from streamraft_broker.handlers.groups_wiring import GROUP_HANDLERS
 from streamraft_broker.handlers.list_offsets import handle_list_offsets
+from streamraft_broker.handlers.log_dirs import handle_alter_replica_log_dirs, handle_describe_log_dirs
 from streamraft_broker.handlers.metadata import handle_metadata
+from streamraft_broker.handlers.offset_delete import handle_offset_delete
 from streamraft_broker.handlers.produce import handle_produce
 from streamraft_broker.handlers.producer_id import handle_init_producer_id
 from streamraft_broker.handlers.quorum import handle_describe_quorum
@@ -50,6 +58,7 @@ from streamraft_broker.protocol.versions import ApiKey
 HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.API_VERSIONS: handle_api_versions,
     ApiKey.METADATA: handle_metadata,
+    ApiKey.DESCRIBE_TOPIC_PARTITIONS: handle_describe_topic_partitions,
     ApiKey.PRODUCE: handle_produce,
     ApiKey.FETCH: handle_fetch,
     ApiKey.LIST_OFFSETS: handle_list_offsets,
@@ -60,8 +69,11 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.CREATE_ACLS: handle_create_acls,
     ApiKey.DELETE_ACLS: handle_delete_acls,
     ApiKey.DELETE_RECORDS: handle_delete_records,
+    ApiKey.DESCRIBE_LOG_DIRS: handle_describe_log_dirs,
+    ApiKey.ALTER_REPLICA_LOG_DIRS: handle_alter_replica_log_dirs,
     ApiKey.DESCRIBE_CONFIGS: handle_describe_configs,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: handle_incremental_alter_configs,
+    ApiKey.ALTER_CONFIGS: handle_alter_configs,
     ApiKey.DESCRIBE_CLUSTER: handle_describe_cluster,
     ApiKey.FIND_COORDINATOR: handle_find_coordinator,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: handle_offset_for_leader_epoch,
@@ -74,6 +86,8 @@ HANDLERS: dict[ApiKey, Handler] = {
     ApiKey.LIST_TRANSACTIONS: handle_list_transactions,
     **GROUP_HANDLERS,
     ApiKey.DELETE_GROUPS: handle_delete_groups,
+    ApiKey.ELECT_LEADERS: handle_elect_leaders,
+    ApiKey.OFFSET_DELETE: handle_offset_delete,
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: handle_alter_partition_reassignments,
     ApiKey.LIST_PARTITION_REASSIGNMENTS: handle_list_partition_reassignments,
     ApiKey.ALTER_PARTITION: handle_alter_partition,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from streamraft_broker.controller.state import CONTROLLER_GROUP
@@ -198,3 +199,69 @@ async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHe
     return build(
         response_type(ApiKey.INCREMENTAL_ALTER_CONFIGS, version), throttle_time=0, responses=tuple(results)
     )
+
+
+@dataclass(frozen=True)
+class _Op:
+    """One IncrementalAlterConfigs operation (the fields _altered and the forwarding read)."""
+
+    name: str
+    config_operation: int
+    value: str | None
+
+
+@dataclass(frozen=True)
+class _Resource:
+    resource_type: int
+    resource_name: str
+    configs: tuple[_Op, ...]
+
+
+def _as_incremental(ctx: BrokerContext, res: Any) -> _Resource:
+    """Legacy AlterConfigs replaces a topic's whole set of overrides: SET each given config and DELETE
+    every other one (any topic config name, so the result is exact even where the controller's leader
+    applies it and this broker's view of the current overrides lags)."""
+    name = str(res.resource_name)
+    given: dict[str, str] = {}
+    for c in res.configs:
+        if c.value is None:
+            raise TopicError(INVALID_REQUEST, f"config {c.name!r}: a null value is not supported")
+        if c.name in given:
+            raise TopicError(INVALID_REQUEST, f"config {c.name!r} is given more than once")
+        given[str(c.name)] = str(c.value)
+    topic = ctx.registry.get(name)
+    current = set(topic.configs) if topic is not None else set()
+    doomed = sorted((current | set(TOPIC_CONFIGS)) - set(given))
+    ops = [_Op(k, DELETE, None) for k in doomed] + [_Op(k, SET, v) for k, v in given.items()]
+    return _Resource(int(res.resource_type), name, tuple(ops))
+
+
+async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """AlterConfigs (API 33, the legacy non-incremental form): as IncrementalAlterConfigs, with the given
+    configs replacing every dynamic config of the topic (kafka-configs' older path, librdkafka's
+    alter_configs)."""
+    version = header.api_version
+    result_cls = nested(ApiKey.ALTER_CONFIGS, version, "AlterConfigsResourceResponse")
+    results = []
+    for res in request.resources:
+        rtype, name = int(res.resource_type), res.resource_name
+        code, message = 0, None
+        try:
+            if denied := config_denied(ctx, Operation.ALTER_CONFIGS, rtype, name):
+                raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
+            if rtype != TOPIC:
+                raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
+            await _alter_topic(ctx, _as_incremental(ctx, res), bool(request.validate_only))
+        except TopicError as exc:
+            code, message = exc.error_code, str(exc)
+            ctx.metrics.record_error(code)
+        results.append(
+            build(
+                result_cls,
+                error_code=err(code),
+                error_message=message,
+                resource_type=rtype,
+                resource_name=name,
+            )
+        )
+    return build(response_type(ApiKey.ALTER_CONFIGS, version), throttle_time=0, responses=tuple(results))

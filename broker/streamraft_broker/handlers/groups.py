@@ -58,6 +58,10 @@ def _coordinator(
     return coordinator
 
 
+coordinator_for = _coordinator
+"""The coordinator of a group here, or the error to answer (for the group APIs in other modules)."""
+
+
 def _all_coordinators(ctx: BrokerContext) -> list[GroupCoordinator] | None:
     replicated = replicated_groups(ctx)
     if replicated is not None:

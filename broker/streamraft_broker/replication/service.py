@@ -173,6 +173,7 @@ class ReplicationService:
         controller_snapshot_entries: int = DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES,
         allow_broker_join: bool = False,
         raft_tls: TransportTls | None = None,
+        auto_leader_rebalance: bool = True,
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
@@ -180,6 +181,8 @@ class ReplicationService:
         self.members = members
         self.cluster_id = cluster_id_of(members)
         self.allow_broker_join = allow_broker_join
+        self.auto_leader_rebalance = auto_leader_rebalance
+        """Kafka's auto.leader.rebalance.enable: _balance_loop moves leaderships to preferred replicas."""
         """Accept registrations of ids missing from ``members`` (see membership.Membership.admit)."""
         self.registry = registry
         self.producers: Any = None
@@ -264,6 +267,8 @@ class ReplicationService:
     async def _balance_loop(self) -> None:
         while True:
             await asyncio.sleep(BALANCE_INTERVAL_S)
+            if not self.auto_leader_rebalance:
+                continue
             for gid, (name, index) in list(self._partitions.items()):
                 meta = self.state.topics.get(name)
                 if meta is None or gid not in self.runtime.groups() or not self.runtime.is_leader(gid):

@@ -278,6 +278,7 @@ class Broker:
             partition_raft_log=cfg.raft_log == "partition",
             controller_snapshot_entries=cfg.controller_snapshot_entries,
             allow_broker_join=cfg.allow_broker_join,
+            auto_leader_rebalance=cfg.auto_leader_rebalance_enable,
             raft_tls=raft_tls(cfg),
         )
         service.producers = self.ctx.producers
