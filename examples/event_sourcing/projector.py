@@ -9,7 +9,6 @@ an event at or below it was already applied and is skipped.
 
 from __future__ import annotations
 
-import logging
 import time
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -18,7 +17,6 @@ from .events import Balance, Event, apply
 from .query import rebuild
 from .topics import Topics
 
-logger = logging.getLogger(__name__)
 GROUP = "account-projector"
 
 
@@ -58,7 +56,7 @@ class Projector:
         return True
 
     def poll(self, timeout_s: float = 0.5) -> int:
-        """Project one batch of events; returns how many changed a balance."""
+        """Project one batch of events; returns how many accounts it changed."""
         messages = self._consumer.consume(num_messages=500, timeout=timeout_s)
         touched: set[str] = set()
         for msg in messages:
