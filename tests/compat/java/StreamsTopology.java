@@ -30,7 +30,7 @@ import org.apache.kafka.streams.kstream.TimeWindows;
  * </ul>
  * Record caches are off so every update reaches the output topics. Prints "STATE new" on each state change
  * and "TABLE user region" once the table has taken a row, so the test can wait for it.
- * Args: bootstrap applicationId topicPrefix stateDir replicationFactor
+ * Args: bootstrap applicationId topicPrefix stateDir replicationFactor commitIntervalMs
  */
 public final class StreamsTopology {
     static final Duration WINDOW = Duration.ofSeconds(10);
@@ -68,8 +68,9 @@ public final class StreamsTopology {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 5) {
-            System.err.println("usage: StreamsTopology <bootstrap> <applicationId> <topicPrefix> <stateDir> <replicationFactor>");
+        if (args.length != 6) {
+            System.err.println(
+                "usage: StreamsTopology <bootstrap> <applicationId> <topicPrefix> <stateDir> <replicationFactor> <commitIntervalMs>");
             System.exit(2);
         }
         Properties p = new Properties();
@@ -79,8 +80,8 @@ public final class StreamsTopology {
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, args[4]);
         p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, "0");
-        // Commit (and with it purge the repartition topic) often, so the test sees both within seconds.
-        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "500");
+        // The repartition topic is purged at a commit once this interval has passed.
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, args[5]);
         p.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, "500");
         // The broker's minimum: a SIGKILLed instance's membership expires quickly, so the restart rebalances.
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), "6000");
