@@ -6,10 +6,10 @@ page after selectKey + groupByKey, which goes through a repartition topic that S
 DeleteRecords. Input comes from librdkafka with explicit event times, so every output is known in advance.
 
 Before any failure the outputs are exact (at_least_once without a crash delivers each update once). Then the
-application's JVM is SIGKILLed part-way through the second batch and started again with an empty state
-directory, so its stores are rebuilt from their changelog topics: afterwards every expected output is
-present and every count reaches at least its expected value (at-least-once lets a reprocessed record count
-twice).
+application's JVM, which has not committed yet, is SIGKILLed part-way through the second batch and started
+again with an empty state directory: its stores are rebuilt from their changelog topics and it processes
+every click again from offset 0. Afterwards every expected output is present (batch A's join results twice)
+and every count reaches at least its expected value (at-least-once lets a reprocessed record count twice).
 
 ``STREAMRAFT_COMPAT_TARGET=kafka`` runs the same test against Apache Kafka, to prove the test right.
 """
