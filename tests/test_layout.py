@@ -93,3 +93,19 @@ def test_examples_are_type_checked_but_not_shipped() -> None:
     assert mypy_step.split()[-1] == "examples" or " examples " in mypy_step, mypy_step
     mod = importlib.import_module("examples.event_sourcing")
     assert Path(mod.__file__ or "").resolve().parent == ROOT / "examples" / "event_sourcing"
+
+
+def test_examples_are_plain_kafka_clients() -> None:
+    """An example talks to the cluster only over the Kafka protocol: it imports none of our packages (so it
+    runs unchanged against Apache Kafka) and nothing from the tests."""
+    ours = ("streamraft_consensus", "streamraft_broker", "streamraft_operator", "tests")
+    for path in sorted((ROOT / "examples").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                names = []
+            for name in names:
+                assert name.split(".")[0] not in ours, f"{path.relative_to(ROOT)} imports {name}"
