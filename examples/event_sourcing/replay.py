@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 
 class ReplayError(RuntimeError):
@@ -15,9 +15,10 @@ class ReplayError(RuntimeError):
 def replay(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator[tuple[str, bytes | None]]:
     """Yield ``(key, value)`` of every record in log order per partition, ``None`` values being tombstones.
 
-    No consumer group: a replay always starts at the first offset the log still holds. Compaction leaves
-    gaps in the offsets, never at the end (the active segment is not cleaned), so a partition is read once
-    a record at ``high watermark - 1`` has arrived.
+    Nothing is committed: a replay always starts at the first offset the log still holds (offset 0 until
+    retention or DeleteRecords moves the log start). Compaction leaves gaps in the offsets, never at the end
+    (the active segment is not cleaned), so a partition is read once its record at ``high watermark - 1``
+    has arrived.
     """
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "replay", "enable.auto.commit": False})
     deadline = time.monotonic() + timeout_s
@@ -30,7 +31,7 @@ def replay(bootstrap: str, topic: str, timeout_s: float = 30.0) -> Iterator[tupl
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
             if high > low:
                 ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         while ends:
             if time.monotonic() > deadline:
                 raise ReplayError(f"{topic}: not read to its end within {timeout_s}s ({ends} left)")

@@ -24,12 +24,11 @@ def watermarks(bootstrap: str, topic: str, timeout_s: float = 15.0) -> dict[int,
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
         assert meta.error is None, f"{topic}: {meta.error}"
-        return {
-            p: tuple(
-                int(o) for o in consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            )  # type: ignore[misc]
-            for p in sorted(meta.partitions)
-        }
+        marks: dict[int, tuple[int, int]] = {}
+        for p in sorted(meta.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+            marks[p] = (int(low), int(high))
+        return marks
     finally:
         consumer.close()
 
@@ -43,6 +42,7 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[LogR
             "bootstrap.servers": bootstrap,
             "group.id": "topic-read",
             "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
             # Compaction leaves offset gaps, the tail included: the end-of-partition event says "caught up".
             "enable.partition.eof": True,
         }
@@ -52,8 +52,8 @@ def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[LogR
     next_offset = {p: ends[p][0] for p in todo}
     deadline = time.monotonic() + timeout_s
     try:
-        # Offset 0, not the committed position: the log's start is where a replaying reader begins.
-        consumer.assign([TopicPartition(topic, p, 0) for p in todo])
+        # The log start, not a committed position: where a replaying reader begins.
+        consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in todo])
         while any(next_offset[p] < high for p, high in todo.items()):
             assert time.monotonic() < deadline, f"{topic}: read {next_offset} of {ends} in {timeout_s}s"
             for msg in consumer.consume(num_messages=1000, timeout=0.5):
