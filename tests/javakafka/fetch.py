@@ -82,8 +82,10 @@ def is_fetched(version: str = KAFKA_VERSION) -> bool:
 def classpath(version: str = KAFKA_VERSION) -> str:
     """The classpath for ``java -cp``: every fetched jar plus the log4j2 config directory."""
     if not is_fetched(version):
+        stale = (kafka_home(version) / _STAMP).is_file()
+        what = "were fetched from another artifact list into" if stale else "are not in"
         raise FetchError(
-            f"Apache Kafka {version} jars are not in {kafka_home(version)}; run "
+            f"Apache Kafka {version} jars {what} {kafka_home(version)}; run "
             "`bash .ci/prepare-kafka` (or `python -m tests.javakafka.fetch`) first"
         )
     jars = sorted(str(p) for p in libs_dir(version).glob("*.jar"))

@@ -40,6 +40,8 @@ def test_a_cache_fetched_from_another_artifact_list_counts_as_missing(
     stamp.parent.mkdir(parents=True)
     stamp.write_text(f"{fetch.KAFKA_VERSION} 92 jars\n")  # the stamp written before the list had a digest
     assert not fetch.is_fetched()
+    with pytest.raises(fetch.FetchError, match=r"another artifact list.*prepare-kafka"):
+        fetch.classpath()
     stamp.write_text(fetch._stamp_text(fetch.KAFKA_VERSION, 94))
     assert fetch.is_fetched()
     monkeypatch.setattr(
