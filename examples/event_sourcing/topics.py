@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 # The read model keeps one record per account: compaction drops superseded balances. Small segments and a
@@ -41,3 +42,35 @@ def create_topics(bootstrap: str, topics: Topics, partitions: int = 3, replicati
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    _wait_for_leaders(bootstrap, [topics.events, topics.balances])
+
+
+def _wait_for_leaders(bootstrap: str, names: list[str], timeout_s: float = 30.0) -> None:
+    """Block until every partition answers a ListOffsets: on a replicated cluster a new topic is unknown to
+    some brokers, or its partitions have no leader, for a moment, and the first replay would fail."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "topic-setup"})
+
+    def ready(name: str) -> bool:
+        meta = consumer.list_topics(name, timeout=5).topics.get(name)
+        if meta is None or meta.error is not None or not meta.partitions:
+            return False
+        for p in meta.partitions:
+            consumer.get_watermark_offsets(
+                TopicPartition(name, p), timeout=5
+            )  # raises until a leader answers
+        return True
+
+    deadline = time.monotonic() + timeout_s
+    try:
+        for name in names:
+            while True:
+                try:
+                    if ready(name):
+                        break
+                except KafkaException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"topic {name} has no leader for every partition after {timeout_s}s")
+                time.sleep(0.2)  # pacing between readiness probes
+    finally:
+        consumer.close()
