@@ -6,6 +6,7 @@ short-circuits later runs, so CI pays for the download once per machine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ KAFKA_VERSION = "4.3.1"
 SCALA_BINARY = "2.13"
 LOG4J_VERSION = "2.24.3"
 
-# The broker, its KRaft pieces and the command-line tools; Maven resolves the rest transitively.
+# The broker, its KRaft pieces, the command-line tools and Kafka Streams (the ecosystem test's topology);
+# Maven resolves the rest transitively. Changing this list changes ``jars_key()``, which refreshes the cache.
 _KAFKA_ARTIFACTS = (
     f"kafka_{SCALA_BINARY}",
     "kafka-clients",
@@ -30,6 +32,7 @@ _KAFKA_ARTIFACTS = (
     "kafka-raft",
     "kafka-group-coordinator",
     "kafka-transaction-coordinator",
+    "kafka-streams",
 )
 
 _STAMP = "complete.stamp"
@@ -54,15 +57,35 @@ def libs_dir(version: str = KAFKA_VERSION) -> Path:
     return kafka_home(version) / "libs"
 
 
+def jars_key(version: str = KAFKA_VERSION) -> str:
+    """A digest of what the pom asks for: a cache filled from another artifact list is stale."""
+    return hashlib.sha256(_pom(version).encode()).hexdigest()[:16]
+
+
+def _stamp_text(version: str, jars: int) -> str:
+    return f"{version} {jars_key(version)} {jars} jars\n"
+
+
 def is_fetched(version: str = KAFKA_VERSION) -> bool:
-    return (kafka_home(version) / _STAMP).is_file()
+    """True when the cache holds a complete copy fetched from the current artifact list.
+
+    The stamp names the list's digest; an older cache (another list, or a stamp from before the digest
+    was recorded) counts as missing, so ``fetch()`` refreshes it in place.
+    """
+    try:
+        words = (kafka_home(version) / _STAMP).read_text().split()
+    except OSError:
+        return False
+    return words[:2] == [version, jars_key(version)]
 
 
 def classpath(version: str = KAFKA_VERSION) -> str:
     """The classpath for ``java -cp``: every fetched jar plus the log4j2 config directory."""
     if not is_fetched(version):
+        stale = (kafka_home(version) / _STAMP).is_file()
+        what = "were fetched from another artifact list into" if stale else "are not in"
         raise FetchError(
-            f"Apache Kafka {version} jars are not in {kafka_home(version)}; run "
+            f"Apache Kafka {version} jars {what} {kafka_home(version)}; run "
             "`bash .ci/prepare-kafka` (or `python -m tests.javakafka.fetch`) first"
         )
     jars = sorted(str(p) for p in libs_dir(version).glob("*.jar"))
@@ -161,10 +184,16 @@ def fetch(version: str = KAFKA_VERSION) -> Path:
     if not any(j.name.startswith(f"kafka_{SCALA_BINARY}-") for j in jars):
         raise FetchError(f"mvn succeeded but {staging} holds no kafka_{SCALA_BINARY} jar")
     final = libs_dir(version)
+    # Swap by renames: a JVM started meanwhile from the old list still finds a libs/ directory.
+    old = home / "libs.old"
+    if old.exists():
+        shutil.rmtree(old)
     if final.exists():
-        shutil.rmtree(final)
+        final.rename(old)
     staging.rename(final)
-    (home / _STAMP).write_text(f"{version} {len(jars)} jars\n")
+    if old.exists():
+        shutil.rmtree(old)
+    (home / _STAMP).write_text(_stamp_text(version, len(jars)))
     _progress(f"fetched {len(jars)} jars in {time.monotonic() - started:.0f}s")
     return home
 

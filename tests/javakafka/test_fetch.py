@@ -18,9 +18,36 @@ def test_classpath_without_jars_says_how_to_fetch(tmp_path: Path, monkeypatch: p
 
 def test_pom_pins_the_version_and_names_the_tools() -> None:
     pom = fetch._pom("9.9.9")
-    for artifact in ("kafka_2.13", "kafka-clients", "kafka-tools", "kafka-server", "kafka-raft"):
+    for artifact in (
+        "kafka_2.13",
+        "kafka-clients",
+        "kafka-tools",
+        "kafka-server",
+        "kafka-raft",
+        "kafka-streams",
+    ):
         assert f"<artifactId>{artifact}</artifactId><version>9.9.9</version>" in pom
     assert "log4j-slf4j2-impl" in pom
+
+
+def test_a_cache_fetched_from_another_artifact_list_counts_as_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # CI machines keep ~/.cache between runs: a copy made before kafka-streams joined the list must be fetched
+    # again, not used as complete.
+    monkeypatch.setenv("STREAMRAFT_CACHE", str(tmp_path))
+    stamp = fetch.kafka_home() / "complete.stamp"
+    stamp.parent.mkdir(parents=True)
+    stamp.write_text(f"{fetch.KAFKA_VERSION} 92 jars\n")  # the stamp written before the list had a digest
+    assert not fetch.is_fetched()
+    with pytest.raises(fetch.FetchError, match=r"another artifact list.*prepare-kafka"):
+        fetch.classpath()
+    stamp.write_text(fetch._stamp_text(fetch.KAFKA_VERSION, 94))
+    assert fetch.is_fetched()
+    monkeypatch.setattr(
+        fetch, "_KAFKA_ARTIFACTS", tuple(a for a in fetch._KAFKA_ARTIFACTS if a != "kafka-streams")
+    )
+    assert not fetch.is_fetched(), "the digest must follow the artifact list"
 
 
 @pytest.mark.java
@@ -34,5 +61,6 @@ def test_fetched_jars_hold_the_broker_and_tools() -> None:
         f"kafka-clients-{v}.jar",
         f"kafka-tools-{v}.jar",
         f"kafka-raft-{v}.jar",
+        f"kafka-streams-{v}.jar",
     ):
         assert jar in names, f"{jar} missing from {fetch.libs_dir()}"

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.javakafka.fetch import KAFKA_VERSION, cache_root, classpath
+from tests.javakafka.fetch import KAFKA_VERSION, cache_root, classpath, jars_key
 
 # Kafka 4.x main classes; the shell scripts of the binary distribution wrap exactly these.
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
@@ -84,7 +84,8 @@ def compiled_test_clients() -> Path:
     """Compile tests/compat/java/*.java against kafka-clients into the cache, keyed by source hash."""
     sources = sorted(_JAVA_SRC.glob("*.java"))
     assert sources, f"no Java sources in {_JAVA_SRC}"
-    digest = hashlib.sha256()
+    # Keyed by the jar set too: classes compiled against another jar list are stale.
+    digest = hashlib.sha256(jars_key().encode())
     for src in sources:
         digest.update(src.name.encode())
         digest.update(src.read_bytes())

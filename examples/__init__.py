@@ -1,0 +1,1 @@
+"""Runnable examples of Kafka-client applications against Streamraft (not part of the distribution)."""
