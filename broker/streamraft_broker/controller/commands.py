@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from streamraft_broker.security.scram import ScramCredential
 UPSERT_SCRAM = "upsert_scram_credential"
 DELETE_SCRAM = "delete_scram_credential"
 VERSION_KEY = "version"
+_PARTITION_KEY = re.compile(r"-?[0-9]{1,10}")
 MAX_ITEMS = 100_000
 """Entries of any one list or object in a command; more is refused before anything is built from it
 (the Raft entry size bounds the bytes, this bounds the work of decoding them)."""
@@ -475,7 +477,8 @@ def _decode_v1(op: str, f: _Fields) -> Command:
         topic_id = f.topic_id()
         log_start: dict[int, int] = {}
         for p, offset in f.obj(f.get("log_start", "log_start"), "log_start").items():
-            if not p.isdigit() or len(p) > 10:
+            # Read with int() before: a key outside the topic's partitions is skipped when applied.
+            if not _PARTITION_KEY.fullmatch(p):
                 raise f.fail(f"log_start partition {p[:100]!r} is not a partition index")
             log_start[int(p)] = f.as_int(offset, f"log_start of partition {p}")
         return DeleteRecords(name, topic_id, log_start)
