@@ -360,3 +360,11 @@ def test_any_mangled_entry_applies_or_is_rejected_as_a_value_error(entry: bytes)
         state.apply(V0_ENTRIES[key])
     with contextlib.suppress(ValueError):
         state.apply(entry)
+
+
+def test_fields_old_code_read_as_optional_stay_optional() -> None:
+    """``rack`` and ``listeners`` of a registration were read with defaults: an entry without them is still a
+    registration (no rack, no named listeners)."""
+    doc = json.loads(V0_ENTRIES["register_broker"])
+    del doc["rack"]
+    assert decode(json.dumps(doc).encode()) == RegisterBroker(2, "h2", 9092, "h2:9093", None, "inc-a")

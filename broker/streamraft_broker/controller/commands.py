@@ -351,7 +351,7 @@ class _Fields:
         return value
 
     def optional_string(self, key: str, label: str) -> str | None:
-        value = self.get(key, label)
+        value = self.doc.get(key)  # absent is null, as read before commands were typed
         if value is not None and not isinstance(value, str):
             raise self.fail(f"{label} must be a string or null, got {_show(value)}")
         return value
