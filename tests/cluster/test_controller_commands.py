@@ -368,3 +368,21 @@ def test_fields_old_code_read_as_optional_stay_optional() -> None:
     doc = json.loads(V0_ENTRIES["register_broker"])
     del doc["rack"]
     assert decode(json.dumps(doc).encode()) == RegisterBroker(2, "h2", 9092, "h2:9093", None, "inc-a")
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "reason"),
+    [
+        (b"[" * 100_000, "nested too deeply"),
+        (
+            V0_SNAPSHOT.replace(b'"replicas": [[1, 2, 3]', b'"replicas": [[Infinity, 2, 3]'),
+            "'topics' is malformed",
+        ),
+        (V0_SNAPSHOT.replace(b'"next_id": 1000', b'"next_id": -Infinity'), "'producer_ids' is malformed"),
+    ],
+)
+def test_a_hostile_snapshot_is_a_value_error(snapshot: bytes, reason: str) -> None:
+    """Installing a snapshot refuses a ValueError (the broker names the snapshot and keeps its state); the
+    old code let RecursionError and OverflowError through."""
+    with pytest.raises(ValueError, match=reason):
+        ControllerState.from_snapshot(snapshot)

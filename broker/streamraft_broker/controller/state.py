@@ -236,6 +236,8 @@ class ControllerState:
             doc: Any = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"controller snapshot is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("controller snapshot is not valid JSON: nested too deeply") from None
         if not isinstance(doc, dict) or "version" not in doc:
             raise ValueError("controller snapshot has no version field")
         if doc["version"] != SNAPSHOT_VERSION:
@@ -270,7 +272,7 @@ class ControllerState:
             field_name = "client_quotas"
             # Absent from snapshots taken before client quotas existed: none were set then.
             state.client_quotas = ClientQuotas.from_json(doc.get("client_quotas", []))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # int(Infinity)
             raise ValueError(f"controller snapshot field {field_name!r} is malformed: {exc!r}") from None
         return state
 
