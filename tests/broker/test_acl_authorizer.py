@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from streamraft_broker.config import ConfigError, load_config
+from streamraft_broker.controller.commands import CreateAcls, DeleteAcls, encode
 from streamraft_broker.controller.state import ControllerState
 from streamraft_broker.security.acl import (
     CLUSTER,
     CREATE_ACLS,
-    DELETE_ACLS,
     MAX_ACLS,
     AclBinding,
     AclError,
@@ -28,7 +28,6 @@ from streamraft_broker.security.acl import (
     Permission,
     Resource,
     ResourceType,
-    acl_command,
     validate_binding,
 )
 from streamraft_broker.security.acl_store import FileAclStore
@@ -230,8 +229,8 @@ def test_set_ignores_duplicates_and_is_bounded() -> None:
 def test_controller_state_applies_acl_commands_and_keeps_them_in_snapshots() -> None:
     state = ControllerState()
     first, second = acl(ResourceType.TOPIC, "orders"), acl(ResourceType.GROUP, "g", op=Operation.READ)
-    state.apply(acl_command(CREATE_ACLS, [first, second]))
-    state.apply(acl_command(DELETE_ACLS, [first]))
+    state.apply(encode(CreateAcls((first, second))))
+    state.apply(encode(DeleteAcls((first,))))
     assert list(state.acls) == [second]
     restored = ControllerState.from_snapshot(state.to_snapshot())
     assert list(restored.acls) == [second]

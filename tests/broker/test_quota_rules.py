@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from streamraft_broker.controller.commands import AlterClientQuotas, InvalidCommand, encode
 from streamraft_broker.controller.state import ControllerState
 from streamraft_broker.quotas.accounting import bind_account, reset_account
 from streamraft_broker.quotas.entities import (
@@ -16,7 +17,6 @@ from streamraft_broker.quotas.entities import (
     ClientQuotas,
     Entity,
     QuotaError,
-    alter_client_quotas_command,
     check_op,
     make_entity,
 )
@@ -28,8 +28,7 @@ D = None  # the default entity of a type
 
 
 def _set(quotas: ClientQuotas, entity: dict[str, str | None], **values: float | None) -> None:
-    command = alter_client_quotas_command([Alteration(make_entity(entity.items()), tuple(values.items()))])
-    quotas.apply(json.loads(command))
+    quotas.apply([Alteration(make_entity(entity.items()), tuple(values.items()))])
 
 
 # Kafka's documented order, most specific first, with the sensor tags (user, client-id) each one gives the
@@ -125,18 +124,16 @@ def test_an_invalid_entry_makes_the_whole_command_fail_and_change_nothing() -> N
     quotas = ClientQuotas()
     _set(quotas, {"client-id": "c"}, producer_byte_rate=100.0)
     before = quotas.to_json()
-    command = {
-        "op": "alter_client_quotas",
-        "entries": [
-            {"entity": [["client-id", "c"]], "ops": [["producer_byte_rate", 5.0]]},
-            {"entity": [["user", "u"]], "ops": [["producer_byte_rate", 1.5]]},
-        ],
-    }
+    command = [
+        Alteration((("client-id", "c"),), (("producer_byte_rate", 5.0),)),
+        Alteration((("user", "u"),), (("producer_byte_rate", 1.5),)),
+    ]
     with pytest.raises(ValueError, match="whole number"):
         quotas.apply(command)
     assert quotas.to_json() == before
-    with pytest.raises(ValueError, match="malformed"):
-        quotas.apply({"op": "alter_client_quotas", "entries": [{"entity": "x"}]})
+    state = ControllerState()
+    with pytest.raises(InvalidCommand, match="entity must be a list"):
+        state.apply(json.dumps({"op": "alter_client_quotas", "entries": [{"entity": "x"}]}).encode())
 
 
 def _describe_keys(
@@ -193,7 +190,7 @@ def test_controller_snapshot_keeps_quotas_and_reads_older_snapshots() -> None:
     alteration = Alteration(
         make_entity([("user", "alice"), ("client-id", D)]), (("consumer_byte_rate", 4096.0),)
     )
-    assert state.apply(alter_client_quotas_command([alteration])) is None
+    assert state.apply(encode(AlterClientQuotas((alteration,)))) is None
     restored = ControllerState.from_snapshot(state.to_snapshot())
     assert restored.client_quotas.entities == {
         (("client-id", D), ("user", "alice")): {"consumer_byte_rate": 4096.0}
@@ -292,14 +289,12 @@ def test_sensors_stay_bounded_whatever_client_ids_arrive() -> None:
 def test_the_quota_file_keeps_commands_and_names_itself_when_unreadable(tmp_path: Path) -> None:
     store = QuotaFile(tmp_path)
     alteration = Alteration(make_entity([("client-id", "c")]), (("producer_byte_rate", 100.0),))
-    store.apply(alter_client_quotas_command([alteration]))
+    store.apply(AlterClientQuotas((alteration,)))
     again = QuotaFile(tmp_path)
     again.load()
     assert again.quotas.entities == {(("client-id", "c"),): {"producer_byte_rate": 100.0}}
     with pytest.raises(ValueError, match="whole number"):
-        again.apply(
-            alter_client_quotas_command([Alteration(alteration.entity, (("producer_byte_rate", 0.5),))])
-        )
+        again.apply(AlterClientQuotas((Alteration(alteration.entity, (("producer_byte_rate", 0.5),)),)))
     assert again.quotas.entities == {(("client-id", "c"),): {"producer_byte_rate": 100.0}}
     (tmp_path / "client-quotas.json").write_text('{"version": 1, "entities": [{"entity": [["user", "u"]]}]}')
     with pytest.raises(RuntimeError, match=r"client-quotas\.json"):

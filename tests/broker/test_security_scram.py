@@ -9,11 +9,10 @@ import hmac
 import json
 
 import pytest
+from streamraft_broker.controller.commands import DeleteScramCredential, UpsertScramCredential, encode
 from streamraft_broker.controller.state import ControllerState
 from streamraft_broker.security.credentials import (
     LocalCredentialFile,
-    delete_scram_command,
-    upsert_scram_command,
 )
 from streamraft_broker.security.scram import (
     ScramClient,
@@ -134,9 +133,9 @@ def test_sha512_round_trip_and_usernames_with_commas() -> None:
 def test_credential_commands_apply_and_survive_a_controller_snapshot() -> None:
     state = ControllerState()
     alice = make_credential("SCRAM-SHA-512", "pw")
-    state.apply(upsert_scram_command("alice", "SCRAM-SHA-512", alice))
-    state.apply(upsert_scram_command("bob", "SCRAM-SHA-256", make_credential("SCRAM-SHA-256", "x")))
-    state.apply(delete_scram_command("bob", "SCRAM-SHA-256"))
+    state.apply(encode(UpsertScramCredential("alice", "SCRAM-SHA-512", alice)))
+    state.apply(encode(UpsertScramCredential("bob", "SCRAM-SHA-256", make_credential("SCRAM-SHA-256", "x"))))
+    state.apply(encode(DeleteScramCredential("bob", "SCRAM-SHA-256")))
     restored = ControllerState.from_snapshot(state.to_snapshot())
     assert restored.scram.lookup("alice", "SCRAM-SHA-512") == alice
     assert restored.scram.users.keys() == {"alice"}
@@ -152,8 +151,8 @@ async def test_single_node_credentials_file_applies_the_same_commands(
     path = tmp_path / "scram.json"  # type: ignore[operator]
     store = LocalCredentialFile(path).store()
     alice = make_credential("SCRAM-SHA-256", "pw")
-    await store.submit([upsert_scram_command("alice", "SCRAM-SHA-256", alice)])
+    await store.submit([UpsertScramCredential("alice", "SCRAM-SHA-256", alice)])
     assert LocalCredentialFile(path).credentials.lookup("alice", "SCRAM-SHA-256") == alice
-    await store.submit([delete_scram_command("alice", "SCRAM-SHA-256")])
+    await store.submit([DeleteScramCredential("alice", "SCRAM-SHA-256")])
     assert LocalCredentialFile(path).credentials.users == {}
     assert b"pw" not in path.read_bytes()

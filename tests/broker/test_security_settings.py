@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from streamraft_broker.config import BrokerConfig, ConfigError, load_config
-from streamraft_broker.controller.state import BrokerReg, ControllerState, register_broker_command
+from streamraft_broker.controller.commands import encode
+from streamraft_broker.controller.state import BrokerReg, ControllerState
 from streamraft_broker.security import pki
 from streamraft_broker.security.authenticators import check_sasl_settings
 from streamraft_broker.security.listeners import inter_broker_listener, parse_listeners
@@ -134,12 +135,12 @@ def test_registered_listener_endpoints_survive_a_controller_snapshot() -> None:
         1, "10.0.0.1", 9092, "10.0.0.1:9093", None, str(uuid.uuid4()), listeners={"SSL": "b1:9094"}
     )
     state = ControllerState()
-    state.apply(register_broker_command(reg))
+    state.apply(encode(reg.command()))
     assert state.brokers[1].listeners == {"SSL": "b1:9094"}
     assert ControllerState.from_snapshot(state.to_snapshot()).brokers[1].listeners == {"SSL": "b1:9094"}
     # A registration without named listeners is encoded as before they existed.
     plain = BrokerReg(2, "10.0.0.2", 9092, "10.0.0.2:9093", None, str(uuid.uuid4()))
-    assert "listeners" not in json.loads(register_broker_command(plain))
+    assert "listeners" not in json.loads(encode(plain.command()))
 
 
 @pytest.mark.parametrize(

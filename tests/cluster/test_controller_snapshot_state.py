@@ -7,20 +7,23 @@ import json
 import uuid
 
 import pytest
-from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
+from streamraft_broker.controller.commands import (
+    AddPartitions,
+    AllocateProducerIds,
+    CreateTopic,
+    DecommissionBroker,
+    DeleteTopic,
+    Reassign,
+    Reassigned,
+    UnregisterBroker,
+    encode,
+)
 from streamraft_broker.controller.state import (
     BROKER_DECOMMISSIONED,
     BROKER_DECOMMISSIONING,
     SNAPSHOT_VERSION,
     ControllerState,
-    add_partitions_command,
-    broker_state_command,
     changes_between,
-    create_topic_command,
-    delete_topic_command,
-    reassign_command,
-    reassigned_command,
-    register_broker_command,
 )
 
 from tests.support.controller import broker_reg
@@ -30,28 +33,26 @@ def _commands() -> list[bytes]:
     """A cluster's life: registrations (one broker back on a new disk, one decommissioned), topics with
     configs, partitions added, moves finished and in progress, a delete, producer-id blocks."""
     return [
-        register_broker_command(broker_reg(1, "a")),
-        register_broker_command(broker_reg(2, "b")),
-        register_broker_command(broker_reg(3, None)),
-        register_broker_command(broker_reg(4, "a")),
-        register_broker_command(broker_reg(5, "b")),
-        create_topic_command("orders", uuid.uuid4(), [[1, 2, 3], [2, 3, 4]], {"retention.ms": "60000"}),
-        create_topic_command("gone", uuid.uuid4(), [[3, 4, 5]], {}),
-        create_topic_command("events", uuid.uuid4(), [[4, 5, 1]], {"cleanup.policy": "compact"}),
-        allocate_producer_ids_command(2, "req-a", 1000),
-        add_partitions_command("orders", [[3, 4, 5]]),
-        reassign_command("orders", 0, [5, 2, 3]),
-        reassigned_command("orders", 0, [5, 2, 3]),
-        reassign_command("events", 0, [2, 5, 1]),  # still moving when the snapshot is taken
-        delete_topic_command("gone"),
-        register_broker_command(
-            broker_reg(2, "b", incarnation="inc-2", port=7000)
-        ),  # restarted on an empty disk
-        broker_state_command(5, BROKER_DECOMMISSIONING),
-        broker_state_command(4, BROKER_DECOMMISSIONING),
-        broker_state_command(4, BROKER_DECOMMISSIONED),
-        allocate_producer_ids_command(1, "req-b", 500),
-        allocate_producer_ids_command(2, "req-c", 250),
+        encode(broker_reg(1, "a").command()),
+        encode(broker_reg(2, "b").command()),
+        encode(broker_reg(3, None).command()),
+        encode(broker_reg(4, "a").command()),
+        encode(broker_reg(5, "b").command()),
+        encode(CreateTopic("orders", uuid.uuid4(), ((1, 2, 3), (2, 3, 4)), {"retention.ms": "60000"})),
+        encode(CreateTopic("gone", uuid.uuid4(), ((3, 4, 5),), {})),
+        encode(CreateTopic("events", uuid.uuid4(), ((4, 5, 1),), {"cleanup.policy": "compact"})),
+        encode(AllocateProducerIds(2, "req-a", 1000)),
+        encode(AddPartitions("orders", ((3, 4, 5),))),
+        encode(Reassign("orders", 0, (5, 2, 3))),
+        encode(Reassigned("orders", 0, (5, 2, 3))),
+        encode(Reassign("events", 0, (2, 5, 1))),  # still moving when the snapshot is taken
+        encode(DeleteTopic("gone")),
+        encode(broker_reg(2, "b", incarnation="inc-2", port=7000).command()),  # restarted on an empty disk
+        encode(DecommissionBroker(5)),
+        encode(DecommissionBroker(4)),
+        encode(UnregisterBroker(4)),
+        encode(AllocateProducerIds(1, "req-b", 500)),
+        encode(AllocateProducerIds(2, "req-c", 250)),
     ]
 
 
@@ -93,10 +94,10 @@ def test_snapshot_round_trips_everything_the_state_holds() -> None:
     # The restored copy goes on exactly like the original: next producer-id block, a second create of an
     # existing name, a new topic placed after the others.
     more = [
-        allocate_producer_ids_command(3, "req-d", 10),
-        create_topic_command("orders", uuid.uuid4(), [[1, 2, 3]], {}),
-        create_topic_command("gone", uuid.uuid4(), [[1, 2, 3]], {}),
-        reassigned_command("events", 0, [2, 5, 1]),
+        encode(AllocateProducerIds(3, "req-d", 10)),
+        encode(CreateTopic("orders", uuid.uuid4(), ((1, 2, 3),), {})),
+        encode(CreateTopic("gone", uuid.uuid4(), ((1, 2, 3),), {})),
+        encode(Reassigned("events", 0, (2, 5, 1))),
     ]
     for c in more:
         assert state.apply(c) == restored.apply(c)
@@ -178,8 +179,8 @@ def test_changes_between_two_points_of_one_log() -> None:
 def test_a_topic_deleted_and_created_again_is_both() -> None:
     old = _built(_commands())
     new = ControllerState.from_snapshot(old.to_snapshot())
-    new.apply(delete_topic_command("events"))
-    new.apply(create_topic_command("events", uuid.uuid4(), [[1, 2, 3]], {}))
+    new.apply(encode(DeleteTopic("events")))
+    new.apply(encode(CreateTopic("events", uuid.uuid4(), ((1, 2, 3),), {})))
     changes = [c for c in changes_between(old, new) if c.topic is not None]
     assert [(c.kind, c.topic.name) for c in changes if c.topic is not None] == [
         ("deleted", "events"),

@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamraft_broker.controller.commands import AddPartitions, CreateTopic, Reassign, encode
 from streamraft_broker.controller.state import (
     BrokerReg,
     ControllerState,
-    add_partitions_command,
-    create_topic_command,
-    reassign_command,
-    register_broker_command,
 )
 from streamraft_broker.controller.validation import InvalidCommand, validate_topic_name
 from streamraft_broker.topics.paths import UnsafePath, partition_dir
@@ -42,9 +39,7 @@ def _create(name: str = "t", replicas: Any = None, configs: Any = None, topic_id
 def _state() -> ControllerState:
     state = ControllerState()
     for n in (1, 2, 3):
-        state.apply(
-            register_broker_command(BrokerReg(n, "127.0.0.1", 9000 + n, f"127.0.0.1:{9100 + n}", None, "i"))
-        )
+        state.apply(encode(BrokerReg(n, "127.0.0.1", 9000 + n, f"127.0.0.1:{9100 + n}", None, "i").command()))
     return state
 
 
@@ -82,9 +77,9 @@ def test_kafka_legal_names_are_accepted() -> None:
         (_create(configs=["x"]), "object"),
         (_create(topic_id="not-a-uuid"), "UUID"),
         (_create(topic_id=12), "UUID"),
-        (add_partitions_command("t", [[1, 2, 2]]), "twice"),
-        (reassign_command("t", 0, [4, 4]), "twice"),
-        (reassign_command("t", -1, [4]), "partition"),
+        (encode(AddPartitions("t", ((1, 2, 2),))), "twice"),
+        (encode(Reassign("t", 0, (4, 4))), "twice"),
+        (encode(Reassign("t", -1, (4,))), "partition"),
         (
             _cmd(
                 op="register_broker",
@@ -143,7 +138,7 @@ def test_kafka_legal_names_are_accepted() -> None:
 )
 def test_malformed_commands_are_rejected_and_change_nothing(command: bytes, reason: str) -> None:
     state = _state()
-    state.apply(create_topic_command("t", uuid.uuid4(), [[1, 2, 3]], {}))
+    state.apply(encode(CreateTopic("t", uuid.uuid4(), ((1, 2, 3),), {})))
     before = state.to_snapshot()
     with pytest.raises(InvalidCommand, match=reason):
         state.apply(command)
@@ -154,8 +149,8 @@ def test_every_replica_reaches_the_same_state_through_rejections() -> None:
     log = [
         _create("good"),
         _create("../escape"),
-        add_partitions_command("good", [[2, 3, 1]]),
-        add_partitions_command("good", [[2, 2]]),
+        encode(AddPartitions("good", ((2, 3, 1),))),
+        encode(AddPartitions("good", ((2, 2),))),
         _create("good2", configs={"cleanup.policy": "compact"}),
     ]
     snapshots = []

@@ -8,12 +8,10 @@ import uuid
 from pathlib import Path
 
 import pytest
+from streamraft_broker.controller.commands import AlterConfigs, CreateTopic, DeleteRecords, encode
 from streamraft_broker.controller.state import (
     ControllerState,
-    alter_configs_command,
     changes_between,
-    create_topic_command,
-    delete_records_command,
 )
 from streamraft_broker.log.config import LogConfig
 from streamraft_broker.log.partition import PartitionLog
@@ -30,15 +28,15 @@ def _batch(n: int, tag: str) -> bytes:
 def test_delete_records_command_only_moves_log_starts_forward_and_survives_snapshots() -> None:
     state = ControllerState()
     topic_id = uuid.uuid4()
-    state.apply(create_topic_command("t", topic_id, [[1, 2, 3], [2, 3, 1]], {}))
+    state.apply(encode(CreateTopic("t", topic_id, ((1, 2, 3), (2, 3, 1)), {})))
     before = ControllerState.from_snapshot(state.to_snapshot())
-    change = state.apply(delete_records_command("t", topic_id, {0: 7, 1: 3}))
+    change = state.apply(encode(DeleteRecords("t", topic_id, {0: 7, 1: 3})))
     assert change is not None and change.kind == "records_deleted"
     assert state.topics["t"].log_start == {0: 7, 1: 3}
     # Never backwards, and a command for an older incarnation of the name changes nothing.
-    assert state.apply(delete_records_command("t", topic_id, {0: 5})) is None
-    assert state.apply(delete_records_command("t", uuid.uuid4(), {0: 99})) is None
-    assert state.apply(delete_records_command("t", topic_id, {5: 99})) is None  # no such partition
+    assert state.apply(encode(DeleteRecords("t", topic_id, {0: 5}))) is None
+    assert state.apply(encode(DeleteRecords("t", uuid.uuid4(), {0: 99}))) is None
+    assert state.apply(encode(DeleteRecords("t", topic_id, {5: 99}))) is None  # no such partition
     restored = ControllerState.from_snapshot(state.to_snapshot())
     assert restored.topics["t"].log_start == {0: 7, 1: 3}
     # A broker whose state jumps to that snapshot acts on the new log starts.
@@ -73,11 +71,11 @@ def test_retain_before_drops_whole_entries_before_the_batch_holding_the_offset(t
 def test_alter_configs_command_replaces_a_topics_overrides_and_survives_snapshots() -> None:
     state = ControllerState()
     topic_id = uuid.uuid4()
-    state.apply(create_topic_command("t", topic_id, [[1, 2, 3]], {"retention.ms": "1"}))
+    state.apply(encode(CreateTopic("t", topic_id, ((1, 2, 3),), {"retention.ms": "1"})))
     before = ControllerState.from_snapshot(state.to_snapshot())
-    change = state.apply(alter_configs_command("t", topic_id, {"segment.ms": "5"}))
+    change = state.apply(encode(AlterConfigs("t", topic_id, {"segment.ms": "5"})))
     assert change is not None and change.kind == "configs"
     assert state.topics["t"].configs == {"segment.ms": "5"}
-    assert state.apply(alter_configs_command("t", uuid.uuid4(), {})) is None  # an older incarnation
+    assert state.apply(encode(AlterConfigs("t", uuid.uuid4(), {}))) is None  # an older incarnation
     restored = ControllerState.from_snapshot(state.to_snapshot())
     assert [c.kind for c in changes_between(before, restored)] == ["configs"]

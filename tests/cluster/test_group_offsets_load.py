@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 
-from streamraft_broker.controller.state import ControllerState, create_topic_command, delete_topic_command
+from streamraft_broker.controller.commands import CreateTopic, DeleteTopic, encode
+from streamraft_broker.controller.state import ControllerState
 from streamraft_broker.groups.codec import OffsetKey
 from streamraft_broker.groups.model import CommittedOffset
 from streamraft_broker.groups.store import LoadedState
@@ -26,7 +27,7 @@ def _loaded() -> LoadedState:
 
 
 def _created(state: ControllerState, name: str) -> None:
-    state.apply(create_topic_command(name, uuid.uuid4(), [[1]], {}))
+    state.apply(encode(CreateTopic(name, uuid.uuid4(), ((1,),))))
 
 
 def test_offsets_of_topics_not_yet_replayed_are_kept() -> None:
@@ -40,7 +41,7 @@ def test_offsets_of_deleted_topics_are_dropped_and_returned_for_tombstones() -> 
     controller = ControllerState()
     _created(controller, "orders")
     _created(controller, "gone")
-    controller.apply(delete_topic_command("gone"))
+    controller.apply(encode(DeleteTopic("gone")))
     loaded = _loaded()
     gone = drop_deleted_topics(loaded, controller.deleted_topics)
     assert sorted(gone, key=lambda k: k.partition) == [OffsetKey("g", "gone", 0), OffsetKey("g", "gone", 1)]
@@ -50,10 +51,10 @@ def test_offsets_of_deleted_topics_are_dropped_and_returned_for_tombstones() -> 
 def test_a_topic_created_again_is_no_longer_deleted() -> None:
     controller = ControllerState()
     _created(controller, "gone")
-    controller.apply(delete_topic_command("gone"))
+    controller.apply(encode(DeleteTopic("gone")))
     assert controller.deleted_topics == {"gone"}
     _created(controller, "gone")
     assert controller.deleted_topics == set()
     # Deleting a name that does not exist records nothing.
-    controller.apply(delete_topic_command("never"))
+    controller.apply(encode(DeleteTopic("never")))
     assert controller.deleted_topics == set()

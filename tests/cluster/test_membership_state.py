@@ -6,18 +6,21 @@ import uuid
 from collections import Counter
 
 import pytest
+from streamraft_broker.controller.commands import (
+    CreateTopic,
+    DecommissionBroker,
+    Reassign,
+    Reassigned,
+    UnregisterBroker,
+    encode,
+)
 from streamraft_broker.controller.state import (
     BROKER_ACTIVE,
     BROKER_DECOMMISSIONED,
     BROKER_DECOMMISSIONING,
     ControllerState,
-    broker_state_command,
-    create_topic_command,
     place_replicas,
     rack_alternating,
-    reassign_command,
-    reassigned_command,
-    register_broker_command,
 )
 
 from tests.support.controller import broker_reg
@@ -26,62 +29,62 @@ from tests.support.controller import broker_reg
 def _state_with_topic(brokers: int = 4) -> ControllerState:
     state = ControllerState()
     for n in range(1, brokers + 1):
-        state.apply(register_broker_command(broker_reg(n)))
-    state.apply(create_topic_command("t", uuid.uuid4(), [[1, 2, 3], [2, 3, 4]], {}))
+        state.apply(encode(broker_reg(n).command()))
+    state.apply(encode(CreateTopic("t", uuid.uuid4(), ((1, 2, 3), (2, 3, 4)), {})))
     return state
 
 
 def test_registration_is_recorded_once_and_updated_on_change() -> None:
     state = ControllerState()
-    change = state.apply(register_broker_command(broker_reg(1, "a")))
+    change = state.apply(encode(broker_reg(1, "a").command()))
     assert change is not None and change.kind == "broker" and change.broker is not None
     assert state.brokers[1].rack == "a" and state.brokers[1].state == BROKER_ACTIVE
-    assert state.apply(register_broker_command(broker_reg(1, "a"))) is None, (
+    assert state.apply(encode(broker_reg(1, "a").command())) is None, (
         "an identical registration changed state"
     )
-    moved = state.apply(register_broker_command(broker_reg(1, "a", port=7000)))
+    moved = state.apply(encode(broker_reg(1, "a", port=7000).command()))
     assert moved is not None and state.brokers[1].kafka_port == 7001
     assert state.brokers[1].previous_incarnations == 0
-    state.apply(register_broker_command(broker_reg(1, "a", incarnation="inc-2", port=7000)))
+    state.apply(encode(broker_reg(1, "a", incarnation="inc-2", port=7000).command()))
     assert state.brokers[1].previous_incarnations == 1, "a new incarnation id was not counted"
 
 
 def test_decommission_states_and_placeable_brokers() -> None:
     state = _state_with_topic()
     assert state.placeable_brokers() == [1, 2, 3, 4]
-    state.apply(broker_state_command(4, BROKER_DECOMMISSIONING))
+    state.apply(encode(DecommissionBroker(4)))
     assert state.brokers[4].state == BROKER_DECOMMISSIONING
     assert state.placeable_brokers() == [1, 2, 3]
     assert state.replicas_on(4) == [("t", 1)]
-    state.apply(broker_state_command(4, BROKER_DECOMMISSIONED))
+    state.apply(encode(UnregisterBroker(4)))
     assert state.brokers[4].state == BROKER_DECOMMISSIONED
     # Registering again brings a decommissioned broker back as a new, active one.
-    state.apply(register_broker_command(broker_reg(4, incarnation="inc-9")))
+    state.apply(encode(broker_reg(4, incarnation="inc-9").command()))
     assert state.brokers[4].state == BROKER_ACTIVE
-    assert state.apply(broker_state_command(99, BROKER_DECOMMISSIONING)) is None
+    assert state.apply(encode(DecommissionBroker(99))) is None
 
 
 def test_move_records_target_then_final_replicas_and_keeps_origin() -> None:
     state = _state_with_topic()
-    change = state.apply(reassign_command("t", 0, [4, 2, 3]))
+    change = state.apply(encode(Reassign("t", 0, (4, 2, 3))))
     assert change is not None and change.kind == "target" and change.partition == 0
     meta = state.topics["t"]
     assert meta.targets == {0: [4, 2, 3]} and meta.replicas[0] == [1, 2, 3]
     assert ("t", 0) in state.replicas_on(4), "a target replica is not counted as holding the partition"
-    done = state.apply(reassigned_command("t", 0, [4, 2, 3]))
+    done = state.apply(encode(Reassigned("t", 0, (4, 2, 3))))
     assert done is not None and done.kind == "reassigned" and done.before == [1, 2, 3]
     assert meta.replicas[0] == [4, 2, 3] and meta.targets == {}
     assert meta.origin[0] == [1, 2, 3], "the group's bootstrap configuration must never change"
-    assert state.apply(reassign_command("t", 7, [1, 2, 3])) is None
-    assert state.apply(reassign_command("missing", 0, [1, 2, 3])) is None
+    assert state.apply(encode(Reassign("t", 7, (1, 2, 3)))) is None
+    assert state.apply(encode(Reassign("missing", 0, (1, 2, 3)))) is None
 
 
 def test_cancel_of_a_target_clears_it() -> None:
     state = _state_with_topic()
-    state.apply(reassign_command("t", 1, [1, 3, 4]))
-    change = state.apply(reassign_command("t", 1, None))
+    state.apply(encode(Reassign("t", 1, (1, 3, 4))))
+    change = state.apply(encode(Reassign("t", 1, None)))
     assert change is not None and state.topics["t"].targets == {}
-    assert state.apply(reassign_command("t", 1, None)) is None
+    assert state.apply(encode(Reassign("t", 1, None))) is None
 
 
 @pytest.mark.parametrize("brokers", [3, 4, 5, 6, 9])

@@ -13,7 +13,7 @@ from kio.schema.errors import ErrorCode
 from kio.schema.init_producer_id.v4.request import InitProducerIdRequest
 from kio.schema.types import ProducerId
 from kio.static.primitive import i16, i32Timedelta, i64
-from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
+from streamraft_broker.controller.commands import AllocateProducerIds, encode
 from streamraft_broker.controller.state import ControllerState
 
 from tests.support.launcher import Cluster, wait_controller
@@ -60,7 +60,7 @@ def test_controller_log_grants_disjoint_blocks_in_apply_order() -> None:
     for _ in range(2):  # a restart replays the same log to the same grants
         state = ControllerState()
         for i, broker in enumerate([2, 1, 2, 3]):
-            state.apply(allocate_producer_ids_command(broker, f"r{i}", 100))
+            state.apply(encode(AllocateProducerIds(broker, f"r{i}", 100)))
         replayed.append((state.producer_ids.next_id, dict(state.producer_ids.last_grant)))
     assert replayed[0] == replayed[1]
     next_id, grants = replayed[0]
@@ -71,7 +71,7 @@ def test_controller_log_grants_disjoint_blocks_in_apply_order() -> None:
         3: (300, "r3"),
     }
     with pytest.raises(ValueError, match="block size"):
-        ControllerState().apply(allocate_producer_ids_command(1, "x", 1)[:-2] + b"0}")
+        ControllerState().apply(encode(AllocateProducerIds(1, "x", 0)))
 
 
 def test_producer_ids_never_collide_across_brokers_and_whole_cluster_restart(tmp_path: Path) -> None:

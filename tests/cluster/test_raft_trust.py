@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from streamraft_broker.controller.state import create_topic_command
+from streamraft_broker.controller.commands import CreateTopic, encode
 from streamraft_broker.security import pki
 
 from tests.support.launcher import Cluster, create_topic, wait_controller
@@ -80,7 +80,7 @@ def test_forged_raft_traffic_on_a_plaintext_cluster_changes_nothing(tmp_path: Pa
     with cluster:
         wait_controller(cluster)
         create_topic(cluster, "before", 1, 3)
-        forged = create_topic_command(TRAVERSAL, uuid.uuid4(), [[1, 2, 3]], {})
+        forged = encode(CreateTopic(TRAVERSAL, uuid.uuid4(), ((1, 2, 3),)))
         before = {n: raft_terms(tmp_path / f"b{n}" / "raft") for n in cluster.brokers}
         # 1. A node id no broker has: refused before any of its frames is delivered.
         for n in cluster.brokers:

@@ -8,7 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from streamraft_broker.controller.state import BrokerReg, ControllerState, register_broker_command
+from streamraft_broker.controller.commands import encode
+from streamraft_broker.controller.state import BrokerReg, ControllerState
 from streamraft_broker.replication.members import parse_members
 from streamraft_broker.replication.membership import (
     DUPLICATE_BROKER_REGISTRATION,
@@ -24,7 +25,7 @@ CLUSTER = "c1"
 
 def _membership(tmp_path: Path, *, allow_join: bool = False) -> Membership:
     state = ControllerState()
-    state.apply(register_broker_command(BrokerReg(2, "h2", 9092, "h2:9093", None, "inc-a")))
+    state.apply(encode(BrokerReg(2, "h2", 9092, "h2:9093", None, "inc-a").command()))
     service = SimpleNamespace(
         raft_dir=tmp_path, state=state, members=MEMBERS, cluster_id=CLUSTER, allow_broker_join=allow_join
     )

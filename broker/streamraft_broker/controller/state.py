@@ -1,7 +1,9 @@
 """Controller state machine: the metadata log's commands and the state every broker derives from it.
 
-Commands are JSON objects (one per Raft entry). Applying is deterministic and idempotent per command, so
-every broker replaying the controller log reaches the same topics, replica sets and broker registrations.
+Commands are the typed, versioned dataclasses of ``controller.commands`` (one JSON entry per Raft entry,
+read by ``commands.decode``; ``apply`` dispatches on their type). Applying is deterministic and idempotent
+per command, so every broker replaying the controller log reaches the same topics, replica sets and broker
+registrations.
 
 Membership commands (see ``streamraft_broker.replication.membership``): ``register_broker`` (addresses,
 rack, incarnation), ``decommission_broker`` (state -> decommissioning), ``unregister_broker`` (state ->
@@ -26,11 +28,32 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS, ProducerIdBlock, ProducerIdState
-from streamraft_broker.controller.validation import InvalidCommand, validate_command
-from streamraft_broker.quotas.entities import ALTER_CLIENT_QUOTAS, ClientQuotas
-from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclSet
-from streamraft_broker.security.credentials import DELETE_SCRAM, UPSERT_SCRAM, ScramCredentials
+from streamraft_broker.controller.commands import (
+    AddPartitions,
+    AllocateProducerIds,
+    AlterClientQuotas,
+    AlterConfigs,
+    Command,
+    CreateAcls,
+    CreateTopic,
+    DecommissionBroker,
+    DeleteAcls,
+    DeleteRecords,
+    DeleteScramCredential,
+    DeleteTopic,
+    InvalidCommand,
+    Reassign,
+    Reassigned,
+    RegisterBroker,
+    UnregisterBroker,
+    UpsertScramCredential,
+    decode,
+)
+from streamraft_broker.controller.producer_ids import ProducerIdBlock, ProducerIdState
+from streamraft_broker.controller.validation import validate_command
+from streamraft_broker.quotas.entities import ClientQuotas
+from streamraft_broker.security.acl import AclSet
+from streamraft_broker.security.credentials import ScramCredentials
 
 CONTROLLER_GROUP = 1
 SNAPSHOT_VERSION = 1
@@ -112,6 +135,18 @@ class BrokerReg:
             other.listeners,
         )
 
+    def command(self) -> RegisterBroker:
+        """The controller command registering this broker's endpoints."""
+        return RegisterBroker(
+            self.node_id,
+            self.kafka_host,
+            self.kafka_port,
+            self.raft_address,
+            self.rack,
+            self.incarnation,
+            dict(self.listeners),
+        )
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.node_id,
@@ -140,79 +175,6 @@ class TopicMeta:
 
     def group(self, partition: int) -> int:
         return group_id_for(self.topic_id, partition)
-
-
-def create_topic_command(
-    name: str, topic_id: uuid.UUID, replicas: list[list[int]], configs: dict[str, str]
-) -> bytes:
-    return json.dumps(
-        {"op": "create_topic", "name": name, "id": str(topic_id), "replicas": replicas, "configs": configs},
-        sort_keys=True,
-    ).encode()
-
-
-def delete_topic_command(name: str) -> bytes:
-    return json.dumps({"op": "delete_topic", "name": name}, sort_keys=True).encode()
-
-
-def add_partitions_command(name: str, replicas: list[list[int]]) -> bytes:
-    return json.dumps({"op": "add_partitions", "name": name, "replicas": replicas}, sort_keys=True).encode()
-
-
-def delete_records_command(name: str, topic_id: uuid.UUID, log_start: dict[int, int]) -> bytes:
-    """DeleteRecords: move these partitions' log start forward (never back) to the given offsets."""
-    return json.dumps(
-        {
-            "op": "delete_records",
-            "name": name,
-            "id": str(topic_id),
-            "log_start": {str(p): o for p, o in log_start.items()},
-        },
-        sort_keys=True,
-    ).encode()
-
-
-def alter_configs_command(name: str, topic_id: uuid.UUID, configs: dict[str, str]) -> bytes:
-    """IncrementalAlterConfigs: the topic's complete config overrides after the change."""
-    return json.dumps(
-        {"op": "alter_configs", "name": name, "id": str(topic_id), "configs": configs}, sort_keys=True
-    ).encode()
-
-
-def register_broker_command(reg: BrokerReg) -> bytes:
-    return json.dumps(
-        {
-            "op": "register_broker",
-            "id": reg.node_id,
-            "kafka_host": reg.kafka_host,
-            "kafka_port": reg.kafka_port,
-            "raft": reg.raft_address,
-            "rack": reg.rack,
-            "incarnation": reg.incarnation,
-            # Only when there are some: commands of brokers without named listeners stay as they were.
-            **({"listeners": reg.listeners} if reg.listeners else {}),
-        },
-        sort_keys=True,
-    ).encode()
-
-
-def broker_state_command(node_id: int, state: str) -> bytes:
-    assert state in (BROKER_DECOMMISSIONING, BROKER_DECOMMISSIONED), state
-    op = "decommission_broker" if state == BROKER_DECOMMISSIONING else "unregister_broker"
-    return json.dumps({"op": op, "id": node_id}, sort_keys=True).encode()
-
-
-def reassign_command(name: str, partition: int, target: list[int] | None) -> bytes:
-    """Start (or with ``target`` None cancel) moving a partition to ``target``."""
-    return json.dumps(
-        {"op": "reassign", "name": name, "partition": partition, "target": target}, sort_keys=True
-    ).encode()
-
-
-def reassigned_command(name: str, partition: int, replicas: list[int]) -> bytes:
-    return json.dumps(
-        {"op": "reassigned", "name": name, "partition": partition, "replicas": replicas}, sort_keys=True
-    ).encode()
 
 
 @dataclass(frozen=True)
@@ -274,6 +236,8 @@ class ControllerState:
             doc: Any = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"controller snapshot is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("controller snapshot is not valid JSON: nested too deeply") from None
         if not isinstance(doc, dict) or "version" not in doc:
             raise ValueError("controller snapshot has no version field")
         if doc["version"] != SNAPSHOT_VERSION:
@@ -308,7 +272,7 @@ class ControllerState:
             field_name = "client_quotas"
             # Absent from snapshots taken before client quotas existed: none were set then.
             state.client_quotas = ClientQuotas.from_json(doc.get("client_quotas", []))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # int(Infinity)
             raise ValueError(f"controller snapshot field {field_name!r} is malformed: {exc!r}") from None
         return state
 
@@ -329,129 +293,137 @@ class ControllerState:
         ]
 
     def apply(self, data: bytes) -> Change | None:
-        """Apply one committed command. A command that fails validation raises InvalidCommand (a
-        ValueError) and leaves the state unchanged, the same on every broker: the caller logs and skips
-        it."""
+        """Apply one committed controller-log entry. An entry that does not decode to a command
+        (``controller.commands.decode``) or fails validation raises InvalidCommand (a ValueError) and
+        leaves the state unchanged, the same on every broker: the caller logs and skips it."""
         try:
-            cmd: Any = json.loads(data)
-            if not isinstance(cmd, dict):
-                raise InvalidCommand("not a JSON object")
-            op = cmd.get("op")
-            name = cmd.get("name")
-            existing = self.topics.get(name) if isinstance(name, str) else None
-            validate_command(op, cmd, None if existing is None else len(existing.replicas))
-        except ValueError as exc:  # InvalidCommand, or not JSON / not UTF-8
+            command = decode(data)
+            existing = self.topics.get(command.name) if isinstance(command, AddPartitions) else None
+            validate_command(command, None if existing is None else len(existing.replicas))
+        except ValueError as exc:  # InvalidCommand
             raise InvalidCommand(f"controller command rejected: {exc}"[:500]) from None
-        if op == "create_topic":
-            name = str(cmd["name"])
-            if name in self.topics:
-                return None  # a second create of the same name lost the race: the first one stands
-            replicas = [[int(b) for b in rs] for rs in cmd["replicas"]]
-            meta = TopicMeta(
-                name,
-                uuid.UUID(cmd["id"]),
-                replicas,
-                {str(k): str(v) for k, v in cmd["configs"].items()},
-                origin=[list(rs) for rs in replicas],
-            )
-            self.topics[name] = meta
-            self.deleted_topics.discard(name)
-            return Change("created", meta)
-        if op == "delete_topic":
-            gone = self.topics.pop(str(cmd["name"]), None)
-            if gone is None:
-                return None
-            self.deleted_topics.add(gone.name)
-            return Change("deleted", gone)
-        if op == "add_partitions":
-            found = self.topics.get(str(cmd["name"]))
-            if found is None:
-                return None
-            first_new = len(found.replicas)
-            added = [[int(b) for b in rs] for rs in cmd["replicas"]]
-            found.replicas.extend(added)
-            found.origin.extend(list(rs) for rs in added)
-            return Change("extended", found, first_new)
-        if op == "delete_records":
-            found = self.topics.get(str(cmd["name"]))
-            if found is None or str(found.topic_id) != str(cmd["id"]):
-                return None  # the topic went (or was created again) since the request
-            moved = False
-            for p_s, offset in cmd["log_start"].items():
-                p = int(p_s)
-                if 0 <= p < len(found.replicas) and int(offset) > found.log_start.get(p, 0):
-                    found.log_start[p] = int(offset)
-                    moved = True
-            return Change("records_deleted", found) if moved else None
-        if op == "alter_configs":
-            found = self.topics.get(str(cmd["name"]))
-            if found is None or str(found.topic_id) != str(cmd["id"]):
-                return None
-            found.configs = {str(k): str(v) for k, v in cmd["configs"].items()}
-            return Change("configs", found)
-        if op in ("register_broker", "decommission_broker", "unregister_broker"):
-            return self._apply_broker(op, cmd)
-        if op in ("reassign", "reassigned"):
-            return self._apply_move(op, cmd)
-        if op == ALLOCATE_PRODUCER_IDS:
-            self.producer_ids.apply(cmd)
-            return None
-        if op in (CREATE_ACLS, DELETE_ACLS):
-            self.acls.apply(cmd)  # AclError (a ValueError) for an invalid binding: nothing changes
-            return None
-        if op == ALTER_CLIENT_QUOTAS:
-            self.client_quotas.apply(cmd)  # all or nothing: an invalid command raises ValueError
-            return None
-        if op in (UPSERT_SCRAM, DELETE_SCRAM):
-            self.scram.apply(cmd)
-            return None
-        raise ValueError(f"unknown controller command {data[:100]!r}")
+        return self.apply_command(command)
 
-    def _apply_broker(self, op: str, cmd: Any) -> Change | None:
-        node = int(cmd["id"])
-        old = self.brokers.get(node)
-        if op == "register_broker":
-            reg = BrokerReg(
-                node,
-                str(cmd["kafka_host"]),
-                int(cmd["kafka_port"]),
-                str(cmd["raft"]),
-                None if cmd.get("rack") is None else str(cmd["rack"]),
-                str(cmd["incarnation"]),
-                listeners={str(k): str(v) for k, v in cmd.get("listeners", {}).items()},
-            )
-            if old is not None:
-                if old.same_endpoint(reg):
+    def apply_command(self, command: Command) -> Change | None:
+        """Apply one decoded and validated command (``apply`` does both first)."""
+        match command:
+            case CreateTopic(name, topic_id, replicas, configs):
+                if name in self.topics:
+                    return None  # a second create of the same name lost the race: the first one stands
+                meta = TopicMeta(
+                    name,
+                    topic_id,
+                    [list(rs) for rs in replicas],
+                    dict(configs),
+                    origin=[list(rs) for rs in replicas],
+                )
+                self.topics[name] = meta
+                self.deleted_topics.discard(name)
+                return Change("created", meta)
+            case DeleteTopic(name):
+                gone = self.topics.pop(name, None)
+                if gone is None:
                     return None
-                # A decommissioned broker that registers again comes back as a new, empty broker.
-                reg.state = BROKER_ACTIVE if old.state == BROKER_DECOMMISSIONED else old.state
-                reg.previous_incarnations = old.previous_incarnations + (old.incarnation != reg.incarnation)
-            self.brokers[node] = reg
-            return Change("broker", broker=reg)
-        if old is None:
-            return None
-        old.state = BROKER_DECOMMISSIONING if op == "decommission_broker" else BROKER_DECOMMISSIONED
-        return Change("broker", broker=old)
+                self.deleted_topics.add(gone.name)
+                return Change("deleted", gone)
+            case AddPartitions(name, replicas):
+                found = self.topics.get(name)
+                if found is None:
+                    return None
+                first_new = len(found.replicas)
+                found.replicas.extend(list(rs) for rs in replicas)
+                found.origin.extend(list(rs) for rs in replicas)
+                return Change("extended", found, first_new)
+            case DeleteRecords(name, topic_id, log_start):
+                found = self.topics.get(name)
+                if found is None or found.topic_id != topic_id:
+                    return None  # the topic went (or was created again) since the request
+                moved = False
+                for p, offset in log_start.items():
+                    if 0 <= p < len(found.replicas) and offset > found.log_start.get(p, 0):
+                        found.log_start[p] = offset
+                        moved = True
+                return Change("records_deleted", found) if moved else None
+            case AlterConfigs(name, topic_id, configs):
+                found = self.topics.get(name)
+                if found is None or found.topic_id != topic_id:
+                    return None
+                found.configs = dict(configs)
+                return Change("configs", found)
+            case RegisterBroker():
+                return self._register(command)
+            case DecommissionBroker(node_id) | UnregisterBroker(node_id):
+                old = self.brokers.get(node_id)
+                if old is None:
+                    return None
+                old.state = (
+                    BROKER_DECOMMISSIONING
+                    if isinstance(command, DecommissionBroker)
+                    else BROKER_DECOMMISSIONED
+                )
+                return Change("broker", broker=old)
+            case Reassign(name, partition, target):
+                moving = self._partition(name, partition)
+                if moving is None:
+                    return None
+                if target is None:
+                    if moving.targets.pop(partition, None) is None:
+                        return None
+                else:
+                    moving.targets[partition] = list(target)
+                return Change("target", moving, partition=partition)
+            case Reassigned(name, partition, replicas):
+                moving = self._partition(name, partition)
+                if moving is None:
+                    return None
+                final = list(replicas)
+                before = moving.replicas[partition]
+                moving.replicas[partition] = final
+                if sorted(moving.targets.get(partition, [])) == sorted(final):
+                    del moving.targets[partition]
+                return Change("reassigned", moving, partition=partition, before=before)
+            case AllocateProducerIds(broker, request_id, size):
+                self.producer_ids.grant(broker, request_id, size)
+                return None
+            case CreateAcls(bindings):
+                self.acls.add(bindings)  # AclError (a ValueError) past MAX_ACLS: nothing changes
+                return None
+            case DeleteAcls(bindings):
+                self.acls.remove(bindings)
+                return None
+            case AlterClientQuotas(alterations):
+                self.client_quotas.apply(alterations)  # all or nothing: an invalid command raises ValueError
+                return None
+            case UpsertScramCredential() | DeleteScramCredential():
+                self.scram.apply(command)
+                return None
 
-    def _apply_move(self, op: str, cmd: Any) -> Change | None:
-        meta = self.topics.get(str(cmd["name"]))
-        index = int(cmd["partition"])
+    def _register(self, cmd: RegisterBroker) -> Change | None:
+        reg = BrokerReg(
+            cmd.node_id,
+            cmd.kafka_host,
+            cmd.kafka_port,
+            cmd.raft_address,
+            cmd.rack,
+            cmd.incarnation,
+            listeners=dict(cmd.listeners),
+        )
+        old = self.brokers.get(cmd.node_id)
+        if old is not None:
+            if old.same_endpoint(reg):
+                return None
+            # A decommissioned broker that registers again comes back as a new, empty broker.
+            reg.state = BROKER_ACTIVE if old.state == BROKER_DECOMMISSIONED else old.state
+            reg.previous_incarnations = old.previous_incarnations + (old.incarnation != reg.incarnation)
+        self.brokers[cmd.node_id] = reg
+        return Change("broker", broker=reg)
+
+    def _partition(self, name: str, index: int) -> TopicMeta | None:
+        """The topic when it has partition ``index``."""
+        meta = self.topics.get(name)
         if meta is None or not 0 <= index < len(meta.replicas):
             return None
-        if op == "reassign":
-            target = cmd["target"]
-            if target is None:
-                if meta.targets.pop(index, None) is None:
-                    return None
-            else:
-                meta.targets[index] = [int(b) for b in target]
-            return Change("target", meta, partition=index)
-        final = [int(b) for b in cmd["replicas"]]
-        before = meta.replicas[index]
-        meta.replicas[index] = final
-        if sorted(meta.targets.get(index, [])) == sorted(final):
-            del meta.targets[index]
-        return Change("reassigned", meta, partition=index, before=before)
+        return meta
 
 
 def _topic_json(t: TopicMeta) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import sys
 from types import ModuleType
 from typing import Any
 
+from streamraft_broker.controller.commands import AlterClientQuotas, encode
 from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.handlers.authz import cluster_denied
 from streamraft_broker.handlers.context import BrokerContext, err
@@ -23,7 +24,6 @@ from streamraft_broker.quotas.entities import (
     INVALID_REQUEST,
     Alteration,
     QuotaError,
-    alter_client_quotas_command,
     check_op,
     make_entity,
 )
@@ -117,7 +117,7 @@ async def handle_alter_client_quotas(ctx: BrokerContext, header: RequestHeader, 
             outcomes.append((exc.error_code, str(exc)))
     if valid and not request.validate_only:
         try:
-            await _commit(ctx, rep, alter_client_quotas_command([a for _, a in valid]))
+            await _commit(ctx, rep, AlterClientQuotas(tuple(a for _, a in valid)))
         except QuotaError as exc:
             for i, _ in valid:
                 outcomes[i] = (exc.error_code, str(exc))
@@ -147,7 +147,7 @@ def _alter_response(version: int, results: list[tuple[int, str | None, Any]]) ->
     return build(response_type(ApiKey.ALTER_CLIENT_QUOTAS, version), throttle_time=0, entries=entries)
 
 
-async def _commit(ctx: BrokerContext, rep: Any, command: bytes) -> None:
+async def _commit(ctx: BrokerContext, rep: Any, command: AlterClientQuotas) -> None:
     if rep is None:
         if ctx.quotas is None or ctx.quotas.store is None:
             raise QuotaError(INVALID_REQUEST, "client quotas cannot be stored on this broker")
@@ -161,7 +161,7 @@ async def _commit(ctx: BrokerContext, rep: Any, command: bytes) -> None:
     if not rep.runtime.is_leader(CONTROLLER_GROUP):
         raise QuotaError(NOT_CONTROLLER, f"node {ctx.node_id} is not the controller")
     try:
-        await rep.runtime.propose(CONTROLLER_GROUP, command)
+        await rep.runtime.propose(CONTROLLER_GROUP, encode(command))
     except ConsensusError as exc:
         raise QuotaError(NOT_CONTROLLER, f"controller proposal failed: {exc}") from None
 

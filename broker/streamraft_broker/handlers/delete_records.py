@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamraft_broker.controller.state import CONTROLLER_GROUP, delete_records_command
+from streamraft_broker.controller.commands import DeleteRecords, encode
+from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -75,7 +76,7 @@ async def handle_delete_records(ctx: BrokerContext, header: RequestHeader, reque
                     meta = rep.state.topics.get(t.name)
                     if meta is None:
                         raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {t.name!r} does not exist")
-                    await rep._propose_metadata(delete_records_command(t.name, meta.topic_id, moves))
+                    await rep._propose_metadata(encode(DeleteRecords(t.name, meta.topic_id, moves)))
                 else:
                     await rep.delete_records(t.name, moves)
             except (TopicError, ValueError) as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from streamraft_broker.controller.commands import DeleteScramCredential, ScramCommand, UpsertScramCredential
 from streamraft_broker.handlers.authz import cluster_denied
 from streamraft_broker.handlers.context import BrokerContext, err
 from streamraft_broker.protocol.codec import build, nested, response_type
@@ -22,8 +23,6 @@ from streamraft_broker.security.authenticators import NotController
 from streamraft_broker.security.credentials import (
     MAX_USER_CHARS,
     CredentialStore,
-    delete_scram_command,
-    upsert_scram_command,
 )
 from streamraft_broker.security.scram import (
     MAX_ITERATIONS,
@@ -157,7 +156,7 @@ async def handle_alter_user_scram_credentials(ctx: BrokerContext, header: Reques
                 ErrorCode.duplicate_resource,
                 "A user credential cannot be altered twice in the same request",
             )
-    commands: dict[str, bytes] = {}
+    commands: dict[str, ScramCommand] = {}
     for d in request.deletions:
         name = str(d.name)
         mechanism = _BY_ID.get(int(d.mechanism))
@@ -173,7 +172,7 @@ async def handle_alter_user_scram_credentials(ctx: BrokerContext, header: Reques
                 "Attempt to delete a user credential that does not exist",
             )
         else:
-            commands[name] = delete_scram_command(name, mechanism)
+            commands[name] = DeleteScramCredential(name, mechanism)
     for u in request.upsertions:
         name = str(u.name)
         if name in errors:
@@ -187,7 +186,7 @@ async def handle_alter_user_scram_credentials(ctx: BrokerContext, header: Reques
         credential = credential_from_salted(
             mechanism, bytes(u.salted_password), bytes(u.salt), int(u.iterations)
         )
-        commands[name] = upsert_scram_command(name, mechanism, credential)
+        commands[name] = UpsertScramCredential(name, mechanism, credential)
     if commands:
         if store is None:
             for name in commands:

@@ -7,9 +7,10 @@ type's default entity (``<default>`` in kafka-configs). Keys and their value typ
 ``connection_creation_rate`` (whole connections per second) for ip entities. The last two are stored and
 described but not enforced by this broker.
 
-Changes travel as one ``alter_client_quotas`` command (JSON). The controller state and the single-node
-file apply the same command through :meth:`ClientQuotas.apply`, which validates the whole command before
-changing anything: a command that is not valid changes nothing and raises ValueError.
+Changes travel as one ``alter_client_quotas`` command (``controller.commands.AlterClientQuotas``). The
+controller state and the single-node file apply the same command through :meth:`ClientQuotas.apply`,
+which validates the whole command before changing anything: a command that is not valid changes nothing
+and raises ValueError.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,33 +130,16 @@ class Alteration:
     ops: tuple[tuple[str, float | None], ...]
 
 
-def alter_client_quotas_command(alterations: Sequence[Alteration]) -> bytes:
-    return json.dumps(
-        {
-            "op": ALTER_CLIENT_QUOTAS,
-            "entries": [
-                {"entity": [list(c) for c in a.entity], "ops": [list(o) for o in a.ops]} for a in alterations
-            ],
-        },
-        sort_keys=True,
-    ).encode()
-
-
-def _parse_command(cmd: Any) -> list[Alteration]:
-    """The command's alterations, every entity and op validated; raises ValueError naming the problem."""
+def _validated(alterations: Iterable[Alteration]) -> list[Alteration]:
+    """The alterations with every entity and op validated; raises ValueError naming the problem."""
     try:
         out: list[Alteration] = []
-        for entry in cmd["entries"]:
-            entity = make_entity((str(t), None if n is None else str(n)) for t, n in entry["entity"])
-            ops = tuple(
-                (str(k), check_op(entity, str(k), None if v is None else float(v))) for k, v in entry["ops"]
-            )
-            out.append(Alteration(entity, ops))
+        for a in alterations:
+            entity = make_entity(a.entity)
+            out.append(Alteration(entity, tuple((k, check_op(entity, k, v)) for k, v in a.ops)))
         return out
     except QuotaError as exc:
         raise ValueError(f"alter_client_quotas: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"alter_client_quotas command is malformed: {exc!r}") from None
 
 
 # Where a (user, client-id) pair finds its quota, Kafka's order (docs "Quotas" section): each entry is the
@@ -195,9 +179,10 @@ class ClientQuotas:
         self.has_user_client_quotas = False
         """Some user or client-id entity holds a key: enforcement can be skipped entirely otherwise."""
 
-    def apply(self, cmd: Any) -> None:
-        """Applies an ``alter_client_quotas`` command (decoded JSON): all of it, or nothing (ValueError)."""
-        for alteration in _parse_command(cmd):
+    def apply(self, alterations: Iterable[Alteration]) -> None:
+        """Applies the alterations of an ``AlterClientQuotas`` command (``controller.commands``): all of
+        them, or nothing (ValueError)."""
+        for alteration in _validated(alterations):
             current = dict(self.entities.get(alteration.entity, {}))
             for key, value in alteration.ops:
                 if value is None:
@@ -226,11 +211,17 @@ class ClientQuotas:
         if not isinstance(data, list):
             raise ValueError("client quotas must be a list of entities")
         try:
-            entries = [{"entity": item["entity"], "ops": list(item["quotas"].items())} for item in data]
-        except (KeyError, TypeError, AttributeError) as exc:
+            alterations = [
+                Alteration(
+                    tuple((str(t), None if n is None else str(n)) for t, n in item["entity"]),
+                    tuple((str(k), None if v is None else float(v)) for k, v in item["quotas"].items()),
+                )
+                for item in data
+            ]
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ValueError(f"a client quota entry is malformed: {exc!r}") from None
         state = cls()
-        state.apply({"op": ALTER_CLIENT_QUOTAS, "entries": entries})
+        state.apply(alterations)
         return state
 
     def resolve(self, key: str, user: str, client_id: str) -> ResolvedQuota | None:

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.controller.commands import AlterClientQuotas
 from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.quotas.entities import ClientQuotas
 
@@ -36,10 +37,10 @@ class QuotaFile:
             raise RuntimeError(f"cannot read client quotas {self.path}: {exc}") from exc
         log.info("loaded client quotas", extra={"entities": len(self.quotas.entities)})
 
-    def apply(self, command: bytes) -> None:
+    def apply(self, command: AlterClientQuotas) -> None:
         """Applies the command and makes it durable before returning; ValueError for an invalid one."""
         updated = ClientQuotas.from_json(self.quotas.to_json())
-        updated.apply(json.loads(command))
+        updated.apply(command.alterations)
         self._save(updated)
         self.quotas = updated
 

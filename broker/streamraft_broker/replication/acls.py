@@ -17,6 +17,7 @@ from kio.schema.create_acls.v3 import request as create_req
 from kio.schema.delete_acls.v3 import request as delete_req
 from kio.static.primitive import i8
 
+from streamraft_broker.controller.commands import CreateAcls, DeleteAcls, encode
 from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.replication import broker_proof, membership_rpc
 from streamraft_broker.security.acl import (
@@ -26,7 +27,6 @@ from streamraft_broker.security.acl import (
     AclError,
     AclFilter,
     AclSet,
-    acl_command,
     exact_filter,
 )
 
@@ -53,7 +53,7 @@ class ControllerAcls:
         # Checked before proposing, so the limit answers the client instead of failing at apply.
         AclSet(self.current()).add(bindings)
         if self.service.runtime.is_leader(CONTROLLER_GROUP):
-            await self.service.propose_metadata(acl_command(CREATE_ACLS, bindings))
+            await self.service.propose_metadata(encode(CreateAcls(tuple(bindings))))
             return
         body = create_req.CreateAclsRequest(
             creations=tuple(
@@ -78,7 +78,7 @@ class ControllerAcls:
 
     async def delete(self, bindings: Sequence[AclBinding]) -> None:
         if self.service.runtime.is_leader(CONTROLLER_GROUP):
-            await self.service.propose_metadata(acl_command(DELETE_ACLS, bindings))
+            await self.service.propose_metadata(encode(DeleteAcls(tuple(bindings))))
             return
         filters = [exact_filter(b) for b in bindings]
         body = delete_req.DeleteAclsRequest(

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from kio.schema.errors import ErrorCode
 
-from streamraft_broker.controller.state import CONTROLLER_GROUP, create_topic_command, place_replicas
+from streamraft_broker.controller.commands import CreateTopic, assignment, encode
+from streamraft_broker.controller.state import CONTROLLER_GROUP, place_replicas
 from streamraft_broker.groups.codec import OffsetKey, encode_offset_key
 from streamraft_broker.groups.config import GroupConfig
 from streamraft_broker.groups.coordinator import GroupCoordinator, GroupStoreError, Record
@@ -220,7 +221,8 @@ class GroupOffsets:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(
                 rep.runtime.propose(
-                    CONTROLLER_GROUP, create_topic_command(TOPIC, uuid.uuid4(), replicas, dict(TOPIC_CONFIGS))
+                    CONTROLLER_GROUP,
+                    encode(CreateTopic(TOPIC, uuid.uuid4(), assignment(replicas), dict(TOPIC_CONFIGS))),
                 ),
                 5.0,
             )

@@ -60,15 +60,18 @@ from kio.static.primitive import i16, u16
 from streamraft_consensus.runtime.errors import ConsensusError
 
 from streamraft_broker.admin import AdminError, AdminRequest, AdminResponse
+from streamraft_broker.controller.commands import (
+    DecommissionBroker,
+    Reassign,
+    UnregisterBroker,
+    encode,
+)
 from streamraft_broker.controller.state import (
     BROKER_ACTIVE,
     BROKER_DECOMMISSIONED,
     BROKER_DECOMMISSIONING,
     CONTROLLER_GROUP,
     BrokerReg,
-    broker_state_command,
-    reassign_command,
-    register_broker_command,
 )
 from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.replication import broker_proof, membership_rpc
@@ -262,7 +265,7 @@ class Membership:
                 have.incarnation,
                 reg.incarnation,
             )
-        await self.propose(register_broker_command(reg))
+        await self.propose(encode(reg.command()))
 
     async def propose(self, command: bytes) -> None:
         if not self.service.runtime.is_leader(CONTROLLER_GROUP):
@@ -299,7 +302,7 @@ class Membership:
         """Controller leader: mark ``node`` decommissioning (the duty loop then moves its replicas)."""
         self.decommission_check(node)
         if self.service.state.brokers[node].state == BROKER_ACTIVE:
-            await self.propose(broker_state_command(node, BROKER_DECOMMISSIONING))
+            await self.propose(encode(DecommissionBroker(node)))
 
     async def duties(self) -> None:
         """While this broker leads the controller: add registered brokers to the controller group as
@@ -334,7 +337,7 @@ class Membership:
         holding = self._partitions_on(node)
         if not holding:
             log.info("event=broker_decommissioned node=%d", node)
-            await self.propose(broker_state_command(node, BROKER_DECOMMISSIONED))
+            await self.propose(encode(UnregisterBroker(node)))
             return
         load = self._load()
         for meta, p in holding:
@@ -350,7 +353,7 @@ class Membership:
             log.info(
                 "event=decommission_move node=%d topic=%s partition=%d target=%s", node, meta.name, p, target
             )
-            await self.propose(reassign_command(meta.name, p, target))
+            await self.propose(encode(Reassign(meta.name, p, tuple(target))))
 
     def _load(self) -> dict[int, int]:
         load: dict[int, int] = {}

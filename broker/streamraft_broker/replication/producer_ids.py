@@ -24,7 +24,7 @@ from kio.index import load_request_schema, load_response_schema
 from kio.schema.errors import ErrorCode
 from kio.serial import entity_reader, entity_writer
 
-from streamraft_broker.controller.producer_ids import allocate_producer_ids_command
+from streamraft_broker.controller.commands import AllocateProducerIds, encode
 from streamraft_broker.controller.state import CONTROLLER_GROUP
 from streamraft_broker.protocol.codec import build
 from streamraft_broker.security import outbound
@@ -83,7 +83,7 @@ class ControllerProducerIds:
     async def _new_block(self) -> bool:
         rep = self._rep
         request_id = uuid.uuid4().hex
-        command = allocate_producer_ids_command(rep.node_id, request_id, self._block_size)
+        command = encode(AllocateProducerIds(rep.node_id, request_id, self._block_size))
         try:
             await asyncio.wait_for(rep.runtime.propose(CONTROLLER_GROUP, command), PROPOSE_TIMEOUT_S)
         except Exception as exc:

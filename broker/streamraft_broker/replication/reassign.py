@@ -33,11 +33,10 @@ from kio.schema.types import BrokerId
 from kio.static.primitive import i32, i64
 from streamraft_consensus.runtime.errors import ConsensusError
 
+from streamraft_broker.controller.commands import Reassign, Reassigned, encode
 from streamraft_broker.controller.state import (
     CONTROLLER_GROUP,
     TopicMeta,
-    reassign_command,
-    reassigned_command,
 )
 from streamraft_broker.replication import broker_proof, membership_rpc
 
@@ -96,7 +95,7 @@ async def request_move(
         validate_target(service, target)
         if partition not in meta.targets and target == meta.replicas[partition]:
             return
-    await propose(service, reassign_command(topic, partition, target))
+    await propose(service, encode(Reassign(topic, partition, None if target is None else tuple(target))))
 
 
 async def propose(service: ReplicationService, command: bytes) -> None:
@@ -119,7 +118,7 @@ async def finish_move(service: ReplicationService, topic: str, partition: int, v
         raise MoveError(
             NO_REASSIGNMENT_IN_PROGRESS, f"{topic}-{partition}: {voters} is not its target {target}"
         )
-    await propose(service, reassigned_command(topic, partition, target))
+    await propose(service, encode(Reassigned(topic, partition, tuple(target))))
 
 
 class Mover:

@@ -27,18 +27,22 @@ from streamraft_consensus.storage.segment_log import SegmentLog
 from streamraft_consensus.transport.grpc_transport import TransportTls
 
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
+from streamraft_broker.controller.commands import (
+    AddPartitions,
+    AlterConfigs,
+    CreateTopic,
+    DeleteRecords,
+    DeleteTopic,
+    assignment,
+    encode,
+)
 from streamraft_broker.controller.state import (
     CONTROLLER_GROUP,
     BrokerReg,
     Change,
     ControllerState,
     TopicMeta,
-    add_partitions_command,
-    alter_configs_command,
     changes_between,
-    create_topic_command,
-    delete_records_command,
-    delete_topic_command,
     place_replicas,
 )
 from streamraft_broker.log.config import LogConfig
@@ -728,7 +732,7 @@ class ReplicationService:
         if meta is None:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
         if self.runtime.is_leader(CONTROLLER_GROUP):
-            await self._propose_metadata(delete_records_command(name, meta.topic_id, log_start))
+            await self._propose_metadata(encode(DeleteRecords(name, meta.topic_id, log_start)))
         else:
             await self._forward_delete_records(name, log_start)
         log.info(
@@ -764,7 +768,7 @@ class ReplicationService:
         meta = self.state.topics.get(name)
         if meta is None:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        await self._propose_metadata(alter_configs_command(name, meta.topic_id, configs))
+        await self._propose_metadata(encode(AlterConfigs(name, meta.topic_id, configs)))
 
     async def forward_alter_configs(self, resource: Any, validate_only: bool) -> None:
         """IncrementalAlterConfigs of one topic, to the controller's leader (which answers once the change
@@ -1376,7 +1380,7 @@ class ReplicationService:
         )
         try:
             await self.runtime.propose(
-                CONTROLLER_GROUP, create_topic_command(name, uuid.uuid4(), replicas, clean)
+                CONTROLLER_GROUP, encode(CreateTopic(name, uuid.uuid4(), assignment(replicas), clean))
             )
         except ConsensusError as exc:
             raise TopicError(NOT_CONTROLLER, f"controller proposal failed: {exc}") from None
@@ -1398,7 +1402,7 @@ class ReplicationService:
     async def delete_topic(self, name: str) -> None:
         if name not in self.state.topics:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
-        await self._propose_metadata(delete_topic_command(name))
+        await self._propose_metadata(encode(DeleteTopic(name)))
 
     async def add_partitions(self, name: str, total: int) -> None:
         meta = self.state.topics.get(name)
@@ -1416,7 +1420,7 @@ class ReplicationService:
                 INVALID_REPLICATION_FACTOR, f"{rf} replicas but only {len(brokers)} active brokers"
             )
         placed = place_replicas(brokers, total, rf, len(self.state.topics), self.state.racks())
-        await self._propose_metadata(add_partitions_command(name, placed[have:]))
+        await self._propose_metadata(encode(AddPartitions(name, assignment(placed[have:]))))
 
     # ------------------------------------------------------------------ membership and replica moves
     # (see replication.membership and replication.reassign)

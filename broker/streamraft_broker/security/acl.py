@@ -17,7 +17,6 @@ Codes are Kafka's wire values (``AclOperation``, ``AclPermissionType``, ``Resour
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
@@ -383,29 +382,10 @@ class AclSet:
             raise AclError("ACL list is not a JSON array")
         return cls(AclBinding.from_json(d) for d in docs)
 
-    # ------------------------------------------------------------------ commands (controller log / file)
-
-    def apply(self, command: Any) -> None:
-        """Applies ``{"op": "create_acls"|"delete_acls", "acls": [...]}``; every binding is validated
-        before anything changes, so a malformed command changes nothing."""
-        acls = [AclBinding.from_json(d) for d in command.get("acls", ())]
-        if command.get("op") == CREATE_ACLS:
-            self.add(acls)
-        elif command.get("op") == DELETE_ACLS:
-            self.remove(acls)
-        else:
-            raise AclError(f"unknown ACL command {command.get('op')!r}")
-
 
 CREATE_ACLS = "create_acls"
 DELETE_ACLS = "delete_acls"
-
-
-def acl_command(op: str, bindings: Iterable[AclBinding]) -> bytes:
-    """A controller-log command creating or deleting exactly these bindings (deletes name bindings, not
-    filters, so the answer computed before proposing is what every broker removes)."""
-    assert op in (CREATE_ACLS, DELETE_ACLS), op
-    return json.dumps({"op": op, "acls": [b.as_json() for b in bindings]}, sort_keys=True).encode()
+"""Ops of the controller commands creating or deleting exact bindings (``controller.commands``)."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Where a broker's ACL bindings live: the controller log in a replicated cluster
 (``replication.acls.ControllerAcls``), a durable JSON file under the data directory on a single node
-(``FileAclStore``). Both apply the same commands (``security.acl.acl_command``) to an ``AclSet``."""
+(``FileAclStore``). Both apply the same commands (``controller.commands.CreateAcls`` / ``DeleteAcls``) to
+an ``AclSet``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from streamraft_broker.controller.commands import AclCommand, CreateAcls, DeleteAcls
 from streamraft_broker.log.fileio import atomic_write
-from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclBinding, AclError, AclSet, acl_command
+from streamraft_broker.security.acl import AclBinding, AclError, AclSet
 
 FILE_NAME = "acls.json"
 
@@ -44,14 +46,17 @@ class FileAclStore:
         return self._acls
 
     async def create(self, bindings: Sequence[AclBinding]) -> None:
-        self._apply(acl_command(CREATE_ACLS, bindings))
+        self._apply(CreateAcls(tuple(bindings)))
 
     async def delete(self, bindings: Sequence[AclBinding]) -> None:
-        self._apply(acl_command(DELETE_ACLS, bindings))
+        self._apply(DeleteAcls(tuple(bindings)))
 
-    def _apply(self, command: bytes) -> None:
+    def _apply(self, command: AclCommand) -> None:
         # Applied to a copy first: a failed write leaves memory and disk agreeing on the old set.
         updated = AclSet(self._acls)
-        updated.apply(json.loads(command))
+        if isinstance(command, CreateAcls):
+            updated.add(command.bindings)
+        else:
+            updated.remove(command.bindings)
         atomic_write(self.path, json.dumps(updated.to_json(), sort_keys=True).encode())
         self._acls = updated

@@ -4,12 +4,12 @@ users, SCRAM credential store, OAUTHBEARER validator, certificate principal mapp
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamraft_broker.config import BrokerConfig, ConfigError
+from streamraft_broker.controller.commands import ScramCommand, encode
 from streamraft_broker.security.credentials import CredentialStore, LocalCredentialFile
 from streamraft_broker.security.listeners import Listener
 from streamraft_broker.security.oauth import JwksValidator, TokenError
@@ -109,13 +109,13 @@ def replicated_credentials(service: Any) -> CredentialStore:
     """Credentials in the controller state: read from this broker's copy, changed through the controller
     log (only its leader proposes; others get NotController and forward the request)."""
 
-    async def submit(commands: list[bytes]) -> None:
+    async def submit(commands: list[ScramCommand]) -> None:
         if not service.runtime.is_leader(CONTROLLER_GROUP):
             raise NotController(f"node {service.node_id} is not the controller")
         for command in commands:
-            json.loads(command)  # our own encoding: never a malformed entry in the log
+            entry = encode(command)
             try:
-                await asyncio.wait_for(service.runtime.propose(CONTROLLER_GROUP, command), PROPOSE_TIMEOUT_S)
+                await asyncio.wait_for(service.runtime.propose(CONTROLLER_GROUP, entry), PROPOSE_TIMEOUT_S)
             except Exception as exc:  # ConsensusError, TimeoutError: leadership lost mid-way
                 raise NotController(f"controller proposal failed: {exc!r}") from None
 

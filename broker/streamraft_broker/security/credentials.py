@@ -15,31 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamraft_broker.controller.commands import ScramCommand, UpsertScramCredential
 from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.security.scram import MECHANISMS, ScramCredential
 
-UPSERT_SCRAM = "upsert_scram_credential"
-DELETE_SCRAM = "delete_scram_credential"
 MAX_USER_CHARS = 1024
-
-
-def upsert_scram_command(user: str, mechanism: str, credential: ScramCredential) -> bytes:
-    return json.dumps(
-        {
-            "op": UPSERT_SCRAM,
-            "user": user,
-            "mechanism": mechanism,
-            "salt": base64.b64encode(credential.salt).decode(),
-            "stored_key": base64.b64encode(credential.stored_key).decode(),
-            "server_key": base64.b64encode(credential.server_key).decode(),
-            "iterations": credential.iterations,
-        },
-        sort_keys=True,
-    ).encode()
-
-
-def delete_scram_command(user: str, mechanism: str) -> bytes:
-    return json.dumps({"op": DELETE_SCRAM, "user": user, "mechanism": mechanism}, sort_keys=True).encode()
 
 
 def _credential_json(c: ScramCredential) -> dict[str, Any]:
@@ -69,19 +49,19 @@ class ScramCredentials:
     def lookup(self, user: str, mechanism: str) -> ScramCredential | None:
         return self.users.get(user, {}).get(mechanism)
 
-    def apply(self, cmd: Any) -> bool:
-        """Applies one decoded command; True if it changed anything."""
-        user, mechanism = str(cmd["user"]), str(cmd["mechanism"])
-        if mechanism not in MECHANISMS:
+    def apply(self, command: ScramCommand) -> bool:
+        """Applies one command; True if it changed anything. A mechanism this broker does not know
+        changes nothing."""
+        if command.mechanism not in MECHANISMS:
             return False
-        if cmd["op"] == UPSERT_SCRAM:
-            self.users.setdefault(user, {})[mechanism] = _credential_from(cmd)
+        if isinstance(command, UpsertScramCredential):
+            self.users.setdefault(command.user, {})[command.mechanism] = command.credential
             return True
-        mechs = self.users.get(user)
-        if mechs is None or mechs.pop(mechanism, None) is None:
+        mechs = self.users.get(command.user)
+        if mechs is None or mechs.pop(command.mechanism, None) is None:
             return False
         if not mechs:
-            del self.users[user]
+            del self.users[command.user]
         return True
 
     def to_json(self) -> dict[str, Any]:
@@ -105,7 +85,7 @@ class CredentialStore:
     and returns once they are applied here."""
 
     def __init__(
-        self, state: Callable[[], ScramCredentials], submit: Callable[[list[bytes]], Awaitable[None]]
+        self, state: Callable[[], ScramCredentials], submit: Callable[[list[ScramCommand]], Awaitable[None]]
     ) -> None:
         self._state = state
         self.submit = submit
@@ -134,8 +114,8 @@ class LocalCredentialFile:
     def store(self) -> CredentialStore:
         return CredentialStore(lambda: self.credentials, self._submit)
 
-    async def _submit(self, commands: list[bytes]) -> None:
+    async def _submit(self, commands: list[ScramCommand]) -> None:
         for command in commands:
-            self.credentials.apply(json.loads(command))
+            self.credentials.apply(command)
         # Salted keys only, but still not world-readable.
         atomic_write(self.path, json.dumps(self.credentials.to_json(), sort_keys=True).encode(), mode=0o600)
