@@ -674,6 +674,38 @@ class GroupCoordinator:
         return LeaveResult(ErrorCode.none, tuple(results))
 
     # ---- offsets -------------------------------------------------------------------------------------
+    def validate_txn_offset_commit(
+        self, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None
+    ) -> ErrorCode:
+        """KIP-447: a TxnOffsetCommit (v3+) names the consumer's member, generation and static instance, and
+        is checked as Kafka's group coordinator checks it, so a producer whose consumer has been replaced
+        in the group (a zombie) cannot commit offsets for partitions it no longer owns. Older requests
+        carry generation -1 and no member: accepted as before. Unlike OffsetCommit, a transactional commit
+        is accepted while the group completes a rebalance and does not count as a heartbeat."""
+        if not group_id:
+            return ErrorCode.invalid_group_id
+        group = self._groups.get(group_id)
+        if group is None:
+            # A group that does not exist yet takes offsets only from clients outside group management.
+            return ErrorCode.illegal_generation if generation_id >= 0 else ErrorCode.none
+        if group.state is S.DEAD:
+            return ErrorCode.coordinator_not_available
+        if generation_id < 0 and group.state is S.EMPTY:
+            return ErrorCode.none
+        if generation_id < 0 and not member_id and not group_instance_id:
+            return ErrorCode.none  # v0-v2: no identity to check
+        if group_instance_id:
+            mapped = group.static_members.get(group_instance_id)
+            if mapped is None:
+                return ErrorCode.unknown_member_id
+            if mapped != member_id:
+                return ErrorCode.fenced_instance_id
+        elif member_id not in group.members:
+            return ErrorCode.unknown_member_id
+        if generation_id != group.generation_id:
+            return ErrorCode.illegal_generation
+        return ErrorCode.none
+
     async def commit_offsets(
         self,
         group_id: str,

@@ -12,6 +12,7 @@ from kio.schema.errors import ErrorCode
 
 from streamraft_broker.handlers.authz import may, topic_denied
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.groups import coordinator_for
 from streamraft_broker.log import wall_clock_ms
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -180,6 +181,8 @@ async def handle_txn_offset_commit(ctx: BrokerContext, header: RequestHeader, re
         coord = await _coordinator(ctx)
         if isinstance(coord, ErrorCode):
             code = coord
+        elif (refused := _group_member_refused(ctx, group, request)) is not None:
+            code = refused
         else:
             try:
                 coord.txn_offset_commit(
@@ -198,6 +201,23 @@ async def handle_txn_offset_commit(ctx: BrokerContext, header: RequestHeader, re
         for t in request.topics
     )
     return build(response_type(ApiKey.TXN_OFFSET_COMMIT, version), throttle_time=0, topics=topics)
+
+
+def _group_member_refused(ctx: BrokerContext, group: str, request: Any) -> ErrorCode | None:
+    """KIP-447 (v3+): the group's verdict on the committing consumer's member id, generation and instance
+    id (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID), as Kafka's group coordinator gives it
+    before the offsets join the transaction; None when the member may commit. Older versions carry no
+    identity (generation -1, no member), which the group accepts."""
+    groups = coordinator_for(ctx, group)
+    if isinstance(groups, ErrorCode):
+        return groups
+    code = groups.validate_txn_offset_commit(
+        group,
+        int(getattr(request, "generation_id", -1)),
+        str(getattr(request, "member_id", "") or ""),
+        getattr(request, "group_instance_id", None),
+    )
+    return None if code == ErrorCode.none else code
 
 
 async def handle_end_txn(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
