@@ -16,10 +16,18 @@ class LogRecord:
     value: bytes | None
 
 
-def watermarks(bootstrap: str, topic: str, timeout_s: float = 15.0) -> dict[int, tuple[int, int]]:
-    """``{partition: (log start offset, high watermark)}`` of every partition of ``topic``."""
+def watermarks(
+    bootstrap: str, topic: str, timeout_s: float = 15.0, *, isolation: str = "read_committed"
+) -> dict[int, tuple[int, int]]:
+    """``{partition: (log start offset, end)}`` of every partition of ``topic``: the end is the high
+    watermark under read_uncommitted, the last stable offset under read_committed (librdkafka's default)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "watermarks", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "watermarks",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+        }
     )
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
@@ -33,14 +41,18 @@ def watermarks(bootstrap: str, topic: str, timeout_s: float = 15.0) -> dict[int,
         consumer.close()
 
 
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[LogRecord]:
-    """Every record from each partition's log start to its high watermark as of the call, in offset order
-    per partition. Fails (naming the topic) if the end is not reached within ``timeout_s``."""
-    ends = watermarks(bootstrap, topic)
+def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 30.0, *, isolation: str = "read_committed"
+) -> list[LogRecord]:
+    """Every record from each partition's log start to its end as of the call (see ``watermarks``), in
+    offset order per partition: under read_committed what a read_committed consumer sees now, aborted and
+    still-open transactions left out. Fails (naming the topic) if the end is not reached in ``timeout_s``."""
+    ends = watermarks(bootstrap, topic, isolation=isolation)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": "topic-read",
+            "isolation.level": isolation,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             # Compaction leaves offset gaps, the tail included: the end-of-partition event says "caught up".

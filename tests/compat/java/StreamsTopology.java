@@ -30,7 +30,8 @@ import org.apache.kafka.streams.kstream.TimeWindows;
  * </ul>
  * Record caches are off so every update reaches the output topics. Prints "STATE new" on each state change
  * and "TABLE user region" once the table has taken a row, so the test can wait for it.
- * Args: bootstrap applicationId topicPrefix stateDir replicationFactor commitIntervalMs
+ * Args: bootstrap applicationId topicPrefix stateDir replicationFactor commitIntervalMs [processingGuarantee]
+ * (at_least_once unless the seventh names another, e.g. exactly_once_v2).
  */
 public final class StreamsTopology {
     static final Duration WINDOW = Duration.ofSeconds(10);
@@ -68,9 +69,9 @@ public final class StreamsTopology {
     }
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 6) {
+        if (args.length != 6 && args.length != 7) {
             System.err.println(
-                "usage: StreamsTopology <bootstrap> <applicationId> <topicPrefix> <stateDir> <replicationFactor> <commitIntervalMs>");
+                "usage: StreamsTopology <bootstrap> <applicationId> <topicPrefix> <stateDir> <replicationFactor> <commitIntervalMs> [processingGuarantee]");
             System.exit(2);
         }
         Properties p = new Properties();
@@ -78,7 +79,15 @@ public final class StreamsTopology {
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
         p.put(StreamsConfig.STATE_DIR_CONFIG, args[3]);
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, args[4]);
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+        String guarantee = args.length == 7 ? args[6] : StreamsConfig.AT_LEAST_ONCE;
+        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+        if (!guarantee.equals(StreamsConfig.AT_LEAST_ONCE)) {
+            // Streams' 10 s default would let the coordinator abort a transaction a long commit interval
+            // keeps open on purpose (and Streams refuses a timeout below the interval); a restart with the
+            // same state directory fences it at once anyway.
+            long timeout = Math.max(60000L, Long.parseLong(args[5]));
+            p.put(StreamsConfig.producerPrefix(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG), Long.toString(timeout));
+        }
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, "0");
         // The repartition topic is purged at a commit once this interval has passed.
         p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, args[5]);
