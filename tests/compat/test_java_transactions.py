@@ -5,6 +5,7 @@ Java consumer. On the replicated cluster, which has no transaction coordinator y
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from tests.compat.helpers import create_topic
 from tests.compat.target import Target
@@ -14,6 +15,16 @@ from tests.support.txn_clients import read_partition
 pytestmark = [pytest.mark.java]
 
 TRANSACTIONS_COMMAND = "org.apache.kafka.tools.TransactionsCommand"
+
+
+def committed_offset(bootstrap: str, group: str, topic: str) -> int:
+    """The group's committed offset of partition 0 (-1001 when none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        (got,) = consumer.committed([TopicPartition(topic, 0)], timeout=15)
+        return int(got.offset)
+    finally:
+        consumer.close()
 
 
 def test_java_transactional_producer_and_read_committed_consumer(target: Target, topic_name: str) -> None:
@@ -49,3 +60,48 @@ def test_java_transactional_producer_and_read_committed_consumer(target: Target,
         b"c3",
         b"c4",
     ]
+
+
+def test_a_zombie_whose_consumer_left_the_group_cannot_commit_offsets_kip_447(
+    target: Target, topic_name: str
+) -> None:
+    """Consume-transform-produce with the Java client (tests/compat/java/TxnZombieConsumer.java): the first
+    instance stalls past max.poll.interval.ms, its consumer leaves the group and a successor with another
+    transactional.id takes the partition, processes the same input and commits. The zombie's
+    sendOffsetsToTransaction carries its old member id and generation: refused (the client's
+    CommitFailedException, from UNKNOWN_MEMBER_ID), so it cannot commit and aborts. A read_committed reader
+    sees the successor's output once and none of the zombie's; the group's offset is the successor's."""
+    source, sink, group = f"{topic_name}-in", f"{topic_name}-out", f"g-{topic_name}"
+    create_topic(target, source, 1)
+    create_topic(target, sink, 1)
+    inputs = [f"v{i}" for i in range(5)]
+    producer = Producer({"bootstrap.servers": target.bootstrap})
+    for value in inputs:
+        producer.produce(source, value.encode(), partition=0)
+    assert producer.flush(30) == 0
+    out = run_tool(
+        "TxnZombieConsumer",
+        [target.bootstrap, source, sink, group],
+        extra_cp=[str(compiled_test_clients())],
+        timeout_s=120,
+    ).stdout.splitlines()
+    if target.name == "streamraft-raft":
+        assert [line.split()[0] for line in out] == ["INIT_FAILED"], out
+        return
+    steps = [line.split()[0] for line in out]
+    assert steps == [
+        "TAKEN_OVER",
+        "SUCCESSOR_COMMITTED",
+        "ZOMBIE_OFFSETS_REFUSED",
+        "ZOMBIE_COMMIT_FAILED",
+        "DONE",
+    ], out
+    assert "CommitFailedException" in out[2], out
+    assert out[1] == f"SUCCESSOR_COMMITTED {len(inputs)}", out
+    successor = [f"successor:{v}".encode() for v in inputs]
+    assert read_partition(target.bootstrap, sink, 0, isolation="read_committed") == successor
+    # The zombie's records are in the log, aborted.
+    assert sorted(read_partition(target.bootstrap, sink, 0, isolation="read_uncommitted")) == sorted(
+        [f"zombie:{v}".encode() for v in inputs] + successor
+    )
+    assert committed_offset(target.bootstrap, group, source) == len(inputs)
