@@ -9,7 +9,8 @@
    consumer), and the wake-ups and clock reads between processes are part of its floor.
 2. EndToEndLatency: Kafka's own org.apache.kafka.tools.EndToEndLatency (Java client; one record at a time,
    produce acks=all, then poll until it arrives; linger.ms=0, fetch.max.wait.ms=0) on an RF=3 topic.
-3. harness: latency.py's open loop against the same cluster at the first rate: near 2., the harness adds
+3. harness: latency.py's open loop against the same cluster at ``--harness-rates`` (the lowest, 0.05 MB/s =
+   51 records/s, leaves the brokers nearly idle, as EndToEndLatency does): near 2., the harness adds
    little; far above it, the harness (or the Python client) is the floor.
 
 ``--variants`` takes a JSON list of [producer_conf, consumer_conf] overrides measured as extra rows of 3.
@@ -63,17 +64,24 @@ def end_to_end_latency(system: Running, records: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per rate (1-60)")
+    ap.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds sent first and not counted (JIT, connections)"
+    )
     ap.add_argument("--records", type=int, default=2000, help="EndToEndLatency records (100-20000)")
-    ap.add_argument("--rates", default="1,5,20,50", help="relay rates in MB/s; the first is used for 3.")
+    ap.add_argument("--rates", default="1,5,20,50", help="relay rates in MB/s")
+    ap.add_argument("--harness-rates", default="0.05,1", help="rates in MB/s of the harness on each system")
     ap.add_argument("--systems", default="Kafka,Streamraft")
     ap.add_argument("--variants", default="[]", help="JSON [[producer_conf, consumer_conf], ...]")
     ap.add_argument("--skip-relay", action="store_true")
     args = ap.parse_args(argv)
-    if not 1 <= args.seconds <= 60 or not 100 <= args.records <= 20000:
-        ap.error("--seconds must be in [1, 60] and --records in [100, 20000]")
+    if not 1 <= args.seconds <= 60 or not 100 <= args.records <= 20000 or not 0 <= args.warmup <= 30:
+        ap.error("--seconds must be in [1, 60], --warmup in [0, 30] and --records in [100, 20000]")
     rates = [float(r) for r in args.rates.split(",")]
     if not rates or not all(0 < r <= 200 for r in rates):
         ap.error("--rates must each be in (0, 200] MB/s")
+    harness_rates = [float(r) for r in args.harness_rates.split(",")]
+    if not harness_rates or not all(0 < r <= 200 for r in harness_rates):
+        ap.error("--harness-rates must each be in (0, 200] MB/s")
     variants = json.loads(args.variants)
     systems = [s for s in args.systems.split(",") if s]
     if set(systems) - {"Kafka", "Streamraft"}:
@@ -83,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_relay:
         for rate in rates:
             log(f"relay at {rate:g} MB/s for {args.seconds:g}s")
-            r = relay_open_loop(rate, seconds=args.seconds)
+            r = relay_open_loop(rate, seconds=args.seconds, warmup_s=args.warmup)
             lines.append(row(f"relay (harness alone), {rate:g} MB/s", r))
             print(lines[-1], flush=True)
     fetch()
@@ -93,19 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             lines.append(end_to_end_latency(system, args.records))
             print(lines[-1], flush=True)
-            for pconf, cconf in [({}, {}), *variants]:
-                topic = w.new_topic(system, "e2e", 1)
-                r = kafka_open_loop(
-                    system.bootstrap,
-                    topic,
-                    rates[0],
-                    seconds=args.seconds,
-                    producer_conf=pconf,
-                    consumer_conf=cconf,
-                )
-                extra = f" {json.dumps(pconf)} {json.dumps(cconf)}" if pconf or cconf else ""
-                lines.append(row(f"{name}: harness, {rates[0]:g} MB/s{extra}", r))
-                print(lines[-1], flush=True)
+            for rate in harness_rates:
+                for pconf, cconf in [({}, {}), *variants]:
+                    topic = w.new_topic(system, "e2e", 1)
+                    r = kafka_open_loop(
+                        system.bootstrap,
+                        topic,
+                        rate,
+                        seconds=args.seconds,
+                        warmup_s=args.warmup,
+                        producer_conf=pconf,
+                        consumer_conf=cconf,
+                    )
+                    extra = f" {json.dumps(pconf)} {json.dumps(cconf)}" if pconf or cconf else ""
+                    lines.append(row(f"{name}: harness, {rate:g} MB/s{extra}", r))
+                    print(lines[-1], flush=True)
         finally:
             system.close()
     lines.append(f"load average at end {os.getloadavg()[0]:.1f}")

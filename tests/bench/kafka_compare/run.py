@@ -45,7 +45,7 @@ class Plan:
 QUICK = Plan(3, 20_000, 60_000, (1.0, 5.0, 20.0, 50.0), 4.0, 5, 600.0)
 # Sized so three A B A B runs plus 20 kills per system fit in about 45 minutes on a shared 2-core machine.
 FULL = Plan(3, 40_000, 120_000, (1.0, 5.0, 20.0, 50.0), 8.0, 20, 1500.0)
-LATENCY_WARMUP_S = 1.0
+LATENCY_WARMUP_S = 3.0  # left out of each rate: connections, and Kafka's JIT after a fresh start
 DEFAULT, PER_BATCH = "fsync: default", "fsync: per batch"
 
 
