@@ -13,6 +13,7 @@ kafka_compare.json (every run) plus PNG plots into --out.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -45,6 +46,7 @@ class Plan:
 QUICK = Plan(3, 20_000, 60_000, (1.0, 5.0, 20.0, 50.0), 4.0, 5, 600.0)
 # Sized so three A B A B runs plus 20 kills per system fit in about 45 minutes on a shared 2-core machine.
 FULL = Plan(3, 40_000, 120_000, (1.0, 5.0, 20.0, 50.0), 8.0, 20, 1500.0)
+JIT_WARMUP_S = 8.0
 LATENCY_WARMUP_S = 3.0  # left out of each rate: connections, and Kafka's JIT after a fresh start
 DEFAULT, PER_BATCH = "fsync: default", "fsync: per batch"
 
@@ -92,7 +94,13 @@ def _produce_rows(
 
 
 def _one_run(
-    sys_: Running, plan: Plan, res: Results, run_idx: int, *, latency_only: bool = False
+    sys_: Running,
+    plan: Plan,
+    res: Results,
+    run_idx: int,
+    *,
+    latency_only: bool = False,
+    producer_conf: dict[str, str | int | bool] | None = None,
 ) -> dict[str, Any]:
     name = sys_.name
     rec: dict[str, Any] = {"system": name, "run": run_idx, "start_to_ready_s": sys_.start_to_ready_s}
@@ -114,20 +122,42 @@ def _one_run(
     if peak:
         res.add(name, "RSS per broker, peak under load", "MiB", max(peak), higher=False)
         rec["rss_load_peak_mib"] = max(peak)
-    _latency_rows(sys_, plan, res, run_idx, rec)
+    _latency_rows(sys_, plan, res, run_idx, rec, jit_warmup=latency_only, producer_conf=producer_conf or {})
     return rec
 
 
-def _latency_rows(sys_: Running, plan: Plan, res: Results, run_idx: int, rec: dict[str, Any]) -> None:
+def _latency_rows(
+    sys_: Running,
+    plan: Plan,
+    res: Results,
+    run_idx: int,
+    rec: dict[str, Any],
+    *,
+    jit_warmup: bool,
+    producer_conf: dict[str, str | int | bool],
+) -> None:
     """Open-loop end-to-end latency (latency.py): fixed rates, HDR histograms, intended send times."""
     name = sys_.name
+    if jit_warmup:
+        # Alone, the latency rows would meet a JVM that has only just started (interpreted code, no
+        # C2-compiled hot paths yet); the produce rows warm it otherwise. Unmeasured, both systems alike.
+        topic = w.new_topic(sys_, "warm", 1)
+        log(f"{name} run {run_idx}: unmeasured warm-up load, 5 MB/s for {JIT_WARMUP_S:g}s")
+        kafka_open_loop(
+            sys_.bootstrap, topic, 5.0, seconds=1.0, warmup_s=JIT_WARMUP_S, producer_conf=producer_conf
+        )
     latency_cases = [(rate, False) for rate in plan.latency_rates] + [(5.0, True)]
     for rate, fsync in latency_cases:
         mode = PER_BATCH if fsync else DEFAULT
         topic = w.new_topic(sys_, "e2e", 1, fsync=fsync)
         log(f"{name} run {run_idx}: e2e latency at {rate:g} MB/s ({mode}) for {plan.latency_seconds:g}s")
         lat = kafka_open_loop(
-            sys_.bootstrap, topic, rate, seconds=plan.latency_seconds, warmup_s=LATENCY_WARMUP_S
+            sys_.bootstrap,
+            topic,
+            rate,
+            seconds=plan.latency_seconds,
+            warmup_s=LATENCY_WARMUP_S,
+            producer_conf=producer_conf,
         )
         rec[f"e2e {rate:g}MB/s {mode}"] = {k: v for k, v in lat.__dict__.items() if k != "hdr"}
         if lat.received < lat.sent or lat.send_errors:
@@ -205,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-only", action="store_true", help="only the open-loop latency rows (implies --no-failover)"
     )
     ap.add_argument("--rates", default=None, help="latency rates in MB/s, comma-separated (e.g. 1,5,20,50)")
+    ap.add_argument(
+        "--latency-producer-conf",
+        default="{}",
+        help="JSON of librdkafka settings over the latency producer's (e.g. '{\"linger.ms\": 5}')",
+    )
     ap.add_argument("--latency-seconds", type=float, default=None, help="measured seconds per rate (1-60)")
     ap.add_argument("--systems", default="Kafka,Streamraft", help="comma-separated subset to run")
     ap.add_argument(
@@ -237,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         if not 1 <= args.latency_seconds <= 60:
             ap.error("--latency-seconds must be between 1 and 60")
         plan = Plan(**{**plan.__dict__, "latency_seconds": args.latency_seconds})
+    try:
+        producer_conf = json.loads(args.latency_producer_conf)
+    except json.JSONDecodeError as exc:
+        ap.error(f"--latency-producer-conf is not JSON: {exc}")
+    if not isinstance(producer_conf, dict):
+        ap.error("--latency-producer-conf must be a JSON object")
     if args.latency_only:
         args.no_failover = True
     if args.failover_only and args.no_failover:
@@ -265,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res.meta = {
             "kafka_version": KAFKA_VERSION,
+            "latency_producer_conf": producer_conf,
             "plan": plan.__dict__,
             "nodes": 3,
             "cpus": os.cpu_count(),
@@ -285,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name} unavailable: {exc}")
                 continue
             try:
-                res.runs.append(_one_run(sys_, plan, res, run_idx, latency_only=args.latency_only))
+                res.runs.append(
+                    _one_run(
+                        sys_, plan, res, run_idx, latency_only=args.latency_only, producer_conf=producer_conf
+                    )
+                )
             except Exception as exc:  # one failed run must not lose the others: logged, run left out
                 log(f"{name} run {run_idx}: FAILED, left out of the medians: {exc!r}")
                 res.runs.append({"system": name, "run": run_idx, "failed": repr(exc)})
