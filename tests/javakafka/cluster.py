@@ -77,8 +77,12 @@ class SecureListeners:
 
 
 def _cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka cluster ids are 16 random bytes in URL-safe base64 without padding. One starting with "-" would
+    # be read as an option by the storage tool (1 in 64 starts failed so); Kafka's Uuid.randomUuid skips them.
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 class KafkaCluster:

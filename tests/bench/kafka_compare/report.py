@@ -9,11 +9,30 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from hdrh.histogram import HdrHistogram
+
+from tests.bench.kafka_compare.latency import HDR_DIGITS, HDR_HIGHEST_US, HDR_LOWEST_US
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 SYSTEMS = ("Kafka", "Streamraft")
+
+
+def curve_percentiles(curve: dict[str, list[Any]], qs: list[float]) -> list[float] | None:
+    """Latency (ms) at each quantile in ``qs`` (1.0 = max) of one curve: the runs' HDR histograms merged
+    ("hdr", encoded, microseconds), or raw samples ("samples_ms", results written before HDR)."""
+    if curve.get("hdr"):
+        merged = HdrHistogram(HDR_LOWEST_US, HDR_HIGHEST_US, HDR_DIGITS)
+        for encoded in curve["hdr"]:
+            merged.decode_and_add(encoded.encode())
+        return [
+            (merged.get_max_value() if q >= 1 else merged.get_value_at_percentile(q * 100)) / 1000 for q in qs
+        ]
+    vals = sorted(curve.get("samples_ms", []))
+    if not vals:
+        return None
+    return [vals[min(len(vals) - 1, round(q * (len(vals) - 1)))] for q in qs]
 
 
 @dataclass
@@ -38,7 +57,8 @@ class Results:
     def __init__(self) -> None:
         self.figures: dict[str, Figure] = {}
         self.runs: list[dict[str, Any]] = []
-        self.latency_curves: dict[str, dict[str, list[float]]] = {}
+        # label -> {"hdr": [encoded HDR histogram per run]} (or "samples_ms" in results from before HDR)
+        self.latency_curves: dict[str, dict[str, list[Any]]] = {}
         self.meta: dict[str, Any] = {}
 
     def figure(self, name: str, unit: str, higher_is_better: bool, agg: str = "median") -> Figure:
@@ -132,17 +152,16 @@ class Results:
             made.append(path)
         if self.latency_curves:
             fig, ax = plt.subplots(figsize=(9, 5))
-            qs = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999]
+            qs = [0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 1.0]
             for label, curve in sorted(self.latency_curves.items()):
-                vals = sorted(curve.get("samples_ms", []))
-                if not vals:
+                ys = curve_percentiles(curve, qs)
+                if ys is None:
                     continue
-                ys = [vals[min(len(vals) - 1, round(q * (len(vals) - 1)))] for q in qs]
-                ax.plot([str(q * 100) for q in qs], ys, marker="o", label=label)
+                ax.plot([f"{q * 100:g}" if q < 1 else "max" for q in qs], ys, marker="o", label=label)
             ax.set_yscale("log")
             ax.set_xlabel("percentile")
             ax.set_ylabel("end-to-end latency, ms (log)")
-            ax.set_title("End-to-end latency at fixed rates (acks=all, 1 KiB)")
+            ax.set_title("End-to-end latency, open loop at fixed rates (acks=all, 1 KiB)")
             ax.legend(fontsize=8)
             fig.tight_layout()
             path = out_dir / "latency_percentiles.png"

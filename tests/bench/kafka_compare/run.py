@@ -1,6 +1,7 @@
 """Side-by-side benchmark: Apache Kafka vs Streamraft, both 3-node replicated clusters, A B A B.
 
     python -m tests.bench.kafka_compare.run [--quick] [--runs N] [--kills N] [--failover-only] [--out DIR]
+        [--latency-only] [--rates 1,5,20,50] [--latency-seconds S]
 
 Both: RF=3 topics, acks=all meaningful (Kafka min.insync.replicas=2; Streamraft commits on a Raft
 majority), 1 GiB segments. Every throughput and latency row is measured twice: with each system's default
@@ -12,6 +13,7 @@ kafka_compare.json (every run) plus PNG plots into --out.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -24,6 +26,7 @@ from typing import Any
 import psutil
 
 from tests.bench.kafka_compare import workloads as w
+from tests.bench.kafka_compare.latency import kafka_open_loop
 from tests.bench.kafka_compare.report import Results
 from tests.bench.kafka_compare.systems import Running, Unavailable, start_kafka, start_streamraft
 from tests.javakafka.fetch import KAFKA_VERSION, fetch
@@ -35,14 +38,16 @@ class Plan:
     produce_records_1k: int
     produce_records_100b: int
     latency_rates: tuple[float, ...]
-    latency_seconds: float
+    latency_seconds: float  # measured, per rate, after a warm-up of LATENCY_WARMUP_S that is left out
     kills: int
     failover_budget_s: float
 
 
-QUICK = Plan(3, 20_000, 60_000, (1.0, 5.0), 4.0, 5, 600.0)
+QUICK = Plan(3, 20_000, 60_000, (1.0, 5.0, 20.0, 50.0), 4.0, 5, 600.0)
 # Sized so three A B A B runs plus 20 kills per system fit in about 45 minutes on a shared 2-core machine.
-FULL = Plan(3, 40_000, 120_000, (1.0, 5.0, 20.0), 8.0, 20, 1500.0)
+FULL = Plan(3, 40_000, 120_000, (1.0, 5.0, 20.0, 50.0), 8.0, 20, 1500.0)
+JIT_WARMUP_S = 8.0
+LATENCY_WARMUP_S = 3.0  # left out of each rate: connections, and Kafka's JIT after a fresh start
 DEFAULT, PER_BATCH = "fsync: default", "fsync: per batch"
 
 
@@ -88,7 +93,15 @@ def _produce_rows(
             rec["consume 1KiB"] = c.__dict__
 
 
-def _one_run(sys_: Running, plan: Plan, res: Results, run_idx: int) -> dict[str, Any]:
+def _one_run(
+    sys_: Running,
+    plan: Plan,
+    res: Results,
+    run_idx: int,
+    *,
+    latency_only: bool = False,
+    producer_conf: dict[str, str | int | bool] | None = None,
+) -> dict[str, Any]:
     name = sys_.name
     rec: dict[str, Any] = {"system": name, "run": run_idx, "start_to_ready_s": sys_.start_to_ready_s}
     res.add(name, "start to ready (3-node cluster)", "s", sys_.start_to_ready_s, higher=False)
@@ -104,25 +117,56 @@ def _one_run(sys_: Running, plan: Plan, res: Results, run_idx: int) -> dict[str,
         if vals:
             peak.append(max(vals))
 
-    _produce_rows(sys_, plan, res, run_idx, rec, sample_rss=sample_rss)
+    if not latency_only:
+        _produce_rows(sys_, plan, res, run_idx, rec, sample_rss=sample_rss)
     if peak:
         res.add(name, "RSS per broker, peak under load", "MiB", max(peak), higher=False)
         rec["rss_load_peak_mib"] = max(peak)
+    _latency_rows(sys_, plan, res, run_idx, rec, jit_warmup=latency_only, producer_conf=producer_conf or {})
+    return rec
 
+
+def _latency_rows(
+    sys_: Running,
+    plan: Plan,
+    res: Results,
+    run_idx: int,
+    rec: dict[str, Any],
+    *,
+    jit_warmup: bool,
+    producer_conf: dict[str, str | int | bool],
+) -> None:
+    """Open-loop end-to-end latency (latency.py): fixed rates, HDR histograms, intended send times."""
+    name = sys_.name
+    if jit_warmup:
+        # Alone, the latency rows would meet a JVM that has only just started (interpreted code, no
+        # C2-compiled hot paths yet); the produce rows warm it otherwise. Unmeasured, both systems alike.
+        topic = w.new_topic(sys_, "warm", 1)
+        log(f"{name} run {run_idx}: unmeasured warm-up load, 5 MB/s for {JIT_WARMUP_S:g}s")
+        kafka_open_loop(
+            sys_.bootstrap, topic, 5.0, seconds=1.0, warmup_s=JIT_WARMUP_S, producer_conf=producer_conf
+        )
     latency_cases = [(rate, False) for rate in plan.latency_rates] + [(5.0, True)]
     for rate, fsync in latency_cases:
         mode = PER_BATCH if fsync else DEFAULT
         topic = w.new_topic(sys_, "e2e", 1, fsync=fsync)
         log(f"{name} run {run_idx}: e2e latency at {rate:g} MB/s ({mode}) for {plan.latency_seconds:g}s")
-        lat, samples = w.e2e_latency(sys_, topic, rate, plan.latency_seconds)
-        rec[f"e2e {rate:g}MB/s {mode}"] = lat.__dict__
-        if lat.received < lat.sent:
-            log(f"{name}: only {lat.received}/{lat.sent} records seen by the e2e consumer")
+        lat = kafka_open_loop(
+            sys_.bootstrap,
+            topic,
+            rate,
+            seconds=plan.latency_seconds,
+            warmup_s=LATENCY_WARMUP_S,
+            producer_conf=producer_conf,
+        )
+        rec[f"e2e {rate:g}MB/s {mode}"] = {k: v for k, v in lat.__dict__.items() if k != "hdr"}
+        if lat.received < lat.sent or lat.send_errors:
+            log(f"{name}: {lat.received}/{lat.sent} records read back, {lat.send_errors} send errors")
+        label = f"e2e latency (open loop) {rate:g} MB/s, {mode}"
         for q, v in (("p50", lat.p50_ms), ("p99", lat.p99_ms), ("p99.9", lat.p999_ms)):
-            res.add(name, f"e2e latency {rate:g} MB/s, {mode}, {q}", "ms", v, higher=False)
-        curve = res.latency_curves.setdefault(f"{name} {rate:g} MB/s {mode}", {"samples_ms": []})
-        curve["samples_ms"].extend(samples)
-    return rec
+            res.add(name, f"{label}, {q}", "ms", v, higher=False)
+        res.add(name, f"{label}, max", "ms", lat.max_ms, higher=False, agg="max")
+        res.latency_curves.setdefault(f"{name} {rate:g} MB/s {mode}", {"hdr": []})["hdr"].append(lat.hdr)
 
 
 def _start(name: str, attempts: int = 3) -> Running:
@@ -187,6 +231,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=None, help="leader kills per system in the failover test")
     ap.add_argument("--failover-only", action="store_true", help="skip the A/B runs; only the kill loop")
     ap.add_argument("--no-failover", action="store_true", help="skip the kill loop")
+    ap.add_argument(
+        "--latency-only", action="store_true", help="only the open-loop latency rows (implies --no-failover)"
+    )
+    ap.add_argument("--rates", default=None, help="latency rates in MB/s, comma-separated (e.g. 1,5,20,50)")
+    ap.add_argument(
+        "--latency-producer-conf",
+        default="{}",
+        help="JSON of librdkafka settings over the latency producer's (e.g. '{\"linger.ms\": 5}')",
+    )
+    ap.add_argument("--latency-seconds", type=float, default=None, help="measured seconds per rate (1-60)")
     ap.add_argument("--systems", default="Kafka,Streamraft", help="comma-separated subset to run")
     ap.add_argument(
         "--merge",
@@ -206,6 +260,26 @@ def main(argv: list[str] | None = None) -> int:
         # A kill cycle (detect, restart, catch up) takes tens of seconds on a busy machine.
         budget = max(plan.failover_budget_s, 75.0 * args.kills)
         plan = Plan(**{**plan.__dict__, "kills": args.kills, "failover_budget_s": budget})
+    if args.rates is not None:
+        try:
+            rates = tuple(float(r) for r in args.rates.split(","))
+        except ValueError:
+            ap.error(f"--rates must be numbers separated by commas, got {args.rates!r}")
+        if not all(0 < r <= 200 for r in rates):
+            ap.error("--rates must each be in (0, 200] MB/s")
+        plan = Plan(**{**plan.__dict__, "latency_rates": rates})
+    if args.latency_seconds is not None:
+        if not 1 <= args.latency_seconds <= 60:
+            ap.error("--latency-seconds must be between 1 and 60")
+        plan = Plan(**{**plan.__dict__, "latency_seconds": args.latency_seconds})
+    try:
+        producer_conf = json.loads(args.latency_producer_conf)
+    except json.JSONDecodeError as exc:
+        ap.error(f"--latency-producer-conf is not JSON: {exc}")
+    if not isinstance(producer_conf, dict):
+        ap.error("--latency-producer-conf must be a JSON object")
+    if args.latency_only:
+        args.no_failover = True
     if args.failover_only and args.no_failover:
         ap.error("--failover-only and --no-failover exclude each other")
 
@@ -232,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         res.meta = {
             "kafka_version": KAFKA_VERSION,
+            "latency_producer_conf": producer_conf,
             "plan": plan.__dict__,
             "nodes": 3,
             "cpus": os.cpu_count(),
@@ -252,7 +327,11 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name} unavailable: {exc}")
                 continue
             try:
-                res.runs.append(_one_run(sys_, plan, res, run_idx))
+                res.runs.append(
+                    _one_run(
+                        sys_, plan, res, run_idx, latency_only=args.latency_only, producer_conf=producer_conf
+                    )
+                )
             except Exception as exc:  # one failed run must not lose the others: logged, run left out
                 log(f"{name} run {run_idx}: FAILED, left out of the medians: {exc!r}")
                 res.runs.append({"system": name, "run": run_idx, "failed": repr(exc)})

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import multiprocessing.queues
-import multiprocessing.synchronize
 import re
 import threading
 import time
@@ -13,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import KafkaError, Producer
 
 from tests.bench.kafka_compare.systems import Running
 from tests.javakafka.cluster import partition_leader
@@ -115,112 +112,6 @@ def consume_java(system: Running, topic: str, records: int) -> Throughput:
     # Columns: start, end, MB, MB/s, nMsg, nMsg/s, rebalance ms, fetch ms, fetch MB/s, fetch nMsg/s.
     assert int(cols[4]) >= records, f"ConsumerPerformance read {cols[4]}/{records}"
     return Throughput(float(cols[9]), float(cols[8]))
-
-
-# ---------- end-to-end latency at a fixed rate ----------
-
-
-_WARMUP = b"W"
-
-
-def _e2e_consumer(
-    spec: tuple[str, str, int, float],
-    ready: multiprocessing.synchronize.Event,
-    out: multiprocessing.queues.Queue[list[float]],
-) -> None:
-    bootstrap, topic, expect, timeout_s = spec
-    c = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"e2e-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 5,
-            "enable.auto.commit": False,
-        }
-    )
-    c.subscribe([topic])
-    lat: list[float] = []
-    deadline = time.monotonic() + timeout_s
-    while len(lat) < expect and time.monotonic() < deadline:
-        for m in c.consume(num_messages=1000, timeout=0.1):
-            if m.error() is None:
-                value = m.value()
-                assert value is not None
-                if value.startswith(_WARMUP):
-                    ready.set()  # fetching end to end: the measured records may start
-                    continue
-                sent_ns = int(value[:20])
-                lat.append((time.monotonic_ns() - sent_ns) / 1e6)
-    c.close()
-    out.put(lat)
-
-
-@dataclass(frozen=True)
-class Latency:
-    rate_mb_s: float
-    sent: int
-    received: int
-    p50_ms: float
-    p99_ms: float
-    p999_ms: float
-
-
-def _pct(sorted_vals: list[float], q: float) -> float:
-    assert sorted_vals, "no samples"
-    idx = min(len(sorted_vals) - 1, round(q * (len(sorted_vals) - 1)))
-    return sorted_vals[idx]
-
-
-def e2e_latency(
-    system: Running, topic: str, rate_mb_s: float, seconds: float, record_size: int = 1024
-) -> tuple[Latency, list[float]]:
-    """Produce at ``rate_mb_s`` (acks=all) with the send time in the payload; a consumer process
-    timestamps arrival. CLOCK_MONOTONIC is system-wide, so the two processes share a clock."""
-    assert record_size >= 20
-    rate = rate_mb_s * 2**20 / record_size
-    total = int(rate * seconds)
-    ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    q: multiprocessing.queues.Queue[list[float]] = ctx.Queue()
-    proc = ctx.Process(target=_e2e_consumer, args=((system.bootstrap, topic, total, seconds + 60), ready, q))
-    proc.start()
-    try:
-        # One request in flight: what queues meanwhile rides in the next batch. Brokers answer a
-        # connection's requests one at a time, so deep pipelining of tiny batches only builds a queue.
-        p = Producer(
-            {"bootstrap.servers": system.bootstrap, "acks": "all", "linger.ms": 1, "max.in.flight": 1}
-        )
-        # Warm-up records until the consumer has joined and fetched one, so group join and the
-        # first fetch are not counted as latency.
-        warm_deadline = time.monotonic() + 90
-        while not ready.is_set():
-            assert time.monotonic() < warm_deadline, "e2e consumer never received a warm-up record"
-            assert proc.is_alive(), "e2e consumer process died"
-            p.produce(topic, _WARMUP)
-            p.flush(10)
-            ready.wait(0.5)
-        pad = b"x" * (record_size - 20)
-        start = time.monotonic()
-        for i in range(total):
-            due = start + i / rate
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-            while True:
-                try:
-                    p.produce(topic, b"%020d" % time.monotonic_ns() + pad)
-                    break
-                except BufferError:
-                    p.poll(0.005)
-            p.poll(0)
-        p.flush(30)
-        lat = q.get(timeout=seconds + 90)
-    finally:
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.kill()
-    lat.sort()
-    return Latency(rate_mb_s, total, len(lat), _pct(lat, 0.5), _pct(lat, 0.99), _pct(lat, 0.999)), lat
 
 
 # ---------- failover ----------
