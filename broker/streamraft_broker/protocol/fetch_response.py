@@ -1,4 +1,4 @@
-"""Hand-encoded Fetch response (v4 to v12) whose record sections may be file slices sent by sendfile.
+"""Hand-encoded Fetch response (v4 to v18) whose record sections may be file slices sent by sendfile.
 
 kio would need the record bytes in memory; here the framing is written as bytes and each partition's
 records are left as opaque chunks, so the size prefix can count file bytes that are never read into Python.
@@ -7,6 +7,7 @@ records are left as opaque chunks, so the size prefix can count file bytes that 
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +43,8 @@ class FetchPartitionResult:
 class FetchTopicResult:
     name: str
     partitions: list[FetchPartitionResult]
+    topic_id: uuid.UUID | None = None
+    """Written instead of the name from v13 (KIP-516)."""
 
 
 _I16 = struct.Struct(">h")
@@ -68,7 +71,10 @@ def encode_fetch_response(
     session_id: int = 0,
 ) -> list[Chunk]:
     """Return the whole frame (size prefix first) as a list of byte strings and record chunks."""
-    assert 4 <= version <= 12, f"fetch response v{version} is not implemented"
+    # v14-v18 change only the request (follower fields) or add tagged fields we leave out: Kafka sets
+    # CurrentLeader/NodeEndpoints only beside NOT_LEADER_OR_FOLLOWER/FENCED_LEADER_EPOCH, and a client
+    # without them refreshes metadata, which is what it did before KIP-951.
+    assert 4 <= version <= 18, f"fetch response v{version} is not implemented"
     flexible = version >= 12
     parts: list[Chunk] = []
     head = bytearray(response_header(correlation_id, flexible=flexible))
@@ -78,7 +84,10 @@ def encode_fetch_response(
     head += _array_len(len(topics), flexible)
     cur = head
     for topic in topics:
-        cur += _string(topic.name, flexible)
+        if version >= 13:
+            cur += (topic.topic_id or uuid.UUID(int=0)).bytes
+        else:
+            cur += _string(topic.name, flexible)
         cur += _array_len(len(topic.partitions), flexible)
         for p in topic.partitions:
             cur += _I32.pack(p.partition) + _I16.pack(p.error_code) + _I64.pack(p.high_watermark)
