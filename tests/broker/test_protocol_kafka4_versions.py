@@ -114,3 +114,99 @@ def test_kafka_python_detects_a_kafka_4_broker_and_consumes_with_it(broker: Brok
         assert got == VALUES
     finally:
         consumer.close()
+
+
+OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS, DESCRIBE_CLUSTER = 8, 9, 15, 16, 60
+GROUP_ID_NOT_FOUND = 69
+
+
+def _commit(wire: WireClient, group: str, offset: int) -> None:
+    """A v9 commit outside any generation (generation -1, no member), as tools that reset offsets send."""
+    module = _schema(OFFSET_COMMIT, 9)
+    request = module.OffsetCommitRequest(
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        topics=(
+            module.OffsetCommitRequestTopic(
+                name=TOPIC,
+                partitions=(
+                    module.OffsetCommitRequestPartition(
+                        partition_index=0, committed_offset=offset, committed_metadata="m"
+                    ),
+                ),
+            ),
+        ),
+    )
+    (topic,) = wire.request(OFFSET_COMMIT, 9, request).topics
+    assert [p.error_code for p in topic.partitions] == [0]
+
+
+def test_offset_fetch_v8_answers_each_batched_group_on_its_own(broker: BrokerProcess) -> None:
+    module = _schema(OFFSET_FETCH, 8)
+    with _wire(broker) as wire:
+        _commit(wire, "batched-a", 3)
+        _commit(wire, "batched-b", 4)
+        request = module.OffsetFetchRequest(
+            groups=(
+                module.OffsetFetchRequestGroup(
+                    group_id="batched-a",
+                    topics=(module.OffsetFetchRequestTopics(name=TOPIC, partition_indexes=(0,)),),
+                ),
+                module.OffsetFetchRequestGroup(group_id="batched-b", topics=None),
+                module.OffsetFetchRequestGroup(group_id="batched-none", topics=None),
+            )
+        )
+        response = wire.request(OFFSET_FETCH, 8, request)
+    answers = {
+        g.group_id: (
+            g.error_code,
+            [
+                (t.name, p.partition_index, p.committed_offset, p.error_code)
+                for t in g.topics
+                for p in t.partitions
+            ],
+        )
+        for g in response.groups
+    }
+    assert answers == {
+        "batched-a": (0, [(TOPIC, 0, 3, 0)]),
+        "batched-b": (0, [(TOPIC, 0, 4, 0)]),
+        "batched-none": (0, []),
+    }
+
+
+def test_list_groups_v5_reports_classic_groups_and_filters_by_type(broker: BrokerProcess) -> None:
+    module = _schema(LIST_GROUPS, 5)
+    with _wire(broker) as wire:
+        _commit(wire, "typed-group", 1)
+        every = wire.request(LIST_GROUPS, 5, module.ListGroupsRequest())
+        classic = wire.request(LIST_GROUPS, 5, module.ListGroupsRequest(types_filter=("Classic",)))
+        consumer = wire.request(LIST_GROUPS, 5, module.ListGroupsRequest(types_filter=("consumer",)))
+    assert {(g.group_id, g.group_type) for g in every.groups} >= {("typed-group", "classic")}
+    assert {g.group_id for g in classic.groups} == {g.group_id for g in every.groups}
+    assert (consumer.error_code, consumer.groups) == (0, ())
+
+
+@pytest.mark.parametrize(("version", "expected"), [(5, (0, "Dead")), (6, (GROUP_ID_NOT_FOUND, "Dead"))])
+def test_describe_groups_of_an_unknown_group_is_group_id_not_found_from_v6(
+    broker: BrokerProcess, version: int, expected: tuple[int, str]
+) -> None:
+    module = _schema(DESCRIBE_GROUPS, version)
+    with _wire(broker) as wire:
+        request = module.DescribeGroupsRequest(groups=("no-such-group",), include_authorized_operations=False)
+        (group,) = wire.request(DESCRIBE_GROUPS, version, request).groups
+    assert (group.error_code, group.group_state) == expected
+    assert group.members == ()
+
+
+def test_describe_cluster_v2_lists_this_broker_unfenced(broker: BrokerProcess) -> None:
+    module = _schema(DESCRIBE_CLUSTER, 2)
+    with _wire(broker) as wire:
+        request = module.DescribeClusterRequest(
+            include_cluster_authorized_operations=False, include_fenced_brokers=True
+        )
+        response = wire.request(DESCRIBE_CLUSTER, 2, request)
+    host, port = broker.bootstrap.rsplit(":", 1)
+    assert response.error_code == 0
+    assert [(b.host, b.port, b.is_fenced) for b in response.brokers] == [(host, int(port), False)]

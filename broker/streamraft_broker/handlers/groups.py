@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from streamraft_broker.replication.group_offsets import GroupOffsets
 
 DELETE_GROUPS = 42
+CLASSIC_GROUP_TYPE = "classic"  # ListGroups v5's group type; KIP-848 consumer groups are not implemented
+DEAD = "Dead"
 _MS = datetime.timedelta(milliseconds=1)
 
 
@@ -240,14 +242,27 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
 async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(ApiKey.OFFSET_FETCH, version)
-    part_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponsePartition")
-    topic_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponseTopic")
-    wanted = (
-        None
-        if request.topics is None
-        else [(str(t.name), int(p)) for t in request.topics for p in t.partition_indexes]
-    )
-    coord = _coordinator(ctx, str(request.group_id))
+    if version < 8:
+        topics, error = await _fetch_group_offsets(ctx, version, str(request.group_id), request.topics)
+        return build(cls, throttle_time=0, topics=topics, error_code=error)
+    # v8 (KIP-709) batches groups: each is answered as a v7 request for it alone would be, error included.
+    group_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponseGroup")
+    groups = []
+    for g in request.groups:
+        topics, error = await _fetch_group_offsets(ctx, version, str(g.group_id), g.topics)
+        groups.append(build(group_cls, group_id=g.group_id, topics=topics, error_code=error))
+    return build(cls, throttle_time=0, groups=tuple(groups))
+
+
+async def _fetch_group_offsets(
+    ctx: BrokerContext, version: int, group_id: str, asked: Any
+) -> tuple[tuple[Any, ...], ErrorCode]:
+    """One group's committed offsets (``asked`` None: all of them) as response topics, and its error."""
+    plural = "s" if version >= 8 else ""
+    part_cls = nested(ApiKey.OFFSET_FETCH, version, f"OffsetFetchResponsePartition{plural}")
+    topic_cls = nested(ApiKey.OFFSET_FETCH, version, f"OffsetFetchResponseTopic{plural}")
+    wanted = None if asked is None else [(str(t.name), int(p)) for t in asked for p in t.partition_indexes]
+    coord = _coordinator(ctx, group_id)
     if isinstance(coord, ErrorCode):
         # Before v2 there is no top-level error: every asked partition carries it.
         failed = tuple(
@@ -266,10 +281,10 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
                     for p in t.partition_indexes
                 ),
             )
-            for t in (request.topics or ())
+            for t in (asked or ())
         )
-        return build(cls, throttle_time=0, topics=failed, error_code=coord)
-    result = await coord.fetch_offsets(str(request.group_id), wanted)
+        return failed, coord
+    result = await coord.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[Any]] = {}
     for p in result.partitions:
         # As Kafka: a topic this principal may not Describe is an error when asked for, else left out.
@@ -287,7 +302,7 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
             )
         )
     topics = tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
-    return build(cls, throttle_time=0, topics=topics, error_code=result.error_code)
+    return topics, result.error_code
 
 
 async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -303,11 +318,20 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
     states = getattr(request, "states_filter", None) or None
     listed_cls = nested(ApiKey.LIST_GROUPS, version, "ListedGroup")
     listed = [g for coord in coords for g in await coord.list_groups(states)]
+    types = {str(t).lower() for t in getattr(request, "types_filter", ())}
+    if types and CLASSIC_GROUP_TYPE not in types:
+        listed = []  # v5 (KIP-848): every group here is a classic one; Kafka matches types case-blind
     if not may(ctx, Operation.DESCRIBE, CLUSTER):
         # As Kafka: without Describe on the cluster, only the groups this principal may Describe.
         listed = [g for g in listed if may(ctx, Operation.DESCRIBE, Resource.group(g.group_id))]
     groups = tuple(
-        build(listed_cls, group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
+        build(
+            listed_cls,
+            group_id=g.group_id,
+            protocol_type=g.protocol_type,
+            group_state=g.state,
+            group_type=CLASSIC_GROUP_TYPE,
+        )
         for g in listed
     )
     return build(cls, throttle_time=0, error_code=ErrorCode.none, groups=groups)
@@ -338,7 +362,8 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
         described.extend(
             build(
                 group_cls,
-                error_code=d.error_code,
+                error_code=ErrorCode.group_id_not_found if missing else d.error_code,
+                error_message=f"Group {d.group_id} not found." if missing else None,
                 group_id=d.group_id,
                 group_state=d.state,
                 protocol_type=d.protocol_type,
@@ -362,6 +387,8 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
                 ),
             )
             for d in await coord.describe_groups([group_id])
+            # v6 (KIP-1043) names a group that does not exist instead of describing it as Dead and empty.
+            for missing in [version >= 6 and d.state == DEAD and not d.members]
         )
     return build(cls, throttle_time=0, groups=tuple(described))
 
