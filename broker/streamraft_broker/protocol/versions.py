@@ -61,7 +61,7 @@ class ApiKey(IntEnum):
 
 # Lower bounds keep the exact versions older librdkafka keys on (Produce 3, Fetch 4, FindCoordinator 0).
 SUPPORTED: dict[ApiKey, tuple[int, int]] = {
-    ApiKey.PRODUCE: (3, 9),
+    ApiKey.PRODUCE: (3, 11),
     ApiKey.FETCH: (4, 18),
     ApiKey.LIST_OFFSETS: (1, 10),
     ApiKey.METADATA: (1, 13),
