@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer
-from kio.index import load_request_schema
+from kio.index import load_request_schema, load_response_schema
+from kio.serial import entity_reader
+from streamraft_broker.protocol.fetch_response import (
+    FetchPartitionResult,
+    FetchTopicResult,
+    NodeEndpoint,
+    encode_fetch_response,
+)
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.fixtures import module_broker
@@ -210,3 +217,34 @@ def test_describe_cluster_v2_lists_this_broker_unfenced(broker: BrokerProcess) -
     host, port = broker.bootstrap.rsplit(":", 1)
     assert response.error_code == 0
     assert [(b.host, b.port, b.is_fenced) for b in response.brokers] == [(host, int(port), False)]
+
+
+@pytest.mark.parametrize("version", [16, 18])
+def test_fetch_leader_hints_from_v16_decode_as_kafka_defines_them(version: int) -> None:
+    """Our hand-written Fetch encoder against kio's reading of Kafka's schema: KIP-951's CurrentLeader
+    (partition tag 1) and NodeEndpoints (response tag 0)."""
+    topic_id = uuid.uuid4()
+    results = [
+        FetchPartitionResult(0, error_code=6, current_leader=(2, 7)),
+        FetchPartitionResult(1, high_watermark=5, last_stable_offset=5, log_start_offset=0),
+    ]
+    endpoints = [NodeEndpoint(2, "broker-2.example", 9093, None), NodeEndpoint(3, "b3", 9094, "rack-a")]
+    parts = encode_fetch_response(
+        version, 41, [FetchTopicResult("t", results, topic_id=topic_id)], node_endpoints=endpoints
+    )
+    frame = b"".join(p for p in parts if isinstance(p, bytes))[4:]
+    cls: Any = load_response_schema(FETCH, version)
+    response, _ = entity_reader(cls)(frame, 5)  # correlation id and the empty header tagged fields
+    (topic,) = response.responses
+    assert topic.topic_id == topic_id
+    hinted, plain = topic.partitions
+    assert (hinted.error_code, hinted.current_leader.leader_id, hinted.current_leader.leader_epoch) == (
+        6,
+        2,
+        7,
+    )
+    assert (plain.current_leader.leader_id, plain.high_watermark) == (-1, 5)
+    assert [(n.node_id, n.host, n.port, n.rack) for n in response.node_endpoints] == [
+        (2, "broker-2.example", 9093, None),
+        (3, "b3", 9094, "rack-a"),
+    ]

@@ -9,10 +9,12 @@ from typing import Any
 
 from streamraft_broker.handlers.authz import topic_denied
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
+from streamraft_broker.handlers.leader_hints import leader_hint, node_addresses
 from streamraft_broker.handlers.transactions import txn_index
 from streamraft_broker.protocol.fetch_response import (
     FetchPartitionResult,
     FetchTopicResult,
+    NodeEndpoint,
     encode_fetch_response,
 )
 from streamraft_broker.protocol.header import RequestHeader
@@ -79,6 +81,8 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                     # A replica still applying committed batches (a new leader) cannot tell "past the end"
                     # from "not applied yet": a retriable error keeps consumers from resetting offsets.
                     res.error_code = NOT_LEADER_OR_FOLLOWER
+                    if (hint := leader_hint(ctx, name, int(fp.partition))) is not None:
+                        res.current_leader = (hint.leader_id, hint.leader_epoch)
             elif offset < upper and total < max_bytes:
                 budget = min(int(fp.partition_max_bytes), max_bytes - total)
                 # Only the first non-empty partition may exceed the budget, so a big batch never stalls.
@@ -142,7 +146,14 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
                 ctx.metrics.record_fetch(t.name, res.records_size)
             if res.error_code:
                 ctx.metrics.record_error(res.error_code)
+    hinted = {res.current_leader[0] for t in topics for res in t.partitions if res.current_leader is not None}
+    endpoints = [NodeEndpoint(a.node_id, a.host, a.port, a.rack) for a in node_addresses(ctx, hinted)]
     parts = encode_fetch_response(
-        header.api_version, header.correlation_id, topics, session_id=0, throttle_ms=throttle_ms
+        header.api_version,
+        header.correlation_id,
+        topics,
+        session_id=0,
+        throttle_ms=throttle_ms,
+        node_endpoints=endpoints,
     )
     return RawResponse(parts)
