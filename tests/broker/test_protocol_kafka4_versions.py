@@ -123,7 +123,14 @@ def test_kafka_python_detects_a_kafka_4_broker_and_consumes_with_it(broker: Brok
         consumer.close()
 
 
-OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS, DESCRIBE_CLUSTER = 8, 9, 15, 16, 60
+LIST_OFFSETS, OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS, DESCRIBE_CLUSTER = (
+    2,
+    8,
+    9,
+    15,
+    16,
+    60,
+)
 GROUP_ID_NOT_FOUND = 69
 
 
@@ -248,3 +255,30 @@ def test_fetch_leader_hints_from_v16_decode_as_kafka_defines_them(version: int) 
         (2, "broker-2.example", 9093, None),
         (3, "b3", 9094, "rack-a"),
     ]
+
+
+def test_list_offsets_v11_earliest_pending_upload_is_none_without_tiered_storage(
+    broker: BrokerProcess,
+) -> None:
+    """KIP-1023's -6 asks for the first offset not yet in remote storage; with none (as Kafka without
+    remote storage) the answer is offset -1, beside an ordinary latest (-1) query in the same request."""
+    module = _schema(LIST_OFFSETS, 11)
+    request = module.ListOffsetsRequest(
+        replica_id=-1,
+        isolation_level=0,
+        timeout=datetime.timedelta(seconds=5),
+        topics=(
+            module.ListOffsetsTopic(
+                name=TOPIC,
+                partitions=(module.ListOffsetsPartition(partition_index=0, timestamp=-6),),
+            ),
+            module.ListOffsetsTopic(
+                name=TOPIC,
+                partitions=(module.ListOffsetsPartition(partition_index=0, timestamp=-1),),
+            ),
+        ),
+    )
+    with _wire(broker) as wire:
+        pending, latest = wire.request(LIST_OFFSETS, 11, request).topics
+    assert [(p.error_code, p.offset) for p in pending.partitions] == [(0, -1)]
+    assert [(p.error_code, p.offset) for p in latest.partitions] == [(0, len(VALUES))]
