@@ -60,6 +60,17 @@ class ApiKey(IntEnum):
 
 
 # Lower bounds keep the exact versions older librdkafka keys on (Produce 3, Fetch 4, FindCoordinator 0).
+# Upper bounds reach Apache Kafka 4.3's (its ApiVersions answer: the kafka-clients message specs'
+# "validVersions", unstable versions excluded) wherever we serve the new fields. Left below 4.3, and why:
+#   Produce 12-13: v12 lets a producer use transaction version 2 (KIP-890 part 2, not implemented) and v13
+#     (topic ids) builds on it.
+#   OffsetCommit 10 / OffsetFetch 9-10: KIP-848's member epochs and topic-id offsets; we run classic groups.
+#   InitProducerId 6: unstable in 4.3 (KIP-939 two-phase commit).
+#   AddPartitionsToTxn 4-5 (broker-side verification), EndTxn 5 and TxnOffsetCommit 5 (transaction version 2).
+#   ListTransactions 2: the transactional-id pattern filter. AlterPartitionReassignments 1: the
+#     allow-replication-factor-change flag. AlterPartition 3, BrokerRegistration 1-4: controller-only forms.
+#   KIP-848/932/1071 APIs (ConsumerGroupHeartbeat, share and streams groups), delegation tokens: not served.
+# Fetch 13+ names topics by id (registry topic ids); Fetch 16+ and Produce 10+ carry KIP-951 leader hints.
 SUPPORTED: dict[ApiKey, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 11),
     ApiKey.FETCH: (4, 18),
@@ -85,11 +96,12 @@ SUPPORTED: dict[ApiKey, tuple[int, int]] = {
     ApiKey.INIT_PRODUCER_ID: (0, 5),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
     # Transactions, client forms only: AddPartitionsToTxn v4+ is broker-to-broker verification, and EndTxn
-    # v5 / TxnOffsetCommit v5 are KIP-890's transaction version 2, not implemented.
+    # v5 / TxnOffsetCommit v5 are KIP-890's transaction version 2, not implemented. TxnOffsetCommit v4 only
+    # lets the client expect TRANSACTION_ABORTABLE (never sent here); its body is v3's.
     ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 4),
     ApiKey.END_TXN: (0, 4),
-    ApiKey.TXN_OFFSET_COMMIT: (0, 3),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 4),
     ApiKey.DESCRIBE_ACLS: (1, 3),
     ApiKey.CREATE_ACLS: (1, 3),
     ApiKey.DELETE_ACLS: (1, 3),
