@@ -156,8 +156,11 @@ def _commit(wire: WireClient, group: str, offset: int) -> None:
     assert [p.error_code for p in topic.partitions] == [0]
 
 
-def test_offset_fetch_v8_answers_each_batched_group_on_its_own(broker: BrokerProcess) -> None:
-    module = _schema(OFFSET_FETCH, 8)
+@pytest.mark.parametrize("version", [8, 9])
+def test_offset_fetch_batches_groups_and_answers_each_on_its_own(broker: BrokerProcess, version: int) -> None:
+    """v8 batches groups (KIP-709); v9 adds a member id and epoch that only KIP-848 groups check."""
+    module = _schema(OFFSET_FETCH, version)
+    member = {"member_id": "not-checked-for-classic-groups", "member_epoch": 5} if version >= 9 else {}
     with _wire(broker) as wire:
         _commit(wire, "batched-a", 3)
         _commit(wire, "batched-b", 4)
@@ -166,12 +169,13 @@ def test_offset_fetch_v8_answers_each_batched_group_on_its_own(broker: BrokerPro
                 module.OffsetFetchRequestGroup(
                     group_id="batched-a",
                     topics=(module.OffsetFetchRequestTopics(name=TOPIC, partition_indexes=(0,)),),
+                    **member,
                 ),
                 module.OffsetFetchRequestGroup(group_id="batched-b", topics=None),
                 module.OffsetFetchRequestGroup(group_id="batched-none", topics=None),
             )
         )
-        response = wire.request(OFFSET_FETCH, 8, request)
+        response = wire.request(OFFSET_FETCH, version, request)
     answers = {
         g.group_id: (
             g.error_code,

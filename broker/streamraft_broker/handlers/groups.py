@@ -246,6 +246,7 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
         topics, error = await _fetch_group_offsets(ctx, version, str(request.group_id), request.topics)
         return build(cls, throttle_time=0, topics=topics, error_code=error)
     # v8 (KIP-709) batches groups: each is answered as a v7 request for it alone would be, error included.
+    # v9's member id and epoch concern KIP-848 consumer groups; Kafka does not check them for classic ones.
     group_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponseGroup")
     groups = []
     for g in request.groups:
