@@ -286,3 +286,74 @@ def test_list_offsets_v11_earliest_pending_upload_is_none_without_tiered_storage
         pending, latest = wire.request(LIST_OFFSETS, 11, request).topics
     assert [(p.error_code, p.offset) for p in pending.partitions] == [(0, -1)]
     assert [(p.error_code, p.offset) for p in latest.partitions] == [(0, len(VALUES))]
+
+
+def test_offset_commit_and_fetch_v10_name_topics_by_id(broker: BrokerProcess) -> None:
+    """v10 of both (KIP-848's forms) carry topic ids: a commit by id is read back by id and by name, and an
+    id no topic has is UNKNOWN_TOPIC_ID in either."""
+    commit, fetch = _schema(OFFSET_COMMIT, 10), _schema(OFFSET_FETCH, 10)
+    stranger = uuid.uuid4()
+    with _wire(broker) as wire:
+        topic_id = _topic_id(wire)
+        committed = wire.request(
+            OFFSET_COMMIT,
+            10,
+            commit.OffsetCommitRequest(
+                group_id="by-id",
+                generation_id_or_member_epoch=-1,
+                member_id="",
+                topics=tuple(
+                    commit.OffsetCommitRequestTopic(
+                        topic_id=tid,
+                        partitions=(
+                            commit.OffsetCommitRequestPartition(
+                                partition_index=0, committed_offset=2, committed_metadata=None
+                            ),
+                        ),
+                    )
+                    for tid in (topic_id, stranger)
+                ),
+            ),
+        )
+        fetched = wire.request(
+            OFFSET_FETCH,
+            10,
+            fetch.OffsetFetchRequest(
+                groups=(
+                    fetch.OffsetFetchRequestGroup(
+                        group_id="by-id",
+                        topics=tuple(
+                            fetch.OffsetFetchRequestTopics(topic_id=tid, partition_indexes=(0,))
+                            for tid in (topic_id, stranger)
+                        ),
+                    ),
+                    fetch.OffsetFetchRequestGroup(group_id="by-id", topics=None),
+                )
+            ),
+        )
+        by_name = _schema(OFFSET_FETCH, 8)
+        named = wire.request(
+            OFFSET_FETCH,
+            8,
+            by_name.OffsetFetchRequest(
+                groups=(by_name.OffsetFetchRequestGroup(group_id="by-id", topics=None),)
+            ),
+        )
+    assert [
+        (t.topic_id, [(p.partition_index, p.error_code) for p in t.partitions]) for t in committed.topics
+    ] == [
+        (topic_id, [(0, 0)]),
+        (stranger, [(0, UNKNOWN_TOPIC_ID)]),
+    ]
+    asked, every = fetched.groups
+    assert [
+        (t.topic_id, [(p.committed_offset, p.error_code) for p in t.partitions]) for t in asked.topics
+    ] == [
+        (topic_id, [(2, 0)]),
+        (stranger, [(-1, UNKNOWN_TOPIC_ID)]),
+    ]
+    assert [(t.topic_id, [p.committed_offset for p in t.partitions]) for t in every.topics] == [
+        (topic_id, [2])
+    ]
+    (group,) = named.groups
+    assert [(t.name, [p.committed_offset for p in t.partitions]) for t in group.topics] == [(TOPIC, [2])]

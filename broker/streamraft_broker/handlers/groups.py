@@ -64,6 +64,22 @@ coordinator_for = _coordinator
 """The coordinator of a group here, or the error to answer (for the group APIs in other modules)."""
 
 
+def topic_names(ctx: BrokerContext, topics: Any) -> list[str | None]:
+    """The topic each request entry names: by name, or by topic id from the versions that use ids (None:
+    no topic has that id)."""
+    by_id: dict[Any, str] | None = None
+    out: list[str | None] = []
+    for t in topics:
+        name = getattr(t, "name", None)
+        if name is not None:
+            out.append(str(name))
+            continue
+        if by_id is None:
+            by_id = {topic.topic_id: topic.name for topic in ctx.registry.topics.values()}
+        out.append(by_id.get(getattr(t, "topic_id", None)))
+    return out
+
+
 def _all_coordinators(ctx: BrokerContext) -> list[GroupCoordinator] | None:
     replicated = replicated_groups(ctx)
     if replicated is not None:
@@ -189,15 +205,18 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
     cls = response_type(ApiKey.OFFSET_COMMIT, version)
     part_cls = nested(ApiKey.OFFSET_COMMIT, version, "OffsetCommitResponsePartition")
     topic_cls = nested(ApiKey.OFFSET_COMMIT, version, "OffsetCommitResponseTopic")
+    # v10 names topics by id (KIP-848's commit form); an id no topic has is UNKNOWN_TOPIC_ID, as in Kafka.
+    names = topic_names(ctx, request.topics)
     entries = [
         OffsetCommitEntry(
-            topic=str(t.name),
+            topic=name,
             partition=int(p.partition_index),
             offset=int(p.committed_offset),
             metadata=p.committed_metadata,
             leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
         )
-        for t in request.topics
+        for t, name in zip(request.topics, names, strict=True)
+        if name is not None
         for p in t.partitions
     ]
     coord = _coordinator(ctx, str(request.group_id))
@@ -224,17 +243,20 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
     topics = tuple(
         build(
             topic_cls,
-            name=t.name,
+            name=name,
+            topic_id=getattr(t, "topic_id", None),
             partitions=tuple(
                 build(
                     part_cls,
                     partition_index=p.partition_index,
-                    error_code=refused.get(str(t.name)) or codes[(str(t.name), p.partition_index)],
+                    error_code=ErrorCode.unknown_topic_id
+                    if name is None
+                    else refused.get(name) or codes[(name, p.partition_index)],
                 )
                 for p in t.partitions
             ),
         )
-        for t in request.topics
+        for t, name in zip(request.topics, names, strict=True)
     )
     return build(cls, throttle_time=0, topics=topics)
 
@@ -262,14 +284,44 @@ async def _fetch_group_offsets(
     plural = "s" if version >= 8 else ""
     part_cls = nested(ApiKey.OFFSET_FETCH, version, f"OffsetFetchResponsePartition{plural}")
     topic_cls = nested(ApiKey.OFFSET_FETCH, version, f"OffsetFetchResponseTopic{plural}")
-    wanted = None if asked is None else [(str(t.name), int(p)) for t in asked for p in t.partition_indexes]
+    by_id = version >= 10  # v10 names topics by id (KIP-848's fetch form)
+    names = [] if asked is None else topic_names(ctx, asked)
+    unknown = [t for t, name in zip(asked or (), names, strict=True) if name is None]
+    wanted = (
+        None
+        if asked is None
+        else [
+            (name, int(p)) for t, name in zip(asked, names, strict=True) if name for p in t.partition_indexes
+        ]
+    )
+    ids = {t.name: t.topic_id for t in ctx.registry.topics.values()} if by_id else {}
+    # An id no topic has is answered UNKNOWN_TOPIC_ID, as Kafka does.
+    missing = tuple(
+        build(
+            topic_cls,
+            topic_id=t.topic_id,
+            partitions=tuple(
+                build(
+                    part_cls,
+                    partition_index=p,
+                    committed_offset=-1,
+                    committed_leader_epoch=-1,
+                    metadata="",
+                    error_code=ErrorCode.unknown_topic_id,
+                )
+                for p in t.partition_indexes
+            ),
+        )
+        for t in unknown
+    )
     coord = _coordinator(ctx, group_id)
     if isinstance(coord, ErrorCode):
         # Before v2 there is no top-level error: every asked partition carries it.
         failed = tuple(
             build(
                 topic_cls,
-                name=t.name,
+                name=name,
+                topic_id=getattr(t, "topic_id", None),
                 partitions=tuple(
                     build(
                         part_cls,
@@ -282,9 +334,10 @@ async def _fetch_group_offsets(
                     for p in t.partition_indexes
                 ),
             )
-            for t in (asked or ())
+            for t, name in zip(asked or (), names, strict=True)
+            if name is not None
         )
-        return failed, coord
+        return failed + missing, coord
     result = await coord.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[Any]] = {}
     for p in result.partitions:
@@ -292,6 +345,8 @@ async def _fetch_group_offsets(
         denied = topic_denied(ctx, Operation.DESCRIBE, p.topic)
         if denied and wanted is None:
             continue
+        if by_id and p.topic not in ids:
+            continue  # v10 names topics by id: offsets of a deleted topic have none to be named by
         by_topic.setdefault(p.topic, []).append(
             build(
                 part_cls,
@@ -302,8 +357,11 @@ async def _fetch_group_offsets(
                 error_code=ErrorCode(denied) if denied else p.error_code,
             )
         )
-    topics = tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
-    return topics, result.error_code
+    topics = tuple(
+        build(topic_cls, name=name, topic_id=ids.get(name), partitions=tuple(parts))
+        for name, parts in by_topic.items()
+    )
+    return topics + missing, result.error_code
 
 
 async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:

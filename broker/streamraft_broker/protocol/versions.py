@@ -64,21 +64,21 @@ class ApiKey(IntEnum):
 # "validVersions", unstable versions excluded) wherever we serve the new fields. Left below 4.3, and why:
 #   Produce 12-13: v12 lets a producer use transaction version 2 (KIP-890 part 2, not implemented) and v13
 #     (topic ids) builds on it.
-#   OffsetCommit 10 / OffsetFetch 10: KIP-848's topic-id offsets (v9's member id and epoch are served as
-#     Kafka serves them for classic groups, the only kind here: not checked).
 #   InitProducerId 6: unstable in 4.3 (KIP-939 two-phase commit).
 #   AddPartitionsToTxn 4-5 (broker-side verification), EndTxn 5 and TxnOffsetCommit 5 (transaction version 2).
 #   ListTransactions 2: the transactional-id pattern filter. AlterPartitionReassignments 1: the
 #     allow-replication-factor-change flag. AlterPartition 3, BrokerRegistration 1-4: controller-only forms.
 #   KIP-848/932/1071 APIs (ConsumerGroupHeartbeat, share and streams groups), delegation tokens: not served.
-# Fetch 13+ names topics by id (registry topic ids); Fetch 16+ and Produce 10+ carry KIP-951 leader hints.
+# Fetch 13+ and OffsetCommit/OffsetFetch 10 name topics by id (registry topic ids); OffsetFetch v9's member
+# id and epoch are KIP-848's, unchecked for classic groups (the only kind here) as in Kafka. Fetch 16+ and
+# Produce 10+ carry KIP-951 leader hints.
 SUPPORTED: dict[ApiKey, tuple[int, int]] = {
     ApiKey.PRODUCE: (3, 11),
     ApiKey.FETCH: (4, 18),
     ApiKey.LIST_OFFSETS: (1, 11),
     ApiKey.METADATA: (1, 13),
-    ApiKey.OFFSET_COMMIT: (2, 9),
-    ApiKey.OFFSET_FETCH: (1, 9),
+    ApiKey.OFFSET_COMMIT: (2, 10),
+    ApiKey.OFFSET_FETCH: (1, 10),
     ApiKey.FIND_COORDINATOR: (0, 6),
     ApiKey.JOIN_GROUP: (0, 9),
     ApiKey.HEARTBEAT: (0, 4),
