@@ -268,7 +268,15 @@ class Connection:
     def _pipelined_done(self, task: asyncio.Task[None]) -> None:
         while self._pipeline and self._pipeline[0].done():
             self._pipeline.popleft()
-        if not task.cancelled() and task.exception() is not None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # Never a silent close: the log names the peer and what failed (a request the parser refused
+            # or a handler bug), as the inline path does.
+            if not isinstance(exc, CloseConnection | ConnectionError):
+                log.error(
+                    "pipelined request failed; closing the connection",
+                    extra={"peer": self.peer},
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                )
             # The reader may be idle in read(): closing the transport ends it.
             self.closing = True
             self.writer.close()
