@@ -9,21 +9,25 @@ import asyncio
 import dataclasses
 import datetime
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamraft_operator import brokers, clustersecrets, metrics, resources
+from streamraft_operator import applyfailure, brokers, clustersecrets, metrics, resources
 from streamraft_operator.constants import (
     ADMIN_PORT,
     API_VERSION,
     CLUSTER_KIND,
+    EVENT_APPLY_FAILED,
     EVENT_ROLLING_RESTART,
     EVENT_SCALE_DOWN,
     EVENT_SECRETS,
+    EVENT_STORAGE_REFUSED,
+    EVENT_STORAGE_RESIZED,
     METRICS_PORT,
     PAUSED_ANNOTATION,
 )
-from streamraft_operator.kube import Kube, now_rfc3339, path_for, with_owner
+from streamraft_operator.kube import Kube, KubeError, now_rfc3339, path_for, with_owner
 from streamraft_operator.rollout import (
     PartitionState,
     broker_of,
@@ -42,6 +46,12 @@ from streamraft_operator.status import (
     cluster_conditions,
     render_conditions,
     status_patch,
+)
+from streamraft_operator.storageplan import (
+    StoragePlan,
+    claim_observation,
+    plan_storage,
+    template_storage,
 )
 
 Emit = Callable[[str, str], None]  # (reason, message) -> an Event on the StreamCluster
@@ -156,6 +166,53 @@ def _drain(
     return f"no broker has an address to ask for the drain of broker {node}"
 
 
+STS_GONE_TIMEOUT_S = 30.0
+"""How long a reconcile waits for an orphaning StatefulSet deletion to finish before re-creating it."""
+
+
+def _observe_storage(
+    kube: Kube, c: ClusterSpec, current_sts: Mapping[str, Any] | None, most: int
+) -> tuple[StoragePlan, dict[int, str]]:
+    """The storage plan, and each broker PVC's capacity by pod ordinal (when bound)."""
+    prefix = f"data-{c.name}-"
+    claims = {}
+    for pvc in kube.list("v1", "PersistentVolumeClaim", c.namespace, resources.selector_string(c)):
+        name = pvc["metadata"]["name"]
+        suffix = name[len(prefix) :] if name.startswith(prefix) else ""
+        if suffix.isdigit() and int(suffix) < most and not pvc["metadata"].get("deletionTimestamp"):
+            claims[int(suffix)] = claim_observation(pvc)
+    expandable = {}
+    for cls in sorted({cl.storage_class for cl in claims.values() if cl.storage_class}):
+        sc = kube.get("storage.k8s.io/v1", "StorageClass", None, cls)
+        expandable[cls] = bool((sc or {}).get("allowVolumeExpansion"))
+    plan = plan_storage(
+        c.storage_size,
+        c.storage_class,
+        template_storage(current_sts),
+        [claims[o] for o in sorted(claims)],
+        expandable,
+    )
+    return plan, {o: cl.capacity for o, cl in claims.items() if cl.capacity is not None}
+
+
+def _recreate_stateful_set(kube: Kube, namespace: str, name: str) -> None:
+    """Deletes the StatefulSet leaving its pods running (propagationPolicy=Orphan) and waits until it is gone,
+    so the apply that follows creates it with the new volumeClaimTemplates and adopts the same pods."""
+    kube.delete("apps/v1", "StatefulSet", namespace, name, propagation="Orphan")
+    deadline = time.monotonic() + STS_GONE_TIMEOUT_S
+    while kube.get("apps/v1", "StatefulSet", namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise KubeError(0, f"StatefulSet {name} still being deleted after {STS_GONE_TIMEOUT_S:.0f}s")
+        time.sleep(0.2)
+
+
+def _previous_message(body: Mapping[str, Any], kind: str) -> str | None:
+    for cond in (body.get("status") or {}).get("conditions") or ():
+        if cond.get("type") == kind:
+            return str(cond.get("message"))
+    return None
+
+
 def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     """Returns the status fields written (empty when nothing changed)."""
     meta = body["metadata"]
@@ -215,12 +272,43 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
             if partitions is not None:
                 why = f"{why}; {_drain(c, pods, health, highest, token)}"
             target, blocked, blocked_reason = current_replicas, why, "ScaleDownBlocked"
-    applied = dataclasses.replace(c, replicas=target)
+    storage, capacities = _observe_storage(kube, c, current_sts, most)
+    failed: tuple[int, str] | None = None  # the first apply the API server refused: (HTTP status, what)
+    if storage.refused is not None and _previous_message(body, "Degraded") != storage.refused:
+        emit(EVENT_STORAGE_REFUSED, storage.refused)
+    for pvc_name, size in storage.resize:
+        try:
+            kube.merge_patch(
+                "v1",
+                "PersistentVolumeClaim",
+                namespace,
+                pvc_name,
+                {"spec": {"resources": {"requests": {"storage": size}}}},
+            )
+            emit(EVENT_STORAGE_RESIZED, f"{pvc_name}: requests.storage -> {size}")
+        except KubeError as exc:
+            if not applyfailure.refused(exc):
+                raise
+            failed = failed or (exc.status, applyfailure.describe("PersistentVolumeClaim", pvc_name, exc))
+    if storage.recreate and failed is None:
+        _recreate_stateful_set(kube, namespace, name)
+        emit(EVENT_STORAGE_RESIZED, f"StatefulSet {name} re-created (pods orphaned, not restarted) "
+             f"with volumeClaimTemplates of {storage.size}")  # fmt: skip
+    # A refused storage change keeps the StatefulSet's current template so every other change still applies.
+    applied = dataclasses.replace(
+        c, replicas=target, storage_size=storage.size, storage_class=storage.storage_class
+    )
 
     sm_crd = c.service_monitor and kube.crd_exists("servicemonitors.monitoring.coreos.com")
     sts: Mapping[str, Any] = {}
     for obj in resources.desired_objects(applied, service_monitor_crd=sm_crd):
-        out = kube.apply(with_owner(obj, body))
+        try:
+            out = kube.apply(with_owner(obj, body))
+        except KubeError as exc:
+            if not applyfailure.refused(exc):
+                raise
+            failed = failed or (exc.status, applyfailure.describe(obj["kind"], obj["metadata"]["name"], exc))
+            continue
         if obj["kind"] == "StatefulSet":
             sts = out
 
@@ -263,6 +351,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
                 pod_ready(pod),
                 led.get(bid, 0) if partitions else None,
                 seen.max_lag if seen is not None else None,
+                capacities.get(ordinal(pod_name)),
             )
         )
     labels = (namespace, name)
@@ -280,6 +369,9 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         blocked_reason=blocked_reason,
         waiting=waiting,
         unreachable=unreachable,
+        apply_failed=failed[1] if failed else None,
+        storage_refused=storage.refused,
+        storage_resizing=storage.resizing,
     )
     desired = {
         **conditions_status(body, cluster_conditions(obs)),
@@ -291,7 +383,12 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         "configHash": resources.config_hash(c),
         "brokers": [b.as_status() for b in observed],
     }
-    return write_status(kube, body, desired)
+    written = write_status(kube, body, desired)
+    if failed is not None:
+        # Recorded in status and as an Event; the handler retries with backoff rather than in a tight loop.
+        emit(EVENT_APPLY_FAILED, failed[1])
+        raise applyfailure.ApplyRefused(*failed)
+    return written
 
 
 async def reconcile_cluster(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
