@@ -51,6 +51,7 @@ from streamraft_operator.storageplan import (
     StoragePlan,
     claim_observation,
     plan_storage,
+    quantity,
     template_storage,
 )
 
@@ -182,7 +183,9 @@ def _observe_storage(
         if suffix.isdigit() and int(suffix) < most and not pvc["metadata"].get("deletionTimestamp"):
             claims[int(suffix)] = claim_observation(pvc)
     expandable = {}
-    for cls in sorted({cl.storage_class for cl in claims.values() if cl.storage_class}):
+    # Classes are only read when a claim is to grow, so a steady cluster needs no StorageClass access.
+    growing = [cl for cl in claims.values() if quantity(cl.requested) < quantity(c.storage_size)]
+    for cls in sorted({cl.storage_class for cl in growing if cl.storage_class}):
         sc = kube.get("storage.k8s.io/v1", "StorageClass", None, cls)
         expandable[cls] = bool((sc or {}).get("allowVolumeExpansion"))
     plan = plan_storage(
