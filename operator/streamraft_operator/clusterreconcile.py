@@ -209,13 +209,6 @@ def _recreate_stateful_set(kube: Kube, namespace: str, name: str) -> None:
         time.sleep(0.2)
 
 
-def _previous_message(body: Mapping[str, Any], kind: str) -> str | None:
-    for cond in (body.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == kind:
-            return str(cond.get("message"))
-    return None
-
-
 def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     """Returns the status fields written (empty when nothing changed)."""
     meta = body["metadata"]
@@ -277,7 +270,9 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
             target, blocked, blocked_reason = current_replicas, why, "ScaleDownBlocked"
     storage, capacities = _observe_storage(kube, c, current_sts, most)
     failed: tuple[int, str] | None = None  # the first apply the API server refused: (HTTP status, what)
-    if storage.refused is not None and _previous_message(body, "Degraded") != storage.refused:
+    # One Warning per spec generation (status records the generation it last saw), not one per resync.
+    seen_generation = (body.get("status") or {}).get("observedGeneration")
+    if storage.refused is not None and seen_generation != meta.get("generation"):
         emit(EVENT_STORAGE_REFUSED, storage.refused)
     for pvc_name, size in storage.resize:
         try:

@@ -95,6 +95,10 @@ def _resize(k8s: Cluster, ns: str, size: str) -> None:
     k8s.kubectl("patch", "streamcluster", NAME, "-n", ns, "--type=merge", "-p", patch)
 
 
+def _events(k8s: Cluster, ns: str, reason: str) -> list[dict[str, Any]]:
+    return k8s.api.items(f"/api/v1/namespaces/{ns}/events?fieldSelector=reason%3D{reason}")
+
+
 def _read_back(bootstrap: str) -> list[bytes]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{uuid.uuid4().hex[:6]}"})
     consumer.assign([TopicPartition(TOPIC, 0, 0)])
@@ -165,6 +169,8 @@ def test_storage_grows_in_place_and_refusals_are_reported(
     assert _template_size(_sts(k8s, ns)) == "2Gi"
     assert _broker_pod(k8s, ns) == pod_before
     assert _condition(k8s, ns, "Ready")["status"] == "True", "the broker itself is fine"
+    warned = _events(k8s, ns, "StorageResizeRefused")
+    assert [e["type"] for e in warned if "cannot shrink" in e.get("message", "")] == ["Warning"], warned
 
     # A PVC patch the API server refuses (over the namespace's storage quota): ApplyFailed with its message.
     quota = {
@@ -193,7 +199,7 @@ def test_storage_grows_in_place_and_refusals_are_reported(
     assert failed["message"].startswith(f"PersistentVolumeClaim {PVC}: "), failed
     assert "exceeded quota" in failed["message"], failed
     assert _condition(k8s, ns, "Degraded")["reason"] == "ApplyFailed"
-    events = k8s.api.items(f"/api/v1/namespaces/{ns}/events?fieldSelector=reason%3DApplyFailed")
+    events = _events(k8s, ns, "ApplyFailed")
     assert any(e.get("type") == "Warning" and PVC in e.get("message", "") for e in events), events
     assert _pvc_capacity(k8s, ns) == "2Gi"
     assert _template_size(_sts(k8s, ns)) == "2Gi", "no re-creation after a refused PVC patch"
