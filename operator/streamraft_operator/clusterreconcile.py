@@ -73,7 +73,14 @@ def ensure_secrets(kube: Kube, body: Mapping[str, Any], c: ClusterSpec, emit: Em
     now = datetime.datetime.now(datetime.UTC)
     wanted = clustersecrets.plan_secrets(c, existing, now, resources.labels(c))
     for obj in wanted.secrets:
-        kube.apply(with_owner(obj, body))
+        try:
+            kube.apply(with_owner(obj, body))
+        except KubeError as exc:
+            if not applyfailure.refused(exc):
+                raise
+            raise applyfailure.ApplyRefused(
+                exc.status, applyfailure.describe("Secret", obj["metadata"]["name"], exc)
+            ) from exc
         existing[obj["metadata"]["name"]] = clustersecrets.secret_data(obj)
     for change in wanted.changes:
         emit(EVENT_SECRETS, change)
@@ -229,7 +236,14 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     # Before the pods that mount them; for every broker the StatefulSet may hold (even during scale-down).
     current_sts = kube.get("apps/v1", "StatefulSet", namespace, name)
     most = max(c.replicas, int(current_sts["spec"]["replicas"]) if current_sts else 0)
-    token = ensure_secrets(kube, body, dataclasses.replace(c, replicas=most), emit)
+    try:
+        token = ensure_secrets(kube, body, dataclasses.replace(c, replicas=most), emit)
+    except applyfailure.ApplyRefused as exc:
+        # Nothing else is applied without the Secrets the pods mount; say so, then back off.
+        obs = ClusterObservation(c.replicas, (), apply_failed=exc.what)
+        write_status(kube, body, conditions_status(body, cluster_conditions(obs)))
+        emit(EVENT_APPLY_FAILED, exc.what)
+        raise
 
     current = current_sts
     current_replicas = int(current["spec"]["replicas"]) if current else c.replicas
