@@ -9,21 +9,25 @@ import asyncio
 import dataclasses
 import datetime
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamraft_operator import brokers, clustersecrets, metrics, resources
+from streamraft_operator import applyfailure, brokers, clustersecrets, metrics, resources
 from streamraft_operator.constants import (
     ADMIN_PORT,
     API_VERSION,
     CLUSTER_KIND,
+    EVENT_APPLY_FAILED,
     EVENT_ROLLING_RESTART,
     EVENT_SCALE_DOWN,
     EVENT_SECRETS,
+    EVENT_STORAGE_REFUSED,
+    EVENT_STORAGE_RESIZED,
     METRICS_PORT,
     PAUSED_ANNOTATION,
 )
-from streamraft_operator.kube import Kube, now_rfc3339, path_for, with_owner
+from streamraft_operator.kube import Kube, KubeError, now_rfc3339, path_for, with_owner
 from streamraft_operator.rollout import (
     PartitionState,
     broker_of,
@@ -42,6 +46,13 @@ from streamraft_operator.status import (
     cluster_conditions,
     render_conditions,
     status_patch,
+)
+from streamraft_operator.storageplan import (
+    StoragePlan,
+    claim_observation,
+    plan_storage,
+    quantity,
+    template_storage,
 )
 
 Emit = Callable[[str, str], None]  # (reason, message) -> an Event on the StreamCluster
@@ -62,7 +73,14 @@ def ensure_secrets(kube: Kube, body: Mapping[str, Any], c: ClusterSpec, emit: Em
     now = datetime.datetime.now(datetime.UTC)
     wanted = clustersecrets.plan_secrets(c, existing, now, resources.labels(c))
     for obj in wanted.secrets:
-        kube.apply(with_owner(obj, body))
+        try:
+            kube.apply(with_owner(obj, body))
+        except KubeError as exc:
+            if not applyfailure.refused(exc):
+                raise
+            raise applyfailure.ApplyRefused(
+                exc.status, applyfailure.describe("Secret", obj["metadata"]["name"], exc)
+            ) from exc
         existing[obj["metadata"]["name"]] = clustersecrets.secret_data(obj)
     for change in wanted.changes:
         emit(EVENT_SECRETS, change)
@@ -156,6 +174,48 @@ def _drain(
     return f"no broker has an address to ask for the drain of broker {node}"
 
 
+STS_GONE_TIMEOUT_S = 30.0
+"""How long a reconcile waits for an orphaning StatefulSet deletion to finish before re-creating it."""
+
+
+def _observe_storage(
+    kube: Kube, c: ClusterSpec, current_sts: Mapping[str, Any] | None, most: int
+) -> tuple[StoragePlan, dict[int, str]]:
+    """The storage plan, and each broker PVC's capacity by pod ordinal (when bound)."""
+    prefix = f"data-{c.name}-"
+    claims = {}
+    for pvc in kube.list("v1", "PersistentVolumeClaim", c.namespace, resources.selector_string(c)):
+        name = pvc["metadata"]["name"]
+        suffix = name[len(prefix) :] if name.startswith(prefix) else ""
+        if suffix.isdigit() and int(suffix) < most and not pvc["metadata"].get("deletionTimestamp"):
+            claims[int(suffix)] = claim_observation(pvc)
+    expandable = {}
+    # Classes are only read when a claim is to grow, so a steady cluster needs no StorageClass access.
+    growing = [cl for cl in claims.values() if quantity(cl.requested) < quantity(c.storage_size)]
+    for cls in sorted({cl.storage_class for cl in growing if cl.storage_class}):
+        sc = kube.get("storage.k8s.io/v1", "StorageClass", None, cls)
+        expandable[cls] = bool((sc or {}).get("allowVolumeExpansion"))
+    plan = plan_storage(
+        c.storage_size,
+        c.storage_class,
+        template_storage(current_sts),
+        [claims[o] for o in sorted(claims)],
+        expandable,
+    )
+    return plan, {o: cl.capacity for o, cl in claims.items() if cl.capacity is not None}
+
+
+def _recreate_stateful_set(kube: Kube, namespace: str, name: str) -> None:
+    """Deletes the StatefulSet leaving its pods running (propagationPolicy=Orphan) and waits until it is gone,
+    so the apply that follows creates it with the new volumeClaimTemplates and adopts the same pods."""
+    kube.delete("apps/v1", "StatefulSet", namespace, name, propagation="Orphan")
+    deadline = time.monotonic() + STS_GONE_TIMEOUT_S
+    while kube.get("apps/v1", "StatefulSet", namespace, name) is not None:
+        if time.monotonic() > deadline:
+            raise KubeError(0, f"StatefulSet {name} still being deleted after {STS_GONE_TIMEOUT_S:.0f}s")
+        time.sleep(0.2)
+
+
 def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
     """Returns the status fields written (empty when nothing changed)."""
     meta = body["metadata"]
@@ -176,7 +236,14 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     # Before the pods that mount them; for every broker the StatefulSet may hold (even during scale-down).
     current_sts = kube.get("apps/v1", "StatefulSet", namespace, name)
     most = max(c.replicas, int(current_sts["spec"]["replicas"]) if current_sts else 0)
-    token = ensure_secrets(kube, body, dataclasses.replace(c, replicas=most), emit)
+    try:
+        token = ensure_secrets(kube, body, dataclasses.replace(c, replicas=most), emit)
+    except applyfailure.ApplyRefused as exc:
+        # Nothing else is applied without the Secrets the pods mount; say so, then back off.
+        obs = ClusterObservation(c.replicas, (), apply_failed=exc.what)
+        write_status(kube, body, conditions_status(body, cluster_conditions(obs)))
+        emit(EVENT_APPLY_FAILED, exc.what)
+        raise
 
     current = current_sts
     current_replicas = int(current["spec"]["replicas"]) if current else c.replicas
@@ -215,12 +282,45 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
             if partitions is not None:
                 why = f"{why}; {_drain(c, pods, health, highest, token)}"
             target, blocked, blocked_reason = current_replicas, why, "ScaleDownBlocked"
-    applied = dataclasses.replace(c, replicas=target)
+    storage, capacities = _observe_storage(kube, c, current_sts, most)
+    failed: tuple[int, str] | None = None  # the first apply the API server refused: (HTTP status, what)
+    # One Warning per spec generation (status records the generation it last saw), not one per resync.
+    seen_generation = (body.get("status") or {}).get("observedGeneration")
+    if storage.refused is not None and seen_generation != meta.get("generation"):
+        emit(EVENT_STORAGE_REFUSED, storage.refused)
+    for pvc_name, size in storage.resize:
+        try:
+            kube.merge_patch(
+                "v1",
+                "PersistentVolumeClaim",
+                namespace,
+                pvc_name,
+                {"spec": {"resources": {"requests": {"storage": size}}}},
+            )
+            emit(EVENT_STORAGE_RESIZED, f"{pvc_name}: requests.storage -> {size}")
+        except KubeError as exc:
+            if not applyfailure.refused(exc):
+                raise
+            failed = failed or (exc.status, applyfailure.describe("PersistentVolumeClaim", pvc_name, exc))
+    if storage.recreate and failed is None:
+        _recreate_stateful_set(kube, namespace, name)
+        emit(EVENT_STORAGE_RESIZED, f"StatefulSet {name} re-created (pods orphaned, not restarted) "
+             f"with volumeClaimTemplates of {storage.size}")  # fmt: skip
+    # A refused storage change keeps the StatefulSet's current template so every other change still applies.
+    applied = dataclasses.replace(
+        c, replicas=target, storage_size=storage.size, storage_class=storage.storage_class
+    )
 
     sm_crd = c.service_monitor and kube.crd_exists("servicemonitors.monitoring.coreos.com")
     sts: Mapping[str, Any] = {}
     for obj in resources.desired_objects(applied, service_monitor_crd=sm_crd):
-        out = kube.apply(with_owner(obj, body))
+        try:
+            out = kube.apply(with_owner(obj, body))
+        except KubeError as exc:
+            if not applyfailure.refused(exc):
+                raise
+            failed = failed or (exc.status, applyfailure.describe(obj["kind"], obj["metadata"]["name"], exc))
+            continue
         if obj["kind"] == "StatefulSet":
             sts = out
 
@@ -263,6 +363,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
                 pod_ready(pod),
                 led.get(bid, 0) if partitions else None,
                 seen.max_lag if seen is not None else None,
+                capacities.get(ordinal(pod_name)),
             )
         )
     labels = (namespace, name)
@@ -280,6 +381,9 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         blocked_reason=blocked_reason,
         waiting=waiting,
         unreachable=unreachable,
+        apply_failed=failed[1] if failed else None,
+        storage_refused=storage.refused,
+        storage_resizing=storage.resizing,
     )
     desired = {
         **conditions_status(body, cluster_conditions(obs)),
@@ -291,7 +395,12 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         "configHash": resources.config_hash(c),
         "brokers": [b.as_status() for b in observed],
     }
-    return write_status(kube, body, desired)
+    written = write_status(kube, body, desired)
+    if failed is not None:
+        # Recorded in status and as an Event; the handler retries with backoff rather than in a tight loop.
+        emit(EVENT_APPLY_FAILED, failed[1])
+        raise applyfailure.ApplyRefused(*failed)
+    return written
 
 
 async def reconcile_cluster(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:

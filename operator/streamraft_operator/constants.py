@@ -51,6 +51,8 @@ REASONS: Final = frozenset(
         "RestartBlocked",
         "InvalidSpec",
         "ApplyFailed",
+        "StorageResizeRefused",
+        "StorageResizing",
         "BrokersUnreachable",
         "ClusterNotFound",
         "ClusterNotReady",
@@ -74,3 +76,8 @@ EVENT_TOPIC_CREATED: Final = "TopicCreated"
 EVENT_TOPIC_DRIFT: Final = "TopicDriftReverted"
 EVENT_SECRETS: Final = "SecretsUpdated"
 EVENT_USER_UPDATED: Final = "UserUpdated"
+EVENT_APPLY_FAILED: Final = "ApplyFailed"
+EVENT_STORAGE_REFUSED: Final = "StorageResizeRefused"
+EVENT_STORAGE_RESIZED: Final = "StorageResized"
+WARNING_EVENTS: Final = frozenset({EVENT_APPLY_FAILED, EVENT_STORAGE_REFUSED})
+"""Posted as type Warning; every other event is Normal."""

@@ -7,15 +7,24 @@ kopf retries with a delay (API/broker unreachable); nothing crash-loops the oper
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
 
 from streamraft_operator import metrics
+from streamraft_operator.applyfailure import ApplyRefused, retry_delay
 from streamraft_operator.brokers import BrokersUnreachable
 from streamraft_operator.clusterreconcile import reconcile_cluster
-from streamraft_operator.constants import CLUSTER_PLURAL, GROUP, TOPIC_PLURAL, USER_PLURAL, VERSION
+from streamraft_operator.constants import (
+    CLUSTER_PLURAL,
+    GROUP,
+    TOPIC_PLURAL,
+    USER_PLURAL,
+    VERSION,
+    WARNING_EVENTS,
+)
 from streamraft_operator.kube import Kube, KubeError, load_api_client
 from streamraft_operator.topicreconcile import delete_topic, reconcile_topic
 from streamraft_operator.userreconcile import delete_user, reconcile_user
@@ -28,6 +37,8 @@ RETRY_DELAY_S = 10.0
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 _locks: dict[str, asyncio.Lock] = {}
+_refusals: dict[str, tuple[int, float]] = {}
+"""uid -> (consecutive refused applies, monotonic time before which timers do not try again)."""
 _kube: Kube | None = None
 
 
@@ -45,18 +56,31 @@ def _lock(uid: str) -> asyncio.Lock:
 Reconcile = Callable[[Kube, dict[str, Any], Callable[[str, str], None]], Awaitable[dict[str, Any]]]
 
 
-async def _run(kind: str, reconcile: Reconcile, body: kopf.Body, logger: Log) -> None:
+async def _run(
+    kind: str, reconcile: Reconcile, body: kopf.Body, logger: Log, *, periodic: bool = False
+) -> None:
+    uid = body.metadata.uid or ""
+    if periodic and time.monotonic() < _refusals.get(uid, (0, 0.0))[1]:
+        return  # backing off after a refused apply (status says why); a spec change still runs at once
     events: list[tuple[str, str]] = []
-    async with _lock(body.metadata.uid or ""):
+    async with _lock(uid):
         try:
             with metrics.timed(kind):
                 written = await reconcile(kube(), dict(body), lambda r, m: events.append((r, m)))
+        except ApplyRefused as exc:
+            metrics.ERRORS.labels(kind, "ApplyRefused").inc()
+            attempts = _refusals.get(uid, (0, 0.0))[0] + 1
+            delay = retry_delay(attempts)
+            _refusals[uid] = (attempts, time.monotonic() + delay)
+            raise kopf.TemporaryError(f"{exc.what}; retrying in {delay:.0f}s", delay=delay) from exc
         except KubeError as exc:
             metrics.ERRORS.labels(kind, "KubeError").inc()
             raise kopf.TemporaryError(str(exc), delay=RETRY_DELAY_S) from exc
         finally:
             for reason, message in events:
-                kopf.event(body, type="Normal", reason=reason, message=message)
+                kind_of = "Warning" if reason in WARNING_EVENTS else "Normal"
+                kopf.event(body, type=kind_of, reason=reason, message=message)
+    _refusals.pop(uid, None)
     if written:
         logger.info(f"status updated: {', '.join(sorted(written))}")
 
@@ -82,7 +106,7 @@ async def cluster_changed(body: kopf.Body, logger: Log, **_: Any) -> None:
 
 @kopf.timer(GROUP, VERSION, CLUSTER_PLURAL, interval=CLUSTER_RESYNC_S, initial_delay=CLUSTER_RESYNC_S)
 async def cluster_resync(body: kopf.Body, logger: Log, **_: Any) -> None:
-    await _run("StreamCluster", reconcile_cluster, body, logger)
+    await _run("StreamCluster", reconcile_cluster, body, logger, periodic=True)
 
 
 @kopf.on.create(GROUP, VERSION, TOPIC_PLURAL)

@@ -56,9 +56,16 @@ def rbac_rules() -> list[Obj]:
         {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": _RW},
         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _RW},
         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors"], "verbs": _RW},
-        # Pods are only read and deleted (one at a time, for rolling restarts); PVCs deleted on scale-down.
+        # Pods are only read and deleted (one at a time, for rolling restarts); PVCs deleted on scale-down
+        # and patched (requests.storage) to grow them.
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
-        {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list", "delete"]},
+        {
+            "apiGroups": [""],
+            "resources": ["persistentvolumeclaims"],
+            "verbs": ["get", "list", "patch", "delete"],
+        },
+        # Whether a PVC's class allows volume expansion.
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},
         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
         # kopf scans namespaces and CRDs; the operator checks whether the ServiceMonitor CRD exists.
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
@@ -70,7 +77,7 @@ def rbac_rules() -> list[Obj]:
     ]
 
 
-CLUSTER_SCOPED_RESOURCES = frozenset({"namespaces", "customresourcedefinitions"})
+CLUSTER_SCOPED_RESOURCES = frozenset({"namespaces", "customresourcedefinitions", "storageclasses"})
 
 
 def cluster_scoped_rules() -> list[Obj]:

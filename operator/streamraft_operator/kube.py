@@ -27,6 +27,7 @@ PLURALS = {
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Event": "events",
     "StatefulSet": "statefulsets",
+    "StorageClass": "storageclasses",
     "PodDisruptionBudget": "poddisruptionbudgets",
     "ServiceMonitor": "servicemonitors",
     "StreamCluster": "streamclusters",
@@ -41,6 +42,7 @@ class KubeError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API error {status}: {message}")
         self.status = status
+        self.message = message
 
 
 def load_api_client() -> Any:
@@ -124,9 +126,23 @@ class Kube:
         out = self.request("GET", path_for(api_version, kind, namespace), query=query)
         return list((out or {}).get("items", []))
 
-    def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        """True if something was deleted; a missing object is not an error (idempotent)."""
-        return self.request("DELETE", path_for(api_version, kind, namespace, name)) is not None
+    def delete(
+        self, api_version: str, kind: str, namespace: str | None, name: str, *, propagation: str | None = None
+    ) -> bool:
+        """True if something was deleted; a missing object is not an error (idempotent). `propagation`
+        "Orphan" leaves the object's dependents (a StatefulSet's pods) running."""
+        body = None if propagation is None else {"propagationPolicy": propagation}
+        return self.request("DELETE", path_for(api_version, kind, namespace, name), body=body) is not None
+
+    def merge_patch(
+        self, api_version: str, kind: str, namespace: str | None, name: str, patch: Obj
+    ) -> Obj | None:
+        return self.request(
+            "PATCH",
+            path_for(api_version, kind, namespace, name),
+            body=patch,
+            content_type="application/merge-patch+json",
+        )
 
     def crd_exists(self, name: str) -> bool:
         return self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, name) is not None

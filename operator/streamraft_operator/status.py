@@ -62,6 +62,7 @@ class BrokerObservation:
     ready: bool
     partitions_led: int | None = None
     raft_lag: int | None = None
+    storage: str | None = None  # the broker PVC's status.capacity.storage
 
     def as_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "pod": self.pod, "ready": self.ready}
@@ -69,6 +70,8 @@ class BrokerObservation:
             out["partitionsLed"] = self.partitions_led
         if self.raft_lag is not None:
             out["raftLag"] = self.raft_lag
+        if self.storage is not None:
+            out["storage"] = self.storage
         return out
 
 
@@ -82,6 +85,9 @@ class ClusterObservation:
     waiting: str | None = None  # the rollout is pacing itself (a restarted pod starting or catching up)
     unreachable: str | None = None  # why brokers could not be asked over the network
     invalid: str | None = None
+    apply_failed: str | None = None  # an object the API server refused (kind name: its message)
+    storage_refused: str | None = None  # why spec.storage is not applied (the current template is kept)
+    storage_resizing: str | None = None  # PVCs asked to grow whose capacity has not followed yet
 
 
 def cluster_conditions(o: ClusterObservation) -> list[Condition]:
@@ -90,6 +96,12 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
             Condition("Ready", False, "InvalidSpec", o.invalid),
             Condition("Progressing", False, "InvalidSpec", "fix the spec; nothing is applied until then"),
             Condition("Degraded", True, "InvalidSpec", o.invalid),
+        ]
+    if o.apply_failed is not None:
+        return [
+            Condition("Ready", False, "ApplyFailed", o.apply_failed),
+            Condition("Progressing", False, "ApplyFailed", f"retrying with backoff; {o.apply_failed}"),
+            Condition("Degraded", True, "ApplyFailed", o.apply_failed),
         ]
     ready = [b for b in o.brokers if b.ready]
     not_ready = sorted(b.pod for b in o.brokers if not b.ready)
@@ -116,6 +128,8 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
 
     if o.blocked is not None:
         progressing = Condition("Progressing", False, o.blocked_reason, o.blocked)
+    elif o.storage_refused is not None:
+        progressing = Condition("Progressing", False, "StorageResizeRefused", o.storage_refused)
     elif o.outdated_pods:
         pending = f"restart pending for {', '.join(sorted(o.outdated_pods))}"
         progressing = Condition(
@@ -129,6 +143,8 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
         progressing = Condition(
             "Progressing", True, "ScalingDown", f"{existing} -> {o.desired_replicas} brokers"
         )
+    elif o.storage_resizing is not None:
+        progressing = Condition("Progressing", True, "StorageResizing", o.storage_resizing)
     elif not_ready:
         progressing = Condition("Progressing", True, "Reconciling", "waiting for brokers to become ready")
     else:
@@ -138,6 +154,8 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
         degraded = Condition("Degraded", True, "BrokersUnreachable", o.unreachable)
     elif o.blocked is not None:
         degraded = Condition("Degraded", True, o.blocked_reason, o.blocked)
+    elif o.storage_refused is not None:
+        degraded = Condition("Degraded", True, "StorageResizeRefused", o.storage_refused)
     elif not_ready and existing > 0 and len(ready) > 0:
         degraded = Condition("Degraded", True, "BrokersNotReady", f"not ready: {', '.join(not_ready)}")
     else:

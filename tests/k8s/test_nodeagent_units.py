@@ -8,6 +8,7 @@ from tests.k8s.nodeagent.api import Obj
 from tests.k8s.nodeagent.dns import hosts_entries, hosts_for_namespace
 from tests.k8s.nodeagent.envvars import EnvError, expand, field_value
 from tests.k8s.nodeagent.kubeletapi import split_runs
+from tests.k8s.nodeagent.provisioner import OURS, PROVISIONER, expansion
 from tests.k8s.nodeagent.volumes import refreshed
 
 
@@ -91,3 +92,34 @@ def test_projected_secret_volumes_follow_updates_but_token_projections_do_not() 
     token = {"serviceAccountToken": {"path": "token"}}
     assert not refreshed({"name": "v", "projected": {"sources": [secret, token]}})
     assert not refreshed({"name": "v", "emptyDir": {}})
+
+
+def _claim(requested: str, capacity: str) -> Obj:
+    return {
+        "metadata": {"name": "data-demo-0", "namespace": "ns"},
+        "spec": {"resources": {"requests": {"storage": requested}}, "volumeName": "pv-1"},
+        "status": {"phase": "Bound", "capacity": {"storage": capacity}},
+    }
+
+
+OUR_PV: Obj = {"metadata": {"annotations": {OURS: PROVISIONER}}}
+
+
+@pytest.mark.parametrize(
+    ("pvc", "pv", "sc", "grow_to"),
+    [
+        pytest.param(_claim("2Gi", "1Gi"), OUR_PV, {"allowVolumeExpansion": True}, "2Gi", id="grows"),
+        pytest.param(_claim("2Gi", "1Gi"), OUR_PV, {"allowVolumeExpansion": False}, None, id="class forbids"),
+        pytest.param(_claim("2Gi", "1Gi"), OUR_PV, {}, None, id="class silent: not allowed"),
+        pytest.param(_claim("2Gi", "1Gi"), OUR_PV, None, None, id="no class"),
+        pytest.param(_claim("2Gi", "1Gi"), {"metadata": {}}, {"allowVolumeExpansion": True}, None,
+                     id="a PV we did not provision"),
+        pytest.param(_claim("1024Mi", "1Gi"), OUR_PV, {"allowVolumeExpansion": True}, None,
+                     id="already there"),
+        pytest.param(_claim("1Gi", "2Gi"), OUR_PV, {"allowVolumeExpansion": True}, None, id="never shrinks"),
+    ],
+)  # fmt: skip
+def test_volume_expansion_stand_in_acts_only_where_allowed(
+    pvc: Obj, pv: Obj | None, sc: Obj | None, grow_to: str | None
+) -> None:
+    assert expansion(pvc, pv, sc) == grow_to

@@ -130,7 +130,7 @@ def test_watching_namespaces_grants_roles_there_and_only_cluster_scoped_reads_cl
     cluster_role = next(d for d in docs if d["kind"] == "ClusterRole")
     assert cluster_role["rules"] == cluster_scoped_rules()
     granted = {res for r in cluster_role["rules"] for res in r["resources"]}
-    assert granted == {"namespaces", "customresourcedefinitions"}
+    assert granted == {"namespaces", "customresourcedefinitions", "storageclasses"}
     # Opting out keeps the single ClusterRole.
     wide = render("operator.watchNamespaces={team-a}", "rbac.namespaced=false", binary=helm_name)
     assert "Role" not in {d["kind"] for d in wide}

@@ -82,5 +82,5 @@ def test_status_conditions_reasons_are_the_fixed_camel_case_list() -> None:
 def test_cluster_status_has_per_broker_fields() -> None:
     status: Any = _version(stream_cluster_crd())["schema"]["openAPIV3Schema"]["properties"]["status"]
     broker = status["properties"]["brokers"]["items"]["properties"]
-    assert set(broker) == {"id", "pod", "ready", "partitionsLed", "raftLag"}
+    assert set(broker) == {"id", "pod", "ready", "partitionsLed", "raftLag", "storage"}
     assert {"observedGeneration", "readyReplicas", "bootstrap", "conditions"} <= set(status["properties"])

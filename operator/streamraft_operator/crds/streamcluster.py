@@ -192,6 +192,9 @@ def _status() -> Schema:
             "raftLag": integer(
                 "Largest Raft lag, in entries, of a follower of a partition this broker leads."
             ),
+            "storage": string(
+                "Capacity of the broker's data volume (its PVC's status.capacity), when known."
+            ),
         },
         required=["id", "pod", "ready"],
     )

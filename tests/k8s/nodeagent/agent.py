@@ -22,7 +22,7 @@ from tests.k8s.nodeagent.apiproxy import TcpRelay
 from tests.k8s.nodeagent.dns import host_lines, hosts_entries, hosts_for_namespace
 from tests.k8s.nodeagent.kubeletapi import KubeletApi
 from tests.k8s.nodeagent.pod import PodWorker
-from tests.k8s.nodeagent.provisioner import provision
+from tests.k8s.nodeagent.provisioner import expand, provision
 
 log = logging.getLogger("nodeagent")
 
@@ -252,6 +252,7 @@ class Agent:
                 hostsfile.update_block(str(self.subnet.octet), lines)
                 self._host_lines = lines
         provision(self.api, self.state_dir / "volumes")
+        expand(self.api)
 
     def _container_log(
         self, namespace: str, pod: str, container: str
