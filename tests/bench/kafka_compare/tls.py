@@ -31,9 +31,8 @@ from confluent_kafka.admin import (
 from streamraft_broker.security import pki
 
 from tests.bench.kafka_compare.report import SYSTEMS, Results
-from tests.bench.kafka_compare.workloads import Throughput
+from tests.bench.kafka_compare.workloads import consumer_perf, producer_perf
 from tests.javakafka.cluster import KafkaCluster, SecureListeners
-from tests.javakafka.tools import CONSUMER_PERF, PRODUCER_PERF, run_tool
 from tests.support.launcher import Cluster, wait_controller
 from tests.support.ports import free_port
 
@@ -139,52 +138,14 @@ def create_topic(bootstrap: str, topic: str) -> None:
     admin.create_topics([NewTopic(topic, 3, 3)])[topic].result(timeout=60)
 
 
-def produce(config: Path, topic: str, records: int) -> Throughput:
-    from tests.bench.kafka_compare.workloads import _PERF_LINE  # noqa: PLC0415
-
-    out = run_tool(
-        PRODUCER_PERF,
-        [
-            "--topic", topic, "--num-records", str(records), "--record-size", str(RECORD_SIZE),
-            "--throughput", "-1", "--producer.config", str(config),
-            "--producer-props", "acks=all", "linger.ms=5", "batch.size=131072",
-        ],
-        timeout_s=300,
-        fast=False,
-    ).stdout  # fmt: skip
-    m = _PERF_LINE.search(out)
-    if m is None:
-        raise RuntimeError(f"no summary line in ProducerPerformance output:\n{out[-1500:]}")
-    assert int(m.group(1)) == records, f"ProducerPerformance sent {m.group(1)}/{records}"
-    return Throughput(float(m.group(2)), float(m.group(3)), float(m.group(8)))
-
-
-def consume(config: Path, bootstrap: str, topic: str, records: int) -> Throughput:
-    out = run_tool(
-        CONSUMER_PERF,
-        [
-            "--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records),
-            "--timeout", "60000", "--command-config", str(config),
-        ],
-        timeout_s=300,
-        fast=False,
-    ).stdout  # fmt: skip
-    rows = [ln for ln in out.splitlines() if ln[:1].isdigit()]
-    if not rows:
-        raise RuntimeError(f"no data row in ConsumerPerformance output:\n{out[-1500:]}")
-    cols = [c.strip() for c in rows[-1].split(",")]
-    assert int(cols[4]) >= records, f"ConsumerPerformance read {cols[4]}/{records}"
-    return Throughput(float(cols[9]), float(cols[8]))
-
-
 def one_round(m: Material, s: System, records: int, work: Path, res: Results | None) -> None:
     for protocol in PROTOCOLS:
         topic = f"tls-{protocol.lower()}-{uuid.uuid4().hex[:8]}"
         bootstrap = s.bootstrap[protocol]
         config = client_properties(m, protocol, bootstrap, work / f"{s.name}-{protocol}.properties")
         create_topic(s.bootstrap["PLAINTEXT"], topic)
-        p = produce(config, topic, records)
-        c = consume(config, bootstrap, topic, records)
+        p = producer_perf(bootstrap, topic, RECORD_SIZE, "all", records, client_config=config)
+        c = consumer_perf(bootstrap, topic, records, client_config=config)
         log(f"{s.name} {protocol}: produce {p.mb_per_s:.1f} MB/s, consume {c.mb_per_s:.1f} MB/s")
         if res is not None:
             res.add(s.name, f"produce acks=all 1 KiB, {protocol}", "MB/s", p.mb_per_s, higher=True)

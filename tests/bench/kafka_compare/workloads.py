@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from confluent_kafka import KafkaError, Producer
 
@@ -37,12 +38,27 @@ class Throughput:
 
 def produce_java(system: Running, topic: str, record_size: int, acks: str, records: int) -> Throughput:
     """Kafka's own ProducerPerformance: the same program against both systems."""
+    return producer_perf(system.bootstrap, topic, record_size, acks, records)
+
+
+def producer_perf(
+    bootstrap: str,
+    topic: str,
+    record_size: int,
+    acks: str,
+    records: int,
+    *,
+    client_config: Path | None = None,
+) -> Throughput:
+    """ProducerPerformance with linger 5 ms and 128 KiB batches; ``client_config`` is a Java client
+    properties file (security settings) applied under those."""
+    config = ["--producer.config", str(client_config)] if client_config is not None else []
     out = run_tool(
         PRODUCER_PERF,
         [
             "--topic", topic, "--num-records", str(records), "--record-size", str(record_size),
-            "--throughput", "-1",
-            "--producer-props", f"bootstrap.servers={system.bootstrap}", f"acks={acks}", "linger.ms=5",
+            "--throughput", "-1", *config,
+            "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}", "linger.ms=5",
             "batch.size=131072",
         ],
         timeout_s=300,
@@ -98,10 +114,18 @@ def produce_confluent(
 
 
 def consume_java(system: Running, topic: str, records: int) -> Throughput:
+    return consumer_perf(system.bootstrap, topic, records)
+
+
+def consumer_perf(
+    bootstrap: str, topic: str, records: int, *, client_config: Path | None = None
+) -> Throughput:
+    """ConsumerPerformance reading ``records``; ``client_config`` as for ``producer_perf``."""
+    config = ["--command-config", str(client_config)] if client_config is not None else []
     out = run_tool(
         CONSUMER_PERF,
-        ["--bootstrap-server", system.bootstrap, "--topic", topic, "--messages", str(records),
-         "--timeout", "60000"],
+        ["--bootstrap-server", bootstrap, "--topic", topic, "--messages", str(records),
+         "--timeout", "60000", *config],
         timeout_s=300,
         fast=False,
     ).stdout  # fmt: skip
