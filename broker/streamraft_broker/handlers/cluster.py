@@ -24,7 +24,11 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
     version = header.api_version
     broker_cls = nested(ApiKey.DESCRIBE_CLUSTER, version, "DescribeClusterBroker")
     own_host, own_port = endpoint_of(ctx, ctx.node_id, ctx.host, ctx.port)
-    brokers = (build(broker_cls, broker_id=ctx.node_id, host=own_host, port=own_port, rack=None),)
+    # v2 (KIP-1073): we keep no fenced state (a broker is listed until decommissioned), so is_fenced is
+    # always false and include_fenced_brokers changes nothing.
+    brokers = (
+        build(broker_cls, broker_id=ctx.node_id, host=own_host, port=own_port, rack=None, is_fenced=False),
+    )
     controller_id = ctx.node_id
     rep = ctx.extra.get("replication")
     if rep is not None:
@@ -36,6 +40,7 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
                 host=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[0],
                 port=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[1],
                 rack=getattr(m, "rack", None),
+                is_fenced=False,
             )
             for m in rep.brokers()
         )

@@ -9,10 +9,12 @@ from typing import Any
 
 from streamraft_broker.handlers.authz import topic_denied
 from streamraft_broker.handlers.context import BrokerContext, RawResponse
+from streamraft_broker.handlers.leader_hints import leader_hint, node_addresses
 from streamraft_broker.handlers.transactions import txn_index
 from streamraft_broker.protocol.fetch_response import (
     FetchPartitionResult,
     FetchTopicResult,
+    NodeEndpoint,
     encode_fetch_response,
 )
 from streamraft_broker.protocol.header import RequestHeader
@@ -21,6 +23,7 @@ from streamraft_broker.security.acl import Operation
 NOT_LEADER_OR_FOLLOWER = 6
 OFFSET_OUT_OF_RANGE = 1
 UNKNOWN_TOPIC_OR_PARTITION = 3
+UNKNOWN_TOPIC_ID = 100
 KAFKA_STORAGE_ERROR = 56
 READ_COMMITTED = 1
 MAX_WAIT_CAP_S = 30.0  # a client asking for longer is still answered; it simply polls again
@@ -38,9 +41,17 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
     read_committed = int(getattr(request, "isolation_level", 0)) == READ_COMMITTED
     for ft in request.topics:
         results: list[FetchPartitionResult] = []
-        denied = topic_denied(ctx, Operation.READ, ft.topic)
+        name = _topic_name(ctx, ft)
+        if name is None:
+            # v13+ names topics by id; an id no topic has (deleted, recreated, never existed) is answered
+            # per partition, as Kafka does, so the consumer refreshes its metadata.
+            for fp in ft.partitions:
+                results.append(FetchPartitionResult(int(fp.partition), error_code=UNKNOWN_TOPIC_ID))
+            topics.append(FetchTopicResult("", results, topic_id=ft.topic_id))
+            continue
+        denied = topic_denied(ctx, Operation.READ, name)
         for fp in ft.partitions:
-            partition = ctx.registry.partition(ft.topic, int(fp.partition))
+            partition = ctx.registry.partition(name, int(fp.partition))
             if denied:
                 results.append(FetchPartitionResult(int(fp.partition), error_code=denied))
                 continue
@@ -48,7 +59,7 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                 results.append(FetchPartitionResult(int(fp.partition), error_code=UNKNOWN_TOPIC_OR_PARTITION))
                 continue
             rep = ctx.extra.get("replication")
-            if rep is not None and rep.storage_failed(ft.topic, int(fp.partition)):
+            if rep is not None and rep.storage_failed(name, int(fp.partition)):
                 # Its log is being re-opened from disk after a storage error here.
                 results.append(FetchPartitionResult(int(fp.partition), error_code=KAFKA_STORAGE_ERROR))
                 continue
@@ -56,7 +67,7 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
             start = partition.log_start_offset
             # read_committed reads only below the last stable offset (Kafka: the fetch's upper bound). Only
             # such fetches consult the transaction index; read_uncommitted ones are told LSO = HW, as before.
-            index = txn_index(ctx, ft.topic, int(fp.partition)) if read_committed else None
+            index = txn_index(ctx, name, int(fp.partition)) if read_committed else None
             lso = index.last_stable_offset(hwm) if index is not None else hwm
             upper = lso
             res = FetchPartitionResult(
@@ -66,10 +77,12 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
             if offset < start or offset > hwm:
                 res.error_code = OFFSET_OUT_OF_RANGE
                 rep = ctx.extra.get("replication")
-                if offset > hwm and rep is not None and not rep.caught_up(ft.topic, int(fp.partition)):
+                if offset > hwm and rep is not None and not rep.caught_up(name, int(fp.partition)):
                     # A replica still applying committed batches (a new leader) cannot tell "past the end"
                     # from "not applied yet": a retriable error keeps consumers from resetting offsets.
                     res.error_code = NOT_LEADER_OR_FOLLOWER
+                    if (hint := leader_hint(ctx, name, int(fp.partition))) is not None:
+                        res.current_leader = (hint.leader_id, hint.leader_epoch)
             elif offset < upper and total < max_bytes:
                 budget = min(int(fp.partition_max_bytes), max_bytes - total)
                 # Only the first non-empty partition may exceed the budget, so a big batch never stalls.
@@ -81,8 +94,20 @@ def _collect(ctx: BrokerContext, request: Any, max_bytes: int) -> tuple[list[Fet
                         (a.producer_id, a.first_offset) for a in index.aborted_in(offset, upper)
                     ]
             results.append(res)
-        topics.append(FetchTopicResult(ft.topic, results))
+        topics.append(FetchTopicResult(name, results, topic_id=getattr(ft, "topic_id", None)))
     return topics, total
+
+
+def _topic_name(ctx: BrokerContext, ft: Any) -> str | None:
+    """The topic a request entry names: by name up to v12, by topic id from v13 (None: no such id)."""
+    name = getattr(ft, "topic", None)
+    if name is not None:
+        return str(name)
+    topic_id = getattr(ft, "topic_id", None)
+    for topic in ctx.registry.topics.values():
+        if topic.topic_id == topic_id:
+            return str(topic.name)
+    return None
 
 
 async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -98,9 +123,9 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
         events = {
             id(p): p.data_event()
             for ft in request.topics
+            if (name := _topic_name(ctx, ft)) is not None and not topic_denied(ctx, Operation.READ, name)
             for fp in ft.partitions
-            if (p := ctx.registry.partition(ft.topic, int(fp.partition))) is not None
-            and not topic_denied(ctx, Operation.READ, ft.topic)
+            if (p := ctx.registry.partition(name, int(fp.partition))) is not None
         }
         topics, total = _collect(ctx, request, max_bytes)
         remaining = deadline - time.monotonic()
@@ -121,7 +146,14 @@ async def handle_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) 
                 ctx.metrics.record_fetch(t.name, res.records_size)
             if res.error_code:
                 ctx.metrics.record_error(res.error_code)
+    hinted = {res.current_leader[0] for t in topics for res in t.partitions if res.current_leader is not None}
+    endpoints = [NodeEndpoint(a.node_id, a.host, a.port, a.rack) for a in node_addresses(ctx, hinted)]
     parts = encode_fetch_response(
-        header.api_version, header.correlation_id, topics, session_id=0, throttle_ms=throttle_ms
+        header.api_version,
+        header.correlation_id,
+        topics,
+        session_id=0,
+        throttle_ms=throttle_ms,
+        node_endpoints=endpoints,
     )
     return RawResponse(parts)

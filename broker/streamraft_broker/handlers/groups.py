@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from streamraft_broker.replication.group_offsets import GroupOffsets
 
 DELETE_GROUPS = 42
+CLASSIC_GROUP_TYPE = "classic"  # ListGroups v5's group type; KIP-848 consumer groups are not implemented
+DEAD = "Dead"
 _MS = datetime.timedelta(milliseconds=1)
 
 
@@ -60,6 +62,22 @@ def _coordinator(
 
 coordinator_for = _coordinator
 """The coordinator of a group here, or the error to answer (for the group APIs in other modules)."""
+
+
+def topic_names(ctx: BrokerContext, topics: Any) -> list[str | None]:
+    """The topic each request entry names: by name, or by topic id from the versions that use ids (None:
+    no topic has that id)."""
+    by_id: dict[Any, str] | None = None
+    out: list[str | None] = []
+    for t in topics:
+        name = getattr(t, "name", None)
+        if name is not None:
+            out.append(str(name))
+            continue
+        if by_id is None:
+            by_id = {topic.topic_id: topic.name for topic in ctx.registry.topics.values()}
+        out.append(by_id.get(getattr(t, "topic_id", None)))
+    return out
 
 
 def _all_coordinators(ctx: BrokerContext) -> list[GroupCoordinator] | None:
@@ -187,15 +205,18 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
     cls = response_type(ApiKey.OFFSET_COMMIT, version)
     part_cls = nested(ApiKey.OFFSET_COMMIT, version, "OffsetCommitResponsePartition")
     topic_cls = nested(ApiKey.OFFSET_COMMIT, version, "OffsetCommitResponseTopic")
+    # v10 names topics by id (KIP-848's commit form); an id no topic has is UNKNOWN_TOPIC_ID, as in Kafka.
+    names = topic_names(ctx, request.topics)
     entries = [
         OffsetCommitEntry(
-            topic=str(t.name),
+            topic=name,
             partition=int(p.partition_index),
             offset=int(p.committed_offset),
             metadata=p.committed_metadata,
             leader_epoch=int(getattr(p, "committed_leader_epoch", -1)),
         )
-        for t in request.topics
+        for t, name in zip(request.topics, names, strict=True)
+        if name is not None
         for p in t.partitions
     ]
     coord = _coordinator(ctx, str(request.group_id))
@@ -222,17 +243,20 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
     topics = tuple(
         build(
             topic_cls,
-            name=t.name,
+            name=name,
+            topic_id=getattr(t, "topic_id", None),
             partitions=tuple(
                 build(
                     part_cls,
                     partition_index=p.partition_index,
-                    error_code=refused.get(str(t.name)) or codes[(str(t.name), p.partition_index)],
+                    error_code=ErrorCode.unknown_topic_id
+                    if name is None
+                    else refused.get(name) or codes[(name, p.partition_index)],
                 )
                 for p in t.partitions
             ),
         )
-        for t in request.topics
+        for t, name in zip(request.topics, names, strict=True)
     )
     return build(cls, throttle_time=0, topics=topics)
 
@@ -240,20 +264,64 @@ async def handle_offset_commit(ctx: BrokerContext, header: RequestHeader, reques
 async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     cls = response_type(ApiKey.OFFSET_FETCH, version)
-    part_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponsePartition")
-    topic_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponseTopic")
+    if version < 8:
+        topics, error = await _fetch_group_offsets(ctx, version, str(request.group_id), request.topics)
+        return build(cls, throttle_time=0, topics=topics, error_code=error)
+    # v8 (KIP-709) batches groups: each is answered as a v7 request for it alone would be, error included.
+    # v9's member id and epoch concern KIP-848 consumer groups; Kafka does not check them for classic ones.
+    group_cls = nested(ApiKey.OFFSET_FETCH, version, "OffsetFetchResponseGroup")
+    groups = []
+    for g in request.groups:
+        topics, error = await _fetch_group_offsets(ctx, version, str(g.group_id), g.topics)
+        groups.append(build(group_cls, group_id=g.group_id, topics=topics, error_code=error))
+    return build(cls, throttle_time=0, groups=tuple(groups))
+
+
+async def _fetch_group_offsets(
+    ctx: BrokerContext, version: int, group_id: str, asked: Any
+) -> tuple[tuple[Any, ...], ErrorCode]:
+    """One group's committed offsets (``asked`` None: all of them) as response topics, and its error."""
+    plural = "s" if version >= 8 else ""
+    part_cls = nested(ApiKey.OFFSET_FETCH, version, f"OffsetFetchResponsePartition{plural}")
+    topic_cls = nested(ApiKey.OFFSET_FETCH, version, f"OffsetFetchResponseTopic{plural}")
+    by_id = version >= 10  # v10 names topics by id (KIP-848's fetch form)
+    names = [] if asked is None else topic_names(ctx, asked)
+    unknown = [t for t, name in zip(asked or (), names, strict=True) if name is None]
     wanted = (
         None
-        if request.topics is None
-        else [(str(t.name), int(p)) for t in request.topics for p in t.partition_indexes]
+        if asked is None
+        else [
+            (name, int(p)) for t, name in zip(asked, names, strict=True) if name for p in t.partition_indexes
+        ]
     )
-    coord = _coordinator(ctx, str(request.group_id))
+    ids = {t.name: t.topic_id for t in ctx.registry.topics.values()} if by_id else {}
+    # An id no topic has is answered UNKNOWN_TOPIC_ID, as Kafka does.
+    missing = tuple(
+        build(
+            topic_cls,
+            topic_id=t.topic_id,
+            partitions=tuple(
+                build(
+                    part_cls,
+                    partition_index=p,
+                    committed_offset=-1,
+                    committed_leader_epoch=-1,
+                    metadata="",
+                    error_code=ErrorCode.unknown_topic_id,
+                )
+                for p in t.partition_indexes
+            ),
+        )
+        for t in unknown
+    )
+    coord = _coordinator(ctx, group_id)
     if isinstance(coord, ErrorCode):
         # Before v2 there is no top-level error: every asked partition carries it.
         failed = tuple(
             build(
                 topic_cls,
-                name=t.name,
+                name=name,
+                topic_id=getattr(t, "topic_id", None),
                 partitions=tuple(
                     build(
                         part_cls,
@@ -266,16 +334,19 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
                     for p in t.partition_indexes
                 ),
             )
-            for t in (request.topics or ())
+            for t, name in zip(asked or (), names, strict=True)
+            if name is not None
         )
-        return build(cls, throttle_time=0, topics=failed, error_code=coord)
-    result = await coord.fetch_offsets(str(request.group_id), wanted)
+        return failed + missing, coord
+    result = await coord.fetch_offsets(group_id, wanted)
     by_topic: dict[str, list[Any]] = {}
     for p in result.partitions:
         # As Kafka: a topic this principal may not Describe is an error when asked for, else left out.
         denied = topic_denied(ctx, Operation.DESCRIBE, p.topic)
         if denied and wanted is None:
             continue
+        if by_id and p.topic not in ids:
+            continue  # v10 names topics by id: offsets of a deleted topic have none to be named by
         by_topic.setdefault(p.topic, []).append(
             build(
                 part_cls,
@@ -286,8 +357,11 @@ async def handle_offset_fetch(ctx: BrokerContext, header: RequestHeader, request
                 error_code=ErrorCode(denied) if denied else p.error_code,
             )
         )
-    topics = tuple(build(topic_cls, name=name, partitions=tuple(parts)) for name, parts in by_topic.items())
-    return build(cls, throttle_time=0, topics=topics, error_code=result.error_code)
+    topics = tuple(
+        build(topic_cls, name=name, topic_id=ids.get(name), partitions=tuple(parts))
+        for name, parts in by_topic.items()
+    )
+    return topics + missing, result.error_code
 
 
 async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
@@ -303,11 +377,20 @@ async def handle_list_groups(ctx: BrokerContext, header: RequestHeader, request:
     states = getattr(request, "states_filter", None) or None
     listed_cls = nested(ApiKey.LIST_GROUPS, version, "ListedGroup")
     listed = [g for coord in coords for g in await coord.list_groups(states)]
+    types = {str(t).lower() for t in getattr(request, "types_filter", ())}
+    if types and CLASSIC_GROUP_TYPE not in types:
+        listed = []  # v5 (KIP-848): every group here is a classic one; Kafka matches types case-blind
     if not may(ctx, Operation.DESCRIBE, CLUSTER):
         # As Kafka: without Describe on the cluster, only the groups this principal may Describe.
         listed = [g for g in listed if may(ctx, Operation.DESCRIBE, Resource.group(g.group_id))]
     groups = tuple(
-        build(listed_cls, group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state)
+        build(
+            listed_cls,
+            group_id=g.group_id,
+            protocol_type=g.protocol_type,
+            group_state=g.state,
+            group_type=CLASSIC_GROUP_TYPE,
+        )
         for g in listed
     )
     return build(cls, throttle_time=0, error_code=ErrorCode.none, groups=groups)
@@ -338,7 +421,8 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
         described.extend(
             build(
                 group_cls,
-                error_code=d.error_code,
+                error_code=ErrorCode.group_id_not_found if missing else d.error_code,
+                error_message=f"Group {d.group_id} not found." if missing else None,
                 group_id=d.group_id,
                 group_state=d.state,
                 protocol_type=d.protocol_type,
@@ -362,6 +446,8 @@ async def handle_describe_groups(ctx: BrokerContext, header: RequestHeader, requ
                 ),
             )
             for d in await coord.describe_groups([group_id])
+            # v6 (KIP-1043) names a group that does not exist instead of describing it as Dead and empty.
+            for missing in [version >= 6 and d.state == DEAD and not d.members]
         )
     return build(cls, throttle_time=0, groups=tuple(described))
 

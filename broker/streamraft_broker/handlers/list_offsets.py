@@ -27,6 +27,8 @@ EARLIEST_LOCAL = -4
 """v8+: the first offset in local storage: the log start, as nothing here is tiered."""
 LATEST_TIERED = -5
 """v9+: the last offset in tiered storage: none here (Kafka answers -1 without remote storage)."""
+EARLIEST_PENDING_UPLOAD = -6
+"""v11+ (KIP-1023): the first offset not yet in tiered storage: Kafka answers -1 without remote storage."""
 
 
 def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
@@ -36,7 +38,7 @@ def lookup(partition: Partition, timestamp: int) -> tuple[int, int]:
         return partition.high_watermark, -1
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return partition.log_start_offset, -1
-    if timestamp == LATEST_TIERED:
+    if timestamp in (LATEST_TIERED, EARLIEST_PENDING_UPLOAD):
         return -1, -1
     if timestamp == MAX_TIMESTAMP:
         found = partition.max_timestamp()

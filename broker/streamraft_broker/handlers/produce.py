@@ -10,6 +10,7 @@ from typing import Any
 from streamraft_broker.handlers import transactions
 from streamraft_broker.handlers.authz import produce_refused
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.leader_hints import leader_hint, node_addresses
 from streamraft_broker.producer.service import DuplicateBatchError
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -18,6 +19,7 @@ from streamraft_broker.records.batch import iter_batches
 
 log = logging.getLogger(__name__)
 REQUEST_TIMED_OUT = 7
+NOT_LEADER_OR_FOLLOWER = 6
 
 UNKNOWN_TOPIC_OR_PARTITION = 3
 CORRUPT_MESSAGE = 2
@@ -137,6 +139,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
             outcomes.append((int(pd.index), outcome))
         planned.append((topic.name, outcomes))
     results: list[Any] = []
+    hinted: set[int] = set()
     answered = 0
     for name, outcomes in planned:
         parts = []
@@ -152,6 +155,13 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                 code = REQUEST_TIMED_OUT
             if code:
                 ctx.metrics.record_error(code)
+            # v10+ (KIP-951): a NOT_LEADER_OR_FOLLOWER answer names the leader, as Kafka does.
+            hint = leader_hint(ctx, name, index) if code == NOT_LEADER_OR_FOLLOWER and version >= 10 else None
+            extra: dict[str, Any] = {}
+            if hint is not None:
+                hinted.add(hint.leader_id)
+                leader_cls = nested(ApiKey.PRODUCE, version, "LeaderIdAndEpoch")
+                extra["current_leader"] = leader_cls(leader_id=hint.leader_id, leader_epoch=hint.leader_epoch)
             parts.append(
                 build(
                     part_cls,
@@ -162,6 +172,7 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
                     log_start_offset=start,
                     record_errors=(),
                     error_message=None,
+                    **extra,
                 )
             )
         results.append(build(topic_cls, name=name, partition_responses=tuple(parts)))
@@ -170,4 +181,16 @@ async def handle_produce(ctx: BrokerContext, header: RequestHeader, request: Any
     if acks == 0:
         # With acks=0 the client reads no response; writing one would desynchronise its correlation ids.
         return None
-    return build(response_type(ApiKey.PRODUCE, version), responses=tuple(results), throttle_time=0)
+    endpoints: tuple[Any, ...] = ()
+    if hinted:
+        endpoint_cls = nested(ApiKey.PRODUCE, version, "NodeEndpoint")
+        endpoints = tuple(
+            endpoint_cls(node_id=a.node_id, host=a.host, port=a.port, rack=a.rack)
+            for a in node_addresses(ctx, hinted)
+        )
+    return build(
+        response_type(ApiKey.PRODUCE, version),
+        responses=tuple(results),
+        throttle_time=0,
+        node_endpoints=endpoints,
+    )

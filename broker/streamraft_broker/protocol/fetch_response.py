@@ -1,4 +1,4 @@
-"""Hand-encoded Fetch response (v4 to v12) whose record sections may be file slices sent by sendfile.
+"""Hand-encoded Fetch response (v4 to v18) whose record sections may be file slices sent by sendfile.
 
 kio would need the record bytes in memory; here the framing is written as bytes and each partition's
 records are left as opaque chunks, so the size prefix can count file bytes that are never read into Python.
@@ -7,6 +7,7 @@ records are left as opaque chunks, so the size prefix can count file bytes that 
 from __future__ import annotations
 
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -32,16 +33,30 @@ class FetchPartitionResult:
     records: list[Chunk] = field(default_factory=list)
     aborted_transactions: list[tuple[int, int]] = field(default_factory=list)
     """(producer id, first offset) of aborted transactions in the fetched range (read_committed only)."""
+    current_leader: tuple[int, int] | None = None
+    """(leader id, leader epoch) beside NOT_LEADER_OR_FOLLOWER from v16 (KIP-951's CurrentLeader, tag 1)."""
 
     @property
     def records_size(self) -> int:
         return sum(len(c) if isinstance(c, bytes) else c.size for c in self.records)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeEndpoint:
+    """A broker a CurrentLeader hint names (the response's NodeEndpoints, tag 0, from v16)."""
+
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+
+
 @dataclass(slots=True)
 class FetchTopicResult:
     name: str
     partitions: list[FetchPartitionResult]
+    topic_id: uuid.UUID | None = None
+    """Written instead of the name from v13 (KIP-516)."""
 
 
 _I16 = struct.Struct(">h")
@@ -66,9 +81,12 @@ def encode_fetch_response(
     throttle_ms: int = 0,
     error_code: int = 0,
     session_id: int = 0,
+    node_endpoints: Sequence[NodeEndpoint] = (),
 ) -> list[Chunk]:
     """Return the whole frame (size prefix first) as a list of byte strings and record chunks."""
-    assert 4 <= version <= 12, f"fetch response v{version} is not implemented"
+    # v14-v18 change only the request (follower fields) or add tagged fields: of those, only KIP-951's
+    # CurrentLeader and NodeEndpoints concern consumers (DivergingEpoch and SnapshotId are for followers).
+    assert 4 <= version <= 18, f"fetch response v{version} is not implemented"
     flexible = version >= 12
     parts: list[Chunk] = []
     head = bytearray(response_header(correlation_id, flexible=flexible))
@@ -78,7 +96,10 @@ def encode_fetch_response(
     head += _array_len(len(topics), flexible)
     cur = head
     for topic in topics:
-        cur += _string(topic.name, flexible)
+        if version >= 13:
+            cur += (topic.topic_id or uuid.UUID(int=0)).bytes
+        else:
+            cur += _string(topic.name, flexible)
         cur += _array_len(len(topic.partitions), flexible)
         for p in topic.partitions:
             cur += _I32.pack(p.partition) + _I16.pack(p.error_code) + _I64.pack(p.high_watermark)
@@ -98,11 +119,21 @@ def encode_fetch_response(
                 parts.append(bytes(cur))
                 parts.extend(p.records)
                 cur = bytearray()
-            if flexible:
+            if flexible and version >= 16 and p.current_leader is not None:
+                leader = _I32.pack(p.current_leader[0]) + _I32.pack(p.current_leader[1]) + b"\x00"
+                cur += write_uvarint(1) + write_uvarint(1) + write_uvarint(len(leader)) + leader
+            elif flexible:
                 cur += b"\x00"  # partition tagged fields
         if flexible:
             cur += b"\x00"  # topic tagged fields
-    if flexible:
+    if flexible and version >= 16 and node_endpoints:
+        body = bytearray(_array_len(len(node_endpoints), True))
+        for node in node_endpoints:
+            body += _I32.pack(node.node_id) + _string(node.host, True) + _I32.pack(node.port)
+            body += b"\x00" if node.rack is None else _string(node.rack, True)
+            body += b"\x00"  # endpoint tagged fields
+        cur += write_uvarint(1) + write_uvarint(0) + write_uvarint(len(body)) + body
+    elif flexible:
         cur += b"\x00"  # response tagged fields
     parts.append(bytes(cur))
     total = sum(len(c) if isinstance(c, bytes) else c.size for c in parts)

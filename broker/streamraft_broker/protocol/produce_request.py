@@ -126,7 +126,8 @@ class _Reader:
 
 
 def parse_produce_request(frame: bytes, offset: int, version: int) -> ProduceRequestView:
-    assert 3 <= version <= 9, f"produce v{version} has no hand parser"
+    # v10 and v11 only widen the response (KIP-951 hints, TRANSACTION_ABORTABLE): the body is v9's.
+    assert 3 <= version <= 11, f"produce v{version} has no hand parser"
     r = _Reader(frame, offset, flexible=version >= 9)
     transactional_id = r.string("transactional_id")
     acks = r.i16("acks")

@@ -60,20 +60,32 @@ class ApiKey(IntEnum):
 
 
 # Lower bounds keep the exact versions older librdkafka keys on (Produce 3, Fetch 4, FindCoordinator 0).
+# Upper bounds reach Apache Kafka 4.3's (its ApiVersions answer: the kafka-clients message specs'
+# "validVersions", unstable versions excluded) wherever we serve the new fields. Left below 4.3, and why:
+#   Produce 12-13: v12 lets a producer use transaction version 2 (KIP-890 part 2, not implemented) and v13
+#     (topic ids) builds on it.
+#   InitProducerId 6: unstable in 4.3 (KIP-939 two-phase commit).
+#   AddPartitionsToTxn 4-5 (broker-side verification), EndTxn 5 and TxnOffsetCommit 5 (transaction version 2).
+#   ListTransactions 2: the transactional-id pattern filter. AlterPartitionReassignments 1: the
+#     allow-replication-factor-change flag. AlterPartition 3, BrokerRegistration 1-4: controller-only forms.
+#   KIP-848/932/1071 APIs (ConsumerGroupHeartbeat, share and streams groups), delegation tokens: not served.
+# Fetch 13+ and OffsetCommit/OffsetFetch 10 name topics by id (registry topic ids); OffsetFetch v9's member
+# id and epoch are KIP-848's, unchecked for classic groups (the only kind here) as in Kafka. Fetch 16+ and
+# Produce 10+ carry KIP-951 leader hints.
 SUPPORTED: dict[ApiKey, tuple[int, int]] = {
-    ApiKey.PRODUCE: (3, 9),
-    ApiKey.FETCH: (4, 12),
-    ApiKey.LIST_OFFSETS: (1, 10),
+    ApiKey.PRODUCE: (3, 11),
+    ApiKey.FETCH: (4, 18),
+    ApiKey.LIST_OFFSETS: (1, 11),
     ApiKey.METADATA: (1, 13),
-    ApiKey.OFFSET_COMMIT: (2, 8),
-    ApiKey.OFFSET_FETCH: (1, 7),
-    ApiKey.FIND_COORDINATOR: (0, 4),
-    ApiKey.JOIN_GROUP: (0, 7),
+    ApiKey.OFFSET_COMMIT: (2, 10),
+    ApiKey.OFFSET_FETCH: (1, 10),
+    ApiKey.FIND_COORDINATOR: (0, 6),
+    ApiKey.JOIN_GROUP: (0, 9),
     ApiKey.HEARTBEAT: (0, 4),
-    ApiKey.LEAVE_GROUP: (0, 4),
+    ApiKey.LEAVE_GROUP: (0, 5),
     ApiKey.SYNC_GROUP: (0, 5),
-    ApiKey.DESCRIBE_GROUPS: (0, 5),
-    ApiKey.LIST_GROUPS: (0, 4),
+    ApiKey.DESCRIBE_GROUPS: (0, 6),
+    ApiKey.LIST_GROUPS: (0, 5),
     ApiKey.SASL_HANDSHAKE: (0, 1),
     ApiKey.SASL_AUTHENTICATE: (0, 2),
     ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: (0, 0),
@@ -82,14 +94,15 @@ SUPPORTED: dict[ApiKey, tuple[int, int]] = {
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 6),
     ApiKey.DELETE_RECORDS: (0, 2),
-    ApiKey.INIT_PRODUCER_ID: (0, 4),
+    ApiKey.INIT_PRODUCER_ID: (0, 5),
     ApiKey.OFFSET_FOR_LEADER_EPOCH: (2, 4),
     # Transactions, client forms only: AddPartitionsToTxn v4+ is broker-to-broker verification, and EndTxn
-    # v5 / TxnOffsetCommit v5 are KIP-890's transaction version 2, not implemented.
+    # v5 / TxnOffsetCommit v5 are KIP-890's transaction version 2, not implemented. TxnOffsetCommit v4 only
+    # lets the client expect TRANSACTION_ABORTABLE (never sent here); its body is v3's.
     ApiKey.ADD_PARTITIONS_TO_TXN: (0, 3),
     ApiKey.ADD_OFFSETS_TO_TXN: (0, 4),
     ApiKey.END_TXN: (0, 4),
-    ApiKey.TXN_OFFSET_COMMIT: (0, 3),
+    ApiKey.TXN_OFFSET_COMMIT: (0, 4),
     ApiKey.DESCRIBE_ACLS: (1, 3),
     ApiKey.CREATE_ACLS: (1, 3),
     ApiKey.DELETE_ACLS: (1, 3),
@@ -103,7 +116,7 @@ SUPPORTED: dict[ApiKey, tuple[int, int]] = {
     ApiKey.OFFSET_DELETE: (0, 0),
     ApiKey.INCREMENTAL_ALTER_CONFIGS: (0, 1),
     ApiKey.ALTER_CONFIGS: (0, 2),
-    ApiKey.DESCRIBE_CLUSTER: (0, 1),
+    ApiKey.DESCRIBE_CLUSTER: (0, 2),
     ApiKey.ALTER_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.LIST_PARTITION_REASSIGNMENTS: (0, 0),
     ApiKey.DESCRIBE_CLIENT_QUOTAS: (0, 1),
