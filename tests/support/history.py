@@ -29,6 +29,9 @@ MAX_PER_KIND = 5
 class History:
     acked: list[tuple[int, int, bytes]] = field(default_factory=list)
     """(partition, offset, value) of each acknowledged produce."""
+    acked_unplaced: list[tuple[int, bytes]] = field(default_factory=list)
+    """(partition, value) of records the client acknowledged without an offset (an idempotent producer's
+    implicit acknowledgement): they must be read back, at whatever offset."""
     reads: dict[str, dict[int, list[tuple[int, bytes]]]] = field(default_factory=dict)
     """consumer name -> partition -> [(offset, value)] in read order."""
     watermarks: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -113,6 +116,15 @@ class History:
             for name, view in self.reads.items()
         }
         held = {name: {p: set(recs) for p, recs in view.items()} for name, view in self.reads.items()}
+        read_values: dict[int, set[bytes]] = defaultdict(set)
+        for view in self.reads.values():
+            for part, records in view.items():
+                read_values[part].update(value for _, value in records)
+        for part, value in self.acked_unplaced:
+            if value not in read_values[part]:
+                found["lost"].append(
+                    f"acknowledged {value!r} (no offset given) in partition {part} never read"
+                )
         acked_at: dict[tuple[int, int], bytes] = {}
         for part, offset, value in self.acked:
             if acked_at.setdefault((part, offset), value) != value:

@@ -99,3 +99,12 @@ def test_many_problems_are_summarised() -> None:
     h.acked += [(0, 10 + i, b"gone%d" % i) for i in range(20)]
     problems = h.check()
     assert len(problems) == 6 and problems[-1] == "... and 15 more lost problems", problems
+
+
+def test_an_acknowledgement_without_an_offset_must_still_be_read_back() -> None:
+    h = History()
+    h.reads["r"] = {0: [(0, b"a"), (1, b"b")]}
+    h.acked_unplaced.append((0, b"b"))
+    assert h.check() == []
+    h.acked_unplaced.append((0, b"missing"))
+    assert h.check() == ["acknowledged b'missing' (no offset given) in partition 0 never read"]
