@@ -161,6 +161,10 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cluster-members", help="ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... of every broker (replication=raft)"
     )
+    p.add_argument(
+        "--cluster-id",
+        help="cluster.id every broker reports (default: derived from the first three members' Raft addresses)",
+    )
     p.add_argument("--raft-listen", help="HOST:PORT for the Raft transport (default: from cluster members)")
     p.add_argument("--rack", help="rack or zone of this broker, for rack-aware placement (STREAMRAFT_RACK)")
     p.add_argument(
@@ -246,6 +250,7 @@ _BROKER_KEYS = [
     "transactional_id_expiration_ms",
     "replication",
     "cluster_members",
+    "cluster_id",
     "raft_listen",
     "rack",
     "raft_log",

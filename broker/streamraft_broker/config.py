@@ -5,6 +5,8 @@ Every value is validated and a bad one raises ConfigError naming the setting and
 
 from __future__ import annotations
 
+import re
+
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -100,6 +102,10 @@ class BrokerConfig:
     """"raft": partitions are Raft groups and metadata lives in a controller group (see replication/)."""
     cluster_members: str = ""
     """ID=KAFKA_HOST:PORT/RAFT_HOST:PORT,... for every broker (replication=raft only)."""
+    cluster_id: str = ""
+    """Kafka's cluster.id (what ``kafka-storage format --cluster-id`` records): the id every broker reports
+    and a registration must carry. Empty derives it from the first three members' Raft addresses, which
+    every broker lists alike unless some reach their peers through other addresses (proxies, NAT)."""
     raft_listen: str = ""
     """HOST:PORT the Raft transport binds (default: this node's raft address in cluster_members)."""
     rack: str | None = None
@@ -117,11 +123,11 @@ class BrokerConfig:
     allow_everyone_if_no_acl_found: bool = False
     """Kafka's allow.everyone.if.no.acl.found: a resource without any ACL is open to everyone."""
     allow_broker_join: bool = False
+    """Accept BrokerRegistration from broker ids missing from this broker's cluster_members (a broker
+    added without restarting the others). Off: only configured members and already-registered ids."""
     auto_leader_rebalance_enable: bool = True
     """Kafka's auto.leader.rebalance.enable: leaders hand each partition back to its preferred (first)
     replica on their own every few seconds. Off: only ElectLeaders (kafka-leader-election) moves them."""
-    """Accept BrokerRegistration from broker ids missing from this broker's cluster_members (a broker
-    added without restarting the others). Off: only configured members and already-registered ids."""
     quota_window_num: int = 11
     """Kafka's ``quota.window.num``: samples in a client quota's sliding window."""
     quota_window_size_seconds: int = 1
@@ -256,6 +262,7 @@ SETTINGS: dict[str, Callable[[str, str], Any]] = {
     "transactional_id_expiration_ms": _int(1, 2**31 - 1),
     "replication": _choice("none", "raft"),
     "cluster_members": lambda v, _w: str(v),
+    "cluster_id": lambda v, w: _cluster_id(str(v), w),
     "raft_listen": lambda v, w: (parse_host_port(str(v), w), str(v))[1],
     "rack": lambda v, w: _rack(str(v), w),
     "raft_log": _choice("partition", "separate"),
@@ -390,6 +397,13 @@ def _mechanisms(value: str, what: str) -> str:
             f"{what}: unsupported SASL mechanism(s) {unknown}; supported: {list(SASL_MECHANISMS)}"
         )
     return ",".join(names)
+
+
+def _cluster_id(value: str, what: str) -> str:
+    text = value.strip()
+    if text and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise ConfigError(f"{what}: {value!r} must be 1 to 64 letters, digits, '_' or '-'")
+    return text
 
 
 def _rack(value: str, what: str) -> str | None:

@@ -60,6 +60,7 @@ def test_layering_flags_over_env_over_file(tmp_path: Path) -> None:
     (tmp_path / "limits.yaml").write_text("queued.max.request.bytes: -1\nconnections.max.idle.ms: 300\n")
     config = load_config({}, {}, tmp_path / "limits.yaml")
     assert (config.queued_max_request_bytes, config.connections_max_idle_ms) == (-1, 300)
+    assert load_config({}, {"STREAMRAFT_CLUSTER_ID": "prod-eu1"}, None).cluster_id == "prod-eu1"
     config = load_config({}, {"STREAMRAFT_CONTROLLER_SNAPSHOT_ENTRIES": "20"}, None)
     assert config.controller_snapshot_entries == 20
     assert (config.quota_window_num, config.quota_window_size_seconds) == (11, 1)  # Kafka's defaults
@@ -161,6 +162,7 @@ def test_log_cleaner_settings_have_kafkas_names_and_defaults(tmp_path: Path) -> 
         ({"log_cleaner_backoff_ms": "0"}, {}, None, "--log-cleaner-backoff-ms: 0 is outside 10.."),
         ({}, {}, "log.cleaner.dedupe.buffer.size: 10\n", "10 is outside 1024.."),
         ({}, {"STREAMRAFT_LOG_CLEANER_ENABLE": "maybe"}, None, "STREAMRAFT_LOG_CLEANER_ENABLE"),
+        ({"cluster_id": "a b"}, {}, None, "--cluster-id: 'a b' must be 1 to 64 letters, digits"),
     ],
 )
 def test_bad_config_names_the_setting(

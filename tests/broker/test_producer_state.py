@@ -70,8 +70,30 @@ def test_epoch_fencing_and_bump() -> None:
     assert isinstance(old, Rejected) and old.error_code == ErrorCode.invalid_producer_epoch
 
 
+def test_unknown_producer_must_start_at_zero_while_nothing_was_removed() -> None:
+    # A producer's first request was refused (this broker was not the leader yet) and its pipelined second
+    # one arrives: accepting it would make librdkafka acknowledge the first without it ever being written.
+    log = Appender(ProducerStateManager())
+    gap = log.produce(header(3, 2))
+    assert isinstance(gap, Rejected) and gap.error_code == ErrorCode.out_of_order_sequence_number
+    assert "first batch must have sequence 0, got 3" in gap.message
+    assert isinstance(log.produce(header(0, 3)), Ok)
+    assert isinstance(log.produce(header(3, 2)), Ok)
+    assert log.next_offset == 5
+
+
+def test_expiry_makes_unknown_producers_acceptable_at_any_sequence() -> None:
+    state = ProducerStateManager()
+    log = Appender(state)
+    log.produce(header(0, pid=1))
+    assert state.complete
+    assert state.remove_expired(1_700_000_000_000 + 101, expiration_ms=100) == [1]
+    assert not state.complete, "an unknown producer id may now be one whose state expired"
+    assert isinstance(log.produce(header(5, pid=1)), Ok)
+
+
 def test_unknown_producer_with_nonzero_sequence() -> None:
-    lenient = Appender(ProducerStateManager())
+    lenient = Appender(ProducerStateManager(complete=False))
     assert isinstance(lenient.produce(header(17)), Ok), "2.5+: state may have been removed by retention"
     assert isinstance(lenient.produce(header(18)), Ok)
     strict = Appender(ProducerStateManager(strict_unknown_producer=True))
@@ -81,13 +103,14 @@ def test_unknown_producer_with_nonzero_sequence() -> None:
 
 
 def test_sequence_wraps_at_int32_max() -> None:
-    log = Appender(ProducerStateManager())
+    # complete=False: states whose earlier history is gone (expired), so the sequence can start near the top.
+    log = Appender(ProducerStateManager(complete=False))
     assert isinstance(log.produce(header(MAX_SEQUENCE - 2, 3)), Ok)
     entry = log.state.entry(PID)
     assert entry is not None and entry.last_sequence == MAX_SEQUENCE
     assert isinstance(log.produce(header(0, 2)), Ok)
     # A batch spanning the wrap: MAX-1, MAX, 0, 1 -> last sequence 1.
-    wrap = Appender(ProducerStateManager())
+    wrap = Appender(ProducerStateManager(complete=False))
     wrap.produce(header(MAX_SEQUENCE - 1, 4))
     wrapped = wrap.state.entry(PID)
     assert wrapped is not None and wrapped.last_sequence == 1
@@ -186,6 +209,21 @@ def test_recover_ignores_corrupt_and_future_snapshots(tmp_path: Path) -> None:
     entry = rebuilt.entry(PID)
     assert entry is not None and entry.last_sequence == 1
     assert [off for off, _ in list_snapshots(tmp_path)] == [2]
+
+
+def test_recovered_state_is_complete_only_if_nothing_was_removed(tmp_path: Path) -> None:
+    log = HeaderList()
+    state = ProducerStateManager()
+    state.replay(log.add(0, 2))
+    assert recover(tmp_path / "none", log).complete, "no snapshot, log from offset 0: every producer seen"
+    take_snapshot(tmp_path / "kept", state)
+    assert recover(tmp_path / "kept", log).complete
+    state.complete = False  # e.g. a producer expired before this snapshot
+    take_snapshot(tmp_path / "expired", state)
+    assert not recover(tmp_path / "expired", log).complete
+    log.log_start_offset = 1  # retention or DeleteRecords moved the log start
+    assert not recover(tmp_path / "none", log).complete
+    assert not recover(tmp_path / "kept", log).complete
 
 
 def test_snapshots_are_pruned(tmp_path: Path) -> None:

@@ -99,6 +99,8 @@ class _PartitionProducers:
         """Settle, then mark the state current to the log end (appends without producer ids change
         nothing), so snapshots and recovery skip them."""
         self.settle()
+        if self.state.complete and int(self.log.log_start_offset) > 0:
+            self.state.complete = False  # retention or DeleteRecords may have taken a producer's batches
         self.state.map_end_offset = max(self.state.map_end_offset, int(self.log.log_end_offset))
 
 

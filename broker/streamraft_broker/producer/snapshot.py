@@ -1,8 +1,9 @@
 """Producer-state snapshot files: `<offset:020d>.producer-snapshot`, the state as of that log offset
 (exclusive), so recovery only replays batch headers from there on.
 
-Format (version 1): JSON body `{"version": 1, "offset": N, "producers": [[pid, epoch, last_ts,
-[[first_seq, last_seq, base_offset, last_offset, max_ts], ...]], ...]}` followed by a newline and the
+Format (version 1): JSON body `{"version": 1, "offset": N, "complete": bool, "producers": [[pid, epoch,
+last_ts, [[first_seq, last_seq, base_offset, last_offset, max_ts], ...]], ...]}` (`complete` is the state's
+flag of that name; a file without it reads as not complete) followed by a newline and the
 CRC-32C of the body as 8 hex digits. Written to a temporary file, fsynced, renamed into place and the
 directory fsynced, so a crash leaves either the old set of snapshots or the new one; a file failing its CRC
 is ignored (recovery then falls back to an older snapshot or the start of the log)."""
@@ -13,6 +14,7 @@ import json
 import logging
 from collections import deque
 from pathlib import Path
+from typing import NamedTuple
 
 import crc32c
 
@@ -29,6 +31,12 @@ SNAPSHOTS_KEPT = 2
 
 class SnapshotError(ValueError):
     pass
+
+
+class Loaded(NamedTuple):
+    offset: int
+    entries: list[ProducerEntry]
+    complete: bool
 
 
 def snapshot_path(directory: Path, offset: int) -> Path:
@@ -62,12 +70,18 @@ def encode(state: ProducerStateManager) -> bytes:
         for e in sorted(state.entries(), key=lambda e: e.producer_id)
     ]
     body = json.dumps(
-        {"version": VERSION, "offset": state.map_end_offset, "producers": producers}, separators=(",", ":")
+        {
+            "version": VERSION,
+            "offset": state.map_end_offset,
+            "complete": state.complete,
+            "producers": producers,
+        },
+        separators=(",", ":"),
     ).encode()
     return body + b"\n" + f"{crc32c.crc32c(body):08x}".encode()
 
 
-def decode(data: bytes) -> tuple[int, list[ProducerEntry]]:
+def decode(data: bytes) -> Loaded:
     body, sep, crc_text = data.rpartition(b"\n")
     if not sep or len(crc_text) != 8:
         raise SnapshotError("producer snapshot: missing checksum trailer")
@@ -82,7 +96,7 @@ def decode(data: bytes) -> tuple[int, list[ProducerEntry]]:
         entries.append(
             ProducerEntry(int(pid), int(epoch), deque(metas, maxlen=BATCHES_KEPT_PER_PRODUCER), int(last_ts))
         )
-    return int(doc["offset"]), entries
+    return Loaded(int(doc["offset"]), entries, doc.get("complete") is True)
 
 
 def take_snapshot(directory: Path, state: ProducerStateManager) -> Path:
@@ -95,7 +109,7 @@ def take_snapshot(directory: Path, state: ProducerStateManager) -> Path:
     return path
 
 
-def load_latest(directory: Path, max_offset: int) -> tuple[int, list[ProducerEntry]] | None:
+def load_latest(directory: Path, max_offset: int) -> Loaded | None:
     """The newest readable snapshot at or below `max_offset` (the log end: a snapshot beyond it describes
     batches the log no longer has, e.g. after truncation, and is deleted)."""
     for offset, path in reversed(list_snapshots(directory)):

@@ -12,10 +12,17 @@ Kafka semantics followed (ProducerStateManager / ProducerAppendInfo, 2.5+ behavi
 - a higher epoch must start at sequence 0, else OUT_OF_ORDER_SEQUENCE_NUMBER;
 - same epoch: the first sequence must follow the last one (wrapping at 2^31-1), else
   OUT_OF_ORDER_SEQUENCE_NUMBER;
-- a producer id with no state here (new, or its state was removed by retention/expiry) is accepted at any
-  sequence (KIP-360: brokers 2.5+ no longer answer UNKNOWN_PRODUCER_ID for this, since the client cannot
-  tell expired state from a real gap). `strict_unknown_producer=True` gives the pre-2.5 answer
-  UNKNOWN_PRODUCER_ID for a non-zero first sequence instead.
+- a producer id with no state here whose state may have been removed (by retention, DeleteRecords or
+  expiry) is accepted at any sequence (KIP-360: brokers 2.5+ no longer answer UNKNOWN_PRODUCER_ID for this,
+  since the client cannot tell expired state from a real gap). `strict_unknown_producer=True` gives the
+  pre-2.5 answer UNKNOWN_PRODUCER_ID for a non-zero first sequence instead.
+- while the state is `complete` (nothing was ever removed: the log still starts at offset 0 and no producer
+  expired), an unknown producer id has written nothing here, so a first batch with a non-zero sequence
+  means its earlier batches are missing: OUT_OF_ORDER_SEQUENCE_NUMBER. Accepting it would lose them, as
+  librdkafka takes a later batch's success as proof the earlier ones, whose answers were errors or lost,
+  were written (it acknowledges them without offsets). This happens when a broker refuses a producer's
+  first request (not leader yet) and accepts the pipelined next one (leader by then). Librdkafka answers
+  this error on a non-head batch by bumping its epoch and resending from the first unacknowledged batch.
 """
 
 from __future__ import annotations
@@ -103,9 +110,12 @@ def _last_sequence(header: HeaderLike) -> int:
 
 
 class ProducerStateManager:
-    def __init__(self, *, strict_unknown_producer: bool = False) -> None:
+    def __init__(self, *, strict_unknown_producer: bool = False, complete: bool = True) -> None:
         self._entries: dict[int, ProducerEntry] = {}
         self._strict_unknown = strict_unknown_producer
+        self.complete = complete
+        """Every producer that ever wrote to the partition has its entry here (see the module docstring);
+        cleared for good once retention, DeleteRecords or expiry may have removed one."""
         # The log offset up to which (exclusive) this state reflects the log; snapshots are taken at it.
         self.map_end_offset = 0
 
@@ -161,6 +171,12 @@ class ProducerStateManager:
                 return Rejected(
                     ErrorCode.unknown_producer_id,
                     f"producer {pid}: no state on this partition and first sequence {first_seq} is not 0",
+                )
+            if first_seq != 0 and self.complete:
+                return Rejected(
+                    ErrorCode.out_of_order_sequence_number,
+                    f"producer {pid} has written nothing to this partition, so its first batch must have "
+                    f"sequence 0, got {first_seq}: its earlier batches are missing",
                 )
             return None
         if epoch < current.epoch:
@@ -234,6 +250,8 @@ class ProducerStateManager:
         expired = [pid for pid, e in self._entries.items() if now_ms - e.last_timestamp > expiration_ms]
         for pid in expired:
             del self._entries[pid]
+        if expired:
+            self.complete = False
         return expired
 
     def truncate_to(self, offset: int) -> None:

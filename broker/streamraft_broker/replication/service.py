@@ -178,12 +178,13 @@ class ReplicationService:
         allow_broker_join: bool = False,
         raft_tls: TransportTls | None = None,
         auto_leader_rebalance: bool = True,
+        cluster_id: str = "",
     ) -> None:
         if node_id not in members:
             raise ValueError(f"node id {node_id} is not in --cluster-members {sorted(members)}")
         self.node_id = node_id
         self.members = members
-        self.cluster_id = cluster_id_of(members)
+        self.cluster_id = cluster_id or cluster_id_of(members)
         self.allow_broker_join = allow_broker_join
         self.auto_leader_rebalance = auto_leader_rebalance
         """Kafka's auto.leader.rebalance.enable: _balance_loop moves leaderships to preferred replicas."""
@@ -1310,7 +1311,7 @@ class ReplicationService:
                 current.epoch = f.epoch
                 current.batches.clear()
             current.batches.append(BatchMetadata(f.first_seq, f.last_seq, -1, -1, f.max_timestamp))
-        scratch = ProducerStateManager()
+        scratch = ProducerStateManager(complete=state is not None and state.complete)
         if current is not None:
             scratch.restore([current], 0)
         verdict = scratch.check([header])

@@ -267,13 +267,14 @@ class Broker:
         if inter.advertised_host is None:
             # The members list is what clients and peers know this broker by on its inter-broker listener.
             self.ctx.extra["advertised_listeners"][inter.name] = (me.kafka_host, me.kafka_port)
-        self.ctx.cluster_id = cluster_id_of(members)
+        self.ctx.cluster_id = cfg.cluster_id or cluster_id_of(members)
         service = ReplicationService(
             cfg.node_id,
             members,
             cfg.data_dir / "raft",
             cfg.raft_listen or me.raft_address,
             self.registry,
+            cluster_id=self.ctx.cluster_id,
             rack=cfg.rack,
             partition_raft_log=cfg.raft_log == "partition",
             controller_snapshot_entries=cfg.controller_snapshot_entries,

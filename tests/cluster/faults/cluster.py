@@ -1,9 +1,9 @@
 """A 3-broker replicated cluster whose Raft links all run through the fault-injecting proxies.
 
 Each broker gets its own ``--cluster-members``: its own entry carries its real raft address (it listens
-there, ``--raft-listen``), every peer's entry the port of the proxy for that directed link. A side effect:
-brokers derive their cluster id from the member list, so each reports a different one; librdkafka only
-logs that (the suite's clients silence it), and nothing in the broker compares them.
+there, ``--raft-listen``), every peer's entry the port of the proxy for that directed link. Brokers would
+derive different cluster ids from such lists, and the controller refuses a registration carrying another
+id, so all get one ``--cluster-id``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from tests.cluster.faults.net import FaultyNet
 from tests.support.broker_process import BrokerProcess
 from tests.support.launcher import Cluster
 from tests.support.ports import free_port
+
+
+CLUSTER_ID = "faults-cluster"
 
 
 class ProxiedCluster(Cluster):
@@ -53,6 +56,8 @@ class ProxiedCluster(Cluster):
                 members,
                 "--raft-listen",
                 f"127.0.0.1:{self.raft_ports[n]}",
+                "--cluster-id",
+                CLUSTER_ID,
             ],
         )
 
