@@ -163,7 +163,7 @@ def _add_broker_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--cluster-id",
-        help="cluster.id every broker reports (default: derived from the first three members' Raft addresses)",
+        help="cluster.id all brokers report (default: derived from the first three members' Raft addresses)",
     )
     p.add_argument("--raft-listen", help="HOST:PORT for the Raft transport (default: from cluster members)")
     p.add_argument("--rack", help="rack or zone of this broker, for rack-aware placement (STREAMRAFT_RACK)")

@@ -6,7 +6,6 @@ Every value is validated and a bad one raises ConfigError naming the setting and
 from __future__ import annotations
 
 import re
-
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

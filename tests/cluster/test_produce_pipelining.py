@@ -31,6 +31,7 @@ TOPIC = "pipelined"
 REQUESTS = 3 * MAX_PIPELINED_REQUESTS  # beyond the bound: the reader waits, nothing is refused
 RECORDS = 50
 NOT_LEADER_OR_FOLLOWER = 6
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 
 
 def _decode(api_key: int, version: int, frame: bytes) -> tuple[int, Any]:
@@ -128,3 +129,27 @@ def test_pipelined_produce_requests_are_applied_and_answered_in_order(tmp_path: 
         # The ListOffsets sent after them was answered after all of them were applied.
         assert list_corr == 100 + REQUESTS
         assert latest == bases[-1] + RECORDS, (latest, bases[-1])
+
+
+def test_a_new_producers_batch_after_a_missing_one_is_refused(tmp_path: Path) -> None:
+    """A producer's first request refused (here: never sent) and its pipelined second one arriving: the
+    leader has no state for the producer, and accepting the second would let librdkafka acknowledge the
+    first without it ever being written (it takes a later success as proof of the earlier batches)."""
+    with Cluster(tmp_path, 3) as cluster:
+        create_topic(cluster, TOPIC, 1)
+        for _ in range(3):  # a leadership move (leaders are rebalanced after start) restarts it
+            with WireClient("127.0.0.1", _leader_port(cluster), timeout=60) as client:
+                init = client.request(
+                    22, 4, build(ipr.InitProducerIdRequest, transactional_id=None, transaction_timeout=60000)
+                )
+                assert init.error_code == 0, init
+                pid = int(init.producer_id)
+                codes = []
+                for corr, seq in ((1, RECORDS), (2, 0), (3, RECORDS)):
+                    client.send_raw(_produce_frame(client, corr, pid, seq))
+                    _, resp = _decode(0, 9, client.recv_frame())
+                    part = resp.responses[0].partition_responses[0]
+                    codes.append((int(part.error_code), int(part.base_offset)))
+            if all(code != NOT_LEADER_OR_FOLLOWER for code, _ in codes):
+                break
+        assert codes == [(OUT_OF_ORDER_SEQUENCE_NUMBER, -1), (0, 0), (0, RECORDS)], codes

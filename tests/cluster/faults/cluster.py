@@ -22,7 +22,6 @@ from tests.support.broker_process import BrokerProcess
 from tests.support.launcher import Cluster
 from tests.support.ports import free_port
 
-
 CLUSTER_ID = "faults-cluster"
 
 
