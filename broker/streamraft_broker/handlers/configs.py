@@ -1,7 +1,8 @@
-"""DescribeConfigs and IncrementalAlterConfigs for topics (and a read-only view of the broker)."""
+"""DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for topics (the broker: read-only)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,36 +172,6 @@ async def _alter_topic(ctx: BrokerContext, res: Any, validate_only: bool) -> Non
         await rep.alter_topic_configs(name, updated)
 
 
-async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    version = header.api_version
-    result_cls = nested(ApiKey.INCREMENTAL_ALTER_CONFIGS, version, "AlterConfigsResourceResponse")
-    results = []
-    for res in request.resources:
-        rtype, name = int(res.resource_type), res.resource_name
-        code, message = 0, None
-        try:
-            if denied := config_denied(ctx, Operation.ALTER_CONFIGS, rtype, name):
-                raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
-            if rtype != TOPIC:
-                raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
-            await _alter_topic(ctx, res, bool(request.validate_only))
-        except TopicError as exc:
-            code, message = exc.error_code, str(exc)
-            ctx.metrics.record_error(code)
-        results.append(
-            build(
-                result_cls,
-                error_code=err(code),
-                error_message=message,
-                resource_type=rtype,
-                resource_name=name,
-            )
-        )
-    return build(
-        response_type(ApiKey.INCREMENTAL_ALTER_CONFIGS, version), throttle_time=0, responses=tuple(results)
-    )
-
-
 @dataclass(frozen=True)
 class _Op:
     """One IncrementalAlterConfigs operation (the fields _altered and the forwarding read)."""
@@ -236,12 +207,12 @@ def _as_incremental(ctx: BrokerContext, res: Any) -> _Resource:
     return _Resource(int(res.resource_type), name, tuple(ops))
 
 
-async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    """AlterConfigs (API 33, the legacy non-incremental form): as IncrementalAlterConfigs, with the given
-    configs replacing every dynamic config of the topic (kafka-configs' older path, librdkafka's
-    alter_configs)."""
-    version = header.api_version
-    result_cls = nested(ApiKey.ALTER_CONFIGS, version, "AlterConfigsResourceResponse")
+async def _alter_each(
+    ctx: BrokerContext, api: ApiKey, version: int, request: Any, as_ops: Callable[[BrokerContext, Any], Any]
+) -> Any:
+    """Both AlterConfigs APIs: each resource authorized, checked to be a topic, turned into incremental
+    operations by ``as_ops`` and applied (or only validated); every resource answers on its own."""
+    result_cls = nested(api, version, "AlterConfigsResourceResponse")
     results = []
     for res in request.resources:
         rtype, name = int(res.resource_type), res.resource_name
@@ -251,7 +222,7 @@ async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, reques
                 raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
             if rtype != TOPIC:
                 raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
-            await _alter_topic(ctx, _as_incremental(ctx, res), bool(request.validate_only))
+            await _alter_topic(ctx, as_ops(ctx, res), bool(request.validate_only))
         except TopicError as exc:
             code, message = exc.error_code, str(exc)
             ctx.metrics.record_error(code)
@@ -264,4 +235,19 @@ async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, reques
                 resource_name=name,
             )
         )
-    return build(response_type(ApiKey.ALTER_CONFIGS, version), throttle_time=0, responses=tuple(results))
+    return build(response_type(api, version), throttle_time=0, responses=tuple(results))
+
+
+def _as_given(_ctx: BrokerContext, res: Any) -> Any:
+    return res
+
+
+async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    return await _alter_each(ctx, ApiKey.INCREMENTAL_ALTER_CONFIGS, header.api_version, request, _as_given)
+
+
+async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """AlterConfigs (API 33, the legacy non-incremental form): as IncrementalAlterConfigs, with the given
+    configs replacing every dynamic config of the topic (kafka-configs' older path, librdkafka's
+    alter_configs)."""
+    return await _alter_each(ctx, ApiKey.ALTER_CONFIGS, header.api_version, request, _as_incremental)
