@@ -6,6 +6,7 @@ it names."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
@@ -47,6 +48,13 @@ def _overrides(broker: BrokerProcess, name: str) -> dict[str, str]:
     }
 
 
+def _answer(broker: BrokerProcess, api_key: int, version: int, request: Any) -> tuple[int, str | None]:
+    """The (error code, error message) of an alter request's only resource."""
+    with WireClient("127.0.0.1", broker.port) as c:
+        (result,) = c.request(api_key, version, request).responses
+    return int(result.error_code), result.error_message
+
+
 def _legacy(
     broker: BrokerProcess,
     rtype: int,
@@ -55,24 +63,12 @@ def _legacy(
     *,
     validate_only: bool = False,
 ) -> tuple[int, str | None]:
-    """One AlterConfigs resource's (error code, error message)."""
-    with WireClient("127.0.0.1", broker.port) as c:
-        answer = c.request(
-            33,
-            2,
-            legacy_req.AlterConfigsRequest(
-                resources=(
-                    legacy_req.AlterConfigsResource(
-                        resource_type=i8(rtype),
-                        resource_name=name,
-                        configs=tuple(legacy_req.AlterableConfig(name=k, value=v) for k, v in configs),
-                    ),
-                ),
-                validate_only=validate_only,
-            ),
-        )
-    (result,) = answer.responses
-    return int(result.error_code), result.error_message
+    configs_given = tuple(legacy_req.AlterableConfig(name=k, value=v) for k, v in configs)
+    resource = legacy_req.AlterConfigsResource(
+        resource_type=i8(rtype), resource_name=name, configs=configs_given
+    )
+    request = legacy_req.AlterConfigsRequest(resources=(resource,), validate_only=validate_only)
+    return _answer(broker, 33, 2, request)
 
 
 def _incremental(
@@ -83,27 +79,10 @@ def _incremental(
     *,
     validate_only: bool = False,
 ) -> tuple[int, str | None]:
-    """One IncrementalAlterConfigs resource's (error code, error message)."""
-    with WireClient("127.0.0.1", broker.port) as c:
-        answer = c.request(
-            44,
-            1,
-            iac_req.IncrementalAlterConfigsRequest(
-                resources=(
-                    iac_req.AlterConfigsResource(
-                        resource_type=i8(rtype),
-                        resource_name=name,
-                        configs=tuple(
-                            iac_req.AlterableConfig(name=k, config_operation=i8(op), value=v)
-                            for k, op, v in ops
-                        ),
-                    ),
-                ),
-                validate_only=validate_only,
-            ),
-        )
-    (result,) = answer.responses
-    return int(result.error_code), result.error_message
+    ops_given = tuple(iac_req.AlterableConfig(name=k, config_operation=i8(op), value=v) for k, op, v in ops)
+    resource = iac_req.AlterConfigsResource(resource_type=i8(rtype), resource_name=name, configs=ops_given)
+    request = iac_req.IncrementalAlterConfigsRequest(resources=(resource,), validate_only=validate_only)
+    return _answer(broker, 44, 1, request)
 
 
 def _refused(answer: tuple[int, str | None], code: int, says: str) -> None:

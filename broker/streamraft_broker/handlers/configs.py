@@ -59,6 +59,15 @@ def _described(ctx: BrokerContext, rtype: int, name: str) -> list[EffectiveConfi
     raise TopicError(INVALID_REQUEST, f"resource type {rtype} is not supported")
 
 
+def _resource_result(
+    cls: type[Any], rtype: int, name: str, code: int, message: str | None, **fields: object
+) -> Any:
+    """One resource's answer in DescribeConfigs and both AlterConfigs APIs: its error, plus ``fields``."""
+    return build(
+        cls, error_code=err(code), error_message=message, resource_type=rtype, resource_name=name, **fields
+    )
+
+
 async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsResult")
@@ -100,16 +109,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
             for c in sorted(described, key=lambda c: c.name)
             if wanted is None or c.name in wanted
         )
-        results.append(
-            build(
-                result_cls,
-                error_code=err(code),
-                error_message=message,
-                resource_type=rtype,
-                resource_name=name,
-                configs=entries,
-            )
-        )
+        results.append(_resource_result(result_cls, rtype, name, code, message, configs=entries))
     return build(response_type(ApiKey.DESCRIBE_CONFIGS, version), throttle_time=0, results=tuple(results))
 
 
@@ -226,15 +226,7 @@ async def _alter_each(
         except TopicError as exc:
             code, message = exc.error_code, str(exc)
             ctx.metrics.record_error(code)
-        results.append(
-            build(
-                result_cls,
-                error_code=err(code),
-                error_message=message,
-                resource_type=rtype,
-                resource_name=name,
-            )
-        )
+        results.append(_resource_result(result_cls, rtype, name, code, message))
     return build(response_type(api, version), throttle_time=0, responses=tuple(results))
 
 
