@@ -189,9 +189,9 @@ class _Resource:
 
 
 def _as_incremental(ctx: BrokerContext, res: Any) -> _Resource:
-    """Legacy AlterConfigs replaces a topic's whole set of overrides: SET each given config and DELETE
-    every other one (any topic config name, so the result is exact even where the controller's leader
-    applies it and this broker's view of the current overrides lags)."""
+    """Legacy AlterConfigs replaces a topic's whole set of overrides (as Kafka's controller applies it):
+    SET each given config and DELETE every other one (any topic config name, so the result is exact even
+    where the controller's leader applies it and this broker's view of the current overrides lags)."""
     name = str(res.resource_name)
     given: dict[str, str] = {}
     for c in res.configs:
@@ -231,6 +231,7 @@ async def _alter_each(
 
 
 def _as_given(_ctx: BrokerContext, res: Any) -> Any:
+    """IncrementalAlterConfigs' resources are operations already."""
     return res
 
 
