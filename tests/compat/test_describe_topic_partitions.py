@@ -12,12 +12,16 @@ from kafka import KafkaAdminClient
 
 from tests.compat.target import Target
 from tests.javakafka.tools import TOPIC_COMMAND, run_tool
+from tests.support.poll import wait_for
 
 pytestmark = [pytest.mark.java]
 
 PARTITIONS = 5
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_REQUEST = 42
+
+SHARED = ("error_code", "leader_id", "leader_epoch", "replica_nodes", "isr_nodes", "offline_replicas")
+"""The partition fields Metadata and DescribeTopicPartitions both carry."""
 
 _ROW = re.compile(r"Partition: (\d+)\s+Leader: (-?\d+)\s+Replicas: ([\d,]+)\s+Isr: ([\d,]+)")
 
@@ -79,3 +83,32 @@ def test_client_pages_with_the_cursor(target: Target, topic_name: str) -> None:
         assert [(t["name"], t["error_code"]) for t in page["topics"]] == [(topic_name, INVALID_REQUEST)]
     finally:
         admin.close()
+
+
+def _views(partitions: list[dict[str, Any]]) -> dict[int, tuple[Any, ...]]:
+    return {int(p["partition_index"]): tuple(p[f] for f in SHARED) for p in partitions}
+
+
+def test_metadata_and_describe_topic_partitions_describe_partitions_alike(
+    target: Target, topic_name: str
+) -> None:
+    _create(target, topic_name, PARTITIONS)
+    admin = KafkaAdminClient(bootstrap_servers=target.bootstrap)
+    try:
+
+        def agreed() -> dict[int, tuple[Any, ...]] | None:
+            # Both answers once every partition has a leader (an election may still be completing).
+            (meta,) = admin.describe_topics([topic_name])
+            (described,) = admin.describe_topic_partitions([topic_name])["topics"]
+            views = _views(meta["partitions"])
+            if views != _views(described["partitions"]) or any(v[0] for v in views.values()):
+                return None
+            return views
+
+        views = wait_for("Metadata and DescribeTopicPartitions to agree on every partition", agreed, 30)
+    finally:
+        admin.close()
+    assert sorted(views) == list(range(PARTITIONS))
+    for _code, leader, epoch, replicas, isr, offline in views.values():
+        assert leader in replicas and epoch >= 0 and len(replicas) == target.replication_factor
+        assert sorted(isr) == sorted(replicas) and offline == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamraft_broker.handlers.authz import cluster_denied, group_denied, may, operations, topic_denied
+from streamraft_broker.handlers.broker_addresses import broker_addresses, controller_id
 from streamraft_broker.handlers.context import BrokerContext, endpoint_of, err
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -23,28 +24,12 @@ COORDINATOR_GROUP, COORDINATOR_TRANSACTION = 0, 1
 async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     broker_cls = nested(ApiKey.DESCRIBE_CLUSTER, version, "DescribeClusterBroker")
-    own_host, own_port = endpoint_of(ctx, ctx.node_id, ctx.host, ctx.port)
     # v2 (KIP-1073): we keep no fenced state (a broker is listed until decommissioned), so is_fenced is
     # always false and include_fenced_brokers changes nothing.
-    brokers = (
-        build(broker_cls, broker_id=ctx.node_id, host=own_host, port=own_port, rack=None, is_fenced=False),
+    brokers = tuple(
+        build(broker_cls, broker_id=a.node_id, host=a.host, port=a.port, rack=a.rack, is_fenced=False)
+        for a in broker_addresses(ctx)
     )
-    controller_id = ctx.node_id
-    rep = ctx.extra.get("replication")
-    if rep is not None:
-        # Registered brokers from the controller log (the static member list before the first one applies).
-        brokers = tuple(
-            build(
-                broker_cls,
-                broker_id=m.node_id,
-                host=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[0],
-                port=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[1],
-                rack=getattr(m, "rack", None),
-                is_fenced=False,
-            )
-            for m in rep.brokers()
-        )
-        controller_id = rep.controller_id()
     denied = cluster_denied(ctx, Operation.DESCRIBE)
     return build(
         response_type(ApiKey.DESCRIBE_CLUSTER, version),
@@ -53,7 +38,7 @@ async def handle_describe_cluster(ctx: BrokerContext, header: RequestHeader, req
         error_message="Describe on the cluster is required" if denied else None,
         endpoint_type=1,
         cluster_id=ctx.cluster_id,
-        controller_id=controller_id,
+        controller_id=controller_id(ctx),
         brokers=() if denied else brokers,
         cluster_authorized_operations=operations(
             ctx, CLUSTER, bool(getattr(request, "include_cluster_authorized_operations", False))

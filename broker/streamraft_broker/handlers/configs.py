@@ -1,7 +1,8 @@
-"""DescribeConfigs and IncrementalAlterConfigs for topics (and a read-only view of the broker)."""
+"""DescribeConfigs, IncrementalAlterConfigs and the legacy AlterConfigs for topics (the broker: read-only)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,15 @@ def _described(ctx: BrokerContext, rtype: int, name: str) -> list[EffectiveConfi
     raise TopicError(INVALID_REQUEST, f"resource type {rtype} is not supported")
 
 
+def _resource_result(
+    cls: type[Any], rtype: int, name: str, code: int, message: str | None, **fields: object
+) -> Any:
+    """One resource's answer in DescribeConfigs and both AlterConfigs APIs: its error, plus ``fields``."""
+    return build(
+        cls, error_code=err(code), error_message=message, resource_type=rtype, resource_name=name, **fields
+    )
+
+
 async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
     version = header.api_version
     result_cls = nested(ApiKey.DESCRIBE_CONFIGS, version, "DescribeConfigsResult")
@@ -99,16 +109,7 @@ async def handle_describe_configs(ctx: BrokerContext, header: RequestHeader, req
             for c in sorted(described, key=lambda c: c.name)
             if wanted is None or c.name in wanted
         )
-        results.append(
-            build(
-                result_cls,
-                error_code=err(code),
-                error_message=message,
-                resource_type=rtype,
-                resource_name=name,
-                configs=entries,
-            )
-        )
+        results.append(_resource_result(result_cls, rtype, name, code, message, configs=entries))
     return build(response_type(ApiKey.DESCRIBE_CONFIGS, version), throttle_time=0, results=tuple(results))
 
 
@@ -171,36 +172,6 @@ async def _alter_topic(ctx: BrokerContext, res: Any, validate_only: bool) -> Non
         await rep.alter_topic_configs(name, updated)
 
 
-async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    version = header.api_version
-    result_cls = nested(ApiKey.INCREMENTAL_ALTER_CONFIGS, version, "AlterConfigsResourceResponse")
-    results = []
-    for res in request.resources:
-        rtype, name = int(res.resource_type), res.resource_name
-        code, message = 0, None
-        try:
-            if denied := config_denied(ctx, Operation.ALTER_CONFIGS, rtype, name):
-                raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
-            if rtype != TOPIC:
-                raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
-            await _alter_topic(ctx, res, bool(request.validate_only))
-        except TopicError as exc:
-            code, message = exc.error_code, str(exc)
-            ctx.metrics.record_error(code)
-        results.append(
-            build(
-                result_cls,
-                error_code=err(code),
-                error_message=message,
-                resource_type=rtype,
-                resource_name=name,
-            )
-        )
-    return build(
-        response_type(ApiKey.INCREMENTAL_ALTER_CONFIGS, version), throttle_time=0, responses=tuple(results)
-    )
-
-
 @dataclass(frozen=True)
 class _Op:
     """One IncrementalAlterConfigs operation (the fields _altered and the forwarding read)."""
@@ -218,9 +189,9 @@ class _Resource:
 
 
 def _as_incremental(ctx: BrokerContext, res: Any) -> _Resource:
-    """Legacy AlterConfigs replaces a topic's whole set of overrides: SET each given config and DELETE
-    every other one (any topic config name, so the result is exact even where the controller's leader
-    applies it and this broker's view of the current overrides lags)."""
+    """Legacy AlterConfigs replaces a topic's whole set of overrides (as Kafka's controller applies it):
+    SET each given config and DELETE every other one (any topic config name, so the result is exact even
+    where the controller's leader applies it and this broker's view of the current overrides lags)."""
     name = str(res.resource_name)
     given: dict[str, str] = {}
     for c in res.configs:
@@ -236,12 +207,12 @@ def _as_incremental(ctx: BrokerContext, res: Any) -> _Resource:
     return _Resource(int(res.resource_type), name, tuple(ops))
 
 
-async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
-    """AlterConfigs (API 33, the legacy non-incremental form): as IncrementalAlterConfigs, with the given
-    configs replacing every dynamic config of the topic (kafka-configs' older path, librdkafka's
-    alter_configs)."""
-    version = header.api_version
-    result_cls = nested(ApiKey.ALTER_CONFIGS, version, "AlterConfigsResourceResponse")
+async def _alter_each(
+    ctx: BrokerContext, api: ApiKey, version: int, request: Any, as_ops: Callable[[BrokerContext, Any], Any]
+) -> Any:
+    """Both AlterConfigs APIs: each resource authorized, checked to be a topic, turned into incremental
+    operations by ``as_ops`` and applied (or only validated); every resource answers on its own."""
+    result_cls = nested(api, version, "AlterConfigsResourceResponse")
     results = []
     for res in request.resources:
         rtype, name = int(res.resource_type), res.resource_name
@@ -251,17 +222,25 @@ async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, reques
                 raise TopicError(denied, f"AlterConfigs on {name!r} is not allowed")
             if rtype != TOPIC:
                 raise TopicError(INVALID_REQUEST, f"only topic configs can be altered, not type {rtype}")
-            await _alter_topic(ctx, _as_incremental(ctx, res), bool(request.validate_only))
+            await _alter_topic(ctx, as_ops(ctx, res), bool(request.validate_only))
         except TopicError as exc:
             code, message = exc.error_code, str(exc)
             ctx.metrics.record_error(code)
-        results.append(
-            build(
-                result_cls,
-                error_code=err(code),
-                error_message=message,
-                resource_type=rtype,
-                resource_name=name,
-            )
-        )
-    return build(response_type(ApiKey.ALTER_CONFIGS, version), throttle_time=0, responses=tuple(results))
+        results.append(_resource_result(result_cls, rtype, name, code, message))
+    return build(response_type(api, version), throttle_time=0, responses=tuple(results))
+
+
+def _as_given(_ctx: BrokerContext, res: Any) -> Any:
+    """IncrementalAlterConfigs' resources are operations already."""
+    return res
+
+
+async def handle_incremental_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    return await _alter_each(ctx, ApiKey.INCREMENTAL_ALTER_CONFIGS, header.api_version, request, _as_given)
+
+
+async def handle_alter_configs(ctx: BrokerContext, header: RequestHeader, request: Any) -> Any:
+    """AlterConfigs (API 33, the legacy non-incremental form): as IncrementalAlterConfigs, with the given
+    configs replacing every dynamic config of the topic (kafka-configs' older path, librdkafka's
+    alter_configs)."""
+    return await _alter_each(ctx, ApiKey.ALTER_CONFIGS, header.api_version, request, _as_incremental)

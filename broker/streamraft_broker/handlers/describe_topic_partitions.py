@@ -17,6 +17,7 @@ from typing import Any
 
 from streamraft_broker.handlers.authz import may_topic, operations
 from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.partition_view import partition_count, partition_view
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
 from streamraft_broker.protocol.versions import ApiKey
@@ -32,31 +33,7 @@ _API = ApiKey.DESCRIBE_TOPIC_PARTITIONS
 
 def _partition(ctx: BrokerContext, version: int, topic: Topic, index: int) -> Any:
     part_cls = nested(_API, version, "DescribeTopicPartitionsResponsePartition")
-    rep = ctx.extra.get("replication")
-    if rep is not None:
-        code, leader, epoch, replicas = rep.partition_view(topic.name, index)
-    else:
-        code, leader, replicas = 0, ctx.node_id, [ctx.node_id]
-        epoch = topic.partitions[index].leader_epoch
-    return build(
-        part_cls,
-        error_code=err(code),
-        partition_index=index,
-        leader_id=leader,
-        leader_epoch=epoch,
-        replica_nodes=tuple(replicas),
-        isr_nodes=tuple(replicas),
-        eligible_leader_replicas=(),
-        last_known_elr=(),
-        offline_replicas=(),
-    )
-
-
-def _count(ctx: BrokerContext, topic: Topic) -> int:
-    rep = ctx.extra.get("replication")
-    if rep is None:
-        return len(topic.partitions)
-    return max(int(rep.partition_count(topic.name)), len(topic.partitions))
+    return build(part_cls, **partition_view(ctx, topic, index).wire_fields())
 
 
 def _topic(
@@ -115,7 +92,7 @@ async def handle_describe_topic_partitions(ctx: BrokerContext, header: RequestHe
                 entries.append((name, UNKNOWN_TOPIC_OR_PARTITION, None, ()))
             continue
         first = int(cursor.partition_index) if cursor is not None and name == start_name else 0
-        count = _count(ctx, topic)
+        count = partition_count(ctx, topic)
         upper = min(count, first + remaining)
         indexes = tuple(range(first, upper))
         entries.append((name, 0, topic, indexes))

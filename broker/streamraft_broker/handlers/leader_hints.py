@@ -5,21 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streamraft_broker.handlers.context import BrokerContext, endpoint_of
+from streamraft_broker.handlers.broker_addresses import NodeAddress, broker_addresses
+from streamraft_broker.handlers.context import BrokerContext
 
 
 @dataclass(frozen=True, slots=True)
 class LeaderHint:
     leader_id: int
     leader_epoch: int
-
-
-@dataclass(frozen=True, slots=True)
-class NodeAddress:
-    node_id: int
-    host: str
-    port: int
-    rack: str | None
 
 
 def leader_hint(ctx: BrokerContext, topic: str, index: int) -> LeaderHint | None:
@@ -39,9 +32,4 @@ def node_addresses(ctx: BrokerContext, node_ids: set[int]) -> list[NodeAddress]:
     rep = ctx.extra.get("replication")
     if rep is None or not node_ids:
         return []
-    out = []
-    for member in rep.brokers():
-        if member.node_id in node_ids:
-            host, port = endpoint_of(ctx, member.node_id, member.kafka_host, member.kafka_port)
-            out.append(NodeAddress(int(member.node_id), host, int(port), getattr(member, "rack", None)))
-    return out
+    return [a for a in broker_addresses(ctx) if a.node_id in node_ids]

@@ -8,7 +8,9 @@ import uuid
 from typing import Any
 
 from streamraft_broker.handlers.authz import may_create_topic, may_topic, operations
-from streamraft_broker.handlers.context import BrokerContext, endpoint_of, err
+from streamraft_broker.handlers.broker_addresses import broker_addresses, controller_id
+from streamraft_broker.handlers.context import BrokerContext, err
+from streamraft_broker.handlers.partition_view import partition_views
 from streamraft_broker.handlers.topic_autocreate import auto_create
 from streamraft_broker.protocol.codec import build, nested, response_type
 from streamraft_broker.protocol.header import RequestHeader
@@ -24,50 +26,10 @@ YIELD_EVERY = 500
 (the protocol caps allow 50,000) must not hold every other client for its whole duration."""
 
 
-def _replicated_partitions(ctx: BrokerContext, version: int, topic: Topic) -> tuple[Any, ...]:
-    part_cls = nested(ApiKey.METADATA, version, "MetadataResponsePartition")
-    rep = ctx.extra["replication"]
-    out = []
-    # Every partition the controller state has: this broker's own install of them may lag (a full disk).
-    count = max(rep.partition_count(topic.name), len(topic.partitions))
-    for index in range(count):
-        code, leader, epoch, replicas = rep.partition_view(topic.name, index)
-        out.append(
-            build(
-                part_cls,
-                error_code=err(code),
-                partition_index=index,
-                leader_id=leader,
-                leader_epoch=epoch,
-                replica_nodes=tuple(replicas),
-                # Raft has no ISR; every replica is named (a majority holds each committed batch).
-                isr_nodes=tuple(replicas),
-                offline_replicas=(),
-            )
-        )
-    return tuple(out)
-
-
 def _topic_entry(ctx: BrokerContext, version: int, topic: Topic, request: Any) -> Any:
     part_cls = nested(ApiKey.METADATA, version, "MetadataResponsePartition")
     topic_cls = nested(ApiKey.METADATA, version, "MetadataResponseTopic")
-    partitions = (
-        _replicated_partitions(ctx, version, topic)
-        if "replication" in ctx.extra
-        else tuple(
-            build(
-                part_cls,
-                error_code=err(0),
-                partition_index=p.index,
-                leader_id=ctx.node_id,
-                leader_epoch=p.leader_epoch,
-                replica_nodes=(ctx.node_id,),
-                isr_nodes=(ctx.node_id,),
-                offline_replicas=(),
-            )
-            for p in topic.partitions
-        )
-    )
+    partitions = tuple(build(part_cls, **view.wire_fields()) for view in partition_views(ctx, topic))
     return build(
         topic_cls,
         error_code=err(0),
@@ -158,27 +120,16 @@ async def handle_metadata(ctx: BrokerContext, header: RequestHeader, request: An
             else:
                 entries.append(_topic_entry(ctx, version, topic, request))
     broker_cls = nested(ApiKey.METADATA, version, "MetadataResponseBroker")
-    own_host, own_port = endpoint_of(ctx, ctx.node_id, ctx.host, ctx.port)
-    brokers = (build(broker_cls, node_id=ctx.node_id, host=own_host, port=own_port, rack=None),)
-    controller_id = ctx.node_id
-    if rep is not None:
-        brokers = tuple(
-            build(
-                broker_cls,
-                node_id=m.node_id,
-                host=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[0],
-                port=endpoint_of(ctx, m.node_id, m.kafka_host, m.kafka_port)[1],
-                rack=getattr(m, "rack", None),
-            )
-            for m in rep.brokers()
-        )
-        controller_id = rep.controller_id()
+    brokers = tuple(
+        build(broker_cls, node_id=a.node_id, host=a.host, port=a.port, rack=a.rack)
+        for a in broker_addresses(ctx)
+    )
     return build(
         response_type(ApiKey.METADATA, version),
         throttle_time=0,
         brokers=brokers,
         cluster_id=ctx.cluster_id,
-        controller_id=controller_id,
+        controller_id=controller_id(ctx),
         topics=tuple(entries),
         cluster_authorized_operations=operations(
             ctx, CLUSTER, bool(getattr(request, "include_cluster_authorized_operations", False))
