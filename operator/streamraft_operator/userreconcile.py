@@ -5,7 +5,7 @@ clean-up when the StreamUser is deleted."""
 import asyncio
 import datetime
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,7 @@ from streamraft_operator.kube import Kube, with_owner
 from streamraft_operator.spec import ClusterSpec, SpecError, parse_cluster
 from streamraft_operator.status import Condition
 from streamraft_operator.topicadmin import AdminFailed
-from streamraft_operator.userplan import ObservedUser, plan_user
+from streamraft_operator.userplan import ObservedUser, UserPlan, plan_user
 from streamraft_operator.userspec import UserSpec, parse_user
 
 PASSWORD = "password"
@@ -123,6 +123,46 @@ class Synced:
     """The spec's quota fields the brokers now hold; None when they were not (all) applied."""
 
 
+def apply_user(
+    addresses: Sequence[str], u: UserSpec, password: bytes | None, *, password_new: bool
+) -> UserPlan:
+    """Makes the brokers' view of the user match its spec: observes its ACLs, SCRAM credentials and
+    quotas, plans (`plan_user`), acts, and returns what it did. ``password`` (the user's Secret) is needed
+    for a SCRAM user; AdminFailed or BrokersUnreachable name a call that failed (retried next time: every
+    step is idempotent)."""
+    observed = ObservedUser(
+        acls=useradmin.describe_acls(addresses, u.principal),
+        scram_mechanisms=useradmin.scram_mechanisms(addresses, u.name),
+        password_new=password_new,
+        quotas=quotaadmin.describe_user_quotas(addresses, u.quota_name),
+    )
+    plan = plan_user(u, observed)
+    useradmin.delete_acls(addresses, u.principal, plan.remove_acls)
+    useradmin.create_acls(addresses, u.principal, plan.add_acls)
+    if plan.delete_scram:
+        useradmin.delete_scram(addresses, u.name, plan.delete_scram)
+    if plan.upsert_scram:
+        if password is None:
+            raise AdminFailed(f"no password for {u.principal} to set its SCRAM credential with")
+        useradmin.upsert_scram(addresses, u.name, password)
+    quotaadmin.alter_user_quotas(addresses, u.quota_name, dict(plan.quota_ops))
+    return plan
+
+
+def remove_user(addresses: Sequence[str], u: UserSpec) -> str:
+    """Removes everything the brokers hold for the user (ACLs, SCRAM credentials, quotas); says what."""
+    acls = useradmin.describe_acls(addresses, u.principal)
+    useradmin.delete_acls(addresses, u.principal, sorted(acls))
+    mechanisms = useradmin.scram_mechanisms(addresses, u.name)
+    useradmin.delete_scram(addresses, u.name, sorted(mechanisms))
+    quotas = quotaadmin.describe_user_quotas(addresses, u.quota_name)
+    quotaadmin.alter_user_quotas(addresses, u.quota_name, dict.fromkeys(quotas))
+    return (
+        f"removed {len(acls)} ACL(s), {len(mechanisms)} SCRAM credential(s) and {len(quotas)} quota(s) "
+        f"of {u.principal}"
+    )
+
+
 def _sync_user(kube: Kube, body: Mapping[str, Any], u: UserSpec, emit: Emit) -> Synced:
     cluster = fetch_cluster(kube, u.namespace, u.cluster)
     if cluster is None:
@@ -149,21 +189,7 @@ def _sync_user(kube: Kube, body: Mapping[str, Any], u: UserSpec, emit: Emit) -> 
             _failed("ClusterNotReady", f"StreamCluster {u.cluster} has no broker with an address yet")
         )
     try:
-        observed = ObservedUser(
-            acls=useradmin.describe_acls(addresses, u.principal),
-            scram_mechanisms=useradmin.scram_mechanisms(addresses, u.name),
-            password_new=creds.password_new,
-            quotas=quotaadmin.describe_user_quotas(addresses, u.quota_name),
-        )
-        plan = plan_user(u, observed)
-        useradmin.delete_acls(addresses, u.principal, plan.remove_acls)
-        useradmin.create_acls(addresses, u.principal, plan.add_acls)
-        if plan.delete_scram:
-            useradmin.delete_scram(addresses, u.name, plan.delete_scram)
-        if plan.upsert_scram:
-            assert creds.password is not None
-            useradmin.upsert_scram(addresses, u.name, creds.password)
-        quotaadmin.alter_user_quotas(addresses, u.quota_name, dict(plan.quota_ops))
+        plan = apply_user(addresses, u, creds.password, password_new=creds.password_new)
     except (AdminFailed, BrokersUnreachable) as exc:
         return Synced(_failed("AdminFailed", str(exc)))
     if not plan.noop:
@@ -184,7 +210,7 @@ def _sync_user(kube: Kube, body: Mapping[str, Any], u: UserSpec, emit: Emit) -> 
 
 
 def _quota_text(ops: tuple[tuple[str, float | None], ...]) -> str:
-    return ", ".join(f"{k}={v:g}" if v is not None else f"{k} removed" for k, v in ops)
+    return ", ".join(f"{k}={v:.15g}" if v is not None else f"{k} removed" for k, v in ops)
 
 
 def _quotas_status(body: Mapping[str, Any], applied: dict[str, int | float]) -> dict[str, int | float | None]:
@@ -230,18 +256,9 @@ def delete_user_sync(kube: Kube, body: Mapping[str, Any]) -> str:
     if not addresses:
         raise BrokersUnreachable(f"StreamCluster {u.cluster} has no broker with an address")
     try:
-        acls = useradmin.describe_acls(addresses, u.principal)
-        useradmin.delete_acls(addresses, u.principal, sorted(acls))
-        mechanisms = useradmin.scram_mechanisms(addresses, u.name)
-        useradmin.delete_scram(addresses, u.name, sorted(mechanisms))
-        quotas = quotaadmin.describe_user_quotas(addresses, u.quota_name)
-        quotaadmin.alter_user_quotas(addresses, u.quota_name, dict.fromkeys(quotas))
+        return remove_user(addresses, u)
     except AdminFailed as exc:
         raise BrokersUnreachable(str(exc)) from exc
-    return (
-        f"removed {len(acls)} ACL(s), {len(mechanisms)} SCRAM credential(s) and {len(quotas)} quota(s) "
-        f"of {u.principal}"
-    )
 
 
 async def reconcile_user(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
