@@ -213,7 +213,7 @@ def _quota_text(ops: tuple[tuple[str, float | None], ...]) -> str:
     return ", ".join(f"{k}={v:.15g}" if v is not None else f"{k} removed" for k, v in ops)
 
 
-def _quotas_status(body: Mapping[str, Any], applied: dict[str, int | float]) -> dict[str, int | float | None]:
+def quotas_status(body: Mapping[str, Any], applied: dict[str, int | float]) -> dict[str, int | float | None]:
     """status.quotas as a merge patch: a field applied before and not now is sent as null (a merge patch
     merges objects key by key), and only such a field, so an unchanged status compares equal."""
     before = (body.get("status") or {}).get("quotas") or {}
@@ -237,7 +237,7 @@ def reconcile_user_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict
         "acls": synced.acls,
     }
     if synced.quotas is not None:  # else the field keeps the quotas last applied
-        desired["quotas"] = _quotas_status(body, synced.quotas)
+        desired["quotas"] = quotas_status(body, synced.quotas)
     return write_status(kube, body, desired)
 
 

@@ -12,8 +12,9 @@ from streamraft_operator import certs
 from streamraft_operator.clustersecrets import CA_CERT, TLS_CERT, TLS_KEY
 from streamraft_operator.crds import stream_user_crd
 from streamraft_operator.spec import SpecError, parse_cluster
+from streamraft_operator.status import status_patch
 from streamraft_operator.userplan import ObservedUser, UserPlan, plan_quotas, plan_user
-from streamraft_operator.userreconcile import JAAS, PASSWORD, USERNAME, plan_credentials
+from streamraft_operator.userreconcile import JAAS, PASSWORD, USERNAME, plan_credentials, quotas_status
 from streamraft_operator.userspec import Acl, Quotas, parse_user
 
 NOW = datetime.datetime.now(datetime.UTC)
@@ -199,6 +200,19 @@ def test_quota_ops_are_part_of_the_user_plan() -> None:
         "consumerByteRate": 7,
         "requestPercentage": 12.5,
     }
+
+
+def test_status_quotas_are_written_as_a_merge_patch_that_drops_removed_fields() -> None:
+    before = {"status": {"quotas": {"producerByteRate": 1024, "consumerByteRate": 2048}}}
+    # A JSON merge patch merges objects key by key: a field no longer applied must be sent as null.
+    assert quotas_status(before, {"producerByteRate": 1024}) == {
+        "consumerByteRate": None,
+        "producerByteRate": 1024,
+    }
+    # Unchanged: equal to the stored status, so nothing is written.
+    same = quotas_status(before, {"producerByteRate": 1024, "consumerByteRate": 2048})
+    assert status_patch(before["status"], {"quotas": same}) == {}
+    assert quotas_status({}, {"requestPercentage": 12.5}) == {"requestPercentage": 12.5}
 
 
 def _decoded(secret: dict[str, Any]) -> dict[str, bytes]:
