@@ -25,12 +25,14 @@ from kio.serial import entity_reader, entity_writer
 from kio.static.primitive import i32
 from kio.static.protocol import RequestPayload, ResponsePayload
 
-from streamraft_operator.brokers import BrokersUnreachable
+from streamraft_operator.brokers import METADATA_TIMEOUT_S, BrokersUnreachable
 from streamraft_operator.topicadmin import AdminFailed
 
 CLIENT_ID = "streamraft-operator"
+CONNECT_TIMEOUT_S = METADATA_TIMEOUT_S
+"""Per broker address, as the AdminClient's socket.timeout.ms: a pod IP that no longer answers costs this."""
 TIMEOUT_S = 15.0
-"""Connect, and each whole request/response round trip."""
+"""Each whole request/response round trip."""
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """A larger answer to the small requests sent here is a broken or hostile peer, not data."""
 _SIZE = struct.Struct(">i")
@@ -56,7 +58,7 @@ class KafkaConnection:
         """API key -> (min, max) version the broker serves."""
 
     @classmethod
-    def open(cls, bootstrap: Sequence[str], timeout: float = TIMEOUT_S) -> KafkaConnection:
+    def open(cls, bootstrap: Sequence[str]) -> KafkaConnection:
         """The first broker of ``bootstrap`` that answers ApiVersions (any broker serves the client-quota
         APIs: the others forward alterations to the controller)."""
         if not bootstrap:
@@ -64,7 +66,7 @@ class KafkaConnection:
         failures: list[str] = []
         for address in bootstrap:
             try:
-                sock = socket.create_connection(_host_port(address), timeout=timeout)
+                sock = socket.create_connection(_host_port(address), timeout=CONNECT_TIMEOUT_S)
             except OSError as exc:
                 failures.append(f"{address}: {exc}")
                 continue
