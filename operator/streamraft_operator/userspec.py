@@ -58,10 +58,6 @@ class Quotas:
     consumer_byte_rate: int | None = None
     request_percentage: float | None = None
 
-    @property
-    def empty(self) -> bool:
-        return not self.kafka_values()
-
     def kafka_values(self) -> dict[str, float]:
         """Kafka quota key -> value, for the keys the spec sets (brokers hold every value as a double)."""
         values = {
