@@ -65,7 +65,6 @@ REASONS: Final = frozenset(
         "AsExpected",
         "UserInSync",
         "UserUpdated",
-        "QuotasNotApplied",
     }
 )
 

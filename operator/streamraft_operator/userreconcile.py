@@ -1,14 +1,15 @@
 """One StreamUser reconcile: its credentials Secret, then ACLs and SCRAM credential through the Kafka Admin
-API (decided by `userplan.plan_user`), then status; and the clean-up when the StreamUser is deleted."""
+API and client quotas through AlterClientQuotas (all decided by `userplan.plan_user`), then status; and the
+clean-up when the StreamUser is deleted."""
 
 import asyncio
 import datetime
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamraft_operator import certs, clustersecrets, useradmin
+from streamraft_operator import certs, clustersecrets, quotaadmin, useradmin
 from streamraft_operator.brokers import BrokersUnreachable
 from streamraft_operator.clusterreconcile import (
     Emit,
@@ -23,7 +24,7 @@ from streamraft_operator.kube import Kube, with_owner
 from streamraft_operator.spec import ClusterSpec, SpecError, parse_cluster
 from streamraft_operator.status import Condition
 from streamraft_operator.topicadmin import AdminFailed
-from streamraft_operator.userplan import ObservedUser, plan_user
+from streamraft_operator.userplan import ObservedUser, UserPlan, plan_user
 from streamraft_operator.userspec import UserSpec, parse_user
 
 PASSWORD = "password"
@@ -114,63 +115,109 @@ def _cluster_ca(kube: Kube, c: ClusterSpec) -> certs.KeyPair | None:
     return certs.KeyPair(data[clustersecrets.CA_CERT], data[clustersecrets.CA_KEY])
 
 
-def _sync_user(kube: Kube, body: Mapping[str, Any], u: UserSpec, emit: Emit) -> tuple[list[Condition], int]:
+@dataclass(frozen=True)
+class Synced:
+    conditions: list[Condition]
+    acls: int = 0
+    quotas: dict[str, int | float] | None = None
+    """The spec's quota fields the brokers now hold; None when they were not (all) applied."""
+
+
+def apply_user(
+    addresses: Sequence[str], u: UserSpec, password: bytes | None, *, password_new: bool
+) -> UserPlan:
+    """Makes the brokers' view of the user match its spec: observes its ACLs, SCRAM credentials and
+    quotas, plans (`plan_user`), acts, and returns what it did. ``password`` (the user's Secret) is needed
+    for a SCRAM user; AdminFailed or BrokersUnreachable name a call that failed (retried next time: every
+    step is idempotent)."""
+    observed = ObservedUser(
+        acls=useradmin.describe_acls(addresses, u.principal),
+        scram_mechanisms=useradmin.scram_mechanisms(addresses, u.name),
+        password_new=password_new,
+        quotas=quotaadmin.describe_user_quotas(addresses, u.quota_name),
+    )
+    plan = plan_user(u, observed)
+    useradmin.delete_acls(addresses, u.principal, plan.remove_acls)
+    useradmin.create_acls(addresses, u.principal, plan.add_acls)
+    if plan.delete_scram:
+        useradmin.delete_scram(addresses, u.name, plan.delete_scram)
+    if plan.upsert_scram:
+        if password is None:
+            raise AdminFailed(f"no password for {u.principal} to set its SCRAM credential with")
+        useradmin.upsert_scram(addresses, u.name, password)
+    quotaadmin.alter_user_quotas(addresses, u.quota_name, dict(plan.quota_ops))
+    return plan
+
+
+def remove_user(addresses: Sequence[str], u: UserSpec) -> str:
+    """Removes everything the brokers hold for the user (ACLs, SCRAM credentials, quotas); says what."""
+    acls = useradmin.describe_acls(addresses, u.principal)
+    useradmin.delete_acls(addresses, u.principal, sorted(acls))
+    mechanisms = useradmin.scram_mechanisms(addresses, u.name)
+    useradmin.delete_scram(addresses, u.name, sorted(mechanisms))
+    quotas = quotaadmin.describe_user_quotas(addresses, u.quota_name)
+    quotaadmin.alter_user_quotas(addresses, u.quota_name, dict.fromkeys(quotas))
+    return (
+        f"removed {len(acls)} ACL(s), {len(mechanisms)} SCRAM credential(s) and {len(quotas)} quota(s) "
+        f"of {u.principal}"
+    )
+
+
+def _sync_user(kube: Kube, body: Mapping[str, Any], u: UserSpec, emit: Emit) -> Synced:
     cluster = fetch_cluster(kube, u.namespace, u.cluster)
     if cluster is None:
-        return _failed(
-            "ClusterNotFound", f"StreamCluster {u.cluster} not found in namespace {u.namespace}"
-        ), 0
+        return Synced(
+            _failed("ClusterNotFound", f"StreamCluster {u.cluster} not found in namespace {u.namespace}")
+        )
     try:
         c = parse_cluster(u.cluster, u.namespace, cluster.get("spec") or {})
         addresses = cluster_addresses(kube, cluster)
     except SpecError as exc:
-        return _failed("ClusterNotReady", f"StreamCluster {u.cluster} is invalid: {exc}"), 0
+        return Synced(_failed("ClusterNotReady", f"StreamCluster {u.cluster} is invalid: {exc}"))
     existing = clustersecrets.secret_data(kube.get("v1", "Secret", u.namespace, user_secret_name(u)))
     ca = _cluster_ca(kube, c) if u.auth == "tls" else None
     labels = {"app.kubernetes.io/managed-by": "streamraft-operator", "streamraft.io/cluster": c.name}
     creds = plan_credentials(u, c, existing, ca, datetime.datetime.now(datetime.UTC), labels=labels)
     if creds.problem is not None:
-        return _failed("ClusterNotReady", creds.problem), 0
+        return Synced(_failed("ClusterNotReady", creds.problem))
     if creds.secret is not None:
         kube.apply(with_owner(creds.secret, body))
         assert creds.change is not None
         emit(EVENT_USER_UPDATED, creds.change)
     if not addresses:
-        return _failed("ClusterNotReady", f"StreamCluster {u.cluster} has no broker with an address yet"), 0
-    try:
-        observed = ObservedUser(
-            acls=useradmin.describe_acls(addresses, u.principal),
-            scram_mechanisms=useradmin.scram_mechanisms(addresses, u.name),
-            password_new=creds.password_new,
+        return Synced(
+            _failed("ClusterNotReady", f"StreamCluster {u.cluster} has no broker with an address yet")
         )
-        plan = plan_user(u, observed)
-        useradmin.delete_acls(addresses, u.principal, plan.remove_acls)
-        useradmin.create_acls(addresses, u.principal, plan.add_acls)
-        if plan.delete_scram:
-            useradmin.delete_scram(addresses, u.name, plan.delete_scram)
-        if plan.upsert_scram:
-            assert creds.password is not None
-            useradmin.upsert_scram(addresses, u.name, creds.password)
+    try:
+        plan = apply_user(addresses, u, creds.password, password_new=creds.password_new)
     except (AdminFailed, BrokersUnreachable) as exc:
-        return _failed("AdminFailed", str(exc)), 0
+        return Synced(_failed("AdminFailed", str(exc)))
     if not plan.noop:
         emit(
             EVENT_USER_UPDATED,
             f"{u.principal}: {len(plan.add_acls)} ACL(s) added, {len(plan.remove_acls)} removed"
             + (", SCRAM credential set" if plan.upsert_scram else "")
-            + (f", {', '.join(plan.delete_scram)} credential(s) removed" if plan.delete_scram else ""),
+            + (f", {', '.join(plan.delete_scram)} credential(s) removed" if plan.delete_scram else "")
+            + (f", quotas {_quota_text(plan.quota_ops)}" if plan.quota_ops else ""),
         )
     reason = "UserUpdated" if not plan.noop else "UserInSync"
-    degraded = (
-        Condition("Degraded", True, "QuotasNotApplied", "; ".join(plan.problems))
-        if plan.problems
-        else Condition("Degraded", False, "AsExpected", "no problems seen")
-    )
-    return [
+    conds = [
         Condition("Ready", True, reason, f"{u.principal} matches the spec"),
         Condition("Progressing", False, reason, "nothing left to do"),
-        degraded,
-    ], len(u.acls)
+        Condition("Degraded", False, "AsExpected", "no problems seen"),
+    ]
+    return Synced(conds, len(u.acls), u.quotas.status())
+
+
+def _quota_text(ops: tuple[tuple[str, float | None], ...]) -> str:
+    return ", ".join(f"{k}={v:.15g}" if v is not None else f"{k} removed" for k, v in ops)
+
+
+def quotas_status(body: Mapping[str, Any], applied: dict[str, int | float]) -> dict[str, int | float | None]:
+    """status.quotas as a merge patch: a field applied before and not now is sent as null (a merge patch
+    merges objects key by key), and only such a field, so an unchanged status compares equal."""
+    before = (body.get("status") or {}).get("quotas") or {}
+    return {**{k: None for k in before if k not in applied}, **applied}
 
 
 def reconcile_user_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:
@@ -182,18 +229,21 @@ def reconcile_user_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict
         u = parse_user(meta["name"], meta["namespace"], body.get("spec") or {})
     except SpecError as exc:
         return write_status(kube, body, conditions_status(body, _failed("InvalidSpec", str(exc))))
-    conds, acls = _sync_user(kube, body, u, emit)
+    synced = _sync_user(kube, body, u, emit)
     desired = {
-        **conditions_status(body, conds),
+        **conditions_status(body, synced.conditions),
         "username": u.principal,
         "secret": user_secret_name(u),
-        "acls": acls,
+        "acls": synced.acls,
     }
+    if synced.quotas is not None:  # else the field keeps the quotas last applied
+        desired["quotas"] = quotas_status(body, synced.quotas)
     return write_status(kube, body, desired)
 
 
 def delete_user_sync(kube: Kube, body: Mapping[str, Any]) -> str:
-    """Removes the user's ACLs and SCRAM credentials (its Secret goes with the owner reference)."""
+    """Removes the user's ACLs, SCRAM credentials and client quotas (its Secret goes with the owner
+    reference)."""
     meta = body["metadata"]
     try:
         u = parse_user(meta["name"], meta["namespace"], body.get("spec") or {})
@@ -206,13 +256,9 @@ def delete_user_sync(kube: Kube, body: Mapping[str, Any]) -> str:
     if not addresses:
         raise BrokersUnreachable(f"StreamCluster {u.cluster} has no broker with an address")
     try:
-        acls = useradmin.describe_acls(addresses, u.principal)
-        useradmin.delete_acls(addresses, u.principal, sorted(acls))
-        mechanisms = useradmin.scram_mechanisms(addresses, u.name)
-        useradmin.delete_scram(addresses, u.name, sorted(mechanisms))
+        return remove_user(addresses, u)
     except AdminFailed as exc:
         raise BrokersUnreachable(str(exc)) from exc
-    return f"removed {len(acls)} ACL(s) and {len(mechanisms)} SCRAM credential(s) of {u.principal}"
 
 
 async def reconcile_user(kube: Kube, body: Mapping[str, Any], emit: Emit) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Parsed, validated view of a StreamUser spec (the CRD schema enforces the same; see spec.py for why we
 parse again), and the Kafka ACL model it is written in."""
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,19 +41,37 @@ class Acl:
     permission: str = "allow"
 
 
+PRODUCER_BYTE_RATE = "producer_byte_rate"
+CONSUMER_BYTE_RATE = "consumer_byte_rate"
+REQUEST_PERCENTAGE = "request_percentage"
+QUOTA_FIELDS = {
+    PRODUCER_BYTE_RATE: "producerByteRate",
+    CONSUMER_BYTE_RATE: "consumerByteRate",
+    REQUEST_PERCENTAGE: "requestPercentage",
+}
+"""Kafka's quota key -> the StreamUser spec field holding it."""
+
+
 @dataclass(frozen=True)
 class Quotas:
     producer_byte_rate: int | None = None
     consumer_byte_rate: int | None = None
     request_percentage: float | None = None
 
-    @property
-    def empty(self) -> bool:
-        return (
-            self.producer_byte_rate is None
-            and self.consumer_byte_rate is None
-            and self.request_percentage is None
-        )
+    def kafka_values(self) -> dict[str, float]:
+        """Kafka quota key -> value, for the keys the spec sets (brokers hold every value as a double)."""
+        values = {
+            PRODUCER_BYTE_RATE: self.producer_byte_rate,
+            CONSUMER_BYTE_RATE: self.consumer_byte_rate,
+            REQUEST_PERCENTAGE: self.request_percentage,
+        }
+        return {k: float(v) for k, v in values.items() if v is not None}
+
+    def status(self) -> dict[str, int | float]:
+        """The spec's fields with the values set, for the StreamUser's status."""
+        return {
+            QUOTA_FIELDS[k]: v if k == REQUEST_PERCENTAGE else int(v) for k, v in self.kafka_values().items()
+        }
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,11 @@ class UserSpec:
         """The principal brokers see: a SCRAM user by name; a TLS client by its certificate's subject
         distinguished name (Kafka's default mapping, no ssl.principal.mapping.rules), `CN=<name>`."""
         return f"User:{self.name}" if self.auth == "scram-sha-512" else f"User:CN={self.name}"
+
+    @property
+    def quota_name(self) -> str:
+        """The principal's name, which Kafka's user quota entity is named by (user=alice, user=CN=alice)."""
+        return self.principal.removeprefix("User:")
 
 
 def _str(value: object, path: str, choices: tuple[str, ...], problems: list[str], default: str | None) -> str:
@@ -123,11 +147,16 @@ def _acls(entries: object, problems: list[str]) -> frozenset[Acl]:
     return frozenset(out)
 
 
+MAX_BYTE_RATE = 2**63 - 1
+"""Kafka's byte-rate quotas are longs."""
+
+
+# Kafka refuses a quota of 0 or less (AlterClientQuotas answers INVALID_REQUEST): say so in the spec's terms.
 def _rate(value: object, path: str, problems: list[str]) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        problems.append(f"{path} must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BYTE_RATE:
+        problems.append(f"{path} must be a positive integer (bytes per second), got {value!r}")
         return None
     return value
 
@@ -135,8 +164,13 @@ def _rate(value: object, path: str, problems: list[str]) -> int | None:
 def _percent(value: object, path: str, problems: list[str]) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        problems.append(f"{path} must be a non-negative number, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        problems.append(f"{path} must be a number above 0, got {value!r}")
         return None
     return float(value)
 

@@ -1,4 +1,4 @@
-"""StreamUser: spec parsing, the pure ACL/SCRAM plan, credentials, and the CRD's shape."""
+"""StreamUser: spec parsing, the pure ACL/SCRAM/quota plan, credentials, and the CRD's shape."""
 
 import base64
 import datetime
@@ -12,9 +12,10 @@ from streamraft_operator import certs
 from streamraft_operator.clustersecrets import CA_CERT, TLS_CERT, TLS_KEY
 from streamraft_operator.crds import stream_user_crd
 from streamraft_operator.spec import SpecError, parse_cluster
-from streamraft_operator.userplan import ObservedUser, UserPlan, plan_user
-from streamraft_operator.userreconcile import JAAS, PASSWORD, USERNAME, plan_credentials
-from streamraft_operator.userspec import Acl, parse_user
+from streamraft_operator.status import status_patch
+from streamraft_operator.userplan import ObservedUser, UserPlan, plan_quotas, plan_user
+from streamraft_operator.userreconcile import JAAS, PASSWORD, USERNAME, plan_credentials, quotas_status
+from streamraft_operator.userspec import Acl, Quotas, parse_user
 
 NOW = datetime.datetime.now(datetime.UTC)
 READ_ORDERS = Acl("topic", "orders", "literal", "Read")
@@ -84,8 +85,13 @@ def test_spec_expands_operations_and_defaults() -> None:
             },
             "must be kafka-cluster",
         ),
-        ({"quotas": {"producerByteRate": -1}}, "producerByteRate must be a non-negative integer"),
-        ({"quotas": {"requestPercentage": "lots"}}, "requestPercentage must be a non-negative number"),
+        ({"quotas": {"producerByteRate": -1}}, "producerByteRate must be a positive integer"),
+        # Kafka refuses a quota of 0 (AlterClientQuotas answers INVALID_REQUEST): refused in the spec's terms.
+        ({"quotas": {"consumerByteRate": 0}}, "consumerByteRate must be a positive integer"),
+        ({"quotas": {"producerByteRate": 2**63}}, "producerByteRate must be a positive integer"),
+        ({"quotas": {"producerByteRate": 1.5}}, "producerByteRate must be a positive integer"),
+        ({"quotas": {"requestPercentage": "lots"}}, "requestPercentage must be a number above 0"),
+        ({"quotas": {"requestPercentage": 0}}, "requestPercentage must be a number above 0"),
     ],
 )
 def test_invalid_specs_name_the_field(spec: dict[str, Any], problem: str) -> None:
@@ -147,13 +153,66 @@ def test_plan_table(auth: str, observed: ObservedUser, expected: UserPlan) -> No
     assert plan_user(_user(auth, **_acls_spec()), observed) == expected
 
 
-def test_quotas_without_a_quota_api_are_reported_not_dropped_silently() -> None:
+def _quotas(**fields: float) -> Quotas:
+    return _user(quotas=fields).quotas
+
+
+@pytest.mark.parametrize(
+    ("desired", "observed", "ops"),
+    [
+        # nothing asked, nothing there
+        ({}, {}, ()),
+        # a new user: every value set, under Kafka's key names
+        (
+            {"producerByteRate": 102400, "consumerByteRate": 2048, "requestPercentage": 12.5},
+            {},
+            (("consumer_byte_rate", 2048.0), ("producer_byte_rate", 102400.0), ("request_percentage", 12.5)),
+        ),
+        # in sync (brokers hold doubles): nothing to do
+        ({"producerByteRate": 1024}, {"producer_byte_rate": 1024.0}, ()),
+        # a changed value is set again; one the spec no longer has is removed
+        (
+            {"producerByteRate": 2048},
+            {"producer_byte_rate": 1024.0, "consumer_byte_rate": 4096.0},
+            (("consumer_byte_rate", None), ("producer_byte_rate", 2048.0)),
+        ),
+        # quotas dropped from the spec, or set behind the operator's back (also keys the spec cannot
+        # express): the entity is the StreamUser's, so they go
+        (
+            {},
+            {"request_percentage": 50.0, "controller_mutation_rate": 10.0},
+            (("controller_mutation_rate", None), ("request_percentage", None)),
+        ),
+    ],
+)
+def test_quota_plan(desired: dict[str, float], observed: dict[str, float], ops: tuple[Any, ...]) -> None:
+    assert plan_quotas(_quotas(**desired), observed) == ops
+
+
+def test_quota_ops_are_part_of_the_user_plan() -> None:
     u = _user(quotas={"producerByteRate": 1024})
     plan = plan_user(u, ObservedUser(frozenset(), S512))
-    assert plan.noop
-    assert len(plan.problems) == 1 and "no client-quota API" in plan.problems[0]
-    assert plan_user(u, ObservedUser(frozenset(), S512, quotas_supported=True)).problems == ()
-    assert plan_user(_user(), ObservedUser(frozenset(), S512)).problems == ()
+    assert plan == UserPlan(quota_ops=(("producer_byte_rate", 1024.0),)) and not plan.noop
+    assert plan_user(u, ObservedUser(frozenset(), S512, quotas={"producer_byte_rate": 1024.0})).noop
+    assert u.quota_name == "alice" and _user("tls").quota_name == "CN=alice"
+    assert u.quotas.status() == {"producerByteRate": 1024}
+    assert _quotas(requestPercentage=12.5, consumerByteRate=7).status() == {
+        "consumerByteRate": 7,
+        "requestPercentage": 12.5,
+    }
+
+
+def test_status_quotas_are_written_as_a_merge_patch_that_drops_removed_fields() -> None:
+    before = {"status": {"quotas": {"producerByteRate": 1024, "consumerByteRate": 2048}}}
+    # A JSON merge patch merges objects key by key: a field no longer applied must be sent as null.
+    assert quotas_status(before, {"producerByteRate": 1024}) == {
+        "consumerByteRate": None,
+        "producerByteRate": 1024,
+    }
+    # Unchanged: equal to the stored status, so nothing is written.
+    same = quotas_status(before, {"producerByteRate": 1024, "consumerByteRate": 2048})
+    assert status_patch(before["status"], {"quotas": same}) == {}
+    assert quotas_status({}, {"requestPercentage": 12.5}) == {"requestPercentage": 12.5}
 
 
 def _decoded(secret: dict[str, Any]) -> dict[str, bytes]:
@@ -209,9 +268,12 @@ def test_crd_shape_and_validation_rules() -> None:
     messages = {v["message"] for v in resource["x-kubernetes-validations"]}
     assert "resource.name is required unless type is cluster" in messages
     assert {v["message"] for v in props["cluster"]["x-kubernetes-validations"]} == {"cluster is immutable"}
-    assert set(props["quotas"]["properties"]) == {"producerByteRate", "consumerByteRate", "requestPercentage"}
+    quotas = props["quotas"]["properties"]
+    assert set(quotas) == {"producerByteRate", "consumerByteRate", "requestPercentage"}
+    assert quotas["producerByteRate"]["minimum"] == 1 and quotas["requestPercentage"]["exclusiveMinimum"]
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
-    assert {"observedGeneration", "conditions", "username", "secret"} <= set(status)
+    assert {"observedGeneration", "conditions", "username", "secret", "quotas"} <= set(status)
+    assert set(status["quotas"]["properties"]) == set(quotas)
 
 
 def test_the_generated_example_parses() -> None:

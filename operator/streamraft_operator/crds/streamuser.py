@@ -2,7 +2,14 @@
 
 from streamraft_operator.constants import USER_KIND, USER_PLURAL
 from streamraft_operator.crds.common import Schema, cel, conditions_schema, crd, integer, obj, printer, string
-from streamraft_operator.userspec import AUTH_TYPES, OPERATIONS, PATTERN_TYPES, PERMISSIONS, RESOURCE_TYPES
+from streamraft_operator.userspec import (
+    AUTH_TYPES,
+    MAX_BYTE_RATE,
+    OPERATIONS,
+    PATTERN_TYPES,
+    PERMISSIONS,
+    RESOURCE_TYPES,
+)
 
 
 def _acl() -> Schema:
@@ -53,6 +60,27 @@ def _acl() -> Schema:
     )
 
 
+def _quota_fields() -> Schema:
+    return {
+        "producerByteRate": integer(
+            "Produce bytes per second per broker (Kafka's producer_byte_rate).",
+            minimum=1,
+            maximum=MAX_BYTE_RATE,
+        ),
+        "consumerByteRate": integer(
+            "Fetch bytes per second per broker (Kafka's consumer_byte_rate).",
+            minimum=1,
+            maximum=MAX_BYTE_RATE,
+        ),
+        "requestPercentage": {
+            "type": "number",
+            "description": "Percentage of one request handler thread's time (Kafka's request_percentage).",
+            "minimum": 0,
+            "exclusiveMinimum": True,
+        },
+    }
+
+
 def _spec() -> Schema:
     cluster = string("Name of the StreamCluster (same namespace). Immutable.", minLength=1, maxLength=253)
     cluster["x-kubernetes-validations"] = [cel("self == oldSelf", "cluster is immutable")]
@@ -72,16 +100,9 @@ def _spec() -> Schema:
                 {"acls": {"type": "array", "description": "ACL rules.", "maxItems": 256, "items": _acl()}},
             ),
             "quotas": obj(
-                "Client quotas of the user (Kafka's user quotas).",
-                {
-                    "producerByteRate": integer("Produce bytes per second per broker.", minimum=0),
-                    "consumerByteRate": integer("Fetch bytes per second per broker.", minimum=0),
-                    "requestPercentage": {
-                        "type": "number",
-                        "description": "Percentage of a request handler thread's time.",
-                        "minimum": 0,
-                    },
-                },
+                "Client quotas of the user: Kafka's quota entity user=<principal name> (alice, or CN=alice "
+                "for a tls user) holds exactly these values; a value not set here is removed from it.",
+                _quota_fields(),
             ),
         },
         required=["cluster", "authentication"],
@@ -96,6 +117,17 @@ def _status() -> Schema:
             "username": string("The principal brokers see, e.g. User:alice or User:CN=alice."),
             "secret": string("Secret holding the user's credentials."),
             "acls": integer("ACL bindings of the principal on the brokers."),
+            "quotas": obj(
+                "The client quotas the brokers hold for the user, as last applied (spec.quotas' fields).",
+                {
+                    k: {
+                        key: v
+                        for key, v in field.items()
+                        if key not in ("minimum", "maximum", "exclusiveMinimum")
+                    }
+                    for k, field in _quota_fields().items()
+                },
+            ),
             "conditions": conditions_schema(),
         },
     )
