@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import config as kube_config
+from streamraft_operator.kube import Kube
+from streamraft_operator.leaderelection import Timing
+from streamraft_operator.leaderlease import LeaseElector
 
 from tests.k8s import network
 from tests.k8s.cluster import Cluster
@@ -34,6 +38,7 @@ from tests.k8s.release import (
     ready,
     resource,
 )
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -253,3 +258,88 @@ def test_standby_takes_the_lease_when_the_leader_is_killed_mid_roll_and_finishes
     # until their ARP entries expired, longer than a lease duration.
     shown = network.ip("-br", "link", "show", k8s.subnet.bridge).stdout.split()
     assert network.bridge_mac(k8s.subnet) in shown, shown
+
+
+# --- The election's I/O shell against the real API server (no operator pods): fast, seconds each.
+
+FAST = Timing(lease_duration_s=3.0, renew_deadline_s=2.0, renew_period_s=0.5, retry_period_s=0.5)
+
+
+def _kube(k8s: Cluster, server: str | None = None) -> Kube:
+    api = kube_config.new_client_from_config(config_file=str(k8s.kubeconfig))
+    if server is not None:
+        api.configuration.host = server
+    return Kube(api)
+
+
+def _elector(k8s: Cluster, ns: str, identity: str, server: str | None = None) -> LeaseElector:
+    return LeaseElector(_kube(k8s, server), namespace=ns, name="race", identity=identity, timing=FAST)
+
+
+def test_candidates_racing_for_one_lease_never_both_win(k8s: Cluster, k8s_namespace: str) -> None:
+    """Four candidates write at the same instant, again and again: resourceVersion preconditions let
+    exactly one hold the Lease each time; a release hands it to one of the others at once."""
+    electors = [_elector(k8s, k8s_namespace, f"c{i}") for i in range(4)]
+    for round_ in range(3):
+        barrier = threading.Barrier(len(electors))
+        won: dict[str, bool] = {}
+
+        def attempt(
+            e: LeaseElector, barrier: threading.Barrier = barrier, won: dict[str, bool] = won
+        ) -> None:
+            barrier.wait(10)
+            won[e.identity] = e.try_acquire_or_renew()
+
+        threads = [threading.Thread(target=attempt, args=(e,)) for e in electors]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        winners = [who for who, ok in won.items() if ok]
+        assert len(won) == len(electors) and len(winners) == 1, (round_, won)
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{k8s_namespace}/leases/race"
+        lease = k8s.api.get(path)
+        assert lease is not None and lease["spec"]["holderIdentity"] == winners[0]
+        holder = next(e for e in electors if e.identity == winners[0])
+        holder.release()  # empties the holder: the next round is free for all again
+        assert k8s.api.get(path)["spec"]["holderIdentity"] == ""
+        electors = [e for e in electors if e is not holder] + [_elector(k8s, k8s_namespace, f"n{round_}")]
+
+
+def test_holder_steps_down_when_another_takes_the_lease_or_the_api_is_unreachable(
+    k8s: Cluster, k8s_namespace: str
+) -> None:
+    ns = k8s_namespace
+    lost: list[tuple[str, float]] = []
+    # 1. Someone else overwrote the Lease (an operator bug, a human): the holder's next renew sees it.
+    holder = _elector(k8s, ns, "holder")
+    assert holder.try_acquire_or_renew()
+    holder.start_renewing(lambda why: lost.append((why, time.monotonic())))
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/race"
+    lease = k8s.api.get(path)
+    assert lease is not None
+    k8s.kubectl("patch", "lease", "race", "-n", ns, "--type=merge", "-p",
+                '{"spec":{"holderIdentity":"intruder"}}')  # fmt: skip
+    k8s.wait_for(lambda: lost, 5, "the holder to notice the other holder")
+    assert "now held by intruder" in lost[0][0]
+    holder.release()
+    assert k8s.api.get(path)["spec"]["holderIdentity"] == "intruder"  # not cleared
+
+    # 2. Cut off from the API server (a closed port: every renew fails): it steps down at the renew
+    # deadline after its last renew, before a standby (3 s lease) could take over.
+    k8s.kubectl("delete", "lease", "race", "-n", ns)
+    cut = _elector(k8s, ns, "cut")
+    assert cut.try_acquire_or_renew()
+    acquired = time.monotonic()
+    port = free_port()
+    cut._kube = _kube(k8s, f"https://127.0.0.1:{port}")  # the partition
+    lost.clear()
+    cut.start_renewing(lambda why: lost.append((why, time.monotonic())))
+    k8s.wait_for(lambda: lost, 10, "the cut-off holder to step down")
+    why, when = lost[0]
+    assert "not renewed for 2s" in why
+    assert FAST.renew_deadline_s - 0.1 <= when - acquired < FAST.lease_duration_s, when - acquired
+    cut.release()  # cannot reach the API: gives up quietly, the Lease expires
+    standby = _elector(k8s, ns, "standby")
+    assert not standby.try_acquire_or_renew(), "the lease still looks live to a fresh observer"
+    k8s.wait_for(standby.try_acquire_or_renew, 10, "the standby to take the expired lease")
