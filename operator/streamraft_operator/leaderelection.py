@@ -17,6 +17,7 @@ API server accepts exactly one write and answers the other 409 Conflict.
 
 import datetime
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,7 +132,8 @@ def lease_spec(
     """The spec written for CREATE, ACQUIRE or RENEW: acquireTime and leaseTransitions change only when
     the holder does."""
     stamp = micro_time(wall_now)
-    duration = round(timing.lease_duration_s)
+    # Rounded up: a candidate waits out the duration written here, never less than the holder assumes.
+    duration = math.ceil(timing.lease_duration_s)
     if action is Action.RENEW and previous is not None and previous.holder == me:
         return {
             "holderIdentity": me,

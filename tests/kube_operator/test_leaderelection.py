@@ -117,6 +117,9 @@ def test_acquiring_from_another_holder_counts_a_transition_and_stamps_acquire_ti
         "renewTime": "2026-12-07T12:00:00.123456Z",
         "leaseTransitions": 5,
     }
+    # A fractional duration is written rounded up, never shortening the margin the holder relies on.
+    odd = Timing(lease_duration_s=12.2, renew_deadline_s=10)
+    assert lease_spec(Action.ACQUIRE, None, ME, WALL, odd)["leaseDurationSeconds"] == 13
     created = lease_spec(Action.CREATE, None, ME, WALL, T)
     assert created["leaseTransitions"] == 0 and created["holderIdentity"] == ME
 
