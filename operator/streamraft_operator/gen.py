@@ -18,6 +18,7 @@ from streamraft_operator.install import (
     example_topic,
     example_user,
     install_objects,
+    leader_election_rules,
     namespaced_rules,
     rbac_rules,
 )
@@ -43,6 +44,7 @@ def render() -> dict[str, str]:
     out["charts/streamraft/files/rbac-rules.yaml"] = _dump([rbac_rules()])
     out["charts/streamraft/files/rbac-namespaced-rules.yaml"] = _dump([namespaced_rules()])
     out["charts/streamraft/files/rbac-cluster-rules.yaml"] = _dump([cluster_scoped_rules()])
+    out["charts/streamraft/files/rbac-leader-election-rules.yaml"] = _dump([leader_election_rules()])
     out["manifests/crds.yaml"] = _dump(list(crds))
     out["manifests/install.yaml"] = _dump(install_objects(crds))
     out["manifests/examples/streamcluster.yaml"] = _dump([example_cluster()])

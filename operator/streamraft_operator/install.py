@@ -23,6 +23,7 @@ NAME = "streamraft-operator"
 NAMESPACE = "streamraft-system"
 METRICS_PORT = 8080
 HEALTH_PORT = 8081
+REPLICAS = 2
 
 _RW = ["get", "list", "watch", "create", "patch", "update", "delete"]
 
@@ -77,6 +78,18 @@ def rbac_rules() -> list[Obj]:
     ]
 
 
+def leader_election_rules() -> list[Obj]:
+    """The Lease the replicas elect their leader with: granted by a Role in the operator's own namespace
+    only (no delete: the Lease outlives every replica, and a release just empties its holder)."""
+    return [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+
+
 CLUSTER_SCOPED_RESOURCES = frozenset({"namespaces", "customresourcedefinitions", "storageclasses"})
 
 
@@ -127,13 +140,46 @@ def cluster_role_binding() -> Obj:
     }
 
 
+def leader_election_role() -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": f"{NAME}-leader-election", "namespace": NAMESPACE, "labels": _labels()},
+        "rules": leader_election_rules(),
+    }
+
+
+def leader_election_role_binding() -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": f"{NAME}-leader-election", "namespace": NAMESPACE, "labels": _labels()},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": f"{NAME}-leader-election",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+    }
+
+
 def operator_container(image: str) -> Obj:
     return {
         "name": "operator",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "command": ["streamraft-operator"],
-        "args": ["--all-namespaces", f"--metrics-port={METRICS_PORT}", f"--health-port={HEALTH_PORT}"],
+        "args": [
+            "--all-namespaces",
+            f"--metrics-port={METRICS_PORT}",
+            f"--health-port={HEALTH_PORT}",
+            "--leader-elect",
+        ],
+        # The holder identity (plus a per-process suffix) and the Lease's namespace.
+        "env": [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
         "ports": [
             {"name": "metrics", "containerPort": METRICS_PORT},
             {"name": "health", "containerPort": HEALTH_PORT},
@@ -150,15 +196,33 @@ def operator_container(image: str) -> Obj:
     }
 
 
+def operator_affinity() -> Obj:
+    """Prefer the replicas on different nodes: a standby on the leader's node dies with it."""
+    return {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": _labels()},
+                    },
+                }
+            ]
+        }
+    }
+
+
 def deployment(image: str = DEFAULT_IMAGE) -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": NAME, "namespace": NAMESPACE, "labels": _labels()},
         "spec": {
-            # One instance: the operator runs kopf in standalone mode (no peering), so never two at once.
-            "replicas": 1,
-            "strategy": {"type": "Recreate"},
+            # Two replicas: the one holding the Lease runs the handlers, the other waits to take over
+            # (leaderelection.py). A rolling update therefore never leaves the operator without a standby.
+            "replicas": REPLICAS,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "selector": {"matchLabels": _labels()},
             "template": {
                 "metadata": {"labels": _labels()},
@@ -170,6 +234,7 @@ def deployment(image: str = DEFAULT_IMAGE) -> Obj:
                         "runAsGroup": 10001,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
+                    "affinity": operator_affinity(),
                     "containers": [operator_container(image)],
                     "volumes": [{"name": "tmp", "emptyDir": {}}],
                 },
@@ -185,6 +250,8 @@ def install_objects(crds: list[dict[str, object]]) -> list[Any]:
         service_account(),
         cluster_role(),
         cluster_role_binding(),
+        leader_election_role(),
+        leader_election_role_binding(),
         deployment(),
     ]
 

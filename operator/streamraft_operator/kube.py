@@ -34,6 +34,7 @@ PLURALS = {
     "StreamTopic": "streamtopics",
     "StreamUser": "streamusers",
     "CustomResourceDefinition": "customresourcedefinitions",
+    "Lease": "leases",
 }
 _TIMEOUT_S = 30.0
 
@@ -73,6 +74,7 @@ class Kube:
         body: object = None,
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
+        timeout: float = _TIMEOUT_S,
     ) -> Obj | None:
         """The decoded response, or None for 404. Any other failure raises KubeError with the API's text."""
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -87,7 +89,7 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            resp = self._api.call_api(*serialized, _request_timeout=_TIMEOUT_S)
+            resp = self._api.call_api(*serialized, _request_timeout=timeout)
             data = resp.read()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise KubeError(0, f"{method} {path}: {exc}") from exc

@@ -48,3 +48,8 @@ LEADERLESS = Gauge(
 UNREACHABLE = Gauge(
     "streamraft_operator_cluster_unreachable", "1 when no broker answered the metadata request.", _CLUSTER
 )
+
+LEADER = Gauge(
+    "streamraft_operator_leader",
+    "1 while this replica holds the leader-election Lease and runs the handlers, 0 while on standby.",
+)

@@ -118,10 +118,19 @@ def set_subnet_owner(subnet: Subnet, owner_pid: int) -> None:
     (RESERVATIONS / f"subnet-{subnet.octet}" / "owner").write_text(str(owner_pid))
 
 
+def bridge_mac(subnet: Subnet) -> str:
+    """A fixed, locally administered MAC per subnet ("srk" + the octet)."""
+    return f"02:73:72:6b:00:{subnet.octet:02x}"
+
+
 def create_bridge(subnet: Subnet) -> None:
     if ip("link", "show", subnet.bridge, check=False).returncode == 0:
         return
     ip("link", "add", subnet.bridge, "type", "bridge")
+    # A bridge without an address of its own takes the lowest MAC among its ports, so it changed each
+    # time a pod's veth came or went; every pod's ARP entry for the gateway (the apiserver relay, DNS)
+    # then pointed at a MAC that was gone until it expired: tens of seconds without the API server.
+    ip("link", "set", subnet.bridge, "address", bridge_mac(subnet))
     ip("addr", "add", f"{subnet.gateway}/24", "dev", subnet.bridge)
     ip("link", "set", subnet.bridge, "up")
 

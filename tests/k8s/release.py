@@ -57,3 +57,26 @@ def ready(k8s: Cluster, ns: str, plural: str, name: str) -> dict[str, Any] | Non
         if cond.get("type") == "Ready" and cond.get("status") == "True":
             return obj
     return None
+
+
+def operator_lease(k8s: Cluster, rel: Release) -> dict[str, Any] | None:
+    """The Lease the chart's operator replicas elect their leader with (named like the Deployment)."""
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{rel.namespace}/leases/{rel.name}-streamraft-operator"
+    return k8s.api.get(path)
+
+
+def lease_holder_pod(lease: dict[str, Any] | None) -> str:
+    """The pod name part of the holder identity (`<pod>_<per-process suffix>`); "" when nobody holds it."""
+    holder = str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+    return holder.rsplit("_", 1)[0] if holder else ""
+
+
+def operator_pods(k8s: Cluster, ns: str) -> list[str]:
+    """Names of the operator Deployment's pods (the helm test pod carries the same labels)."""
+    selector = "app.kubernetes.io%2Fname%3Dstreamraft-operator"
+    return sorted(
+        p["metadata"]["name"]
+        for p in k8s.api.items(f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
+        if any(o["kind"] == "ReplicaSet" for o in p["metadata"].get("ownerReferences") or [])
+        and not p["metadata"].get("deletionTimestamp")
+    )

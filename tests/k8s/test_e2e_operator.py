@@ -29,7 +29,13 @@ from confluent_kafka.admin import (
 )
 
 from tests.k8s.cluster import Cluster
-from tests.k8s.release import Release, delete_streamraft_resources
+from tests.k8s.release import (
+    Release,
+    delete_streamraft_resources,
+    lease_holder_pod,
+    operator_lease,
+    operator_pods,
+)
 
 pytestmark = [pytest.mark.k8s, pytest.mark.slow]
 
@@ -407,16 +413,12 @@ def _stop_after(more: int, acked: set[bytes]) -> threading.Event:
 def test_operator_restart_mid_reconcile_creates_no_duplicates(k8s: Cluster, release: Release) -> None:
     ns = release.namespace
     k8s.apply(_cluster("again", 2), namespace=ns)
-    selector = "app.kubernetes.io%2Fname%3Dstreamraft-operator"
-    (op,) = [  # the Deployment's pod (the helm test pod carries the same labels)
-        p
-        for p in k8s.api.items(f"/api/v1/namespaces/{ns}/pods?labelSelector={selector}")
-        if any(o["kind"] == "ReplicaSet" for o in p["metadata"].get("ownerReferences") or [])
-    ]
-    # Kill the operator while it is creating the cluster's objects; its replacement resumes the work.
-    k8s.kubectl(
-        "delete", "pod", op["metadata"]["name"], "-n", ns, "--grace-period=0", "--force", "--wait=false"
-    )
+    # The acting operator is the Lease holder (the other replica stands by).
+    leader = k8s.wait_for(lambda: lease_holder_pod(operator_lease(k8s, release)), 60, "an operator leader")
+    assert leader in operator_pods(k8s, ns)
+    # Kill the operator while it is creating the cluster's objects; the standby (or the replacement
+    # pod) takes the Lease over and resumes the work.
+    k8s.kubectl("delete", "pod", leader, "-n", ns, "--grace-period=0", "--force", "--wait=false")
     k8s.wait_for(lambda: _ready(k8s, ns, "streamclusters", "again"), 240, "StreamCluster again Ready")
     owned = {
         kind: [

@@ -2,9 +2,16 @@
 not built yet)."""
 
 import json
+from typing import Any
 
 import pytest
-from streamraft_operator.install import cluster_scoped_rules, deployment, namespaced_rules, rbac_rules
+from streamraft_operator.install import (
+    cluster_scoped_rules,
+    deployment,
+    leader_election_rules,
+    namespaced_rules,
+    rbac_rules,
+)
 from streamraft_operator.resources import network_policy
 from streamraft_operator.spec import parse_cluster, parse_topic
 
@@ -42,12 +49,27 @@ def test_helm_lint(helm_name: str) -> None:
 def test_default_render(helm_name: str) -> None:
     docs = render(binary=helm_name)
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Pod", "Service", "ServiceAccount"]
+    assert kinds == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Pod",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
     role = next(d for d in docs if d["kind"] == "ClusterRole")
     assert role["rules"] == rbac_rules()
     deploy = next(d for d in docs if d["kind"] == "Deployment")
     container = deploy["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["--all-namespaces", "--metrics-port=8080", "--health-port=8081"]
+    assert container["args"] == [
+        "--all-namespaces",
+        "--metrics-port=8080",
+        "--health-port=8081",
+        "--leader-elect",
+        "--leader-elect-resource-name=rel-streamraft-operator",
+    ]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     binding = next(d for d in docs if d["kind"] == "ClusterRoleBinding")
     assert binding["subjects"][0]["name"] == deploy["spec"]["template"]["spec"]["serviceAccountName"]
@@ -115,8 +137,15 @@ def test_watching_namespaces_grants_roles_there_and_only_cluster_scoped_reads_cl
     helm_name: str,
 ) -> None:
     docs = render("operator.watchNamespaces={team-a,team-b}", binary=helm_name)
-    roles = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "Role"}
-    bindings = {d["metadata"]["namespace"]: d for d in docs if d["kind"] == "RoleBinding"}
+
+    def watched(kind: str) -> dict[str, dict[str, Any]]:
+        return {
+            d["metadata"]["namespace"]: d
+            for d in docs
+            if d["kind"] == kind and not d["metadata"]["name"].endswith("-leader-election")
+        }
+
+    roles, bindings = watched("Role"), watched("RoleBinding")
     assert set(roles) == set(bindings) == {"team-a", "team-b"}
     assert roles["team-a"]["rules"] == namespaced_rules()
     assert any("secrets" in r["resources"] for r in roles["team-a"]["rules"])
@@ -133,8 +162,41 @@ def test_watching_namespaces_grants_roles_there_and_only_cluster_scoped_reads_cl
     assert granted == {"namespaces", "customresourcedefinitions", "storageclasses"}
     # Opting out keeps the single ClusterRole.
     wide = render("operator.watchNamespaces={team-a}", "rbac.namespaced=false", binary=helm_name)
-    assert "Role" not in {d["kind"] for d in wide}
+    assert [d["metadata"]["name"] for d in wide if d["kind"] == "Role"] == [
+        "rel-streamraft-operator-leader-election"
+    ]
     assert next(d for d in wide if d["kind"] == "ClusterRole")["rules"] == rbac_rules()
+
+
+def test_two_replicas_elect_a_leader_over_a_lease_in_the_release_namespace_only(helm_name: str) -> None:
+    docs = render("operator.watchNamespaces={team-a}", namespace="ops", binary=helm_name)
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    pod = deploy["spec"]["template"]["spec"]
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in pod["containers"][0]["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    assert "--leader-elect" in pod["containers"][0]["args"]
+    spread = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert spread["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= (
+        deploy["spec"]["selector"]["matchLabels"].items()
+    )
+    lease_roles = [
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("leader-election")
+    ]
+    assert [r["metadata"]["namespace"] for r in lease_roles] == ["ops"]
+    assert lease_roles[0]["rules"] == leader_election_rules()
+    # Leases appear in no other Role and not in the ClusterRole.
+    for doc in docs:
+        if doc["kind"] in ("Role", "ClusterRole") and doc not in lease_roles:
+            assert all("leases" not in r["resources"] for r in doc["rules"]), doc["metadata"]
+    binding = next(
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("leader-election")
+    )
+    assert binding["metadata"]["namespace"] == "ops"
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+    one = next(d for d in render("operator.replicas=1", binary=helm_name) if d["kind"] == "Deployment")
+    assert one["spec"]["replicas"] == 1
 
 
 def test_security_context_override_is_off_unless_the_chart_allows_it(helm_name: str) -> None:

@@ -46,6 +46,8 @@ def test_install_manifest_kinds() -> None:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
         "Deployment",
     ]
     rules = docs[5]["rules"]
@@ -55,3 +57,17 @@ def test_install_manifest_kinds() -> None:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
     secret_rules = [r for r in rules if "secrets" in r["resources"]]
     assert len(secret_rules) == 1 and secret_rules[0]["apiGroups"] == [""]
+    # The leader-election Lease: a Role in the operator's namespace, bound to its ServiceAccount.
+    lease_role, lease_binding, deploy = docs[7], docs[8], docs[9]
+    assert lease_role["metadata"]["namespace"] == deploy["metadata"]["namespace"] == "streamraft-system"
+    assert lease_role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "watch", "create", "update"],
+        }
+    ]
+    assert lease_binding["roleRef"]["name"] == lease_role["metadata"]["name"]
+    assert all("leases" not in r["resources"] for r in rules)
+    assert deploy["spec"]["replicas"] == 2
+    assert "--leader-elect" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
