@@ -78,6 +78,12 @@ def committed_source_position(cluster: Target, offsets_topic: str, connector: st
     return position
 
 
+def committed_group_offset(admin: AdminClient, group: str, topic: str) -> int:
+    """The offset ``group`` has committed on partition 0 of ``topic`` (0 when none)."""
+    result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(30)
+    return max([tp.offset for tp in result.topic_partitions if (tp.topic, tp.partition) == (topic, 0)] + [0])
+
+
 def lines_within(position: int) -> int:
     """How many whole lines of LINES the first ``position`` bytes of the source file hold."""
     size = 0
@@ -141,11 +147,15 @@ def test_file_source_and_sink_survive_a_worker_sigkill(cluster: Target, tmp_path
         worker.wait("the first batch in the sink file", lambda: len(file_lines(sink)) >= FIRST)
         assert file_lines(sink) == LINES[:FIRST]
 
-        # The source's position reaches the offsets topic (read back through the REST API).
-        size = source.stat().st_size
+        # The source's position reaches the offsets topic (read back through the REST API), the sink's
+        # the group's committed offsets.
+        size, sink_group = source.stat().st_size, f"connect-{sink_name}"
         worker.wait(
             "the source position committed",
             lambda: [o["offset"] for o in worker.offsets(source_name)] == [{"position": size}],
+        )
+        worker.wait(
+            "the sink offset committed", lambda: committed_group_offset(admin, sink_group, topic) == FIRST
         )
 
         # The crash: SIGKILL as soon as the second batch starts arriving, racing the next offset flush.
@@ -155,11 +165,7 @@ def test_file_source_and_sink_survive_a_worker_sigkill(cluster: Target, tmp_path
         resumed_at = lines_within(
             committed_source_position(cluster, worker.topics.offsets, source_name, source)
         )
-        sink_group = f"connect-{sink_name}"
-        committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(sink_group)])
-        sink_at = {
-            (tp.topic, tp.partition): tp.offset for tp in committed[sink_group].result(30).topic_partitions
-        }.get((topic, 0), 0)
+        sink_at = committed_group_offset(admin, sink_group, topic)
         assert FIRST <= resumed_at <= SECOND, resumed_at
         assert sink_at >= FIRST, sink_at
 
