@@ -7,6 +7,10 @@ slot: inserts, updates and a delete, some in one transaction. Every change must 
 Debezium change event, in commit order, with the row before and after (``REPLICA IDENTITY FULL``), and the
 delete followed by its tombstone (a null value, so compaction can drop the key).
 
+Then the worker is SIGKILLed, the table changes while it is down, and a new worker process resumes from the
+WAL position committed to its offsets topic: every change arrives, and the only repeats allowed are the
+at-least-once kind, one run of events replayed from that position (see tests/support/replay.py).
+
 ``STREAMRAFT_COMPAT_TARGET=kafka`` runs the same test against Apache Kafka, to prove the test right.
 """
 
@@ -26,6 +30,7 @@ from tests.compat.postgres_server import PostgresServer
 from tests.compat.target import Target, open_target, target_names
 from tests.javakafka import debezium
 from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
+from tests.support.replay import split_replay
 from tests.support.topic_read import LogRecord, read_topic
 
 pytestmark = [pytest.mark.java, pytest.mark.timeout(240)]
@@ -149,5 +154,34 @@ def test_inserts_updates_and_deletes_arrive_in_commit_order(
         # Keyed by the primary key, the tombstone included: compaction keeps each row's latest state.
         keys = [json.loads(r.key) if r.key is not None else None for r in records]
         assert keys == [{"id": i} for i in (1, 2, 3, 1, 3, 2, 2, 3)]
+
+        # The crash: SIGKILL the worker, change the table while it is down, start it again. It resumes
+        # from the position in the WAL it last committed to its offsets topic on Streamraft.
+        worker.kill()
+        postgres.sql("INSERT INTO accounts VALUES (4, 'dee', 10);")
+        postgres.sql(
+            "BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1; DELETE FROM accounts WHERE id = 3; COMMIT;"
+        )
+        while_down: list[Change] = [
+            ("c", None, row(4, "dee", 10)),
+            ("u", row(1, "ada", 70), row(1, "ada", 0)),
+            ("d", row(3, "cyd", 30), None),
+            ("tombstone", None, None),
+        ]
+        worker.start()
+
+        def caught_up() -> bool:
+            got = read_changes(cluster, topic)
+            return while_down[2] in got and got[-1] == while_down[3]
+
+        worker.wait("the changes made while the worker was down", caught_up)
+        # At least once: nothing lost, and the only repeats are one run of the events after the committed
+        # WAL position, replayed right after the crash point (which is after everything seen before it).
+        # The first worker delivered exactly ``want`` (all of it was read before the kill, and the rest did
+        # not exist yet), so the resume point follows from how many events came twice.
+        got, everything = read_changes(cluster, topic), want + while_down
+        resumed = len(want) - (len(got) - len(everything))
+        assert split_replay(got, everything, resumed) == len(want)
+        print(f"Debezium resumed at event {resumed} of the {len(want)} delivered before the SIGKILL")
     finally:
         worker.kill()

@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from tests.compat.connect_worker import FILE_SINK, FILE_SOURCE, ConnectWorker
 from tests.compat.target import Target, open_target, target_names
 from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
+from tests.support.replay import split_replay
 from tests.support.topic_read import read_topic
 
 pytestmark = [pytest.mark.java, pytest.mark.timeout(240)]
@@ -92,15 +93,6 @@ def lines_within(position: int) -> int:
         if size > position:
             return n
     return len(LINES)
-
-
-def split_replay(got: list[str], want: list[str], resumed_at: int) -> int:
-    """Asserts ``got == want[:m] + want[resumed_at:]`` for some ``m >= resumed_at`` and returns ``m``: the
-    reader resumed at ``resumed_at`` after having delivered ``m``, replaying ``m - resumed_at`` records."""
-    m = len(got) - (len(want) - resumed_at)
-    assert m >= resumed_at, f"{len(want) - len(got)} records lost (resumed at {resumed_at}): {got}"
-    assert got == want[:m] + want[resumed_at:], f"not want[:{m}] + want[{resumed_at}:]: {got}"
-    return m
 
 
 def test_file_source_and_sink_survive_a_worker_sigkill(cluster: Target, tmp_path: Path) -> None:
@@ -194,12 +186,14 @@ def test_file_source_and_sink_survive_a_worker_sigkill(cluster: Target, tmp_path
         worker.kill()
 
 
-def test_a_replay_is_accepted_only_as_a_repeated_run_before_the_rest() -> None:
-    # The assertion helper itself: a replay is accepted only in the one shape at-least-once allows.
+def test_a_replay_is_accepted_only_as_one_repeated_run_at_the_crash() -> None:
+    # The assertion helper itself: a replay passes only in the one shape at-least-once allows.
     want = ["a", "b", "c", "d"]
     assert split_replay(["a", "b", "c", "b", "c", "d"], want, 1) == 3
     assert split_replay(want, want, 2) == 2
     with pytest.raises(AssertionError, match="lost"):
         split_replay(["a", "b", "d"], want, 2)
     with pytest.raises(AssertionError):
-        split_replay(["a", "c", "b", "c", "d"], want, 1)
+        split_replay(["a", "c", "b", "c", "d"], want, 1)  # the right length, the wrong records
+    with pytest.raises(AssertionError, match="resumed at 9"):
+        split_replay(want, want, 9)
