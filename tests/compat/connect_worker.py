@@ -15,7 +15,7 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -59,12 +59,10 @@ class ConnectWorker:
         *,
         offset_flush_interval_ms: int = 500,
         extra_props: dict[str, str] | None = None,
-        extra_cp: Sequence[str] = (),
     ) -> None:
         self.cluster, self.group, self.workdir = cluster, group, workdir
         self.topics = InternalTopics(f"{group}-configs", f"{group}-offsets", f"{group}-status")
         self.port = free_port()
-        self.extra_cp = list(extra_cp)
         self.out = workdir / "connect.log"
         self.proc: subprocess.Popen[bytes] | None = None
         rf = str(cluster.replication_factor)
@@ -113,7 +111,7 @@ class ConnectWorker:
         assert not self.alive(), "the worker is already running"
         with self.out.open("ab") as fh:
             self.proc = subprocess.Popen(
-                java_cmd(CONNECT_MAIN, [str(self.props_file)], extra_cp=self.extra_cp, fast=False),
+                java_cmd(CONNECT_MAIN, [str(self.props_file)]),
                 stdout=fh,
                 stderr=subprocess.STDOUT,
             )
