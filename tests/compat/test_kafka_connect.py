@@ -150,8 +150,8 @@ def test_file_source_and_sink_survive_a_worker_sigkill(cluster: Target, tmp_path
         worker.wait("the first batch in the sink file", lambda: len(file_lines(sink)) >= FIRST)
         assert file_lines(sink) == LINES[:FIRST]
 
-        # The source's position reaches the offsets topic (read back through the REST API), the sink's
-        # the group's committed offsets.
+        # The source's position reaches the offsets topic (read back through the REST API), and the sink's
+        # its consumer group.
         size, sink_group = source.stat().st_size, f"connect-{sink_name}"
         worker.wait(
             "the source position committed",
