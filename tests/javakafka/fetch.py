@@ -18,9 +18,11 @@ from pathlib import Path
 KAFKA_VERSION = "4.3.1"
 SCALA_BINARY = "2.13"
 LOG4J_VERSION = "2.24.3"
+SLF4J_VERSION = "2.0.16"  # what log4j-slf4j2-impl 2.24.3 is built against
 
-# The broker, its KRaft pieces, the command-line tools and Kafka Streams (the ecosystem test's topology);
-# Maven resolves the rest transitively. Changing this list changes ``jars_key()``, which refreshes the cache.
+# The broker, its KRaft pieces, the command-line tools, Kafka Streams (the ecosystem test's topology) and
+# Kafka Connect's runtime with its file connectors (the Connect ecosystem test); Maven resolves the rest
+# transitively. Changing this list changes ``jars_key()``, which refreshes the cache.
 _KAFKA_ARTIFACTS = (
     f"kafka_{SCALA_BINARY}",
     "kafka-clients",
@@ -33,6 +35,8 @@ _KAFKA_ARTIFACTS = (
     "kafka-group-coordinator",
     "kafka-transaction-coordinator",
     "kafka-streams",
+    "connect-runtime",
+    "connect-file",
 )
 
 _STAMP = "complete.stamp"
@@ -104,6 +108,12 @@ def _pom(version: str) -> str:
         f"<version>{LOG4J_VERSION}</version></dependency>"
         for a in ("log4j-api", "log4j-core", "log4j-slf4j2-impl")
     )
+    # kafka-clients asks for slf4j-api 1.7 at runtime, which Maven would pick; log4j-slf4j2-impl binds
+    # only slf4j 2, and with 1.7 every Java process here logged nothing at all (slf4j's NOP fallback).
+    slf4j = (
+        "    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>"
+        f"<version>{SLF4J_VERSION}</version></dependency>"
+    )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -114,6 +124,7 @@ def _pom(version: str) -> str:
   <dependencies>
 {deps}
 {log4j}
+{slf4j}
   </dependencies>
 </project>
 """

@@ -25,9 +25,14 @@ def test_pom_pins_the_version_and_names_the_tools() -> None:
         "kafka-server",
         "kafka-raft",
         "kafka-streams",
+        "connect-runtime",
+        "connect-file",
     ):
         assert f"<artifactId>{artifact}</artifactId><version>9.9.9</version>" in pom
     assert "log4j-slf4j2-impl" in pom
+    # The slf4j 2 API the log4j binding needs, not the 1.7 one kafka-clients would bring (no logs at all).
+    assert f"<artifactId>slf4j-api</artifactId><version>{fetch.SLF4J_VERSION}</version>" in pom
+    assert fetch.SLF4J_VERSION.startswith("2.")
 
 
 def test_a_cache_fetched_from_another_artifact_list_counts_as_missing(
@@ -62,5 +67,8 @@ def test_fetched_jars_hold_the_broker_and_tools() -> None:
         f"kafka-tools-{v}.jar",
         f"kafka-raft-{v}.jar",
         f"kafka-streams-{v}.jar",
+        f"connect-runtime-{v}.jar",
+        f"connect-file-{v}.jar",
+        f"slf4j-api-{fetch.SLF4J_VERSION}.jar",
     ):
         assert jar in names, f"{jar} missing from {fetch.libs_dir()}"
