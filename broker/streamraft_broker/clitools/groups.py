@@ -33,11 +33,28 @@ def _offsets(admin: Any, partitions: list[Any], spec: Any, timeout: float) -> di
     return {(tp.topic, tp.partition): int(f.result(timeout=timeout).offset) for tp, f in futures.items()}
 
 
-def _committed(admin: Any, group: str, timeout: float) -> list[Any]:
-    from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
+def _committed(args: argparse.Namespace, admin: Any, group: str, timeout: float) -> list[Any]:
+    """The group's committed offsets, asked through a consumer of the group that joins nothing: librdkafka
+    2.16's admin ``list_consumer_group_offsets`` crashes the process (its OffsetFetch error path queries
+    the coordinator through the consumer-group handle an admin client does not have) whenever a
+    coordinator answers NOT_COORDINATOR or COORDINATOR_NOT_AVAILABLE, as one does while it moves."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
 
-    futures = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-    return list(futures[group].result(timeout=timeout).topic_partitions or [])
+    topics = admin.list_topics(timeout=timeout).topics
+    partitions = [
+        TopicPartition(name, p)
+        for name, md in sorted(topics.items())
+        if not name.startswith("__") and md.error is None
+        for p in sorted(md.partitions)
+    ]
+    if not partitions:
+        return []
+    consumer = Consumer({**client_config(args), "group.id": group, "enable.auto.commit": False})
+    try:
+        answered = consumer.committed(partitions, timeout=timeout)
+    finally:
+        consumer.close()
+    return [tp for tp in answered if tp.offset >= 0]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -70,7 +87,7 @@ def describe(args: argparse.Namespace) -> dict[str, Any]:
         members.append(
             {"member": m.member_id, "client_id": m.client_id, "host": m.host, "partitions": len(assigned)}
         )
-    committed = _committed(admin, args.group, args.timeout)
+    committed = _committed(args, admin, args.group, args.timeout)
     ends = _offsets(admin, committed, _spec("latest"), args.timeout)
     partitions = []
     for tp in sorted(committed, key=lambda tp: (tp.topic, tp.partition)):
