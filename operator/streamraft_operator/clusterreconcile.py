@@ -19,6 +19,7 @@ from streamraft_operator.constants import (
     API_VERSION,
     CLUSTER_KIND,
     EVENT_APPLY_FAILED,
+    EVENT_MANUAL_ROLL,
     EVENT_ROLLING_RESTART,
     EVENT_SCALE_DOWN,
     EVENT_SECRETS,
@@ -28,6 +29,7 @@ from streamraft_operator.constants import (
     PAUSED_ANNOTATION,
 )
 from streamraft_operator.kube import Kube, KubeError, now_rfc3339, path_for, with_owner
+from streamraft_operator.manualroll import MANUAL_ROLL_ANNOTATION, ManualRoll, PodView, plan_manual_roll
 from streamraft_operator.rollout import (
     PartitionState,
     broker_of,
@@ -172,6 +174,29 @@ def _drain(
         if ip:
             return brokers.decommission(ip, ADMIN_PORT, node, token)[1]
     return f"no broker has an address to ask for the drain of broker {node}"
+
+
+def _manual_roll(
+    kube: Kube, body: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]], emit: Emit
+) -> ManualRoll:
+    """Plans the manual rolling update and records a cluster-wide request (removing its annotation)."""
+    meta = body["metadata"]
+    views = {
+        n: PodView(str(p["metadata"].get("uid", "")), p["metadata"].get("annotations") or {})
+        for n, p in live.items()
+    }
+    plan = plan_manual_roll(meta.get("annotations") or {}, views)
+    if plan.annotations:
+        kube.merge_patch(
+            API_VERSION,
+            CLUSTER_KIND,
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"annotations": dict(plan.annotations)}},
+        )
+    if plan.accepted:
+        emit(EVENT_MANUAL_ROLL, f"manual rolling update requested for {', '.join(plan.accepted)}")
+    return plan
 
 
 STS_GONE_TIMEOUT_S = 30.0
@@ -327,10 +352,14 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     # Rolling restart (updateStrategy OnDelete): at most one pod per reconcile, only if quorum holds.
     revision = (sts.get("status") or {}).get("updateRevision")
     live = {n: p for n, p in pods.items() if ordinal(n) < target}
+    manual = _manual_roll(kube, body, live, emit)
     outdated = sorted(
-        n
-        for n, p in live.items()
-        if revision and p["metadata"].get("labels", {}).get("controller-revision-hash") != revision
+        {
+            n
+            for n, p in live.items()
+            if revision and p["metadata"].get("labels", {}).get("controller-revision-hash") != revision
+        }
+        | set(manual.pods)
     )
     ready = {n: pod_ready(p) for n, p in live.items()}
     waiting: str | None = None
@@ -344,7 +373,12 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         if decision.pod is not None:
             kube.delete("v1", "Pod", namespace, decision.pod)
             metrics.RESTARTS.inc()
-            emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod} to apply revision {revision}")
+            why = (
+                f"manual rolling update ({MANUAL_ROLL_ANNOTATION})"
+                if decision.pod in manual.pods
+                else f"to apply revision {revision}"
+            )
+            emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod}: {why}")
         elif decision.waiting:
             waiting = decision.blocked
         elif decision.blocked is not None:
@@ -377,6 +411,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         desired_replicas=c.replicas,
         brokers=tuple(observed),
         outdated_pods=tuple(outdated),
+        manual_pods=manual.pods,
         blocked=blocked,
         blocked_reason=blocked_reason,
         waiting=waiting,
