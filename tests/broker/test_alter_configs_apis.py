@@ -93,9 +93,11 @@ def _refused(answer: tuple[int, str | None], code: int, says: str) -> None:
 def test_both_apis_refuse_what_is_not_a_topic_or_a_valid_change(broker: BrokerProcess) -> None:
     name = "refusals"
     _new_topic(broker, name)
-    only_topics = "only topic configs can be altered"
-    _refused(_legacy(broker, BROKER, "0", [("retention.ms", "5000")]), INVALID_REQUEST, only_topics)
-    _refused(_incremental(broker, BROKER, "0", [("retention.ms", SET, "5000")]), INVALID_REQUEST, only_topics)
+    # Dynamic broker configs live in the controller log: a broker without replication has none to change.
+    no_log = "cannot be updated dynamically"
+    _refused(_legacy(broker, BROKER, "0", [("log.retention.ms", "5000")]), INVALID_REQUEST, no_log)
+    _refused(_incremental(broker, BROKER, "", [("log.retention.ms", SET, "5000")]), INVALID_REQUEST, no_log)
+    _refused(_incremental(broker, BROKER, "x", []), INVALID_REQUEST, "neither a broker id nor ''")
     missing = f"{name}-missing"
     _refused(_legacy(broker, TOPIC, missing, []), UNKNOWN_TOPIC_OR_PARTITION, "does not exist")
     _refused(_incremental(broker, TOPIC, missing, []), UNKNOWN_TOPIC_OR_PARTITION, "does not exist")

@@ -76,7 +76,7 @@ class Broker:
         # With Raft replication the Raft logs are the truth; local state is rebuilt from them at start.
         self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
-        self.registry.broker_defaults["max.message.bytes"] = str(config.message_max_bytes)
+        self.registry.set_static_defaults({"max.message.bytes": str(config.message_max_bytes)})
         self._servers: list[asyncio.Server] = []
         self.listeners: list[Listener] = []
         self.ports: dict[str, int] = {}
