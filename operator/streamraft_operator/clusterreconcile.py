@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamraft_operator import applyfailure, brokers, clustersecrets, metrics, resources
+from streamraft_operator import applyfailure, brokerconfigadmin, brokers, clustersecrets, metrics, resources
+from streamraft_operator.configkeys import dynamic_broker_configs, plan_dynamic_configs
 from streamraft_operator.constants import (
     ADMIN_PORT,
     API_VERSION,
     CLUSTER_KIND,
     EVENT_APPLY_FAILED,
+    EVENT_BROKER_CONFIG,
     EVENT_MANUAL_ROLL,
     EVENT_ROLLING_RESTART,
     EVENT_SCALE_DOWN,
@@ -56,6 +58,7 @@ from streamraft_operator.storageplan import (
     quantity,
     template_storage,
 )
+from streamraft_operator.topicadmin import AdminFailed
 
 Emit = Callable[[str, str], None]  # (reason, message) -> an Event on the StreamCluster
 ALLOW_SECURITY_CONTEXT_OVERRIDE_ENV = "STREAMRAFT_ALLOW_SECURITY_CONTEXT_OVERRIDE"
@@ -197,6 +200,21 @@ def _manual_roll(
     if plan.accepted:
         emit(EVENT_MANUAL_ROLL, f"manual rolling update requested for {', '.join(plan.accepted)}")
     return plan
+
+
+def apply_dynamic_configs(c: ClusterSpec, addresses: list[str], emit: Emit) -> str | None:
+    """Makes the cluster-wide dynamic broker configs match spec.config's dynamic keys; returns why it
+    could not (None when done)."""
+    try:
+        current = brokerconfigadmin.describe_default_broker_configs(addresses)
+        ops = plan_dynamic_configs(dynamic_broker_configs(c.config), current)
+        brokerconfigadmin.alter_default_broker_configs(addresses, ops)
+    except (AdminFailed, brokers.BrokersUnreachable) as exc:
+        return str(exc)
+    if ops:
+        done = ", ".join(f"{k}={v}" if v is not None else f"{k} removed" for k, v in ops.items())
+        emit(EVENT_BROKER_CONFIG, f"{done} (cluster-wide dynamic broker configs, applied without a restart)")
+    return None
 
 
 STS_GONE_TIMEOUT_S = 30.0
@@ -384,6 +402,11 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         elif decision.blocked is not None:
             blocked = decision.blocked
 
+    # Dynamic broker configs go over the Admin API once the brokers answer; they never restart a broker.
+    config_failed = None
+    if addresses and metadata is not None:
+        config_failed = apply_dynamic_configs(c, addresses, emit)
+
     led = partitions_led(partitions or [])
     observed: list[BrokerObservation] = []
     for pod_name in sorted(pods, key=ordinal):
@@ -419,6 +442,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         apply_failed=failed[1] if failed else None,
         storage_refused=storage.refused,
         storage_resizing=storage.resizing,
+        config_failed=config_failed,
     )
     desired = {
         **conditions_status(body, cluster_conditions(obs)),

@@ -89,6 +89,7 @@ class ClusterObservation:
     apply_failed: str | None = None  # an object the API server refused (kind name: its message)
     storage_refused: str | None = None  # why spec.storage is not applied (the current template is kept)
     storage_resizing: str | None = None  # PVCs asked to grow whose capacity has not followed yet
+    config_failed: str | None = None  # why the dynamic broker configs of spec.config could not be applied
 
 
 def _pending(o: ClusterObservation) -> str:
@@ -158,6 +159,10 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
 
     if o.unreachable is not None:
         degraded = Condition("Degraded", True, "BrokersUnreachable", o.unreachable)
+    elif o.config_failed is not None:
+        degraded = Condition(
+            "Degraded", True, "AdminFailed", f"dynamic broker configs not applied: {o.config_failed}"
+        )
     elif o.blocked is not None:
         degraded = Condition("Degraded", True, o.blocked_reason, o.blocked)
     elif o.storage_refused is not None:
