@@ -1,7 +1,8 @@
 """Dynamic broker configs with Kafka's own `kafka-configs --entity-type brokers` on three replicated brokers:
 a cluster-wide value changes what every broker accepts without a restart, a broker's own value beats it,
 both survive a SIGKILL and restart (they live in the controller log), deleting them reverts, and a setting
-that only takes effect at start is refused by name."""
+that only takes effect at start is refused by name. A topic-level config change keeps the broker-level
+defaults under the topic's own overrides."""
 
 from __future__ import annotations
 
@@ -10,18 +11,32 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, ResourceType
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    ResourceType,
+)
+from kio.schema.describe_configs.v1 import request as describe_req
+from kio.static.primitive import i8
 
 from tests.javakafka.fetch import is_fetched
 from tests.javakafka.tools import CONFIG_COMMAND, run_tool
 from tests.support.launcher import Cluster, create_topic, wait_controller
+from tests.support.wire import WireClient
 
 pytestmark = [pytest.mark.java]
 
 TOPIC = "dyn"
 PARTITIONS = 3
-BIG = b"x" * 1_500_000
-"""Over the default message.max.bytes (1048588), under the raised one."""
+STATIC = "2000000"
+"""The brokers' own --message-max-bytes (STATIC_BROKER_CONFIG)."""
+MEDIUM = b"m" * 1_500_000
+"""Under STATIC, over Kafka's built-in default (1048588)."""
+BIG = b"x" * 2_500_000
+"""Over STATIC, under the raised value."""
 RAISED, LOWERED = "3000000", "1000000"
 DEADLINE_S = 60.0
 
@@ -58,8 +73,22 @@ def _leaders(cluster: Cluster) -> dict[int, int]:
         time.sleep(0.1)  # pacing between metadata polls
 
 
-def _produce_big(cluster: Cluster, partition: int) -> KafkaError | None:
-    """One 1.5 MB record to ``partition``: None when acknowledged, else the broker's error."""
+def _topic_config(cluster: Cluster, node: int, name: str) -> str | None:
+    """A config of TOPIC as broker ``node`` itself holds it (asked over its own connection)."""
+    request = describe_req.DescribeConfigsRequest(
+        resources=(
+            describe_req.DescribeConfigsResource(
+                resource_type=i8(2), resource_name=TOPIC, configuration_keys=(name,)
+            ),
+        )
+    )
+    with WireClient("127.0.0.1", cluster.kafka_ports[node]) as c:
+        (result,) = c.request(32, 1, request).results
+    return next((e.value for e in result.configs if e.name == name), None)
+
+
+def _produce(cluster: Cluster, partition: int, value: bytes = BIG) -> KafkaError | None:
+    """One record to ``partition``: None when acknowledged, else the broker's error."""
     producer = Producer(
         {
             "bootstrap.servers": cluster.bootstrap,
@@ -69,7 +98,7 @@ def _produce_big(cluster: Cluster, partition: int) -> KafkaError | None:
         }
     )
     outcome: list[KafkaError | None] = []
-    producer.produce(TOPIC, BIG, partition=partition, on_delivery=lambda err, _msg: outcome.append(err))
+    producer.produce(TOPIC, value, partition=partition, on_delivery=lambda err, _msg: outcome.append(err))
     producer.flush(40)
     assert outcome, "no delivery report"
     return outcome[0]
@@ -82,12 +111,25 @@ def _too_large(err: KafkaError | None) -> bool:
 def test_kafka_configs_changes_broker_configs_live_everywhere_and_durably(tmp_path: Path) -> None:
     if not is_fetched():
         pytest.fail("Apache Kafka jars missing; run `bash .ci/prepare-kafka`")
-    with Cluster(tmp_path, 3) as cluster:
+    with Cluster(tmp_path, 3, ("--message-max-bytes", STATIC)) as cluster:
         wait_controller(cluster)
         create_topic(cluster, TOPIC, PARTITIONS)
         everyone = sorted(cluster.brokers)
-        _wait_value(cluster, everyone, "1048588", ConfigSource.STATIC_BROKER_CONFIG)
-        assert _too_large(_produce_big(cluster, 0))
+        _wait_value(cluster, everyone, STATIC, ConfigSource.STATIC_BROKER_CONFIG)
+        assert _too_large(_produce(cluster, 0))
+
+        # A topic config change rebuilds the topic's logs' config over the broker-level defaults, not over
+        # Kafka's built-in ones: the static 2 MB still holds for a topic that only changed its retention.
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        retention = ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)
+        res = ConfigResource(ResourceType.TOPIC, TOPIC, incremental_configs=[retention])
+        admin.incremental_alter_configs([res])[res].result(30)
+        deadline = time.monotonic() + DEADLINE_S
+        while any(_topic_config(cluster, n, "retention.ms") != "3600000" for n in everyone):
+            assert time.monotonic() < deadline, "the topic config change did not reach every broker"
+            time.sleep(0.1)  # pacing between DescribeConfigs polls
+        for partition in range(PARTITIONS):
+            assert _produce(cluster, partition, MEDIUM) is None, partition
 
         # Cluster-wide: every broker takes it without a restart, and every partition leader accepts more.
         out = _configs(cluster, "--entity-type", "brokers", "--entity-default", "--alter",
@@ -96,7 +138,7 @@ def test_kafka_configs_changes_broker_configs_live_everywhere_and_durably(tmp_pa
         _wait_value(cluster, everyone, RAISED, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
         leaders = _leaders(cluster)
         for partition in range(PARTITIONS):
-            assert _produce_big(cluster, partition) is None, (partition, leaders)
+            assert _produce(cluster, partition) is None, (partition, leaders)
         out = _configs(cluster, "--entity-type", "brokers", "--entity-default", "--describe")
         assert f"message.max.bytes={RAISED} sensitive=false" in out, out
 
@@ -110,12 +152,12 @@ def test_kafka_configs_changes_broker_configs_live_everywhere_and_durably(tmp_pa
         _wait_value(cluster, others, RAISED, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
         # Each partition's leader checks the size: only where `node` leads is the big record refused.
         for partition, leader in _leaders(cluster).items():
-            assert _too_large(_produce_big(cluster, partition)) == (leader == node), (partition, leader)
+            assert _too_large(_produce(cluster, partition)) == (leader == node), (partition, leader)
         out = _configs(cluster, "--entity-type", "brokers", "--entity-name", str(node), "--describe")
         assert (
             f"message.max.bytes={LOWERED} sensitive=false synonyms={{DYNAMIC_BROKER_CONFIG:message.max.bytes="
             f"{LOWERED}, DYNAMIC_DEFAULT_BROKER_CONFIG:message.max.bytes={RAISED}, STATIC_BROKER_CONFIG:"
-            "message.max.bytes=1048588, DEFAULT_CONFIG:message.max.bytes=1048588}"
+            f"message.max.bytes={STATIC}, DEFAULT_CONFIG:message.max.bytes=1048588}}"
         ) in out, out
 
         # Both survive a SIGKILL: the restarted broker reads them back from the controller log.
@@ -130,9 +172,9 @@ def test_kafka_configs_changes_broker_configs_live_everywhere_and_durably(tmp_pa
         _wait_value(cluster, everyone, RAISED, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG)
         _configs(cluster, "--entity-type", "brokers", "--entity-default", "--alter",
                  "--delete-config", "message.max.bytes")  # fmt: skip
-        _wait_value(cluster, everyone, "1048588", ConfigSource.STATIC_BROKER_CONFIG)
+        _wait_value(cluster, everyone, STATIC, ConfigSource.STATIC_BROKER_CONFIG)
         for partition in range(PARTITIONS):
-            assert _too_large(_produce_big(cluster, partition)), partition
+            assert _too_large(_produce(cluster, partition)), partition
 
         # A setting read only at start is refused, by name, and nothing changes.
         out = _configs(cluster, "--entity-type", "brokers", "--entity-default", "--alter",
