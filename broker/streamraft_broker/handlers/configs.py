@@ -17,8 +17,10 @@ from streamraft_broker.security.acl import Operation
 from streamraft_broker.topics.broker_configs import (
     DEFAULT_ENTITY,
     DYNAMIC_BROKER_CONFIGS,
+    LocalBrokerConfigs,
     NotDynamicError,
     check_entity,
+    layers,
     validate_broker_configs,
 )
 from streamraft_broker.topics.configs import (
@@ -49,9 +51,19 @@ def _static_broker_configs(ctx: BrokerContext) -> dict[str, tuple[str, ConfigTyp
 
 
 def _broker_entities(ctx: BrokerContext) -> dict[str, dict[str, str]]:
-    """Every entity's dynamic broker configs (kept in the controller log; none without replication)."""
+    """Every entity's dynamic broker configs (in the controller log, or in this broker's own file)."""
     rep = ctx.extra.get("replication")
-    return {} if rep is None else rep.state.broker_configs
+    if rep is not None:
+        entities: dict[str, dict[str, str]] = rep.state.broker_configs
+        return entities
+    local = _local_store(ctx)
+    return {} if local is None else local.entities
+
+
+def _local_store(ctx: BrokerContext) -> LocalBrokerConfigs | None:
+    """Where a broker without replication keeps them (None in memory, or with replication)."""
+    store = ctx.extra.get("broker_configs")
+    return store if isinstance(store, LocalBrokerConfigs) else None
 
 
 def _dynamic_broker_config(ctx: BrokerContext, key: str) -> EffectiveConfig:
@@ -209,20 +221,17 @@ async def _alter_topic(ctx: BrokerContext, res: Any, validate_only: bool) -> Non
 
 async def _alter_broker(ctx: BrokerContext, res: Any, validate_only: bool) -> None:
     """Dynamic broker configs of one entity ("" cluster-wide, else a broker id), committed through the
-    controller log by its leader (another broker forwards the resource to it) and applied by every broker."""
+    controller log by its leader (another broker forwards the resource to it) and applied by every broker;
+    without replication, kept in this broker's own file and applied here."""
     name = str(res.resource_name)
     try:
         check_entity(name)
     except ValueError as exc:
         raise TopicError(INVALID_REQUEST, str(exc)) from None
     rep = ctx.extra.get("replication")
-    if rep is None:
-        raise TopicError(
-            INVALID_REQUEST,
-            "dynamic broker configs are kept in the controller log; this broker runs without replication "
-            "(--replication raft), so its broker configs cannot be updated dynamically",
-        )
-    leader = rep.runtime.is_leader(CONTROLLER_GROUP)
+    local = _local_store(ctx)
+    if rep is None and local is None:  # an in-memory broker: nothing to keep them in
+        raise TopicError(INVALID_REQUEST, "this broker's configs cannot be updated dynamically")
     updated = _altered(dict(_broker_entities(ctx).get(name, {})), res, DYNAMIC_BROKER_CONFIGS)
     try:
         # Checked here too (a refusal needs no controller); the leader's check is the one that counts.
@@ -231,9 +240,15 @@ async def _alter_broker(ctx: BrokerContext, res: Any, validate_only: bool) -> No
         raise TopicError(INVALID_REQUEST, str(exc)) from None
     except ValueError as exc:
         raise TopicError(INVALID_CONFIG, str(exc)) from None
-    if not leader:
+    if validate_only:
+        return
+    if rep is None:
+        assert local is not None
+        local.set(name, updated)
+        ctx.registry.set_broker_layers(layers(local.entities, ctx.node_id, ctx.registry.static_defaults))
+    elif not rep.runtime.is_leader(CONTROLLER_GROUP):
         await rep.forward_alter_configs(res, validate_only)
-    elif not validate_only:
+    else:
         await rep.alter_broker_configs(name, updated)
 
 

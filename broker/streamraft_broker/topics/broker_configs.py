@@ -6,7 +6,8 @@ Kafka keeps such values per broker (entity = the broker id) and cluster-wide (th
 (DYNAMIC_BROKER_CONFIG), the cluster-wide dynamic value (DYNAMIC_DEFAULT_BROKER_CONFIG), its static setting
 (STATIC_BROKER_CONFIG: flag, environment, config file) and the built-in default (DEFAULT_CONFIG); a topic's
 own override beats them all. With Raft replication the values live in the controller log (the
-``AlterBrokerConfigs`` command), so every broker applies the same ones and keeps them across restarts.
+``AlterBrokerConfigs`` command), so every broker applies the same ones and keeps them across restarts; a
+broker without replication keeps them in a file of its data directory (``LocalBrokerConfigs``).
 
 Only the settings in ``DYNAMIC_BROKER_CONFIGS`` can change live: each is the broker-level synonym of a topic
 config the partition log applies (``TopicConfigDef.applies == "log"``), and logs take a new config in
@@ -17,10 +18,13 @@ static) and is refused with Kafka's "Cannot update these configs dynamically".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Final
 
 from streamraft_broker.log.config import LogConfig
+from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.topics.configs import TOPIC_CONFIGS, ConfigSource, TopicConfigDef, log_configs
 
 DEFAULT_ENTITY: Final = ""
@@ -117,3 +121,26 @@ def entities_from_json(doc: object) -> dict[str, dict[str, str]]:
             raise ValueError(f"broker configs of entity {str(entity)[:100]!r} must map names to strings")
         out[str(entity)] = validate_broker_configs(configs)
     return out
+
+
+class LocalBrokerConfigs:
+    """A broker's dynamic broker configs without replication (no controller log to keep them in): one
+    atomically replaced JSON file in its data directory, read at start, so they survive a restart as in a
+    cluster. Every entity is kept as given; this broker applies the cluster-wide one and its own."""
+
+    FILE_NAME = "broker_configs.json"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.FILE_NAME
+        self.entities: dict[str, dict[str, str]] = {}
+        if self.path.exists():
+            try:
+                self.entities = entities_from_json(json.loads(self.path.read_text()))
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"{self.path} is not a valid dynamic broker config file: {exc}") from None
+
+    def set(self, entity: str, configs: Mapping[str, str]) -> None:
+        """The entity's complete set after a change (validated by the caller); empty removes it."""
+        updated = {**self.entities, entity: dict(configs)}
+        atomic_write(self.path, json.dumps(entities_to_json(updated), sort_keys=True).encode())
+        self.entities = {e: c for e, c in updated.items() if c}
