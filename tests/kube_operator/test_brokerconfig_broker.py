@@ -104,6 +104,10 @@ def test_a_broker_that_refuses_them_is_named() -> None:
         why = apply_dynamic_configs(
             _spec({"message.max.bytes": 3_000_000}), [single.bootstrap], lambda *_: None
         )
+        # A spec asking for no dynamic config is not failed for it.
+        assert (
+            apply_dynamic_configs(_spec({"num.partitions": 3}), [single.bootstrap], lambda *_: None) is None
+        )
     assert why is not None and why.startswith(
         "describe cluster-wide broker configs: cluster_authorization_failed"
     )
