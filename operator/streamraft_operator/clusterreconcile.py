@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streamraft_operator import applyfailure, brokers, clustersecrets, metrics, resources
+from streamraft_operator import applyfailure, brokerconfigadmin, brokers, clustersecrets, metrics, resources
+from streamraft_operator.configkeys import dynamic_broker_configs, plan_dynamic_configs
 from streamraft_operator.constants import (
     ADMIN_PORT,
     API_VERSION,
     CLUSTER_KIND,
     EVENT_APPLY_FAILED,
+    EVENT_BROKER_CONFIG,
+    EVENT_MANUAL_ROLL,
     EVENT_ROLLING_RESTART,
     EVENT_SCALE_DOWN,
     EVENT_SECRETS,
@@ -28,6 +31,7 @@ from streamraft_operator.constants import (
     PAUSED_ANNOTATION,
 )
 from streamraft_operator.kube import Kube, KubeError, now_rfc3339, path_for, with_owner
+from streamraft_operator.manualroll import MANUAL_ROLL_ANNOTATION, ManualRoll, PodView, plan_manual_roll
 from streamraft_operator.rollout import (
     PartitionState,
     broker_of,
@@ -54,6 +58,7 @@ from streamraft_operator.storageplan import (
     quantity,
     template_storage,
 )
+from streamraft_operator.topicadmin import AdminFailed
 
 Emit = Callable[[str, str], None]  # (reason, message) -> an Event on the StreamCluster
 ALLOW_SECURITY_CONTEXT_OVERRIDE_ENV = "STREAMRAFT_ALLOW_SECURITY_CONTEXT_OVERRIDE"
@@ -172,6 +177,46 @@ def _drain(
         if ip:
             return brokers.decommission(ip, ADMIN_PORT, node, token)[1]
     return f"no broker has an address to ask for the drain of broker {node}"
+
+
+def _manual_roll(
+    kube: Kube, body: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]], emit: Emit
+) -> ManualRoll:
+    """Plans the manual rolling update and records a cluster-wide request (removing its annotation)."""
+    meta = body["metadata"]
+    views = {
+        n: PodView(str(p["metadata"].get("uid", "")), p["metadata"].get("annotations") or {})
+        for n, p in live.items()
+    }
+    plan = plan_manual_roll(meta.get("annotations") or {}, views)
+    if plan.annotations:
+        kube.merge_patch(
+            API_VERSION,
+            CLUSTER_KIND,
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"annotations": dict(plan.annotations)}},
+        )
+    if plan.accepted:
+        emit(EVENT_MANUAL_ROLL, f"manual rolling update requested for {', '.join(plan.accepted)}")
+    return plan
+
+
+def apply_dynamic_configs(c: ClusterSpec, addresses: list[str], emit: Emit) -> str | None:
+    """Makes the cluster-wide dynamic broker configs match spec.config's dynamic keys; returns why it
+    could not (None when done). A spec without dynamic keys is not failed by brokers that will not answer
+    (ACLs on, the operator not a super user): there is nothing it asks for."""
+    desired = dynamic_broker_configs(c.config)
+    try:
+        current = brokerconfigadmin.describe_default_broker_configs(addresses)
+        ops = plan_dynamic_configs(desired, current)
+        brokerconfigadmin.alter_default_broker_configs(addresses, ops)
+    except (AdminFailed, brokers.BrokersUnreachable) as exc:
+        return str(exc) if desired else None
+    if ops:
+        done = ", ".join(f"{k}={v}" if v is not None else f"{k} removed" for k, v in ops.items())
+        emit(EVENT_BROKER_CONFIG, f"{done} (cluster-wide dynamic broker configs, applied without a restart)")
+    return None
 
 
 STS_GONE_TIMEOUT_S = 30.0
@@ -327,10 +372,14 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
     # Rolling restart (updateStrategy OnDelete): at most one pod per reconcile, only if quorum holds.
     revision = (sts.get("status") or {}).get("updateRevision")
     live = {n: p for n, p in pods.items() if ordinal(n) < target}
+    manual = _manual_roll(kube, body, live, emit)
     outdated = sorted(
-        n
-        for n, p in live.items()
-        if revision and p["metadata"].get("labels", {}).get("controller-revision-hash") != revision
+        {
+            n
+            for n, p in live.items()
+            if revision and p["metadata"].get("labels", {}).get("controller-revision-hash") != revision
+        }
+        | set(manual.pods)
     )
     ready = {n: pod_ready(p) for n, p in live.items()}
     waiting: str | None = None
@@ -344,11 +393,21 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         if decision.pod is not None:
             kube.delete("v1", "Pod", namespace, decision.pod)
             metrics.RESTARTS.inc()
-            emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod} to apply revision {revision}")
+            why = (
+                f"manual rolling update ({MANUAL_ROLL_ANNOTATION})"
+                if decision.pod in manual.pods
+                else f"to apply revision {revision}"
+            )
+            emit(EVENT_ROLLING_RESTART, f"restarted {decision.pod}: {why}")
         elif decision.waiting:
             waiting = decision.blocked
         elif decision.blocked is not None:
             blocked = decision.blocked
+
+    # Dynamic broker configs go over the Admin API once the brokers answer; they never restart a broker.
+    config_failed = None
+    if addresses and metadata is not None:
+        config_failed = apply_dynamic_configs(c, addresses, emit)
 
     led = partitions_led(partitions or [])
     observed: list[BrokerObservation] = []
@@ -377,6 +436,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         desired_replicas=c.replicas,
         brokers=tuple(observed),
         outdated_pods=tuple(outdated),
+        manual_pods=manual.pods,
         blocked=blocked,
         blocked_reason=blocked_reason,
         waiting=waiting,
@@ -384,6 +444,7 @@ def reconcile_cluster_sync(kube: Kube, body: Mapping[str, Any], emit: Emit) -> d
         apply_failed=failed[1] if failed else None,
         storage_refused=storage.refused,
         storage_resizing=storage.resizing,
+        config_failed=config_failed,
     )
     desired = {
         **conditions_status(body, cluster_conditions(obs)),

@@ -19,7 +19,9 @@ class ConfigKey:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] = ()
-    setting: str = ""  # the broker config-file setting this key maps to (broker keys only)
+    setting: str = ""  # the broker config-file setting this key maps to (static broker keys only)
+    dynamic: bool = False
+    """A dynamic broker config: applied live by IncrementalAlterConfigs (cluster-wide), never a restart."""
 
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "description": self.description}
@@ -54,9 +56,30 @@ _COMPRESSION = ("producer", "uncompressed", "gzip", "snappy", "lz4", "zstd")
 _CLEANUP = ("delete", "compact")
 _INT32_MAX = 2**31 - 1
 
-# Only keys the broker honours today (each maps to a setting of the broker's config file); a key that
-# would be silently ignored is refused instead.
+# Only keys the broker honours today; a key that would be silently ignored is refused instead. Static keys map
+# to a setting of the broker's config file (a change rolls the brokers); dynamic ones are the broker's dynamic
+# configs (`kafka-configs --entity-type brokers --entity-default`), set over the Admin API without a restart.
 BROKER_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey(
+        "message.max.bytes", "integer", "Default max.message.bytes of topics.", 0, _INT32_MAX, dynamic=True
+    ),
+    ConfigKey(
+        "log.retention.ms", "integer", "Default retention.ms of topics; -1 keeps forever.", -1, dynamic=True
+    ),
+    ConfigKey(
+        "log.retention.bytes", "integer", "Default retention.bytes of topics; -1: no limit.", -1, dynamic=True
+    ),
+    ConfigKey(
+        "log.segment.bytes",
+        "integer",
+        "Default segment.bytes of topics.",
+        1_048_576,
+        _INT32_MAX,
+        dynamic=True,
+    ),
+    ConfigKey(
+        "log.cleanup.policy", "string", "Default cleanup.policy of topics.", choices=_CLEANUP, dynamic=True
+    ),
     ConfigKey(
         "auto.create.topics.enable",
         "boolean",
@@ -152,12 +175,32 @@ def as_kafka_strings(config: Mapping[str, object]) -> dict[str, str]:
     return out
 
 
+DYNAMIC_BROKER_KEYS = frozenset(k.name for k in BROKER_KEYS if k.dynamic)
+
+
 def broker_settings(config: Mapping[str, object]) -> dict[str, object]:
-    """Validated Kafka-style keys -> the broker's own config-file settings."""
+    """Validated Kafka-style keys -> the broker's own config-file settings (the static keys only: the
+    dynamic ones are not read at start, so they neither enter the file nor restart a broker)."""
     table = {k.name: k for k in BROKER_KEYS}
     out: dict[str, object] = {}
     for name, value in config.items():
         key = table[name]
+        if key.dynamic:
+            continue
         assert key.setting, name
         out[key.setting] = value
     return dict(sorted(out.items()))
+
+
+def dynamic_broker_configs(config: Mapping[str, object]) -> dict[str, str]:
+    """The dynamic keys of a validated spec.config, as the Admin API's strings."""
+    return as_kafka_strings({k: v for k, v in config.items() if k in DYNAMIC_BROKER_KEYS})
+
+
+def plan_dynamic_configs(desired: Mapping[str, str], current: Mapping[str, str]) -> dict[str, str | None]:
+    """IncrementalAlterConfigs operations (value: SET, None: DELETE) that make the cluster-wide dynamic
+    broker configs the operator manages (DYNAMIC_BROKER_KEYS) equal ``desired``: a value changed behind the
+    operator's back is set back, one dropped from the spec is deleted; keys it does not manage are left."""
+    ops: dict[str, str | None] = {k: v for k, v in desired.items() if current.get(k) != v}
+    ops.update({k: None for k in current if k in DYNAMIC_BROKER_KEYS and k not in desired})
+    return dict(sorted(ops.items()))

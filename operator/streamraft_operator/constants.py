@@ -70,6 +70,8 @@ REASONS: Final = frozenset(
 
 # Event reasons (fixed; one per kind of action so they can be filtered).
 EVENT_ROLLING_RESTART: Final = "BrokerRestarted"
+EVENT_MANUAL_ROLL: Final = "ManualRollingUpdate"
+EVENT_BROKER_CONFIG: Final = "BrokerConfigUpdated"
 EVENT_SCALE_DOWN: Final = "BrokerRemoved"
 EVENT_TOPIC_CREATED: Final = "TopicCreated"
 EVENT_TOPIC_DRIFT: Final = "TopicDriftReverted"

@@ -80,6 +80,7 @@ class ClusterObservation:
     desired_replicas: int
     brokers: tuple[BrokerObservation, ...]
     outdated_pods: tuple[str, ...] = ()
+    manual_pods: tuple[str, ...] = ()  # the outdated pods restarted because a manual rolling update asked
     blocked: str | None = None  # why the next step (restart / scale-down) cannot happen now
     blocked_reason: str = "RestartBlocked"
     waiting: str | None = None  # the rollout is pacing itself (a restarted pod starting or catching up)
@@ -88,6 +89,14 @@ class ClusterObservation:
     apply_failed: str | None = None  # an object the API server refused (kind name: its message)
     storage_refused: str | None = None  # why spec.storage is not applied (the current template is kept)
     storage_resizing: str | None = None  # PVCs asked to grow whose capacity has not followed yet
+    config_failed: str | None = None  # why the dynamic broker configs of spec.config could not be applied
+
+
+def _pending(o: ClusterObservation) -> str:
+    text = f"restart pending for {', '.join(sorted(o.outdated_pods))}"
+    if o.manual_pods:
+        text += f" (manual rolling update: {', '.join(o.manual_pods)})"
+    return text
 
 
 def cluster_conditions(o: ClusterObservation) -> list[Condition]:
@@ -122,16 +131,14 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
         reason = "ScalingUp" if existing < o.desired_replicas else "ScalingDown"
         ready_c = Condition("Ready", False, reason, f"{existing} brokers exist, {o.desired_replicas} wanted")
     else:
-        ready_c = Condition(
-            "Ready", False, "RollingRestart", f"restart pending for {', '.join(sorted(o.outdated_pods))}"
-        )
+        ready_c = Condition("Ready", False, "RollingRestart", _pending(o))
 
     if o.blocked is not None:
         progressing = Condition("Progressing", False, o.blocked_reason, o.blocked)
     elif o.storage_refused is not None:
         progressing = Condition("Progressing", False, "StorageResizeRefused", o.storage_refused)
     elif o.outdated_pods:
-        pending = f"restart pending for {', '.join(sorted(o.outdated_pods))}"
+        pending = _pending(o)
         progressing = Condition(
             "Progressing", True, "RollingRestart", f"{pending}; {o.waiting}" if o.waiting else pending
         )
@@ -152,6 +159,10 @@ def cluster_conditions(o: ClusterObservation) -> list[Condition]:
 
     if o.unreachable is not None:
         degraded = Condition("Degraded", True, "BrokersUnreachable", o.unreachable)
+    elif o.config_failed is not None:
+        degraded = Condition(
+            "Degraded", True, "AdminFailed", f"dynamic broker configs not applied: {o.config_failed}"
+        )
     elif o.blocked is not None:
         degraded = Condition("Degraded", True, o.blocked_reason, o.blocked)
     elif o.storage_refused is not None:

@@ -1,5 +1,6 @@
 """Security admin APIs need Kafka's cluster permissions once an authorizer is on: SCRAM credentials (Alter /
-Describe on the cluster) and client quotas (AlterConfigs / DescribeConfigs on the cluster)."""
+Describe on the cluster), client quotas and dynamic broker configs (AlterConfigs / DescribeConfigs on the
+cluster)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 from kio.schema.alter_client_quotas.v1 import request as alter_quotas
 from kio.schema.alter_user_scram_credentials.v0 import request as alter_scram
 from kio.schema.describe_client_quotas.v1 import request as describe_quotas
+from kio.schema.describe_configs.v1 import request as describe_configs
 from kio.schema.describe_user_scram_credentials.v0 import request as describe_scram
+from kio.schema.incremental_alter_configs.v1 import request as alter_configs
+from kio.static.primitive import i8
 
 from tests.support.broker_process import BrokerProcess
 from tests.support.wire import WireClient
@@ -50,3 +54,24 @@ def test_anonymous_clients_may_not_change_credentials_or_quotas(tmp_path: Path) 
     supers = [*AUTHORIZER, "--super-users", "User:ANONYMOUS"]
     with BrokerProcess(tmp_path / "allowed", metrics=False, extra_args=supers) as broker:
         assert _codes(broker.port) == (0, 0, 0, 0)
+
+
+def _broker_config_codes(port: int) -> tuple[int, int]:
+    """(IncrementalAlterConfigs, DescribeConfigs) of the cluster-wide dynamic broker configs."""
+    op = alter_configs.AlterableConfig(name="log.retention.ms", config_operation=i8(0), value="60000")
+    resource = alter_configs.AlterConfigsResource(resource_type=i8(4), resource_name="", configs=(op,))
+    described = describe_configs.DescribeConfigsResource(resource_type=i8(4), resource_name="")
+    with WireClient("127.0.0.1", port) as c:
+        alter = c.request(
+            44, 1, alter_configs.IncrementalAlterConfigsRequest(resources=(resource,), validate_only=False)
+        )
+        describe = c.request(32, 1, describe_configs.DescribeConfigsRequest(resources=(described,)))
+    return int(alter.responses[0].error_code), int(describe.results[0].error_code)
+
+
+def test_dynamic_broker_configs_need_alter_configs_on_the_cluster(tmp_path: Path) -> None:
+    with BrokerProcess(tmp_path / "denied", metrics=False, extra_args=AUTHORIZER) as broker:
+        assert _broker_config_codes(broker.port) == (CLUSTER_AUTHORIZATION_FAILED,) * 2
+    supers = [*AUTHORIZER, "--super-users", "User:ANONYMOUS"]
+    with BrokerProcess(tmp_path / "allowed", metrics=False, extra_args=supers) as broker:
+        assert _broker_config_codes(broker.port) == (0, 0)

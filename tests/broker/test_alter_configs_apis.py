@@ -1,7 +1,7 @@
 """AlterConfigs (legacy) and IncrementalAlterConfigs answer each resource on its own, with the same checks:
-only topics can be altered, a bad value or operation changes nothing, validate_only checks without
-changing. The legacy API replaces a topic's whole set of overrides; the incremental one changes only what
-it names."""
+only topics and dynamic broker configs can be altered, a bad value or operation changes nothing,
+validate_only checks without changing. The legacy API replaces a topic's whole set of overrides; the
+incremental one changes only what it names."""
 
 from __future__ import annotations
 
@@ -93,9 +93,13 @@ def _refused(answer: tuple[int, str | None], code: int, says: str) -> None:
 def test_both_apis_refuse_what_is_not_a_topic_or_a_valid_change(broker: BrokerProcess) -> None:
     name = "refusals"
     _new_topic(broker, name)
-    only_topics = "only topic configs can be altered"
-    _refused(_legacy(broker, BROKER, "0", [("retention.ms", "5000")]), INVALID_REQUEST, only_topics)
-    _refused(_incremental(broker, BROKER, "0", [("retention.ms", SET, "5000")]), INVALID_REQUEST, only_topics)
+    # Broker configs: only the dynamic ones, with valid values, of "" (cluster-wide) or a broker id.
+    static = "Cannot update these configs dynamically: num.partitions"
+    _refused(_legacy(broker, BROKER, "0", [("num.partitions", "5")]), INVALID_REQUEST, static)
+    _refused(_incremental(broker, BROKER, "", [("num.partitions", SET, "5")]), INVALID_REQUEST, static)
+    bad = _incremental(broker, BROKER, "", [("log.retention.ms", SET, "soon")])
+    _refused(bad, INVALID_CONFIG, "Invalid value 'soon' for config log.retention.ms")
+    _refused(_incremental(broker, BROKER, "x", []), INVALID_REQUEST, "neither a broker id nor ''")
     missing = f"{name}-missing"
     _refused(_legacy(broker, TOPIC, missing, []), UNKNOWN_TOPIC_OR_PARTITION, "does not exist")
     _refused(_incremental(broker, TOPIC, missing, []), UNKNOWN_TOPIC_OR_PARTITION, "does not exist")

@@ -20,6 +20,7 @@ from streamraft_broker.controller.commands import (
     MAX_ITEMS,
     AddPartitions,
     AllocateProducerIds,
+    AlterBrokerConfigs,
     AlterClientQuotas,
     AlterConfigs,
     Command,
@@ -244,6 +245,7 @@ COMMANDS: st.SearchStrategy[Command] = st.one_of(
         ),
     ),
     st.builds(DeleteScramCredential, _text, _text),
+    st.builds(AlterBrokerConfigs, st.sampled_from(["", "1", "2147483647"]), _str_map),
 )
 
 

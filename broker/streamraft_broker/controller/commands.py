@@ -32,6 +32,7 @@ from streamraft_broker.controller.producer_ids import ALLOCATE_PRODUCER_IDS
 from streamraft_broker.quotas.entities import ALTER_CLIENT_QUOTAS, Alteration
 from streamraft_broker.security.acl import CREATE_ACLS, DELETE_ACLS, AclBinding, validate_binding
 from streamraft_broker.security.scram import ScramCredential
+from streamraft_broker.topics.broker_configs import check_entity
 
 UPSERT_SCRAM = "upsert_scram_credential"
 DELETE_SCRAM = "delete_scram_credential"
@@ -97,6 +98,18 @@ class AlterConfigs:
     VERSION: ClassVar[int] = 1
     name: str
     topic_id: uuid.UUID
+    configs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AlterBrokerConfigs:
+    """Dynamic broker configs (kafka-configs --entity-type brokers): the entity's complete set of dynamic
+    values after the change; ``entity`` is "" (cluster-wide) or a broker id. Values are validated when
+    applied (``topics.broker_configs.validate_broker_configs``), the same on every broker."""
+
+    OP: ClassVar[str] = "alter_broker_configs"
+    VERSION: ClassVar[int] = 1
+    entity: str
     configs: dict[str, str]
 
 
@@ -207,6 +220,7 @@ Command: TypeAlias = (
     | AddPartitions
     | DeleteRecords
     | AlterConfigs
+    | AlterBrokerConfigs
     | RegisterBroker
     | DecommissionBroker
     | UnregisterBroker
@@ -269,6 +283,8 @@ def _fields(command: Command) -> JsonObject:
             return {"name": name, "id": str(topic_id), "log_start": {str(p): o for p, o in log_start.items()}}
         case AlterConfigs(name, topic_id, configs):
             return {"name": name, "id": str(topic_id), "configs": dict[str, JsonValue](configs)}
+        case AlterBrokerConfigs(entity, configs):
+            return {"entity": entity, "configs": dict[str, JsonValue](configs)}
         case RegisterBroker(node_id, kafka_host, kafka_port, raft_address, rack, incarnation, listeners):
             out: JsonObject = {
                 "id": node_id,
@@ -485,6 +501,13 @@ def _decode_v1(op: str, f: _Fields) -> Command:
     if op == AlterConfigs.OP:
         name = f.string("name", "topic name")
         return AlterConfigs(name, f.topic_id(), f.str_map("configs", "configs"))
+    if op == AlterBrokerConfigs.OP:
+        entity = f.string("entity", "entity")
+        try:
+            check_entity(entity)
+        except ValueError as exc:
+            raise f.fail(str(exc)) from None
+        return AlterBrokerConfigs(entity, f.str_map("configs", "configs"))
     if op == RegisterBroker.OP:
         return RegisterBroker(
             f.integer("id", "id"),
@@ -541,6 +564,7 @@ _LATEST: Final[dict[str, int]] = {
         AddPartitions,
         DeleteRecords,
         AlterConfigs,
+        AlterBrokerConfigs,
         RegisterBroker,
         DecommissionBroker,
         UnregisterBroker,

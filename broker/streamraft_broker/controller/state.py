@@ -31,6 +31,7 @@ from typing import Any
 from streamraft_broker.controller.commands import (
     AddPartitions,
     AllocateProducerIds,
+    AlterBrokerConfigs,
     AlterClientQuotas,
     AlterConfigs,
     Command,
@@ -54,6 +55,7 @@ from streamraft_broker.controller.validation import validate_command
 from streamraft_broker.quotas.entities import ClientQuotas
 from streamraft_broker.security.acl import AclSet
 from streamraft_broker.security.credentials import ScramCredentials
+from streamraft_broker.topics.broker_configs import entities_from_json, entities_to_json
 
 CONTROLLER_GROUP = 1
 SNAPSHOT_VERSION = 1
@@ -184,8 +186,8 @@ class Change:
     cancelled) or reassigned (a move finished); None-returning applies changed nothing."""
 
     kind: str
-    """Also records_deleted: DeleteRecords moved some partitions' log start (see TopicMeta.log_start); and
-    configs: the topic's config overrides changed."""
+    """Also records_deleted: DeleteRecords moved some partitions' log start (see TopicMeta.log_start);
+    configs: the topic's config overrides changed; broker_configs: the dynamic broker configs changed."""
     topic: TopicMeta | None = None
     first_new: int = 0
     broker: BrokerReg | None = None
@@ -205,29 +207,31 @@ class ControllerState:
         topics than exist, so "absent from ``topics``" never means deleted; only this set does."""
         self.acls = AclSet()
         self.client_quotas = ClientQuotas()
+        self.broker_configs: dict[str, dict[str, str]] = {}
+        """Dynamic broker configs by entity ("" cluster-wide, else a broker id), as validated when set."""
 
     def to_snapshot(self) -> bytes:
         """Everything this state holds, as JSON. Topics and brokers keep their order (the order of the log
         that built them), so a restored state iterates exactly like the one that was saved."""
-        return json.dumps(
-            {
-                "version": SNAPSHOT_VERSION,
-                "topics": [_topic_json(t) for t in self.topics.values()],
-                "brokers": [_broker_json(b) for b in self.brokers.values()],
-                "deleted_topics": sorted(self.deleted_topics),
-                "acls": self.acls.to_json(),
-                "scram_credentials": self.scram.to_json(),
-                "producer_ids": {
-                    "next_id": self.producer_ids.next_id,
-                    "last_grant": [
-                        {"broker": b.broker, "request": b.request_id, "start": b.start, "size": b.size}
-                        for b in self.producer_ids.last_grant.values()
-                    ],
-                },
-                "client_quotas": self.client_quotas.to_json(),
+        doc: dict[str, Any] = {
+            "version": SNAPSHOT_VERSION,
+            "topics": [_topic_json(t) for t in self.topics.values()],
+            "brokers": [_broker_json(b) for b in self.brokers.values()],
+            "deleted_topics": sorted(self.deleted_topics),
+            "acls": self.acls.to_json(),
+            "scram_credentials": self.scram.to_json(),
+            "producer_ids": {
+                "next_id": self.producer_ids.next_id,
+                "last_grant": [
+                    {"broker": b.broker, "request": b.request_id, "start": b.start, "size": b.size}
+                    for b in self.producer_ids.last_grant.values()
+                ],
             },
-            sort_keys=True,
-        ).encode()
+            "client_quotas": self.client_quotas.to_json(),
+        }
+        if self.broker_configs:  # only when set: a snapshot from before they existed stays byte-identical
+            doc["broker_configs"] = entities_to_json(self.broker_configs)
+        return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
     def from_snapshot(cls, data: bytes) -> ControllerState:
@@ -272,6 +276,9 @@ class ControllerState:
             field_name = "client_quotas"
             # Absent from snapshots taken before client quotas existed: none were set then.
             state.client_quotas = ClientQuotas.from_json(doc.get("client_quotas", []))
+            field_name = "broker_configs"
+            # Absent from snapshots taken before dynamic broker configs existed: none were set then.
+            state.broker_configs = entities_from_json(doc.get("broker_configs", {}))
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # int(Infinity)
             raise ValueError(f"controller snapshot field {field_name!r} is malformed: {exc!r}") from None
         return state
@@ -350,6 +357,14 @@ class ControllerState:
                     return None
                 found.configs = dict(configs)
                 return Change("configs", found)
+            case AlterBrokerConfigs(entity, configs):
+                if self.broker_configs.get(entity, {}) == configs:
+                    return None
+                if configs:
+                    self.broker_configs[entity] = dict(configs)
+                else:
+                    self.broker_configs.pop(entity, None)
+                return Change("broker_configs")
             case RegisterBroker():
                 return self._register(command)
             case DecommissionBroker(node_id) | UnregisterBroker(node_id):
@@ -496,6 +511,8 @@ def changes_between(old: ControllerState, new: ControllerState) -> list[Change]:
     changes = [
         Change("broker", broker=reg) for node, reg in new.brokers.items() if old.brokers.get(node) != reg
     ]
+    if old.broker_configs != new.broker_configs:
+        changes.append(Change("broker_configs"))
     for name, meta in old.topics.items():
         now = new.topics.get(name)
         if now is None or now.topic_id != meta.topic_id:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from streamraft_broker.controller.commands import (
     AddPartitions,
     AllocateProducerIds,
+    AlterBrokerConfigs,
     Command,
     CreateTopic,
     DecommissionBroker,
@@ -27,6 +28,7 @@ from streamraft_broker.controller.commands import (
     UnregisterBroker,
 )
 from streamraft_broker.controller.producer_ids import MAX_BLOCK_SIZE
+from streamraft_broker.topics.broker_configs import validate_broker_configs
 
 __all__ = ["InvalidCommand", "validate_command", "validate_replicas", "validate_topic_name"]
 
@@ -169,5 +171,10 @@ def validate_command(cmd: Command, topic_partitions: int | None) -> None:
             _name(name, strict=False)
             _int(partition, "partition", 0, MAX_PARTITIONS)
             validate_replicas(replicas)
+        case AlterBrokerConfigs(_, configs):
+            try:
+                validate_broker_configs(configs)
+            except ValueError as exc:
+                raise InvalidCommand(str(exc)[:300]) from None
         case _:
             pass

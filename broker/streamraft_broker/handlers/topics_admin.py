@@ -103,7 +103,7 @@ async def handle_create_topics(ctx: BrokerContext, header: RequestHeader, reques
                     config_source=int(c.source),
                     is_sensitive=False,
                 )
-                for c in effective_configs(clean, ctx.registry.broker_defaults).values()
+                for c in effective_configs(clean, ctx.registry.broker_layers).values()
             )
         )
         results.append(

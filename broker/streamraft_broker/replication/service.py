@@ -29,6 +29,7 @@ from streamraft_consensus.transport.grpc_transport import TransportTls
 from streamraft_broker.config import DEFAULT_CONTROLLER_SNAPSHOT_ENTRIES
 from streamraft_broker.controller.commands import (
     AddPartitions,
+    AlterBrokerConfigs,
     AlterConfigs,
     CreateTopic,
     DeleteRecords,
@@ -45,7 +46,6 @@ from streamraft_broker.controller.state import (
     changes_between,
     place_replicas,
 )
-from streamraft_broker.log.config import LogConfig
 from streamraft_broker.log.partition import PartitionLog, wall_clock_ms
 from streamraft_broker.log.segment import Segment
 from streamraft_broker.producer.service import DuplicateBatchError
@@ -72,9 +72,8 @@ from streamraft_broker.replication.membership import Membership
 from streamraft_broker.replication.partition_storage import PartitionRaftStorage
 from streamraft_broker.replication.reassign import Mover
 from streamraft_broker.replication.rejoin import Rejoin, RejoinDriver
-from streamraft_broker.topics import partition_metadata
+from streamraft_broker.topics import broker_configs, partition_metadata
 from streamraft_broker.topics import registry as registry_module
-from streamraft_broker.topics.configs import log_configs
 from streamraft_broker.topics.paths import UnsafePath
 from streamraft_broker.topics.registry import (
     INVALID_PARTITIONS,
@@ -390,6 +389,9 @@ class ReplicationService:
         """What this broker does when the controller state changed (one applied entry, or a snapshot)."""
         if change.kind in ("broker", "target", "reassigned"):
             self._on_membership_change(change)
+            return
+        if change.kind == "broker_configs":
+            self._apply_broker_configs()
             return
         assert change.topic is not None, change
         if change.kind == "created":
@@ -757,11 +759,26 @@ class ReplicationService:
         if topic is None or topic.topic_id != meta.topic_id:
             return
         topic.configs = dict(meta.configs)
-        log_config = LogConfig.from_topic_configs(log_configs(topic.configs))
-        for p in topic.partitions:
-            if not p.is_memory and not p.log.closed:
-                p.log.update_config(log_config)
+        # Over the broker-level defaults (message.max.bytes, dynamic broker configs), as at open.
+        self.registry.apply_log_config(topic)
         log.info("event=topic_configs_applied topic=%s", meta.name)
+
+    def _apply_broker_configs(self) -> None:
+        """The dynamic broker configs changed in the controller log (or were loaded from a snapshot): this
+        broker's logs take the values in force here (its own entity over the cluster-wide one)."""
+        self.registry.set_broker_layers(
+            broker_configs.layers(self.state.broker_configs, self.node_id, self.registry.static_defaults)
+        )
+        log.info(
+            "event=broker_configs_applied node=%d configs=%s",
+            self.node_id,
+            broker_configs.merged(self.registry.broker_layers[:2]),
+        )
+
+    async def alter_broker_configs(self, entity: str, configs: dict[str, str]) -> None:
+        """Commit an entity's complete set of dynamic broker configs (validated) through the controller
+        log (this broker leads it); returns once applied here."""
+        await self._propose_metadata(encode(AlterBrokerConfigs(entity, configs)))
 
     async def alter_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         """Commit a topic's new (validated) config overrides through the controller log (this broker leads

@@ -42,6 +42,8 @@ from streamraft_broker.server.limits import (
     RequestMemory,
 )
 from streamraft_broker.server.log_cleaner import LogCleaner
+from streamraft_broker.topics import broker_configs
+from streamraft_broker.topics.broker_configs import LocalBrokerConfigs
 from streamraft_broker.topics.registry import TopicRegistry
 from streamraft_broker.transactions.service import TransactionService
 
@@ -76,7 +78,7 @@ class Broker:
         # With Raft replication the Raft logs are the truth; local state is rebuilt from them at start.
         self._state_dir = config.data_dir / "state" if config.replication == "raft" else config.data_dir
         self.registry = TopicRegistry(self._state_dir, in_memory=config.in_memory)
-        self.registry.broker_defaults["max.message.bytes"] = str(config.message_max_bytes)
+        self.registry.set_static_defaults({"max.message.bytes": str(config.message_max_bytes)})
         self._servers: list[asyncio.Server] = []
         self.listeners: list[Listener] = []
         self.ports: dict[str, int] = {}
@@ -205,6 +207,8 @@ class Broker:
             # partitions' last stable offset would hold read_committed consumers back for good.
             await self.ctx.extra["transactions"].ensure_started()
         self._install_authorizer()
+        if cfg.replication != "raft" and not cfg.in_memory:
+            self._load_local_broker_configs(local_dir)
         if cfg.replication == "raft":
             await self._start_replication()
             self._use_controller_acls()
@@ -318,6 +322,18 @@ class Broker:
             raise ConfigError(str(exc)) from None
         self.ctx.extra["acl_store"] = store
         self.ctx.authorizer = Authorizer(settings, store.current)
+
+    def _load_local_broker_configs(self, directory: Path) -> None:
+        """Without replication, dynamic broker configs live in a file here; the logs take them at once."""
+        assert self.ctx is not None
+        try:
+            store = LocalBrokerConfigs(directory)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self.ctx.extra["broker_configs"] = store
+        self.registry.set_broker_layers(
+            broker_configs.layers(store.entities, self.config.node_id, self.registry.static_defaults)
+        )
 
     def _use_controller_acls(self) -> None:
         from streamraft_broker.replication.acls import ControllerAcls  # noqa: PLC0415

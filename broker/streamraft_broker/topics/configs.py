@@ -13,7 +13,7 @@ exercise segment rolling with tiny segments.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -379,25 +379,32 @@ class EffectiveConfig:
 
 
 def effective_configs(
-    configs: Mapping[str, str], broker_defaults: Mapping[str, str] | None = None
+    configs: Mapping[str, str],
+    broker_defaults: Mapping[str, str] | Sequence[tuple[ConfigSource, Mapping[str, str]]] | None = None,
 ) -> dict[str, EffectiveConfig]:
     """Every topic config with the value in force and where it comes from: a topic override, else a
     broker setting (``broker_defaults``, keyed by the topic config it sets, e.g. message.max.bytes as
-    max.message.bytes), else the built-in default."""
-    brokers = broker_defaults or {}
+    max.message.bytes: static settings, or layers of dynamic and static ones, most specific first), else
+    the built-in default."""
+    if broker_defaults is None:
+        layers: Sequence[tuple[ConfigSource, Mapping[str, str]]] = ()
+    elif isinstance(broker_defaults, Mapping):
+        layers = ((ConfigSource.STATIC_BROKER_CONFIG, broker_defaults),)
+    else:
+        layers = broker_defaults
     out: dict[str, EffectiveConfig] = {}
     for name, d in TOPIC_CONFIGS.items():
         synonyms: list[tuple[str, str, ConfigSource]] = []
         if name in configs:
             synonyms.append((name, configs[name], ConfigSource.DYNAMIC_TOPIC_CONFIG))
+        set_by = [(src, values[name]) for src, values in layers if name in values]
         if d.synonym is not None:
-            if name in brokers:
-                synonyms.append((d.synonym, brokers[name], ConfigSource.STATIC_BROKER_CONFIG))
+            synonyms.extend((d.synonym, v, src) for src, v in set_by)
             synonyms.append((d.synonym, d.default, ConfigSource.DEFAULT_CONFIG))
         if name in configs:
             value, source = configs[name], ConfigSource.DYNAMIC_TOPIC_CONFIG
-        elif name in brokers:
-            value, source = brokers[name], ConfigSource.STATIC_BROKER_CONFIG
+        elif set_by:
+            source, value = set_by[0]
         else:
             value, source = d.default, ConfigSource.DEFAULT_CONFIG
         doc = "Applied by the partition log." if d.applies == "log" else f"Streamraft: {d.applies}."

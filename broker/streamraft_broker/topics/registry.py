@@ -6,14 +6,20 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamraft_broker.log import LogConfig, PartitionLog
 from streamraft_broker.log.fileio import atomic_write
 from streamraft_broker.topics import partition_metadata, paths
-from streamraft_broker.topics.configs import DEFAULT_MAX_MESSAGE_BYTES, log_configs, validate_topic_configs
+from streamraft_broker.topics.broker_configs import Layers, merged
+from streamraft_broker.topics.configs import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    ConfigSource,
+    log_configs,
+    validate_topic_configs,
+)
 from streamraft_broker.topics.memlog import MemoryLog
 from streamraft_broker.topics.names import (
     INVALID_TOPIC_EXCEPTION,
@@ -84,7 +90,11 @@ class TopicRegistry:
         self.topics: dict[str, Topic] = {}
         self.broker_defaults: dict[str, str] = {}
         """Broker-level defaults of topic configs (message.max.bytes -> max.message.bytes) for topics that
-        set none of their own; a topic's own value always wins."""
+        set none of their own; a topic's own value always wins. The merge of ``broker_layers``."""
+        self.static_defaults: dict[str, str] = {}
+        """The broker's static settings that are topic-config defaults, keyed by topic config."""
+        self.broker_layers: Layers = []
+        """Where each broker default comes from, most specific first (``topics.broker_configs``)."""
         self._listeners: list[Callable[[str, Topic | None], None]] = []
 
     def on_change(self, listener: Callable[[str, Topic | None], None]) -> None:
@@ -150,7 +160,33 @@ class TopicRegistry:
         dropped unwritten: after a storage error only what is on disk is trusted."""
         topic = self.topics[partition.topic]
         partition.log.abandon()
-        partition.log = _open_log(self._partition_dir(topic, partition.index), topic.configs)
+        partition.log = _open_log(self._partition_dir(topic, partition.index), self.effective(topic))
+
+    def set_static_defaults(self, defaults: Mapping[str, str]) -> None:
+        """The broker's static settings that set topic-config defaults (keyed by topic config)."""
+        self.static_defaults = dict(defaults)
+        self.set_broker_layers([(ConfigSource.STATIC_BROKER_CONFIG, self.static_defaults)])
+
+    def set_broker_layers(self, layers: Layers) -> None:
+        """New broker-level defaults (dynamic broker configs changed): every open partition log of a topic
+        takes its new effective config in place, as after a topic-level AlterConfigs."""
+        before = self.broker_defaults
+        self.broker_layers = list(layers)
+        self.broker_defaults = merged(self.broker_layers)
+        if self.broker_defaults == before:
+            return
+        for topic in list(self.topics.values()):
+            self.apply_log_config(topic)
+
+    def log_config(self, topic: Topic) -> LogConfig:
+        return LogConfig.from_topic_configs(log_configs(self.effective(topic)))
+
+    def apply_log_config(self, topic: Topic) -> None:
+        """The topic's open partition logs take its effective config (topic overrides + broker defaults)."""
+        config = self.log_config(topic)
+        for p in topic.partitions:
+            if not p.is_memory and not p.log.closed:
+                p.log.update_config(config)
 
     # -- operations ---------------------------------------------------------------------------------------
     def effective(self, topic: Topic) -> dict[str, str]:
@@ -242,10 +278,7 @@ class TopicRegistry:
             raise TopicError(UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
         topic.configs = _validated(dict(configs))
         self._save()
-        log_config = LogConfig.from_topic_configs(log_configs(self.effective(topic)))
-        for p in topic.partitions:
-            if not p.is_memory:
-                p.log.update_config(log_config)
+        self.apply_log_config(topic)
 
     def apply_retention(self) -> int:
         """Delete segments past retention on every partition; returns how many went."""
