@@ -8,22 +8,16 @@ from collections.abc import Mapping, Sequence
 
 from kio.schema.describe_configs.v1 import request as describe_req
 from kio.schema.describe_configs.v1.response import DescribeConfigsResponse
-from kio.schema.errors import ErrorCode
 from kio.schema.incremental_alter_configs.v1 import request as alter_req
 from kio.schema.incremental_alter_configs.v1.response import IncrementalAlterConfigsResponse
 from kio.static.primitive import i8
 
-from streamraft_operator.kafkawire import KafkaConnection
-from streamraft_operator.topicadmin import AdminFailed
+from streamraft_operator.kafkawire import only, send
 
 BROKER = i8(4)
 DEFAULT_ENTITY = ""
 SET, DELETE = i8(0), i8(1)
 DYNAMIC_DEFAULT_BROKER_CONFIG = 3
-
-
-def _error(code: ErrorCode, message: str | None) -> str:
-    return f"{code.name}" + (f": {message}" if message else "")
 
 
 def describe_default_broker_configs(bootstrap: Sequence[str]) -> dict[str, str]:
@@ -36,16 +30,8 @@ def describe_default_broker_configs(bootstrap: Sequence[str]) -> dict[str, str]:
         ),
         include_synonyms=False,
     )
-    with KafkaConnection.open(bootstrap) as conn:
-        conn.check_version(request, "DescribeConfigs")
-        answer = conn.request(request, DescribeConfigsResponse)
-    if len(answer.results) != 1:
-        raise AdminFailed(f"describe cluster-wide broker configs: {len(answer.results)} results for 1")
-    result = answer.results[0]
-    if result.error_code != ErrorCode.none:
-        raise AdminFailed(
-            f"describe cluster-wide broker configs: {_error(result.error_code, result.error_message)}"
-        )
+    answer = send(bootstrap, request, DescribeConfigsResponse, "DescribeConfigs")
+    result = only(answer.results, "describe cluster-wide broker configs")
     return {
         c.name: c.value
         for c in result.configs
@@ -72,13 +58,5 @@ def alter_default_broker_configs(bootstrap: Sequence[str], ops: Mapping[str, str
         ),
         validate_only=False,
     )
-    with KafkaConnection.open(bootstrap) as conn:
-        conn.check_version(request, "IncrementalAlterConfigs")
-        answer = conn.request(request, IncrementalAlterConfigsResponse)
-    if len(answer.responses) != 1:
-        raise AdminFailed(f"alter cluster-wide broker configs: {len(answer.responses)} results for 1")
-    result = answer.responses[0]
-    if result.error_code != ErrorCode.none:
-        raise AdminFailed(
-            f"alter cluster-wide broker configs: {_error(result.error_code, result.error_message)}"
-        )
+    answer = send(bootstrap, request, IncrementalAlterConfigsResponse, "IncrementalAlterConfigs")
+    only(answer.responses, "alter cluster-wide broker configs")

@@ -16,7 +16,7 @@ import struct
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from kio.schema.api_versions.v0.request import ApiVersionsRequest
 from kio.schema.api_versions.v0.response import ApiVersionsResponse
@@ -38,6 +38,40 @@ MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _SIZE = struct.Struct(">i")
 
 R = TypeVar("R", bound=ResponsePayload)
+
+
+class Outcome(Protocol):
+    """A response, or one resource's entry in it, that carries Kafka's error code and message."""
+
+    @property
+    def error_code(self) -> ErrorCode: ...
+    @property
+    def error_message(self) -> str | None: ...
+
+
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
+def send(bootstrap: Sequence[str], payload: RequestPayload, response_type: type[R], api_name: str) -> R:
+    """One request to the first broker of ``bootstrap`` that answers, once it is known to serve it."""
+    with KafkaConnection.open(bootstrap) as conn:
+        conn.check_version(payload, api_name)
+        return conn.request(payload, response_type)
+
+
+def succeeded(outcome: OutcomeT, what: str) -> OutcomeT:
+    """``outcome`` unless it carries an error: AdminFailed saying ``what`` failed, with Kafka's words."""
+    if outcome.error_code != ErrorCode.none:
+        detail = f": {outcome.error_message}" if outcome.error_message else ""
+        raise AdminFailed(f"{what}: {outcome.error_code.name}{detail}")
+    return outcome
+
+
+def only(results: Sequence[OutcomeT], what: str) -> OutcomeT:
+    """The one result a single-resource request gets back, checked with ``succeeded``."""
+    if len(results) != 1:
+        raise AdminFailed(f"{what}: {len(results)} results for 1")
+    return succeeded(results[0], what)
 
 
 def _host_port(address: str) -> tuple[str, int]:

@@ -8,18 +8,12 @@ from kio.schema.alter_client_quotas.v1 import request as alter_req
 from kio.schema.alter_client_quotas.v1.response import AlterClientQuotasResponse
 from kio.schema.describe_client_quotas.v1 import request as describe_req
 from kio.schema.describe_client_quotas.v1.response import DescribeClientQuotasResponse
-from kio.schema.errors import ErrorCode
 from kio.static.primitive import f64, i8
 
-from streamraft_operator.kafkawire import KafkaConnection
-from streamraft_operator.topicadmin import AdminFailed
+from streamraft_operator.kafkawire import only, send, succeeded
 
 USER = "user"
 MATCH_EXACT = i8(0)
-
-
-def _error(code: ErrorCode, message: str | None) -> str:
-    return f"{code.name}" + (f": {message}" if message else "")
 
 
 def describe_user_quotas(bootstrap: Sequence[str], user: str) -> dict[str, float]:
@@ -29,13 +23,10 @@ def describe_user_quotas(bootstrap: Sequence[str], user: str) -> dict[str, float
         components=(describe_req.ComponentData(entity_type=USER, match_type=MATCH_EXACT, match=user),),
         strict=True,
     )
-    with KafkaConnection.open(bootstrap) as conn:
-        conn.check_version(request, "DescribeClientQuotas")
-        answer = conn.request(request, DescribeClientQuotasResponse)
-    if answer.error_code != ErrorCode.none:
-        raise AdminFailed(
-            f"describe quotas of user {user}: {_error(answer.error_code, answer.error_message)}"
-        )
+    answer = succeeded(
+        send(bootstrap, request, DescribeClientQuotasResponse, "DescribeClientQuotas"),
+        f"describe quotas of user {user}",
+    )
     found: dict[str, float] = {}
     for entry in answer.entries or ():
         if [(e.entity_type, e.entity_name) for e in entry.entity] == [(USER, user)]:
@@ -61,11 +52,5 @@ def alter_user_quotas(bootstrap: Sequence[str], user: str, ops: Mapping[str, flo
         ),
         validate_only=False,
     )
-    with KafkaConnection.open(bootstrap) as conn:
-        conn.check_version(request, "AlterClientQuotas")
-        answer = conn.request(request, AlterClientQuotasResponse)
-    if len(answer.entries) != 1:
-        raise AdminFailed(f"alter quotas of user {user}: {len(answer.entries)} results for 1 entity")
-    entry = answer.entries[0]
-    if entry.error_code != ErrorCode.none:
-        raise AdminFailed(f"alter quotas of user {user}: {_error(entry.error_code, entry.error_message)}")
+    answer = send(bootstrap, request, AlterClientQuotasResponse, "AlterClientQuotas")
+    only(answer.entries, f"alter quotas of user {user}")
