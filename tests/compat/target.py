@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.javakafka.cluster import KafkaCluster
+from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
 from tests.support.broker import running_broker
 from tests.support.launcher import Cluster, wait_controller
 
@@ -81,3 +82,14 @@ def _streamraft_raft() -> Iterator[Target]:
 def open_target(name: str) -> AbstractContextManager[Target]:
     opener = {"kafka": _kafka, "streamraft": _streamraft, "streamraft-raft": _streamraft_raft}[name]
     return opener()
+
+
+@contextmanager
+def java_app_target(streamraft: str) -> Iterator[Target]:
+    """The one target a test running a Java application (Streams, Connect) uses, that application's JVM
+    being too slow to start for every target: Apache Kafka when it alone is asked for, else ``streamraft``
+    (a target name). Needs the fetched Kafka jars."""
+    if not is_fetched():
+        raise FetchError(f"Apache Kafka jars missing from {kafka_home()}; run `bash .ci/prepare-kafka`")
+    with open_target("kafka" if target_names() == ["kafka"] else streamraft) as target:
+        yield target

@@ -27,9 +27,8 @@ from confluent_kafka import KafkaException
 
 from tests.compat.connect_worker import ConnectWorker
 from tests.compat.postgres_server import PostgresServer
-from tests.compat.target import Target, open_target, target_names
+from tests.compat.target import Target, java_app_target
 from tests.javakafka import debezium
-from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
 from tests.support.replay import split_replay
 from tests.support.topic_read import LogRecord, read_topic
 
@@ -45,9 +44,7 @@ Change = tuple[str, Row | None, Row | None]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Target]:
-    if not is_fetched():
-        raise FetchError(f"Apache Kafka jars missing from {kafka_home()}; run `bash .ci/prepare-kafka`")
-    with open_target("kafka" if target_names() == ["kafka"] else "streamraft-raft") as t:
+    with java_app_target("streamraft-raft") as t:
         yield t
 
 

@@ -29,8 +29,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from tests.compat.connect_worker import FILE_SINK, FILE_SOURCE, ConnectWorker
-from tests.compat.target import Target, open_target, target_names
-from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
+from tests.compat.target import Target, java_app_target
 from tests.support.replay import split_replay
 from tests.support.topic_read import read_topic
 
@@ -42,9 +41,7 @@ FIRST, SECOND = 20, 40  # three batches: [0, 20) before the crash, [20, 40) raci
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Target]:
-    if not is_fetched():
-        raise FetchError(f"Apache Kafka jars missing from {kafka_home()}; run `bash .ci/prepare-kafka`")
-    with open_target("kafka" if target_names() == ["kafka"] else "streamraft-raft") as t:
+    with java_app_target("streamraft-raft") as t:
         yield t
 
 

@@ -35,8 +35,7 @@ from tests.compat.streams_app import (
     clicks,
     produce,
 )
-from tests.compat.target import Target, open_target, target_names
-from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
+from tests.compat.target import Target, java_app_target
 from tests.support.topic_read import read_topic, watermarks
 
 pytestmark = [pytest.mark.java, pytest.mark.timeout(240)]
@@ -44,9 +43,7 @@ pytestmark = [pytest.mark.java, pytest.mark.timeout(240)]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Target]:
-    if not is_fetched():
-        raise FetchError(f"Apache Kafka jars missing from {kafka_home()}; run `bash .ci/prepare-kafka`")
-    with open_target("kafka" if target_names() == ["kafka"] else "streamraft-raft") as t:
+    with java_app_target("streamraft-raft") as t:
         yield t
 
 

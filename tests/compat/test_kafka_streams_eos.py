@@ -38,8 +38,7 @@ from tests.compat.streams_app import (
     clicks,
     produce,
 )
-from tests.compat.target import Target, open_target, target_names
-from tests.javakafka.fetch import FetchError, is_fetched, kafka_home
+from tests.compat.target import Target, java_app_target
 from tests.support.topic_read import read_topic
 
 pytestmark = [pytest.mark.java, pytest.mark.timeout(180)]
@@ -49,9 +48,7 @@ OUTPUTS = ("click-counts", "enriched", "page-counts")
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[Target]:
-    if not is_fetched():
-        raise FetchError(f"Apache Kafka jars missing from {kafka_home()}; run `bash .ci/prepare-kafka`")
-    with open_target("kafka" if target_names() == ["kafka"] else "streamraft") as t:
+    with java_app_target("streamraft") as t:
         yield t
 
 
