@@ -17,7 +17,6 @@ import pytest
 from streamraft_consensus.core.types import Entry, EntryType, Message, MessageType
 from streamraft_consensus.transport import raft_pb2 as pb
 from streamraft_consensus.transport.faults import FaultInjector
-from streamraft_consensus.transport.generate import GENERATED, generate
 from streamraft_consensus.transport.grpc_transport import (
     METHOD,
     PROTOCOL_VERSION,
@@ -27,6 +26,7 @@ from streamraft_consensus.transport.grpc_transport import (
 )
 
 from tests.support.poll import wait_until
+from tests.support.protogen import GENERATED, generate
 
 TRANSPORT_DIR = Path(__file__).resolve().parents[2] / "consensus" / "streamraft_consensus" / "transport"
 
@@ -298,7 +298,7 @@ def test_generated_code_matches_proto(tmp_path: Path) -> None:
         committed = TRANSPORT_DIR / produced.name
         assert produced.name in GENERATED
         assert filecmp.cmp(produced, committed, shallow=False), (
-            f"{committed.name} is stale: run .venv/bin/python -m streamraft_consensus.transport.generate"
+            f"{committed.name} is stale: run .venv/bin/python -m tests.support.protogen"
         )
 
 
